@@ -1,0 +1,103 @@
+import { Type } from 'class-transformer';
+import {
+  IsArray,
+  IsIn,
+  IsInt,
+  IsNumber,
+  IsString,
+  Matches,
+  Max,
+  Min,
+  MinLength,
+  ValidateNested,
+} from 'class-validator';
+
+/** Typed, validated configuration. Every timeout, limit and retry count lives here. */
+export class RetryConfig {
+  @IsInt() @Min(1) @Max(20) attempts!: number;
+  @IsInt() @Min(0) initialDelayMs!: number;
+  @IsNumber() @Min(1) factor!: number;
+  @IsInt() @Min(0) maxDelayMs!: number;
+}
+
+export class DatabaseConfig {
+  @Matches(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, {
+    message: 'database.url must be sqlite:<path> or postgres://…',
+  })
+  url!: string;
+}
+
+export class AuthConfig {
+  @IsArray() @IsString({ each: true }) @MinLength(16, { each: true }) serviceTokens!: string[];
+  @IsString() @MinLength(32) jwtSecret!: string;
+  @IsInt() @Min(0) jwtMarginSeconds!: number;
+}
+
+export class SecretsConfig {
+  @IsString() @MinLength(32) key!: string;
+}
+
+export class HostKeysConfig {
+  @IsIn(['tofu', 'strict']) policy!: 'tofu' | 'strict';
+}
+
+export class BreakerConfig {
+  @IsInt() @Min(1) failureThreshold!: number;
+  @IsInt() @Min(0) cooldownMs!: number;
+}
+
+export class SshConfig {
+  @IsInt() @Min(100) readyTimeoutMs!: number;
+  @IsInt() @Min(0) keepaliveIntervalMs!: number;
+  @IsInt() @Min(1) keepaliveCountMax!: number;
+  @IsInt() @Min(1) @Max(1000) maxChannelsPerConnection!: number;
+  @IsInt() @Min(0) idleTimeoutMs!: number;
+  @ValidateNested() @Type(() => RetryConfig) connectRetry!: RetryConfig;
+  @ValidateNested() @Type(() => BreakerConfig) breaker!: BreakerConfig;
+}
+
+export class RunnerConfig {
+  @IsString() baseDir!: string;
+  @IsInt() @Min(0) trustSeconds!: number;
+  @ValidateNested() @Type(() => RetryConfig) deployRetry!: RetryConfig;
+}
+
+export class ExecutorConfig {
+  @IsInt() @Min(1) defaultTimeoutSeconds!: number;
+  @IsInt() @Min(1) maxTimeoutSeconds!: number;
+  @IsNumber() @Min(0) killGraceSeconds!: number;
+  @IsInt() @Min(1024) outputCapBytes!: number;
+  @IsInt() @Min(256) maxLineBytes!: number;
+  @IsInt() @Min(1) defaultConcurrency!: number;
+  @IsInt() @Min(1) globalConcurrency!: number;
+}
+
+export class LimitsConfig {
+  @IsInt() @Min(1) maxScriptBytes!: number;
+  @IsInt() @Min(1) maxInputBytes!: number;
+  @IsInt() @Min(0) maxEnvVars!: number;
+}
+
+export class ShutdownConfig {
+  @IsNumber() @Min(0) graceSeconds!: number;
+}
+
+export class MetricsConfig {
+  @IsNumber() @Min(0) logIntervalSeconds!: number;
+}
+
+export class AppConfig {
+  @IsInt() @Min(0) @Max(65535) port!: number;
+  @IsString() dataDir!: string;
+  @IsIn(['development', 'production', 'test']) nodeEnv!: string;
+  @ValidateNested() @Type(() => DatabaseConfig) database!: DatabaseConfig;
+  @ValidateNested() @Type(() => AuthConfig) auth!: AuthConfig;
+  @ValidateNested() @Type(() => SecretsConfig) secrets!: SecretsConfig;
+  @ValidateNested() @Type(() => HostKeysConfig) hostKeys!: HostKeysConfig;
+  @ValidateNested() @Type(() => SshConfig) ssh!: SshConfig;
+  @ValidateNested() @Type(() => RunnerConfig) runner!: RunnerConfig;
+  @ValidateNested() @Type(() => ExecutorConfig) executor!: ExecutorConfig;
+  @ValidateNested() @Type(() => LimitsConfig) limits!: LimitsConfig;
+  @ValidateNested() @Type(() => ShutdownConfig) shutdown!: ShutdownConfig;
+  @ValidateNested() @Type(() => MetricsConfig) metrics!: MetricsConfig;
+}
