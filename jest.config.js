@@ -1,4 +1,4 @@
-/** Unit specs live beside the code (src/**/*.spec.ts); e2e specs in test/. */
+// Unit specs live beside the code (src/, *.spec.ts); e2e specs in test/ (*.e2e-spec.ts).
 const common = {
   moduleFileExtensions: ['js', 'json', 'ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] },

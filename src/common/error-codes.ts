@@ -1,0 +1,27 @@
+/** Target error codes from the spec; every failure before or around a script maps to one. */
+export type TargetErrorCode =
+  | 'host_key_mismatch'
+  | 'auth_failed'
+  | 'connect_failed'
+  | 'deploy_failed'
+  | 'tunnel_failed'
+  | 'connection_lost'
+  | 'runner_error'
+  | 'orchestrator_restarted'
+  | 'timed_out'
+  | 'cancelled';
+
+export class TargetError extends Error {
+  constructor(
+    readonly code: TargetErrorCode,
+    message: string,
+    readonly retryable = false,
+  ) {
+    super(message);
+    this.name = 'TargetError';
+  }
+}
+
+export function isTargetError(e: unknown): e is TargetError {
+  return e instanceof TargetError;
+}

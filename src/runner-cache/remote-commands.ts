@@ -1,0 +1,81 @@
+/**
+ * The only command lines the service ever sends to a server. Each is a fixed template;
+ * the variable parts are the artifact hash (hex), a run id (service-generated) and the
+ * server's baseDir, which the inventory validates to `~`, `~/…` or `/…` made of
+ * [A-Za-z0-9._-] segments and which is single-quoted here all the same.
+ */
+export function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+const BASE_DIR_RE = /^(~|~\/[A-Za-z0-9._\-/]*|\/[A-Za-z0-9._\-/]*)$/;
+
+/** baseDir → a shell word; `~` becomes "$HOME" so it expands on the server. */
+export function shellPath(baseDir: string, ...rest: string[]): string {
+  if (!BASE_DIR_RE.test(baseDir) || /(^|\/)\.\.?(\/|$)/.test(baseDir)) {
+    throw new Error(`unsafe baseDir: ${baseDir}`);
+  }
+  for (const r of rest) {
+    if (!/^[A-Za-z0-9._-]+$/.test(r) || r === '.' || r === '..') throw new Error(`unsafe path part: ${r}`);
+  }
+  const tail = [baseDir.replace(/^~\/?/, '').replace(/\/+$/, ''), ...rest].filter(Boolean).join('/');
+  if (baseDir.startsWith('~')) return tail ? `"$HOME"/${shellQuote(tail)}` : '"$HOME"';
+  return shellQuote('/' + tail.replace(/^\/+/, ''));
+}
+
+function assertHash(hash: string): void {
+  if (!/^[0-9a-f]{64}$/.test(hash)) throw new Error('bad runner hash');
+}
+
+function assertRunId(id: string): void {
+  if (!/^[A-Za-z0-9-]{1,64}$/.test(id)) throw new Error('bad run id');
+}
+
+export function runnerScriptPath(baseDir: string, hash: string): string {
+  assertHash(hash);
+  return shellPath(baseDir, 'runners', hash, 'runner.sh');
+}
+
+/** The bootstrap seen in `ps`: `sh <base>/runners/<hash>/runner.sh run`. */
+export function runCommand(baseDir: string, hash: string): string {
+  return `exec sh ${runnerScriptPath(baseDir, hash)} run`;
+}
+
+export function collectCommand(baseDir: string, hash: string, runId: string): string {
+  assertRunId(runId);
+  return `exec sh ${runnerScriptPath(baseDir, hash)} collect ${runId}`;
+}
+
+/** Exit 0 when the runner directory is present and every file matches SHA256SUMS. */
+export function verifyCommand(baseDir: string, hash: string): string {
+  assertHash(hash);
+  return `cd ${shellPath(baseDir, 'runners', hash)} 2>/dev/null && sha256sum -c --quiet SHA256SUMS >/dev/null 2>&1`;
+}
+
+/**
+ * Reads the artifact tar on stdin into a private temp dir, checks its sha256, extracts
+ * and re-checks every file, then renames the directory into place in one step. Any
+ * failure removes the temp dir (trap), so a failed deployment leaves nothing behind.
+ */
+export function deployCommand(baseDir: string, hash: string): string {
+  assertHash(hash);
+  const base = shellPath(baseDir);
+  return [
+    'umask 077',
+    `B=${base}`,
+    `H=${hash}`,
+    'mkdir -p "$B/runners" || exit 71',
+    'chmod 700 "$B" "$B/runners"',
+    'T=$(mktemp -d "$B/runners/.deploy-XXXXXX") || exit 71',
+    `trap 'rm -rf "$T"' EXIT`,
+    'cat > "$T/a.tar" || exit 72',
+    'echo "$H  $T/a.tar" | sha256sum -c --quiet >/dev/null 2>&1 || { echo "CRONIUM1 error artifact hash mismatch"; exit 73; }',
+    'mkdir "$T/d" && tar -xf "$T/a.tar" -C "$T/d" || { echo "CRONIUM1 error cannot extract"; exit 74; }',
+    '(cd "$T/d" && sha256sum -c --quiet SHA256SUMS >/dev/null 2>&1) || { echo "CRONIUM1 error extracted files do not verify"; exit 75; }',
+    // Someone else finished the same deployment first: theirs is as good as ours.
+    'if [ -d "$B/runners/$H" ] && (cd "$B/runners/$H" && sha256sum -c --quiet SHA256SUMS >/dev/null 2>&1); then echo "CRONIUM1 deployed"; exit 0; fi',
+    '[ -e "$B/runners/$H" ] && { mv "$B/runners/$H" "$T/old" || exit 76; }',
+    'mv "$T/d" "$B/runners/$H" || exit 77',
+    'echo "CRONIUM1 deployed"',
+  ].join('\n');
+}

@@ -1,0 +1,132 @@
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { Repository } from 'typeorm';
+import { retry } from '../common/backoff';
+import { TargetError } from '../common/error-codes';
+import { AppConfig } from '../config/app-config';
+import { MetricsService } from '../metrics/metrics.service';
+import { RunnerCacheEntity } from '../persistence/entities';
+import { runCommand } from '../ssh/run-command';
+import { PooledConnection } from '../ssh/ssh.types';
+import { deployCommand, verifyCommand } from './remote-commands';
+import { buildRunnerArtifact, RunnerArtifact } from './runner-artifact';
+
+export interface EnsureResult {
+  /** hit: trusted cache entry, no remote work; verified: re-checked by hash; deployed: uploaded. */
+  outcome: 'hit' | 'verified' | 'deployed';
+}
+
+/**
+ * Keeps the runner deployed once per (server, artifact hash). Entries are persisted and
+ * trusted for `runner.trustSeconds`, then re-verified by hash; concurrent deployments to
+ * one server share a single attempt.
+ */
+@Injectable()
+export class RunnerCacheService implements OnModuleInit {
+  private readonly logger = new Logger(RunnerCacheService.name);
+  private artifactValue: RunnerArtifact | null = null;
+  private readonly memo = new Map<string, RunnerCacheEntity>();
+  private readonly inflight = new Map<string, Promise<EnsureResult>>();
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
+    @InjectRepository(RunnerCacheEntity) private readonly repo: Repository<RunnerCacheEntity>,
+  ) {}
+
+  onModuleInit(): void {
+    this.artifactValue = buildRunnerArtifact();
+    this.logger.log(`runner ${this.artifact.version} artifact sha256 ${this.artifact.hash}`);
+  }
+
+  get artifact(): RunnerArtifact {
+    if (!this.artifactValue) this.artifactValue = buildRunnerArtifact();
+    return this.artifactValue;
+  }
+
+  async ensure(conn: PooledConnection, serverId: string, baseDir: string): Promise<EnsureResult> {
+    const key = `${serverId}|${baseDir}`;
+    const entry = await this.lookup(serverId, baseDir);
+    if (entry && Date.now() - entry.verifiedAt < this.config.runner.trustSeconds * 1000) {
+      this.metrics.runnerCache.inc({ result: 'hit' });
+      return { outcome: 'hit' };
+    }
+    const running = this.inflight.get(key);
+    if (running) return running;
+    const attempt = (async (): Promise<EnsureResult> => {
+      if (entry) {
+        this.metrics.runnerCache.inc({ result: 'stale' });
+        const ok = await runCommand(conn, verifyCommand(baseDir, this.artifact.hash)).then(
+          (r) => r.code === 0,
+          () => false,
+        );
+        if (ok) {
+          await this.remember(serverId, baseDir, entry.deployedAt);
+          return { outcome: 'verified' };
+        }
+      } else {
+        this.metrics.runnerCache.inc({ result: 'miss' });
+      }
+      await this.deploy(conn, baseDir);
+      await this.remember(serverId, baseDir, Date.now());
+      return { outcome: 'deployed' };
+    })();
+    this.inflight.set(key, attempt);
+    try {
+      return await attempt;
+    } finally {
+      this.inflight.delete(key);
+    }
+  }
+
+  /** The runner was found missing on the server: forget it so the next ensure redeploys. */
+  async invalidate(serverId: string): Promise<void> {
+    for (const k of [...this.memo.keys()]) if (k.startsWith(serverId + '|')) this.memo.delete(k);
+    await this.repo.delete({ serverId });
+    this.metrics.runnerCache.inc({ result: 'vanished' });
+  }
+
+  private async deploy(conn: PooledConnection, baseDir: string): Promise<void> {
+    const { hash, tar } = this.artifact;
+    try {
+      await retry(
+        this.config.runner.deployRetry,
+        async () => {
+          const r = await runCommand(conn, deployCommand(baseDir, hash), tar);
+          if (r.code !== 0) {
+            const why = (r.stdout.match(/CRONIUM1 error (.*)/)?.[1] ?? r.stderr.trim()) || `exit ${r.code}`;
+            throw new TargetError('deploy_failed', `runner deployment failed: ${why}`, true);
+          }
+        },
+        () => !conn.closed,
+      );
+      this.metrics.runnerDeployments.inc({ result: 'success' });
+    } catch (e: any) {
+      this.metrics.runnerDeployments.inc({ result: 'failure' });
+      if (conn.closed) throw new TargetError('connection_lost', 'connection lost while deploying the runner');
+      throw e instanceof TargetError ? e : new TargetError('deploy_failed', `runner deployment failed: ${e?.message}`);
+    }
+  }
+
+  private async lookup(serverId: string, baseDir: string): Promise<RunnerCacheEntity | null> {
+    const key = `${serverId}|${baseDir}`;
+    const hit = this.memo.get(key);
+    if (hit) return hit;
+    const row = await this.repo.findOneBy({ serverId, runnerHash: this.artifact.hash });
+    if (!row || row.baseDir !== baseDir) return null;
+    this.memo.set(key, row);
+    return row;
+  }
+
+  private async remember(serverId: string, baseDir: string, deployedAt: number): Promise<void> {
+    const row = this.repo.create({
+      serverId,
+      runnerHash: this.artifact.hash,
+      baseDir,
+      deployedAt,
+      verifiedAt: Date.now(),
+    });
+    await this.repo.save(row);
+    this.memo.set(`${serverId}|${baseDir}`, row);
+  }
+}

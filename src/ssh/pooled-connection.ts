@@ -1,0 +1,84 @@
+import type { Client, ClientChannel } from 'ssh2';
+import { TargetError } from '../common/error-codes';
+import { Semaphore } from '../common/semaphore';
+import { PooledConnection, SeenHostKey } from './ssh.types';
+
+let nextId = 1;
+
+/** One live SSH connection with a bounded number of concurrent channels. */
+export class Connection implements PooledConnection {
+  readonly id = nextId++;
+  readonly slots: Semaphore;
+  closed = false;
+  lastUsed = Date.now();
+  private readonly listeners = new Set<(err?: Error) => void>();
+  private closeError?: Error;
+
+  constructor(
+    readonly key: string,
+    readonly client: Client,
+    readonly hostKey: SeenHostKey,
+    readonly connectMs: number,
+    maxChannels: number,
+  ) {
+    this.slots = new Semaphore(maxChannels);
+    client.on('error', (err: Error) => {
+      this.closeError = err;
+    });
+    client.on('close', () => this.markClosed());
+  }
+
+  get busy(): number {
+    return this.slots.inUse;
+  }
+
+  exec(command: string): Promise<ClientChannel> {
+    if (this.closed) return Promise.reject(this.lostError());
+    return new Promise((resolve, reject) => {
+      try {
+        this.client.exec(command, (err, channel) => {
+          if (err) {
+            reject(
+              this.closed
+                ? this.lostError()
+                : new TargetError('runner_error', `cannot open an exec channel: ${err.message}`, true),
+            );
+          } else resolve(channel);
+        });
+      } catch (err) {
+        reject(this.closed ? this.lostError() : err);
+      }
+    });
+  }
+
+  onClose(listener: (err?: Error) => void): () => void {
+    if (this.closed) {
+      queueMicrotask(() => listener(this.closeError));
+      return () => undefined;
+    }
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.client.end();
+    // A peer that never answers the disconnect must not keep the socket around.
+    setTimeout(() => this.client.destroy(), 2000).unref();
+  }
+
+  private markClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.slots.rejectAll(this.lostError());
+    for (const l of this.listeners) l(this.closeError);
+    this.listeners.clear();
+  }
+
+  private lostError(): TargetError {
+    return new TargetError(
+      'connection_lost',
+      `SSH connection lost${this.closeError ? ': ' + this.closeError.message : ''}`,
+    );
+  }
+}

@@ -1,0 +1,293 @@
+import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import { Client } from 'ssh2';
+import { retry } from '../common/backoff';
+import { TargetError } from '../common/error-codes';
+import { AppConfig } from '../config/app-config';
+import { MetricsService } from '../metrics/metrics.service';
+import { CircuitBreaker } from './circuit-breaker';
+import { Connection } from './pooled-connection';
+import { classifySshError } from './ssh-errors';
+import { HostKeyLearner, SeenHostKey, SshEndpoint, SshLease } from './ssh.types';
+
+interface Group {
+  connections: Connection[];
+  connecting: Promise<Connection> | null;
+  serverIds: Set<string>;
+}
+
+const fingerprintOf = (blob: Buffer) =>
+  'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '');
+
+function keyTypeOf(blob: Buffer): string {
+  const len = blob.readUInt32BE(0);
+  return blob.subarray(4, 4 + len).toString('latin1');
+}
+
+/**
+ * Pooled ssh2 connections, one group per (host, port, user, credentials). Each connection
+ * carries at most `maxChannelsPerConnection` channels (below sshd's MaxSessions); callers
+ * wait for a slot. Connects retry with backoff behind a per-host circuit breaker.
+ */
+@Injectable()
+export class SshPool implements OnApplicationShutdown {
+  private readonly logger = new Logger(SshPool.name);
+  private readonly groups = new Map<string, Group>();
+  private readonly breakers = new Map<string, CircuitBreaker>();
+  private readonly idleTimer: NodeJS.Timeout;
+  private learner: HostKeyLearner = async () => false;
+  private shuttingDown = false;
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
+  ) {
+    const idle = config.ssh.idleTimeoutMs;
+    this.idleTimer = setInterval(() => this.evictIdle(), Math.max(1000, Math.min(idle, 30000)));
+    this.idleTimer.unref();
+  }
+
+  /** The servers module decides whether an unpinned server's first key is accepted. */
+  setHostKeyLearner(learner: HostKeyLearner): void {
+    this.learner = learner;
+  }
+
+  async acquire(ep: SshEndpoint, signal?: AbortSignal): Promise<SshLease> {
+    if (this.shuttingDown) throw new TargetError('connect_failed', 'the service is shutting down');
+    const key = this.keyOf(ep);
+    let group = this.groups.get(key);
+    if (!group) {
+      group = { connections: [], connecting: null, serverIds: new Set() };
+      this.groups.set(key, group);
+    }
+    group.serverIds.add(ep.serverId);
+    for (;;) {
+      signal?.throwIfAborted();
+      // A pin that changed since the connection was made invalidates it.
+      for (const c of group.connections) {
+        if (ep.hostKeyFingerprint && c.hostKey.fingerprint !== ep.hostKeyFingerprint) {
+          this.drop(group, c);
+        }
+      }
+      group.connections = group.connections.filter((c) => !c.closed);
+      const free = group.connections.find((c) => c.slots.tryAcquire());
+      if (free) return this.lease(free, true);
+      if (group.connecting) {
+        // Share the attempt in flight, including its failure: one handshake per group.
+        await group.connecting;
+        continue;
+      }
+      if (group.connections.length === 0) {
+        const conn = await this.connectInto(group, ep, signal);
+        if (conn.slots.tryAcquire()) return this.lease(conn, false);
+        continue;
+      }
+      // All slots busy: wait for the least busy connection.
+      const target = group.connections.reduce((a, b) => (a.slots.waiting <= b.slots.waiting ? a : b));
+      await target.slots.acquire(signal);
+      if (target.closed) {
+        target.slots.release();
+        continue;
+      }
+      return this.lease(target, true);
+    }
+  }
+
+  /** Closes pooled connections used for a server (its record changed or was removed). */
+  evictServer(serverId: string): void {
+    for (const group of this.groups.values()) {
+      if (!group.serverIds.has(serverId)) continue;
+      for (const c of group.connections) if (c.busy === 0) this.drop(group, c);
+      group.serverIds.delete(serverId);
+    }
+  }
+
+  /** Number of live pooled connections. */
+  get size(): number {
+    let n = 0;
+    for (const g of this.groups.values()) n += g.connections.filter((c) => !c.closed).length;
+    return n;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.shuttingDown = true;
+    clearInterval(this.idleTimer);
+    for (const g of this.groups.values()) for (const c of g.connections) c.close();
+    this.groups.clear();
+  }
+
+  private lease(conn: Connection, reused: boolean): SshLease {
+    let released = false;
+    conn.lastUsed = Date.now();
+    this.metrics.sshChannels.inc();
+    return {
+      connection: conn,
+      reused,
+      release: () => {
+        if (released) return;
+        released = true;
+        conn.lastUsed = Date.now();
+        this.metrics.sshChannels.dec();
+        conn.slots.release();
+      },
+    };
+  }
+
+  private async connectInto(group: Group, ep: SshEndpoint, signal?: AbortSignal) {
+    const attempt = this.connectWithRetry(ep, signal);
+    group.connecting = attempt;
+    try {
+      const conn = await attempt;
+      group.connections.push(conn);
+      this.metrics.sshConnections.set(this.size);
+      conn.onClose(() => {
+        group.connections = group.connections.filter((c) => c !== conn);
+        this.metrics.sshConnections.set(this.size);
+      });
+      return conn;
+    } finally {
+      if (group.connecting === attempt) group.connecting = null;
+    }
+  }
+
+  private breakerFor(ep: SshEndpoint): CircuitBreaker {
+    const k = `${ep.host}:${ep.port}`;
+    let b = this.breakers.get(k);
+    if (!b) {
+      b = new CircuitBreaker(this.config.ssh.breaker);
+      this.breakers.set(k, b);
+    }
+    return b;
+  }
+
+  private async connectWithRetry(ep: SshEndpoint, signal?: AbortSignal): Promise<Connection> {
+    const breaker = this.breakerFor(ep);
+    if (!breaker.tryPass()) {
+      throw new TargetError(
+        'connect_failed',
+        `circuit open for ${ep.host}:${ep.port} after repeated connect failures; ` +
+          `next attempt in ${Math.ceil(breaker.blockedForMs() / 1000)} s`,
+      );
+    }
+    try {
+      const conn = await retry(
+        this.config.ssh.connectRetry,
+        () => this.connectOnce(ep, signal),
+        (e) => e instanceof TargetError && e.retryable,
+        signal,
+      );
+      breaker.success();
+      return conn;
+    } catch (e) {
+      const err = e instanceof TargetError ? e : classifySshError(e, null);
+      // Only reachability problems count against the host; a bad key is not the host's fault.
+      if (err.code === 'connect_failed') {
+        if (breaker.failure()) this.metrics.breakerOpens.inc();
+      } else breaker.success();
+      this.metrics.sshConnectFailures.inc({ code: err.code });
+      throw err;
+    }
+  }
+
+  private connectOnce(ep: SshEndpoint, signal?: AbortSignal): Promise<Connection> {
+    const started = performance.now();
+    return new Promise<Connection>((resolve, reject) => {
+      const client = new Client();
+      let seen: SeenHostKey | null = null;
+      let mismatch: string | null = null;
+      let settled = false;
+      const fail = (err: unknown) => {
+        if (settled) return;
+        settled = true;
+        signal?.removeEventListener('abort', onAbort);
+        client.destroy();
+        reject(classifySshError(err, mismatch));
+      };
+      const onAbort = () => fail(new TargetError('cancelled', 'cancelled while connecting'));
+      signal?.addEventListener('abort', onAbort, { once: true });
+
+      client.on('error', fail);
+      client.on('close', () => fail(new Error('Connection lost before handshake')));
+      client.on('ready', () => {
+        if (settled) return;
+        void this.acceptHostKey(ep, seen!).then(
+          (ok) => {
+            if (!ok) {
+              mismatch = `host key ${seen!.fingerprint} was refused: another key is pinned for ${ep.serverName}`;
+              return fail(new Error(mismatch));
+            }
+            settled = true;
+            signal?.removeEventListener('abort', onAbort);
+            client.removeListener('error', fail);
+            client.on('error', (e: Error) => this.logger.debug(`ssh ${ep.host}: ${e.message}`));
+            resolve(
+              new Connection(
+                this.keyOf(ep),
+                client,
+                seen!,
+                Math.round(performance.now() - started),
+                this.config.ssh.maxChannelsPerConnection,
+              ),
+            );
+          },
+          (e) => fail(e),
+        );
+      });
+      try {
+        client.connect({
+          host: ep.host,
+          port: ep.port,
+          username: ep.username,
+          privateKey: ep.privateKey,
+          passphrase: ep.passphrase,
+          password: ep.password,
+          readyTimeout: this.config.ssh.readyTimeoutMs,
+          keepaliveInterval: this.config.ssh.keepaliveIntervalMs,
+          keepaliveCountMax: this.config.ssh.keepaliveCountMax,
+          tryKeyboard: false,
+          algorithms: ep.hostKeyType ? { serverHostKey: [ep.hostKeyType as any] } : undefined,
+          hostVerifier: (blob: Buffer) => {
+            seen = { fingerprint: fingerprintOf(blob), type: keyTypeOf(blob) };
+            if (ep.hostKeyFingerprint && ep.hostKeyFingerprint !== seen.fingerprint) {
+              mismatch =
+                `host key mismatch for ${ep.serverName}: expected ${ep.hostKeyFingerprint}, ` +
+                `got ${seen.fingerprint}`;
+              return false;
+            }
+            return true;
+          },
+        });
+        // Small request/response packets: do not let Nagle hold them back.
+        client.setNoDelay(true);
+      } catch (e) {
+        fail(e);
+      }
+    });
+  }
+
+  private async acceptHostKey(ep: SshEndpoint, seen: SeenHostKey): Promise<boolean> {
+    if (ep.hostKeyFingerprint) return ep.hostKeyFingerprint === seen.fingerprint;
+    return this.learner(ep.serverId, seen);
+  }
+
+  private keyOf(ep: SshEndpoint): string {
+    const cred = createHash('sha256')
+      .update(JSON.stringify([ep.privateKey ?? '', ep.passphrase ?? '', ep.password ?? '']))
+      .digest('hex')
+      .slice(0, 24);
+    return `${ep.username}@${ep.host}:${ep.port}#${cred}`;
+  }
+
+  private drop(group: Group, c: Connection): void {
+    group.connections = group.connections.filter((x) => x !== c);
+    c.close();
+  }
+
+  private evictIdle(): void {
+    const cutoff = Date.now() - this.config.ssh.idleTimeoutMs;
+    for (const g of this.groups.values()) {
+      for (const c of g.connections) if (c.busy === 0 && c.lastUsed < cutoff) this.drop(g, c);
+    }
+    this.metrics.sshConnections.set(this.size);
+  }
+}

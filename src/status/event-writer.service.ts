@@ -1,0 +1,90 @@
+import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { Subscription } from 'rxjs';
+import { DataSource } from 'typeorm';
+import { ExecutionEventEntity } from '../persistence/entities';
+import { ExecutionEvent } from './execution-event';
+import { ExecutionEventsService } from './execution-events.service';
+
+const FLUSH_MS = 50;
+const MAX_BATCH = 500;
+const ROWS_PER_INSERT = 90; // 10 columns each: under SQLite's 999 bound variables
+
+/** Persists every execution event in batches (a transaction per flush). */
+@Injectable()
+export class EventWriter implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger(EventWriter.name);
+  private buffer: ExecutionEvent[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private writing: Promise<void> = Promise.resolve();
+  private sub?: Subscription;
+
+  constructor(
+    private readonly events: ExecutionEventsService,
+    @InjectDataSource() private readonly db: DataSource,
+  ) {}
+
+  onModuleInit(): void {
+    this.sub = this.events.events$.subscribe((e) => this.push(e));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.sub?.unsubscribe();
+    await this.flush();
+  }
+
+  /** Resolves once every event emitted so far is in the database. */
+  flush(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    const batch = this.buffer;
+    this.buffer = [];
+    this.writing = this.writing.then(() => this.write(batch));
+    return this.writing;
+  }
+
+  private push(e: ExecutionEvent): void {
+    this.buffer.push(e);
+    if (this.buffer.length >= MAX_BATCH) void this.flush();
+    else if (!this.timer) this.timer = setTimeout(() => void this.flush(), FLUSH_MS);
+  }
+
+  private async write(batch: ExecutionEvent[]): Promise<void> {
+    if (!batch.length) return;
+    const rows = batch.map((e) => ({
+      executionId: e.executionId,
+      seq: e.seq,
+      type: e.type,
+      serverId: e.serverId ?? null,
+      logSeq: e.logSeq ?? null,
+      stream: e.stream ?? null,
+      ts: e.ts,
+      text: e.text ?? null,
+      data: e.type === 'log' ? null : eventData(e),
+    }));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.db.transaction(async (m) => {
+          for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+            await m.insert(ExecutionEventEntity, rows.slice(i, i + ROWS_PER_INSERT) as any[]);
+          }
+        });
+        return;
+      } catch (err: any) {
+        if (attempt >= 2) {
+          this.logger.error(`dropping ${rows.length} events after 3 failed writes: ${err?.message}`);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+      }
+    }
+  }
+}
+
+function eventData(e: ExecutionEvent): Record<string, unknown> | null {
+  const d: Record<string, unknown> = { ...(e.data ?? {}) };
+  if (e.status !== undefined) d.status = e.status;
+  return Object.keys(d).length ? d : null;
+}

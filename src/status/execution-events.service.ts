@@ -1,0 +1,46 @@
+import { Injectable } from '@nestjs/common';
+import { filter, Observable, Subject } from 'rxjs';
+import { EmittedEvent, ExecutionEvent } from './execution-event';
+
+interface Counters {
+  seq: number;
+  logSeq: number;
+}
+
+/**
+ * The one-way event stream of all executions. The executor emits; persistence, metrics
+ * and websocket subscribers listen. Sequence numbers are assigned here, at emission, so
+ * every listener sees the same order.
+ */
+@Injectable()
+export class ExecutionEventsService {
+  private readonly subject = new Subject<ExecutionEvent>();
+  private readonly counters = new Map<string, Counters>();
+  readonly events$: Observable<ExecutionEvent> = this.subject.asObservable();
+
+  /** Starts numbering for an execution (continuing from stored events if any). */
+  open(executionId: string, seq = 0, logSeq = 0): void {
+    this.counters.set(executionId, { seq, logSeq });
+  }
+
+  emit(executionId: string, event: EmittedEvent): ExecutionEvent {
+    let c = this.counters.get(executionId);
+    if (!c) {
+      c = { seq: 0, logSeq: 0 };
+      this.counters.set(executionId, c);
+    }
+    const full: ExecutionEvent = { ...event, executionId, seq: ++c.seq, ts: Date.now() };
+    if (event.type === 'log') full.logSeq = ++c.logSeq;
+    this.subject.next(full);
+    if (event.type === 'end') this.counters.delete(executionId);
+    return full;
+  }
+
+  forExecution(executionId: string): Observable<ExecutionEvent> {
+    return this.events$.pipe(filter((e) => e.executionId === executionId));
+  }
+
+  isLive(executionId: string): boolean {
+    return this.counters.has(executionId);
+  }
+}
