@@ -1,7 +1,7 @@
 // Unit specs live beside the code (src/, *.spec.ts); e2e specs in test/ (*.e2e-spec.ts).
 const common = {
   moduleFileExtensions: ['js', 'json', 'ts'],
-  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] },
+  transform: { '^.+\\.ts$': 'ts-jest' },
   testEnvironment: 'node',
 };
 module.exports = {

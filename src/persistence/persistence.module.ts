@@ -3,6 +3,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { AppConfig } from '../config/app-config';
 import { dataSourceOptions } from './data-source-options';
 import { ENTITIES } from './entities';
+import { ExecutionsRepository } from './executions.repository';
 
 /** The database (SQLite file by default, PostgreSQL by DATABASE_URL) and its entities. */
 @Global()
@@ -14,6 +15,7 @@ import { ENTITIES } from './entities';
     }),
     TypeOrmModule.forFeature(ENTITIES),
   ],
-  exports: [TypeOrmModule],
+  providers: [ExecutionsRepository],
+  exports: [TypeOrmModule, ExecutionsRepository],
 })
 export class PersistenceModule {}

@@ -1,0 +1,35 @@
+import { INestApplication, RequestMethod } from '@nestjs/common';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { HttpExceptionFilter } from './common/http-exception.filter';
+import { makeValidationPipe } from './common/validation';
+import { AppConfig } from './config/app-config';
+
+/** Everything main.ts applies to the app, shared with the e2e tests. */
+export function configureApp(app: INestApplication): void {
+  const config = app.get(AppConfig);
+  const express = app as NestExpressApplication;
+  // Scripts and input can be large; the DTO layer enforces the precise limits.
+  const bodyLimit = config.limits.maxScriptBytes + config.limits.maxInputBytes + 256 * 1024;
+  express.useBodyParser('json', { limit: bodyLimit });
+  express.disable('x-powered-by');
+  app.setGlobalPrefix('v1', {
+    exclude: [
+      { path: 'health/live', method: RequestMethod.GET },
+      { path: 'health/ready', method: RequestMethod.GET },
+      { path: 'metrics', method: RequestMethod.GET },
+    ],
+  });
+  app.useGlobalPipes(makeValidationPipe());
+  app.useGlobalFilters(new HttpExceptionFilter());
+  const doc = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('cronium-orchestrator')
+      .setDescription('Runs scripts on remote servers over SSH. Authenticate with a service bearer token.')
+      .setVersion('1')
+      .addBearerAuth()
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, doc, { jsonDocumentUrl: 'docs/json' });
+}

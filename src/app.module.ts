@@ -1,0 +1,29 @@
+import { Module } from '@nestjs/common';
+import { AuthModule } from './auth/auth.module';
+import { ConfigModule } from './config/config.module';
+import { ExecutorModule } from './executor/executor.module';
+import { HealthModule } from './health/health.module';
+import { JobsModule } from './jobs/jobs.module';
+import { MetricsModule } from './metrics/metrics.module';
+import { PersistenceModule } from './persistence/persistence.module';
+import { RunnerCacheModule } from './runner-cache/runner-cache.module';
+import { ServersModule } from './servers/servers.module';
+import { SshModule } from './ssh/ssh.module';
+import { StatusModule } from './status/status.module';
+
+@Module({
+  imports: [
+    ConfigModule,
+    PersistenceModule,
+    MetricsModule,
+    AuthModule,
+    StatusModule,
+    SshModule,
+    ServersModule,
+    RunnerCacheModule,
+    ExecutorModule,
+    JobsModule,
+    HealthModule,
+  ],
+})
+export class AppModule {}

@@ -1,0 +1,12 @@
+import { Module } from '@nestjs/common';
+import { RunnerCacheModule } from '../runner-cache/runner-cache.module';
+import { SshModule } from '../ssh/ssh.module';
+import { ExecutorService } from './executor.service';
+
+/** Single- and multi-server execution: fan-out, limits, budget, timeouts, cancellation. */
+@Module({
+  imports: [SshModule, RunnerCacheModule],
+  providers: [ExecutorService],
+  exports: [ExecutorService],
+})
+export class ExecutorModule {}

@@ -1,0 +1,70 @@
+import { Controller, Get, OnModuleDestroy } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
+import {
+  HealthCheck,
+  HealthCheckService,
+  HealthIndicatorService,
+  TypeOrmHealthIndicator,
+} from '@nestjs/terminus';
+import { Public } from '../auth/public.decorator';
+import { RunnerCacheService } from '../runner-cache/runner-cache.service';
+import { EventLoopLag } from './event-loop-lag';
+import { LifecycleService } from './lifecycle.service';
+
+const MAX_LAG_MS = 1000;
+
+@ApiTags('health')
+@Controller('health')
+export class HealthController implements OnModuleDestroy {
+  private readonly lag = new EventLoopLag();
+
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly indicators: HealthIndicatorService,
+    private readonly db: TypeOrmHealthIndicator,
+    private readonly runner: RunnerCacheService,
+    private readonly lifecycle: LifecycleService,
+  ) {}
+
+  onModuleDestroy(): void {
+    this.lag.stop();
+  }
+
+  /** The process is up and its event loop is not stalled. */
+  @Public()
+  @Get('live')
+  @HealthCheck()
+  live() {
+    return this.health.check([() => this.eventLoop()]);
+  }
+
+  /** Ready for jobs: database reachable, runner artifact built, not shutting down. */
+  @Public()
+  @Get('ready')
+  @HealthCheck()
+  ready() {
+    return this.health.check([
+      () => this.db.pingCheck('database', { timeout: 2000 }),
+      () => {
+        const s = this.indicators.check('runner');
+        try {
+          const a = this.runner.artifact;
+          return s.up({ version: a.version, sha256: a.hash });
+        } catch (e: any) {
+          return s.down({ message: e?.message ?? 'runner artifact unavailable' });
+        }
+      },
+      () => {
+        const s = this.indicators.check('lifecycle');
+        return this.lifecycle.isDraining ? s.down({ message: 'shutting down' }) : s.up();
+      },
+      () => this.eventLoop(),
+    ]);
+  }
+
+  private eventLoop() {
+    const s = this.indicators.check('eventLoop');
+    const lagMs = Math.round(this.lag.p99Ms * 10) / 10;
+    return lagMs > MAX_LAG_MS ? s.down({ lagMs }) : s.up({ lagMs });
+  }
+}

@@ -1,0 +1,161 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsBoolean,
+  IsDefined,
+  IsIn,
+  IsInt,
+  IsObject,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  ValidateNested,
+  ValidationArguments,
+  ValidatorConstraint,
+  ValidatorConstraintInterface,
+  Validate,
+} from 'class-validator';
+
+export const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+@ValidatorConstraint({ name: 'envMap' })
+class EnvMapRule implements ValidatorConstraintInterface {
+  private problem = '';
+  validate(value: unknown): boolean {
+    if (value === undefined) return true;
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      this.problem = 'must be an object of NAME: "value" pairs';
+      return false;
+    }
+    for (const [k, v] of Object.entries(value)) {
+      if (!ENV_NAME_RE.test(k) || k.length > 128) {
+        this.problem = `name ${JSON.stringify(k.slice(0, 64))} must match ^[A-Za-z_][A-Za-z0-9_]*$`;
+        return false;
+      }
+      if (/^CRONIUM_/i.test(k)) {
+        this.problem = `name ${k} uses the reserved CRONIUM_ prefix`;
+        return false;
+      }
+      if (typeof v !== 'string') {
+        this.problem = `${k} must be a string`;
+        return false;
+      }
+      if (v.includes('\0')) {
+        this.problem = `${k} must not contain NUL bytes`;
+        return false;
+      }
+    }
+    return true;
+  }
+  defaultMessage(_args: ValidationArguments): string {
+    return `env: ${this.problem}`;
+  }
+}
+
+@ValidatorConstraint({ name: 'maxErrors' })
+class MaxErrorsRule implements ValidatorConstraintInterface {
+  validate(value: unknown): boolean {
+    if (value === undefined || value === null) return true;
+    if (typeof value === 'number') return Number.isInteger(value) && value >= 0 && value <= 1_000_000;
+    if (typeof value === 'string') {
+      const m = /^(\d{1,3})%$/.exec(value);
+      return !!m && Number(m[1]) <= 100;
+    }
+    return false;
+  }
+  defaultMessage(): string {
+    return 'maxErrors must be a non-negative integer or a percentage like "10%"';
+  }
+}
+
+export class ScriptDto {
+  @ApiProperty({ enum: ['bash', 'python', 'node'] })
+  @IsIn(['bash', 'python', 'node'])
+  type!: 'bash' | 'python' | 'node';
+
+  @ApiProperty({ description: 'The script body (size limit: limits.maxScriptBytes)' })
+  @IsString()
+  content!: string;
+}
+
+export class TargetsDto {
+  @ApiPropertyOptional({ type: [String], format: 'uuid' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(10000)
+  @IsUUID('all', { each: true, message: 'targets.serverIds must contain server ids (UUIDs)' })
+  serverIds?: string[];
+
+  @ApiPropertyOptional({ type: [String] })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(100)
+  @Matches(/^[A-Za-z0-9_.:-]{1,64}$/, { each: true, message: 'targets.tags must be tag names' })
+  tags?: string[];
+}
+
+export class CreateJobDto {
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(200) name?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(200) jobId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(200) eventId?: string;
+
+  @ApiPropertyOptional({ description: 'Scopes runtime variables; `default` when absent' })
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9_.:@-]{1,200}$/, { message: 'userId must be 1-200 of [A-Za-z0-9_.:@-]' })
+  userId?: string;
+
+  @ApiProperty({ type: ScriptDto })
+  @IsDefined()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => ScriptDto)
+  script!: ScriptDto;
+
+  @ApiProperty({ type: TargetsDto })
+  @IsDefined()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => TargetsDto)
+  targets!: TargetsDto;
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' } })
+  @IsOptional()
+  @Validate(EnvMapRule)
+  env?: Record<string, string>;
+
+  @ApiPropertyOptional({ description: 'Any JSON; available to the script via cronium.input()' })
+  @IsOptional()
+  input?: unknown;
+
+  @ApiPropertyOptional({ minimum: 1 })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(7 * 24 * 3600)
+  timeoutSeconds?: number;
+
+  @ApiPropertyOptional({ enum: ['auto', 'api', 'bundled'], default: 'auto' })
+  @IsOptional()
+  @IsIn(['auto', 'api', 'bundled'])
+  helperMode?: 'auto' | 'api' | 'bundled';
+
+  @ApiPropertyOptional({ minimum: 1, default: 50 })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(10000)
+  concurrency?: number;
+
+  @ApiPropertyOptional({ oneOf: [{ type: 'integer' }, { type: 'string', example: '10%' }] })
+  @IsOptional()
+  @Validate(MaxErrorsRule)
+  maxErrors?: number | string;
+
+  @ApiPropertyOptional() @IsOptional() @IsBoolean() failFast?: boolean;
+}

@@ -1,0 +1,43 @@
+import { summarize } from '../executor/aggregate';
+import type { ExecutionEntity, ExecutionTargetEntity } from '../persistence/entities';
+
+const iso = (ms: number | null) => (ms == null ? null : new Date(ms).toISOString());
+
+export function targetView(t: ExecutionTargetEntity) {
+  return {
+    serverId: t.serverId,
+    serverName: t.serverName,
+    status: t.status,
+    exitCode: t.exitCode,
+    signal: t.signal,
+    ...(t.errorCode ? { error: { code: t.errorCode, message: t.errorMessage ?? '' } } : {}),
+    helperMode: t.helperMode,
+    ...(t.fallbackReason ? { fallbackReason: t.fallbackReason } : {}),
+    output: t.output ?? null,
+    condition: t.condition,
+    truncated: !!t.truncated,
+    startedAt: iso(t.startedAt),
+    finishedAt: iso(t.finishedAt),
+    durationMs: t.startedAt != null && t.finishedAt != null ? t.finishedAt - t.startedAt : null,
+    phases: t.phases,
+  };
+}
+
+/** The execution as the API shows it (spec §4); never env values, input or the script. */
+export function executionView(e: ExecutionEntity, targets: ExecutionTargetEntity[]) {
+  return {
+    id: e.id,
+    name: e.name,
+    jobId: e.jobId,
+    eventId: e.eventId,
+    userId: e.userId,
+    status: e.status,
+    createdAt: iso(e.createdAt),
+    startedAt: iso(e.startedAt),
+    finishedAt: iso(e.finishedAt),
+    summary: summarize(targets.map((t) => t.status)),
+    targets: targets.map(targetView),
+  };
+}
+
+export type ExecutionView = ReturnType<typeof executionView>;

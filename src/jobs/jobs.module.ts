@@ -1,0 +1,15 @@
+import { Module } from '@nestjs/common';
+import { ExecutorModule } from '../executor/executor.module';
+import { ServersModule } from '../servers/servers.module';
+import { ExecutionsController } from './executions.controller';
+import { JobsController } from './jobs.controller';
+import { JobsService } from './jobs.service';
+
+/** REST API for jobs and executions. */
+@Module({
+  imports: [ServersModule, ExecutorModule],
+  controllers: [JobsController, ExecutionsController],
+  providers: [JobsService],
+  exports: [JobsService],
+})
+export class JobsModule {}

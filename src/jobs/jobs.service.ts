@@ -1,0 +1,178 @@
+import {
+  BadRequestException,
+  ConflictException,
+  Injectable,
+  NotFoundException,
+  PayloadTooLargeException,
+  ServiceUnavailableException,
+} from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { AppConfig } from '../config/app-config';
+import type { ExecutionPlan } from '../executor/execution-plan';
+import { ExecutorService } from '../executor/executor.service';
+import type { ExecutionEntity, ExecutionTargetEntity } from '../persistence/entities';
+import { ExecutionsRepository } from '../persistence/executions.repository';
+import { ServersService } from '../servers/servers.service';
+import { CreateJobDto } from './dto/create-job.dto';
+import { executionView, ExecutionView } from './execution-view';
+
+/** Turns a validated job request into an execution plan and hands it to the executor. */
+@Injectable()
+export class JobsService {
+  private accepting = true;
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly repo: ExecutionsRepository,
+    private readonly servers: ServersService,
+    private readonly executor: ExecutorService,
+  ) {}
+
+  /** Graceful shutdown: refuse new jobs from now on. */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  async submit(dto: CreateJobDto, idempotencyKey?: string): Promise<ExecutionView> {
+    if (!this.accepting) throw new ServiceUnavailableException('the service is shutting down');
+    if (idempotencyKey !== undefined) {
+      if (!/^[\x21-\x7e]{1,200}$/.test(idempotencyKey)) {
+        throw new BadRequestException('Idempotency-Key must be 1-200 visible ASCII characters');
+      }
+      const existing = await this.repo.findByIdempotencyKey(idempotencyKey);
+      if (existing) return this.view(existing.id);
+    }
+    const limits = this.config.limits;
+    const scriptBytes = Buffer.byteLength(dto.script.content);
+    if (scriptBytes > limits.maxScriptBytes) {
+      throw new PayloadTooLargeException(
+        `script.content is ${scriptBytes} bytes; the limit is ${limits.maxScriptBytes}`,
+      );
+    }
+    if (dto.input !== undefined && Buffer.byteLength(JSON.stringify(dto.input)) > limits.maxInputBytes) {
+      throw new PayloadTooLargeException(`input is larger than ${limits.maxInputBytes} bytes`);
+    }
+    const env = dto.env ?? {};
+    if (Object.keys(env).length > limits.maxEnvVars) {
+      throw new BadRequestException(`env has more than ${limits.maxEnvVars} variables`);
+    }
+    const timeoutSeconds = dto.timeoutSeconds ?? this.config.executor.defaultTimeoutSeconds;
+    if (timeoutSeconds > this.config.executor.maxTimeoutSeconds) {
+      throw new BadRequestException(
+        `timeoutSeconds must not be greater than ${this.config.executor.maxTimeoutSeconds}`,
+      );
+    }
+    const { serverIds = [], tags = [] } = dto.targets;
+    if (!serverIds.length && !tags.length) {
+      throw new BadRequestException('targets must name at least one server id or tag');
+    }
+    const servers = await this.servers.findByIdsAndTags({ serverIds, tags });
+    if (!servers.length) {
+      throw new BadRequestException(`no server carries any of the tags ${tags.join(', ')}`);
+    }
+
+    const now = Date.now();
+    const helperMode = dto.helperMode ?? 'auto';
+    const concurrency = dto.concurrency ?? this.config.executor.defaultConcurrency;
+    const execution: ExecutionEntity = {
+      id: randomUUID(),
+      name: dto.name ?? null,
+      jobId: dto.jobId ?? null,
+      eventId: dto.eventId ?? null,
+      userId: dto.userId ?? null,
+      status: 'queued',
+      idempotencyKey: idempotencyKey ?? null,
+      request: {
+        scriptType: dto.script.type,
+        scriptBytes,
+        envNames: Object.keys(env),
+        timeoutSeconds,
+        helperMode,
+        concurrency,
+        maxErrors: dto.maxErrors ?? null,
+        failFast: dto.failFast ?? false,
+        targets: { serverIds, tags },
+      },
+      createdAt: now,
+      startedAt: null,
+      finishedAt: null,
+    };
+    const targets: ExecutionTargetEntity[] = servers.map((s, position) => ({
+      id: randomUUID(),
+      executionId: execution.id,
+      position,
+      serverId: s.id,
+      serverName: s.name,
+      status: 'queued',
+      exitCode: null,
+      signal: null,
+      errorCode: null,
+      errorMessage: null,
+      helperMode: null,
+      fallbackReason: null,
+      output: null,
+      condition: null,
+      truncated: false,
+      startedAt: null,
+      finishedAt: null,
+      phases: { connectMs: null, deployMs: null, tunnelMs: null, runMs: null },
+    }));
+    try {
+      await this.repo.create(execution, targets);
+    } catch (e) {
+      // Two identical retries raced: the unique key lets exactly one through.
+      if (idempotencyKey) {
+        const existing = await this.repo.findByIdempotencyKey(idempotencyKey);
+        if (existing) return this.view(existing.id);
+      }
+      throw e;
+    }
+
+    const plan: ExecutionPlan = {
+      execution,
+      targets: servers.map((s, i) => ({
+        targetId: targets[i].id,
+        position: i,
+        serverId: s.id,
+        serverName: s.name,
+        baseDir: this.servers.baseDirOf(s),
+        endpoint: () => this.servers.getEndpoint(s.id),
+      })),
+      script: { type: dto.script.type, content: dto.script.content },
+      env,
+      input: dto.input ?? null,
+      timeoutSeconds,
+      helperMode,
+      concurrency,
+      maxErrors: resolveMaxErrors(dto.maxErrors, servers.length),
+      failFast: dto.failFast ?? false,
+    };
+    this.executor.start(plan);
+    return executionView(execution, targets);
+  }
+
+  async view(id: string): Promise<ExecutionView> {
+    const found = isUuid(id) ? await this.repo.find(id) : null;
+    if (!found) throw new NotFoundException(`execution ${id} not found`);
+    return executionView(found.execution, found.targets);
+  }
+
+  async cancel(id: string): Promise<ExecutionView> {
+    const current = await this.view(id);
+    if (!this.executor.cancel(id)) {
+      throw new ConflictException(`execution ${id} is already ${current.status}`);
+    }
+    return current;
+  }
+}
+
+export function isUuid(s: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
+}
+
+/** A count stays a count; "N%" becomes floor(N% of the targets). */
+export function resolveMaxErrors(v: number | string | undefined, total: number): number | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v === 'number') return v;
+  return Math.floor((Number(v.slice(0, -1)) / 100) * total);
+}

@@ -1,0 +1,44 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { AppModule } from './app.module';
+import { configureApp } from './app-setup';
+import { AppConfig } from './config/app-config';
+import { ConfigError } from './config/load-config';
+import { ExecutorService } from './executor/executor.service';
+import { LifecycleService } from './health/lifecycle.service';
+import { JobsService } from './jobs/jobs.service';
+
+async function bootstrap(): Promise<void> {
+  const app = await NestFactory.create(AppModule, { bufferLogs: false });
+  configureApp(app);
+  const config = app.get(AppConfig);
+  const logger = new Logger('Main');
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    const grace = config.shutdown.graceSeconds;
+    logger.log(`${signal}: draining (up to ${grace} s), then cancelling what is left`);
+    app.get(LifecycleService).startDraining();
+    app.get(JobsService).stopAccepting();
+    await app.get(ExecutorService).drain(grace * 1000);
+    await app.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+
+  await app.listen(config.port, '0.0.0.0');
+  logger.log(`listening on :${config.port} (database ${config.database.url.split(':')[0]})`);
+}
+
+bootstrap().catch((e) => {
+  if (e instanceof ConfigError) {
+    console.error(`cronium-orchestrator: ${e.message}`);
+    process.exit(78);
+  }
+  console.error(e);
+  process.exit(1);
+});

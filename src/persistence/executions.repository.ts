@@ -1,0 +1,121 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, In, MoreThan, Not, Repository } from 'typeorm';
+import {
+  ExecutionEntity,
+  ExecutionEventEntity,
+  ExecutionStatus,
+  ExecutionTargetEntity,
+  TERMINAL_TARGET_STATUSES,
+} from './entities';
+
+export interface ExecutionWithTargets {
+  execution: ExecutionEntity;
+  targets: ExecutionTargetEntity[];
+}
+
+export interface ListQuery {
+  status?: ExecutionStatus;
+  limit: number;
+  /** Opaque: `<createdAt>.<id>` of the last item of the previous page. */
+  cursor?: { createdAt: number; id: string };
+}
+
+/** All reads and writes of executions, their targets and their events. */
+@Injectable()
+export class ExecutionsRepository {
+  readonly executions: Repository<ExecutionEntity>;
+  readonly targets: Repository<ExecutionTargetEntity>;
+  readonly events: Repository<ExecutionEventEntity>;
+
+  constructor(@InjectDataSource() private readonly db: DataSource) {
+    this.executions = db.getRepository(ExecutionEntity);
+    this.targets = db.getRepository(ExecutionTargetEntity);
+    this.events = db.getRepository(ExecutionEventEntity);
+  }
+
+  async create(execution: ExecutionEntity, targets: ExecutionTargetEntity[]): Promise<void> {
+    await this.db.transaction(async (m) => {
+      await m.insert(ExecutionEntity, execution as any);
+      for (let i = 0; i < targets.length; i += 40) {
+        await m.insert(ExecutionTargetEntity, targets.slice(i, i + 40) as any[]);
+      }
+    });
+  }
+
+  findByIdempotencyKey(key: string): Promise<ExecutionEntity | null> {
+    return this.executions.findOneBy({ idempotencyKey: key });
+  }
+
+  async find(id: string): Promise<ExecutionWithTargets | null> {
+    const execution = await this.executions.findOneBy({ id });
+    if (!execution) return null;
+    const targets = await this.targets.find({ where: { executionId: id }, order: { position: 'ASC' } });
+    return { execution, targets };
+  }
+
+  async list(q: ListQuery): Promise<ExecutionEntity[]> {
+    const qb = this.executions
+      .createQueryBuilder('e')
+      .orderBy('e.createdAt', 'DESC')
+      .addOrderBy('e.id', 'DESC')
+      .take(q.limit);
+    if (q.status) qb.andWhere('e.status = :status', { status: q.status });
+    if (q.cursor) {
+      qb.andWhere('(e.createdAt < :c OR (e.createdAt = :c AND e.id < :id))', {
+        c: q.cursor.createdAt,
+        id: q.cursor.id,
+      });
+    }
+    return qb.getMany();
+  }
+
+  async targetsOf(ids: string[]): Promise<ExecutionTargetEntity[]> {
+    if (!ids.length) return [];
+    return this.targets.find({ where: { executionId: In(ids) }, order: { position: 'ASC' } });
+  }
+
+  async updateTarget(id: string, patch: Partial<ExecutionTargetEntity>): Promise<void> {
+    await this.targets.update({ id }, patch as any);
+  }
+
+  async updateExecution(id: string, patch: Partial<ExecutionEntity>): Promise<void> {
+    await this.executions.update({ id }, patch as any);
+  }
+
+  logs(executionId: string, afterSeq: number, limit: number, serverId?: string) {
+    return this.events.find({
+      where: {
+        executionId,
+        type: 'log',
+        logSeq: MoreThan(afterSeq),
+        ...(serverId ? { serverId } : {}),
+      },
+      order: { logSeq: 'ASC' },
+      take: limit,
+    });
+  }
+
+  async lastSeqs(executionId: string): Promise<{ seq: number; logSeq: number }> {
+    const row = await this.events
+      .createQueryBuilder('ev')
+      .select('MAX(ev.seq)', 'seq')
+      .addSelect('MAX(ev.logSeq)', 'logSeq')
+      .where('ev.executionId = :executionId', { executionId })
+      .getRawOne();
+    return { seq: Number(row?.seq ?? 0), logSeq: Number(row?.logSeq ?? 0) };
+  }
+
+  /** Executions a previous process left unfinished. */
+  unfinished(): Promise<ExecutionEntity[]> {
+    return this.executions.find({ where: { status: In(['queued', 'running']) } });
+  }
+
+  unfinishedTargets(executionId: string): Promise<ExecutionTargetEntity[]> {
+    return this.targets.find({
+      where: { executionId, status: Not(In(TERMINAL_TARGET_STATUSES)) },
+      order: { position: 'ASC' },
+    });
+  }
+
+}

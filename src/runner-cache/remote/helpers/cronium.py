@@ -1,0 +1,3 @@
+# cronium runtime helpers for python scripts (importable as `cronium`).
+# The runner puts this directory first on PYTHONPATH.
+# Placeholder: the runtime helpers are added in a later task.

@@ -1,0 +1,105 @@
+import { Injectable } from '@nestjs/common';
+import type { ClientChannel } from 'ssh2';
+import { isTargetError, TargetError } from '../common/error-codes';
+import { AppConfig } from '../config/app-config';
+import { SshPool } from '../ssh/ssh-pool.service';
+import { SshLease } from '../ssh/ssh.types';
+import { ServerCheckResult } from './dto/server-view.dto';
+import { ServersService } from './servers.service';
+
+/**
+ * `POST /v1/servers/:id/check`: connects (through the pool, so host-key pinning applies),
+ * runs `true` and reports the host key and timings. Connection problems are a 200 with
+ * `{ok: false, error: {code, message}}`; an unknown server is a 404.
+ */
+@Injectable()
+export class ServerCheckService {
+  constructor(
+    private readonly servers: ServersService,
+    private readonly pool: SshPool,
+    private readonly config: AppConfig,
+  ) {}
+
+  async check(id: string): Promise<ServerCheckResult> {
+    const endpoint = await this.servers.getEndpoint(id).catch((e) => {
+      if (isTargetError(e)) return e; // e.g. credentials that cannot be decrypted
+      throw e;
+    });
+    if (endpoint instanceof TargetError) return failure(endpoint);
+
+    let lease: SshLease | undefined;
+    try {
+      lease = await this.pool.acquire(endpoint);
+      const conn = lease.connection;
+      const seen = conn.hostKey;
+      const started = performance.now();
+      const exitCode = await this.runTrue(await conn.exec('true'));
+      const latencyMs = round(performance.now() - started);
+      if (exitCode !== 0) {
+        return failure(
+          new TargetError(
+            'runner_error',
+            `\`true\` exited with ${exitCode === null ? 'no exit code' : `code ${exitCode}`} ` +
+              `on ${endpoint.serverName} (is the login shell usable?)`,
+          ),
+        );
+      }
+
+      const server = await this.servers.getEntity(endpoint.serverId);
+      let pinned = server.hostKeyFingerprint === seen.fingerprint;
+      if (!pinned && server.hostKeyFingerprint === null) {
+        // A pooled connection made before the pin was cleared: trust on first use now.
+        pinned = await this.servers.learnHostKey(server.id, seen, endpoint);
+      }
+      return {
+        ok: true,
+        fingerprint: seen.fingerprint,
+        hostKeyType: seen.type,
+        pinned,
+        connectMs: conn.connectMs,
+        latencyMs,
+      };
+    } catch (e) {
+      if (isTargetError(e)) return failure(e);
+      throw e;
+    } finally {
+      lease?.release();
+    }
+  }
+
+  /** Waits for the channel to close; resolves its exit code (null when killed by a signal). */
+  private runTrue(channel: ClientChannel): Promise<number | null> {
+    const timeoutMs = this.config.ssh.readyTimeoutMs;
+    return new Promise((resolve, reject) => {
+      let code: number | null = null;
+      const timer = setTimeout(() => {
+        channel.close();
+        reject(
+          new TargetError(
+            'connect_failed',
+            `no answer to \`true\` within ${Math.round(timeoutMs / 1000)} s`,
+          ),
+        );
+      }, timeoutMs);
+      channel.on('exit', (c: number | null) => {
+        code = typeof c === 'number' ? c : null;
+      });
+      channel.on('close', () => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+      channel.on('error', () => undefined); // 'close' follows
+      channel.resume();
+      channel.stderr.resume();
+      channel.end();
+    });
+  }
+}
+
+function failure(e: TargetError): ServerCheckResult {
+  return { ok: false, error: { code: e.code, message: e.message } };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}

@@ -1,0 +1,79 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post } from '@nestjs/common';
+import {
+  ApiBearerAuth,
+  ApiConflictResponse,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
+import { CreateServerDto } from './dto/create-server.dto';
+import { ServerCheckResult, ServerView } from './dto/server-view.dto';
+import { UpdateServerDto } from './dto/update-server.dto';
+import { ServerCheckService } from './server-check.service';
+import { ServersService } from './servers.service';
+
+@ApiTags('servers')
+@ApiBearerAuth()
+@Controller('servers')
+export class ServersController {
+  constructor(
+    private readonly servers: ServersService,
+    private readonly checker: ServerCheckService,
+  ) {}
+
+  @Post()
+  @HttpCode(201)
+  @ApiOperation({ summary: 'Register a server (credentials are stored encrypted)' })
+  @ApiCreatedResponse({ type: ServerView })
+  @ApiConflictResponse({ description: 'a server with this name exists' })
+  create(@Body() dto: CreateServerDto): Promise<ServerView> {
+    return this.servers.create(dto);
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'List servers, ordered by name' })
+  @ApiOkResponse({ type: [ServerView] })
+  list(): Promise<ServerView[]> {
+    return this.servers.list();
+  }
+
+  @Get(':id')
+  @ApiOkResponse({ type: ServerView })
+  @ApiNotFoundResponse()
+  get(@Param('id') id: string): Promise<ServerView> {
+    return this.servers.get(id);
+  }
+
+  @Patch(':id')
+  @ApiOperation({
+    summary: 'Change a server',
+    description:
+      'Only the given fields change. Changing host, port or username without hostKey clears the pinned host key.',
+  })
+  @ApiOkResponse({ type: ServerView })
+  @ApiNotFoundResponse()
+  @ApiConflictResponse({ description: 'a server with this name exists' })
+  update(@Param('id') id: string, @Body() dto: UpdateServerDto): Promise<ServerView> {
+    return this.servers.update(id, dto);
+  }
+
+  @Delete(':id')
+  @HttpCode(204)
+  @ApiNoContentResponse()
+  @ApiNotFoundResponse()
+  async remove(@Param('id') id: string): Promise<void> {
+    await this.servers.remove(id);
+  }
+
+  @Post(':id/check')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Connect, run `true`, report the host key and latency' })
+  @ApiOkResponse({ type: ServerCheckResult })
+  @ApiNotFoundResponse()
+  check(@Param('id') id: string): Promise<ServerCheckResult> {
+    return this.checker.check(id);
+  }
+}

@@ -1,0 +1,33 @@
+import { Module, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { Subscription } from 'rxjs';
+import { SshModule } from '../ssh/ssh.module';
+import { SshPool } from '../ssh/ssh-pool.service';
+import { ServerCheckService } from './server-check.service';
+import { ServersController } from './servers.controller';
+import { ServersService } from './servers.service';
+
+/** Server inventory: CRUD, credentials sealed at rest, host-key pinning, tags. */
+@Module({
+  imports: [SshModule],
+  controllers: [ServersController],
+  providers: [ServersService, ServerCheckService],
+  exports: [ServersService],
+})
+export class ServersModule implements OnModuleInit, OnModuleDestroy {
+  private subscription?: Subscription;
+
+  constructor(
+    private readonly servers: ServersService,
+    private readonly pool: SshPool,
+  ) {}
+
+  /** Trust-on-first-use goes through the inventory; edited/deleted servers lose pooled connections. */
+  onModuleInit(): void {
+    this.pool.setHostKeyLearner((serverId, seen) => this.servers.learnHostKey(serverId, seen));
+    this.subscription = this.servers.changes$.subscribe((id) => this.pool.evictServer(id));
+  }
+
+  onModuleDestroy(): void {
+    this.subscription?.unsubscribe();
+  }
+}

@@ -1,0 +1,489 @@
+import {
+  BadRequestException,
+  ConflictException,
+  Logger,
+  NotFoundException,
+} from '@nestjs/common';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DataSource } from 'typeorm';
+import { TargetError } from '../common/error-codes';
+import { AppConfig } from '../config/app-config';
+import { loadConfig } from '../config/load-config';
+import { dataSourceOptions } from '../persistence/data-source-options';
+import { ServerEntity } from '../persistence/entities/server.entity';
+import { CreateServerDto } from './dto/create-server.dto';
+import { ServersService } from './servers.service';
+
+const SECRET_FIELDS = ['privateKey', 'password', 'passphrase', 'credentials'];
+
+describe('ServersService (SQLite)', () => {
+  let dir: string;
+  let ds: DataSource;
+  let tofuConfig: AppConfig;
+  let strictConfig: AppConfig;
+  let svc: ServersService;
+  let strict: ServersService;
+  let plainKey: string;
+  let encKey: string;
+  let hostPub: string;
+  let hostFp: string;
+  let otherFp: string;
+
+  const keygen = (file: string, pass = '') => {
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', pass, '-C', 'spec', '-f', file]);
+    return fs.readFileSync(file, 'utf8');
+  };
+  const fpOf = (pubFile: string) =>
+    execFileSync('ssh-keygen', ['-lf', pubFile], { encoding: 'utf8' }).split(/\s+/)[1];
+
+  const base = (over: Partial<CreateServerDto> = {}): CreateServerDto => ({
+    name: 'web-1',
+    host: 'web-1.internal',
+    username: 'deploy',
+    privateKey: plainKey,
+    ...over,
+  });
+
+  const repo = () => ds.getRepository(ServerEntity);
+
+  beforeAll(async () => {
+    Logger.overrideLogger(['error']);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-servers-'));
+    plainKey = keygen(path.join(dir, 'client'));
+    encKey = keygen(path.join(dir, 'client-enc'), 'correct horse');
+    keygen(path.join(dir, 'host'));
+    hostPub = fs.readFileSync(path.join(dir, 'host.pub'), 'utf8');
+    hostFp = fpOf(path.join(dir, 'host.pub'));
+    keygen(path.join(dir, 'other'));
+    otherFp = fpOf(path.join(dir, 'other.pub'));
+
+    const env = {
+      NODE_ENV: 'test',
+      CRONIUM_DATA_DIR: dir,
+      CRONIUM_SECRETS_KEY: 'x'.repeat(64),
+      CRONIUM_JWT_SECRET: 'j'.repeat(48),
+      CRONIUM_SERVICE_TOKENS: 'token-aaaaaaaaaaaaaaaa',
+      DATABASE_URL: 'sqlite::memory:',
+    };
+    tofuConfig = loadConfig(env);
+    strictConfig = loadConfig({ ...env, CRONIUM__HOST_KEYS__POLICY: 'strict' });
+    expect(strictConfig.hostKeys.policy).toBe('strict');
+
+    ds = new DataSource(dataSourceOptions('sqlite::memory:'));
+    await ds.initialize();
+  });
+
+  beforeEach(async () => {
+    await repo().clear();
+    svc = new ServersService(repo(), tofuConfig);
+    strict = new ServersService(repo(), strictConfig);
+  });
+
+  afterAll(async () => {
+    await ds?.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('create / get / list', () => {
+    it('creates a key server and returns a view without secrets', async () => {
+      const view = await svc.create(base({ tags: ['web', 'eu', 'web'], port: 2222 }));
+      expect(view).toEqual({
+        id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        name: 'web-1',
+        host: 'web-1.internal',
+        port: 2222,
+        username: 'deploy',
+        authType: 'key',
+        hostKeyFingerprint: null,
+        hostKeyType: null,
+        tags: ['web', 'eu'],
+        baseDir: null,
+        createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        updatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      });
+      for (const f of SECRET_FIELDS) expect(view).not.toHaveProperty(f);
+      expect(await svc.get(view.id)).toEqual(view);
+      expect(await svc.get(view.id.toUpperCase())).toEqual(view);
+    });
+
+    it('defaults port to 22 and stores timestamps as epoch ms', async () => {
+      const before = Date.now();
+      const view = await svc.create(base());
+      const row = await repo().findOneByOrFail({ id: view.id });
+      expect(row.port).toBe(22);
+      expect(typeof row.createdAt).toBe('number');
+      expect(row.createdAt).toBeGreaterThanOrEqual(before);
+      expect(view.createdAt).toBe(new Date(row.createdAt).toISOString());
+    });
+
+    it('stores credentials sealed, never in plaintext', async () => {
+      const k = await svc.create(base({ privateKey: encKey, passphrase: 'correct horse' }));
+      const p = await svc.create(
+        base({ name: 'db-1', privateKey: undefined, password: 'hunter2-very-secret' }),
+      );
+      expect(p.authType).toBe('password');
+      const raw: { id: string; credentials: string }[] = await ds.query(
+        'SELECT id, credentials FROM servers',
+      );
+      const dump = JSON.stringify(await ds.query('SELECT * FROM servers'));
+      const keyBody = encKey.split('\n')[1];
+      expect(dump).not.toContain(keyBody);
+      expect(dump).not.toContain('OPENSSH PRIVATE KEY');
+      expect(dump).not.toContain('hunter2-very-secret');
+      expect(dump).not.toContain('correct horse');
+      for (const r of raw) expect(r.credentials).toMatch(/^v1\./);
+
+      const ek = await svc.getEndpoint(k.id);
+      expect(ek).toMatchObject({
+        serverId: k.id,
+        serverName: 'web-1',
+        host: 'web-1.internal',
+        port: 22,
+        username: 'deploy',
+        privateKey: encKey,
+        passphrase: 'correct horse',
+        hostKeyFingerprint: null,
+        hostKeyType: null,
+      });
+      expect(ek.password).toBeUndefined();
+      const ep = await svc.getEndpoint(p.id);
+      expect(ep.password).toBe('hunter2-very-secret');
+      expect(ep.privateKey).toBeUndefined();
+    });
+
+    it('binds sealed credentials to their server id', async () => {
+      const a = await svc.create(base({ name: 'a' }));
+      const b = await svc.create(base({ name: 'b', privateKey: undefined, password: 'pw-b' }));
+      const rowA = await repo().findOneByOrFail({ id: a.id });
+      await repo().update({ id: b.id }, { credentials: rowA.credentials, authType: 'key' });
+      await expect(svc.getEndpoint(b.id)).rejects.toMatchObject({
+        code: 'auth_failed',
+      });
+      await expect(svc.getEndpoint(b.id)).rejects.toBeInstanceOf(TargetError);
+    });
+
+    it('cannot open credentials with another secrets key', async () => {
+      const a = await svc.create(base());
+      const other = new ServersService(repo(), {
+        ...tofuConfig,
+        secrets: { key: 'y'.repeat(64) },
+      } as AppConfig);
+      await expect(other.getEndpoint(a.id)).rejects.toMatchObject({ code: 'auth_failed' });
+    });
+
+    it('lists servers ordered by name', async () => {
+      for (const name of ['m', 'b', 'z', 'a']) await svc.create(base({ name }));
+      expect((await svc.list()).map((s) => s.name)).toEqual(['a', 'b', 'm', 'z']);
+      for (const v of await svc.list())
+        for (const f of SECRET_FIELDS) expect(v).not.toHaveProperty(f);
+    });
+
+    it('refuses a duplicate name with 409', async () => {
+      await svc.create(base());
+      await expect(svc.create(base({ host: '10.0.0.2' }))).rejects.toBeInstanceOf(
+        ConflictException,
+      );
+      expect(await svc.list()).toHaveLength(1);
+    });
+
+    it('maps a unique-index race to 409', async () => {
+      await svc.create(base());
+      // bypass the pre-check: the insert itself must turn into a conflict, not a 500
+      (svc as any).assertNameFree = async () => undefined;
+      await expect(svc.create(base())).rejects.toBeInstanceOf(ConflictException);
+    });
+
+    it('pins a given host key (public key line or fingerprint)', async () => {
+      const a = await svc.create(base({ name: 'a', hostKey: hostPub }));
+      expect(a.hostKeyFingerprint).toBe(hostFp);
+      expect(a.hostKeyType).toBe('ssh-ed25519');
+      const b = await svc.create(base({ name: 'b', hostKey: hostFp }));
+      expect(b.hostKeyFingerprint).toBe(hostFp);
+      expect(b.hostKeyType).toBeNull();
+      await expect(svc.create(base({ name: 'c', hostKey: 'nonsense' }))).rejects.toThrow(
+        /^hostKey: /,
+      );
+    });
+
+    it.each([
+      ['neither credential', { privateKey: undefined }, /privateKey, password: exactly one/],
+      ['both credentials', { password: 'pw' }, /privateKey, password: give one of them/],
+      ['an unparsable key', { privateKey: 'not a key' }, /^privateKey: cannot be parsed/],
+      [
+        'a passphrase with a password',
+        { privateKey: undefined, password: 'p', passphrase: 'x' },
+        /^passphrase/,
+      ],
+      ['a bad host', { host: '-oProxyCommand=x' }, /^host must be/],
+      ['a bad username', { username: '1root' }, /^username must/],
+      ['a bad port', { port: 70000 }, /^port must/],
+      ['a bad tag', { tags: ['ok', 'not ok'] }, /^tags must/],
+      ['a bad baseDir', { baseDir: '~/../etc' }, /^baseDir must/],
+      ['a blank name', { name: '  ' }, /^name must not be blank/],
+      ['a name with a newline', { name: 'a\nb' }, /^name must not contain control/],
+    ])('refuses %s with 400', async (_what, over, msg) => {
+      const p = svc.create(base(over as Partial<CreateServerDto>));
+      await expect(p).rejects.toBeInstanceOf(BadRequestException);
+      await expect(svc.create(base(over as Partial<CreateServerDto>))).rejects.toThrow(msg);
+    });
+
+    it('explains an encrypted key without passphrase and never echoes the key', async () => {
+      let err: any;
+      try {
+        await svc.create(base({ privateKey: encKey }));
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(BadRequestException);
+      expect(err.message).toMatch(/^privateKey: is encrypted/);
+      await expect(svc.create(base({ privateKey: encKey, passphrase: 'wrong' }))).rejects.toThrow(
+        'privateKey: cannot be parsed (wrong passphrase?)',
+      );
+      try {
+        await svc.create(base({ privateKey: encKey, passphrase: 'wrong' }));
+      } catch (e) {
+        expect(JSON.stringify((e as BadRequestException).getResponse())).not.toContain(
+          encKey.split('\n')[1].slice(0, 20),
+        );
+      }
+    });
+
+    it.each(['00000000-0000-4000-8000-000000000000', 'not-a-uuid', "1' OR '1'='1", ''])(
+      'answers 404 for id %j',
+      async (id) => {
+        await expect(svc.get(id)).rejects.toBeInstanceOf(NotFoundException);
+        await expect(svc.getEndpoint(id)).rejects.toBeInstanceOf(NotFoundException);
+        await expect(svc.update(id, { name: 'x' })).rejects.toBeInstanceOf(NotFoundException);
+        await expect(svc.remove(id)).rejects.toBeInstanceOf(NotFoundException);
+      },
+    );
+
+    it('names the id in the 404 message', async () => {
+      const id = '00000000-0000-4000-8000-000000000000';
+      await expect(svc.get(id)).rejects.toThrow(`server ${id} not found`);
+    });
+  });
+
+  describe('update', () => {
+    it('changes only the given fields and emits a change', async () => {
+      const s = await svc.create(base({ hostKey: hostPub, tags: ['a'] }));
+      const seen: string[] = [];
+      const sub = svc.changes$.subscribe((id) => seen.push(id));
+      const u = await svc.update(s.id, { tags: ['b', 'b', 'c'], baseDir: '/srv/cronium' });
+      sub.unsubscribe();
+      expect(u).toMatchObject({
+        name: 'web-1',
+        host: 'web-1.internal',
+        tags: ['b', 'c'],
+        baseDir: '/srv/cronium',
+        hostKeyFingerprint: hostFp,
+      });
+      expect(Date.parse(u.updatedAt)).toBeGreaterThan(Date.parse(s.updatedAt));
+      expect(u.createdAt).toBe(s.createdAt);
+      expect(seen).toEqual([s.id]);
+      expect((await svc.update(s.id, { baseDir: null })).baseDir).toBeNull();
+    });
+
+    it('clears the pinned key when host, port or username change without hostKey', async () => {
+      const s = await svc.create(base({ hostKey: hostPub }));
+      for (const change of [{ host: '10.0.0.9' }, { port: 2200 }, { username: 'other' }]) {
+        await svc.update(s.id, { hostKey: hostPub });
+        const u = await svc.update(s.id, change);
+        expect(u.hostKeyFingerprint).toBeNull();
+        expect(u.hostKeyType).toBeNull();
+      }
+      // same values again: nothing moved, pin stays
+      await svc.update(s.id, { hostKey: hostPub });
+      const same = await svc.update(s.id, { host: '10.0.0.9', port: 2200, username: 'other' });
+      expect(same.hostKeyFingerprint).toBe(hostFp);
+      // moved with a new key: the new key is pinned
+      const moved = await svc.update(s.id, { host: '10.0.0.10', hostKey: otherFp });
+      expect(moved.hostKeyFingerprint).toBe(otherFp);
+      // explicit unpin
+      expect((await svc.update(s.id, { hostKey: null })).hostKeyFingerprint).toBeNull();
+    });
+
+    it('replaces credentials and auth type', async () => {
+      const s = await svc.create(base());
+      const p = await svc.update(s.id, { password: 'new-pass' });
+      expect(p.authType).toBe('password');
+      expect(await svc.getEndpoint(s.id)).toMatchObject({ password: 'new-pass' });
+      expect((await svc.getEndpoint(s.id)).privateKey).toBeUndefined();
+
+      const k = await svc.update(s.id, { privateKey: encKey, passphrase: 'correct horse' });
+      expect(k.authType).toBe('key');
+      const ep = await svc.getEndpoint(s.id);
+      expect(ep).toMatchObject({ privateKey: encKey, passphrase: 'correct horse' });
+      expect(ep.password).toBeUndefined();
+
+      await expect(svc.update(s.id, { passphrase: 'wrong' })).rejects.toThrow(/^passphrase/);
+      await expect(svc.update(s.id, { privateKey: plainKey, password: 'x' })).rejects.toThrow(
+        BadRequestException,
+      );
+      await expect(svc.update(s.id, { privateKey: 'junk' })).rejects.toThrow(
+        /^privateKey: cannot be parsed/,
+      );
+      const dump = JSON.stringify(await ds.query('SELECT * FROM servers'));
+      expect(dump).not.toContain('new-pass');
+      expect(dump).not.toContain(encKey.split('\n')[1]);
+    });
+
+    it('refuses a name taken by another server with 409, allows its own', async () => {
+      const a = await svc.create(base({ name: 'a' }));
+      await svc.create(base({ name: 'b' }));
+      await expect(svc.update(a.id, { name: 'b' })).rejects.toBeInstanceOf(ConflictException);
+      expect((await svc.update(a.id, { name: 'a' })).name).toBe('a');
+      expect((await svc.update(a.id, { name: 'c' })).name).toBe('c');
+    });
+
+    it('refuses null for non-nullable fields', async () => {
+      const s = await svc.create(base());
+      await expect(svc.update(s.id, { name: null as any })).rejects.toBeInstanceOf(
+        BadRequestException,
+      );
+      await expect(svc.update(s.id, { port: null as any })).rejects.toBeInstanceOf(
+        BadRequestException,
+      );
+    });
+
+    it('an empty patch changes nothing and emits nothing', async () => {
+      const s = await svc.create(base());
+      const seen: string[] = [];
+      const sub = svc.changes$.subscribe((id) => seen.push(id));
+      expect(await svc.update(s.id, {})).toEqual(s);
+      sub.unsubscribe();
+      expect(seen).toEqual([]);
+    });
+  });
+
+  describe('remove', () => {
+    it('deletes, emits, and then answers 404', async () => {
+      const s = await svc.create(base());
+      const seen: string[] = [];
+      const sub = svc.changes$.subscribe((id) => seen.push(id));
+      await expect(svc.remove(s.id)).resolves.toBeUndefined();
+      sub.unsubscribe();
+      expect(seen).toEqual([s.id]);
+      await expect(svc.get(s.id)).rejects.toBeInstanceOf(NotFoundException);
+      await expect(svc.remove(s.id)).rejects.toBeInstanceOf(NotFoundException);
+    });
+  });
+
+  describe('learnHostKey (trust on first use)', () => {
+    const seenA = () => ({ fingerprint: hostFp, type: 'ssh-ed25519' });
+    const seenB = () => ({ fingerprint: otherFp, type: 'ssh-ed25519' });
+
+    it('pins the first key seen; a different key later is refused', async () => {
+      const s = await svc.create(base());
+      expect(await svc.learnHostKey(s.id, seenA())).toBe(true);
+      expect(await svc.get(s.id)).toMatchObject({
+        hostKeyFingerprint: hostFp,
+        hostKeyType: 'ssh-ed25519',
+      });
+      expect(await svc.learnHostKey(s.id, seenA())).toBe(true);
+      expect(await svc.learnHostKey(s.id, seenB())).toBe(false);
+      expect((await svc.get(s.id)).hostKeyFingerprint).toBe(hostFp);
+      expect((await svc.getEndpoint(s.id)).hostKeyFingerprint).toBe(hostFp);
+    });
+
+    it('first of two concurrent learners wins', async () => {
+      const s = await svc.create(base());
+      const results = await Promise.all([
+        svc.learnHostKey(s.id, seenA()),
+        svc.learnHostKey(s.id, seenB()),
+      ]);
+      expect(results.filter(Boolean)).toHaveLength(1);
+      const pinned = (await svc.get(s.id)).hostKeyFingerprint;
+      expect(pinned).toBe(results[0] ? hostFp : otherFp);
+    });
+
+    it('never overrides a given pin, and fills in the type of a fingerprint-only pin', async () => {
+      const s = await svc.create(base({ hostKey: hostFp }));
+      expect(await svc.learnHostKey(s.id, seenB())).toBe(false);
+      expect(await svc.learnHostKey(s.id, seenA())).toBe(true);
+      expect(await svc.get(s.id)).toMatchObject({
+        hostKeyFingerprint: hostFp,
+        hostKeyType: 'ssh-ed25519',
+      });
+    });
+
+    it('does not learn for an endpoint the server no longer has', async () => {
+      const s = await svc.create(base());
+      const stale = { host: 'old.internal', port: 22, username: 'deploy' };
+      expect(await svc.learnHostKey(s.id, seenA(), stale)).toBe(false);
+      expect((await svc.get(s.id)).hostKeyFingerprint).toBeNull();
+      const cur = { host: 'web-1.internal', port: 22, username: 'deploy' };
+      expect(await svc.learnHostKey(s.id, seenA(), cur)).toBe(true);
+    });
+
+    it('returns false for unknown or malformed ids', async () => {
+      expect(await svc.learnHostKey('00000000-0000-4000-8000-000000000000', seenA())).toBe(false);
+      expect(await svc.learnHostKey('nope', seenA())).toBe(false);
+    });
+  });
+
+  describe('strict host-key policy', () => {
+    it('requires hostKey on create', async () => {
+      await expect(strict.create(base())).rejects.toThrow(/hostKey: is required .*strict/);
+      const s = await strict.create(base({ hostKey: hostPub }));
+      expect(s.hostKeyFingerprint).toBe(hostFp);
+    });
+
+    it('never learns', async () => {
+      const s = await svc.create(base()); // registered under tofu, unpinned
+      expect(await strict.learnHostKey(s.id, { fingerprint: hostFp, type: 'ssh-ed25519' })).toBe(
+        false,
+      );
+      expect((await strict.get(s.id)).hostKeyFingerprint).toBeNull();
+    });
+
+    it('refuses to move a server or unpin it without a new hostKey', async () => {
+      const s = await strict.create(base({ hostKey: hostPub }));
+      await expect(strict.update(s.id, { host: '10.1.1.1' })).rejects.toThrow(
+        /hostKey: is required when host, port or username change/,
+      );
+      await expect(strict.update(s.id, { hostKey: null })).rejects.toBeInstanceOf(
+        BadRequestException,
+      );
+      const moved = await strict.update(s.id, { host: '10.1.1.1', hostKey: otherFp });
+      expect(moved).toMatchObject({ host: '10.1.1.1', hostKeyFingerprint: otherFp });
+      expect((await strict.update(s.id, { tags: ['x'] })).hostKeyFingerprint).toBe(otherFp);
+    });
+  });
+
+  describe('findByIdsAndTags', () => {
+    it('returns the de-duplicated union ordered by name', async () => {
+      const c = await svc.create(base({ name: 'c', tags: ['web'] }));
+      const a = await svc.create(base({ name: 'a', tags: ['db'] }));
+      const b = await svc.create(base({ name: 'b', tags: ['web', 'db'] }));
+      await svc.create(base({ name: 'd', tags: ['other'] }));
+
+      const byTag = await svc.findByIdsAndTags({ tags: ['web'] });
+      expect(byTag.map((s) => s.name)).toEqual(['b', 'c']);
+      const both = await svc.findByIdsAndTags({ serverIds: [c.id, a.id, c.id], tags: ['db'] });
+      expect(both.map((s) => s.name)).toEqual(['a', 'b', 'c']);
+      expect(both[0]).toBeInstanceOf(ServerEntity);
+      expect((await svc.findByIdsAndTags({ serverIds: [b.id.toUpperCase()] }))[0].id).toBe(b.id);
+      expect(await svc.findByIdsAndTags({ tags: ['nothing'] })).toEqual([]);
+      expect(await svc.findByIdsAndTags({})).toEqual([]);
+    });
+
+    it('names unknown ids in a 404', async () => {
+      const a = await svc.create(base({ name: 'a' }));
+      const missing = '00000000-0000-4000-8000-000000000000';
+      const p = svc.findByIdsAndTags({ serverIds: [a.id, missing, 'bogus'], tags: ['x'] });
+      await expect(p).rejects.toBeInstanceOf(NotFoundException);
+      await expect(svc.findByIdsAndTags({ serverIds: [a.id, missing, 'bogus'] })).rejects.toThrow(
+        `servers not found: ${missing}, bogus`,
+      );
+    });
+  });
+
+  it('baseDirOf prefers the server value over the configured default', async () => {
+    expect(svc.baseDirOf({ baseDir: null })).toBe(tofuConfig.runner.baseDir);
+    expect(svc.baseDirOf({ baseDir: '/opt/c' })).toBe('/opt/c');
+  });
+});

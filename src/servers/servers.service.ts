@@ -1,0 +1,484 @@
+import {
+  BadRequestException,
+  ConflictException,
+  Injectable,
+  Logger,
+  NotFoundException,
+  OnModuleDestroy,
+} from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { randomUUID } from 'node:crypto';
+import { Observable, Subject } from 'rxjs';
+import { FindOptionsWhere, In, IsNull, Repository } from 'typeorm';
+import { TargetError } from '../common/error-codes';
+import { SecretBox, SecretBoxError } from '../common/secret-box';
+import { AppConfig } from '../config/app-config';
+import { ServerEntity } from '../persistence/entities/server.entity';
+import { SeenHostKey, SshEndpoint } from '../ssh/ssh.types';
+import { CreateServerDto } from './dto/create-server.dto';
+import { ServerView } from './dto/server-view.dto';
+import { UpdateServerDto } from './dto/update-server.dto';
+import { HostKeyFormatError, parseHostKeyInput, ParsedHostKey } from './host-key';
+import {
+  checkBaseDir,
+  checkHost,
+  checkName,
+  checkPrivateKey,
+  checkTag,
+  checkUsername,
+  isUuid,
+  normalizeTags,
+  SECRET_MAX,
+  TAGS_MAX,
+} from './server-rules';
+
+/** What is sealed in `ServerEntity.credentials` (AAD = the server id). */
+interface StoredCredentials {
+  privateKey?: string;
+  passphrase?: string;
+  password?: string;
+}
+
+export interface TargetSelector {
+  serverIds?: readonly string[];
+  tags?: readonly string[];
+}
+
+const STRICT_HINT =
+  'the host-key policy is strict, so a server needs its host key (an OpenSSH public key line or a SHA256:… fingerprint)';
+
+/**
+ * The server inventory: CRUD with credentials sealed at rest (AES-256-GCM bound to the
+ * server id), host-key pinning (given up front, or trust-on-first-use), tags.
+ */
+@Injectable()
+export class ServersService implements OnModuleDestroy {
+  private readonly logger = new Logger(ServersService.name);
+  private readonly box: SecretBox;
+  private readonly changes = new Subject<string>();
+  /** Emits a server id after the server was updated or deleted (connections should go). */
+  readonly changes$: Observable<string> = this.changes.asObservable();
+
+  constructor(
+    @InjectRepository(ServerEntity) private readonly repo: Repository<ServerEntity>,
+    private readonly config: AppConfig,
+  ) {
+    this.box = new SecretBox(config.secrets.key);
+  }
+
+  onModuleDestroy(): void {
+    this.changes.complete();
+  }
+
+  get hostKeyPolicy(): 'tofu' | 'strict' {
+    return this.config.hostKeys.policy;
+  }
+
+  // ---------------------------------------------------------------- REST operations
+
+  async create(dto: CreateServerDto): Promise<ServerView> {
+    this.checkFields(dto, true);
+    const hasKey = dto.privateKey != null;
+    const hasPassword = dto.password != null;
+    if (hasKey === hasPassword) {
+      throw new BadRequestException(
+        hasKey
+          ? 'privateKey, password: give one of them, not both'
+          : 'privateKey, password: exactly one of them is required',
+      );
+    }
+    if (!hasKey && dto.passphrase != null) {
+      throw new BadRequestException('passphrase: only applies to privateKey');
+    }
+    const credentials = hasKey
+      ? this.keyCredentials(dto.privateKey!, dto.passphrase)
+      : { password: dto.password! };
+
+    const pin = dto.hostKey != null ? this.parseHostKey(dto.hostKey) : null;
+    if (!pin && this.hostKeyPolicy === 'strict') {
+      throw new BadRequestException(`hostKey: is required — ${STRICT_HINT}`);
+    }
+
+    await this.assertNameFree(dto.name);
+    const now = Date.now();
+    const id = randomUUID();
+    const entity = this.repo.create({
+      id,
+      name: dto.name,
+      host: dto.host,
+      port: dto.port ?? 22,
+      username: dto.username,
+      authType: hasKey ? 'key' : 'password',
+      credentials: this.seal(id, credentials),
+      hostKeyFingerprint: pin?.fingerprint ?? null,
+      hostKeyType: pin?.type ?? null,
+      tags: normalizeTags(dto.tags),
+      baseDir: dto.baseDir ?? null,
+      createdAt: now,
+      updatedAt: now,
+    });
+    try {
+      await this.repo.insert(entity);
+    } catch (e) {
+      throw this.mapWriteError(e, dto.name);
+    }
+    this.logger.log(`server ${id} "${entity.name}" registered (${entity.authType} auth)`);
+    return this.toView(entity);
+  }
+
+  async list(): Promise<ServerView[]> {
+    const rows = await this.repo.find({ order: { name: 'ASC' } });
+    return rows.map((r) => this.toView(r));
+  }
+
+  async get(id: string): Promise<ServerView> {
+    return this.toView(await this.getEntity(id));
+  }
+
+  async update(id: string, dto: UpdateServerDto): Promise<ServerView> {
+    const current = await this.getEntity(id);
+    this.checkFields(dto, false);
+    const patch: Partial<ServerEntity> = {};
+
+    if (dto.name !== undefined && dto.name !== current.name) {
+      await this.assertNameFree(dto.name, current.id);
+      patch.name = dto.name;
+    }
+    if (dto.host !== undefined && dto.host !== current.host) patch.host = dto.host;
+    if (dto.port !== undefined && dto.port !== current.port) patch.port = dto.port;
+    if (dto.username !== undefined && dto.username !== current.username) {
+      patch.username = dto.username;
+    }
+    const endpointMoved = 'host' in patch || 'port' in patch || 'username' in patch;
+
+    if (dto.hostKey !== undefined) {
+      if (dto.hostKey === null) {
+        if (this.hostKeyPolicy === 'strict') {
+          throw new BadRequestException(`hostKey: cannot be removed — ${STRICT_HINT}`);
+        }
+        patch.hostKeyFingerprint = null;
+        patch.hostKeyType = null;
+      } else {
+        const pin = this.parseHostKey(dto.hostKey);
+        patch.hostKeyFingerprint = pin.fingerprint;
+        patch.hostKeyType = pin.type;
+      }
+    } else if (endpointMoved && current.hostKeyFingerprint !== null) {
+      if (this.hostKeyPolicy === 'strict') {
+        throw new BadRequestException(
+          `hostKey: is required when host, port or username change — ${STRICT_HINT}`,
+        );
+      }
+      // A different endpoint is a different host: trust it again on first use.
+      patch.hostKeyFingerprint = null;
+      patch.hostKeyType = null;
+    }
+
+    const newKey = dto.privateKey != null;
+    const newPassword = dto.password != null;
+    if (newKey && newPassword) {
+      throw new BadRequestException('privateKey, password: give one of them, not both');
+    }
+    if (newKey) {
+      patch.credentials = this.seal(
+        current.id,
+        this.keyCredentials(dto.privateKey!, dto.passphrase),
+      );
+      patch.authType = 'key';
+    } else if (newPassword) {
+      if (dto.passphrase != null) {
+        throw new BadRequestException('passphrase: only applies to privateKey');
+      }
+      patch.credentials = this.seal(current.id, { password: dto.password! });
+      patch.authType = 'password';
+    } else if (dto.passphrase != null) {
+      // A new passphrase for the stored key (the key itself was re-encrypted elsewhere).
+      if (current.authType !== 'key') {
+        throw new BadRequestException('passphrase: only applies to privateKey');
+      }
+      const stored = this.openCredentials(current);
+      patch.credentials = this.seal(
+        current.id,
+        this.keyCredentials(stored.privateKey ?? '', dto.passphrase, 'passphrase'),
+      );
+    }
+
+    if (dto.tags !== undefined) patch.tags = normalizeTags(dto.tags);
+    if (dto.baseDir !== undefined) patch.baseDir = dto.baseDir;
+
+    if (Object.keys(patch).length === 0) return this.toView(current);
+    patch.updatedAt = Math.max(Date.now(), current.updatedAt + 1);
+    try {
+      const res = await this.repo.update({ id: current.id }, patch);
+      if (res.affected === 0) throw this.notFound(id);
+    } catch (e) {
+      throw this.mapWriteError(e, patch.name ?? current.name);
+    }
+    this.changes.next(current.id);
+    this.logger.log(
+      `server ${current.id} updated (${Object.keys(patch)
+        .filter((k) => k !== 'updatedAt')
+        .join(', ')})`,
+    );
+    return this.get(current.id);
+  }
+
+  async remove(id: string): Promise<void> {
+    if (!isUuid(id)) throw this.notFound(id);
+    const key = id.toLowerCase();
+    const res = await this.repo.delete({ id: key });
+    if (!res.affected) throw this.notFound(id);
+    this.changes.next(key);
+    this.logger.log(`server ${key} deleted`);
+  }
+
+  // ---------------------------------------------------------------- for other modules
+
+  /** The stored row; 404 (`server <id> not found`) for unknown or malformed ids. */
+  async getEntity(id: string): Promise<ServerEntity> {
+    if (!isUuid(id)) throw this.notFound(id);
+    const row = await this.repo.findOneBy({ id: id.toLowerCase() });
+    if (!row) throw this.notFound(id);
+    return row;
+  }
+
+  /** Everything the SSH pool needs to reach a server, credentials decrypted. */
+  async getEndpoint(id: string): Promise<SshEndpoint> {
+    return this.endpointOf(await this.getEntity(id));
+  }
+
+  /**
+   * Decrypts a row's credentials into an endpoint. Throws TargetError('auth_failed') when
+   * they cannot be opened (e.g. CRONIUM_SECRETS_KEY changed since they were stored).
+   */
+  endpointOf(server: ServerEntity): SshEndpoint {
+    const creds = this.openCredentials(server);
+    const endpoint: SshEndpoint = {
+      serverId: server.id,
+      serverName: server.name,
+      host: server.host,
+      port: server.port,
+      username: server.username,
+      hostKeyFingerprint: server.hostKeyFingerprint,
+      hostKeyType: server.hostKeyType,
+    };
+    if (server.authType === 'key') {
+      endpoint.privateKey = creds.privateKey;
+      if (creds.passphrase) endpoint.passphrase = creds.passphrase;
+    } else {
+      endpoint.password = creds.password;
+    }
+    return endpoint;
+  }
+
+  /**
+   * Resolves job targets: servers named by id plus servers carrying any of the tags,
+   * de-duplicated and ordered by name. Unknown (or malformed) ids are a 404 naming them.
+   */
+  async findByIdsAndTags(selector: TargetSelector): Promise<ServerEntity[]> {
+    const ids = [...new Set(selector.serverIds ?? [])];
+    const tags = new Set(selector.tags ?? []);
+    const found = new Map<string, ServerEntity>();
+
+    if (ids.length) {
+      const valid = ids.filter(isUuid).map((s) => s.toLowerCase());
+      const rows = valid.length ? await this.repo.findBy({ id: In([...new Set(valid)]) }) : [];
+      for (const r of rows) found.set(r.id, r);
+      const unknown = ids.filter((s) => !isUuid(s) || !found.has(s.toLowerCase()));
+      if (unknown.length) {
+        throw new NotFoundException(
+          `${unknown.length === 1 ? 'server' : 'servers'} not found: ${unknown
+            .map((s) => clip(s))
+            .join(', ')}`,
+        );
+      }
+    }
+    if (tags.size) {
+      // Tags live in a JSON text column (one schema for SQLite and PostgreSQL); the
+      // inventory is small enough to filter here.
+      for (const r of await this.repo.find()) {
+        if (!found.has(r.id) && (r.tags ?? []).some((t) => tags.has(t))) found.set(r.id, r);
+      }
+    }
+    return [...found.values()].sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : 1,
+    );
+  }
+
+  /**
+   * Trust on first use: pins `seen` if the server has no pinned key yet. The first caller
+   * wins (conditional UPDATE … WHERE hostKeyFingerprint IS NULL); any later caller gets
+   * whether its key equals the pinned one. With `expect`, the pin is only learned while the
+   * server still points at that endpoint (a connection made before an edit learns nothing).
+   * Never learns under the strict policy.
+   */
+  async learnHostKey(
+    serverId: string,
+    seen: SeenHostKey,
+    expect?: Pick<SshEndpoint, 'host' | 'port' | 'username'>,
+  ): Promise<boolean> {
+    if (this.hostKeyPolicy === 'strict') return false;
+    if (!isUuid(serverId) || !seen?.fingerprint) return false;
+    const id = serverId.toLowerCase();
+    const where: FindOptionsWhere<ServerEntity> = { id, hostKeyFingerprint: IsNull() };
+    if (expect)
+      Object.assign(where, { host: expect.host, port: expect.port, username: expect.username });
+    const res = await this.repo.update(where, {
+      hostKeyFingerprint: seen.fingerprint,
+      hostKeyType: seen.type ?? null,
+    });
+    if (res.affected === 1) {
+      this.logger.log(
+        `server ${id}: host key ${seen.fingerprint} (${seen.type}) pinned on first use`,
+      );
+      return true;
+    }
+    const row = await this.repo.findOneBy({ id });
+    if (!row || row.hostKeyFingerprint !== seen.fingerprint) return false;
+    if (
+      expect &&
+      (row.host !== expect.host || row.port !== expect.port || row.username !== expect.username)
+    ) {
+      return false;
+    }
+    if (row.hostKeyType === null && seen.type) {
+      // Pinned by fingerprint alone: remember the type now that a matching key was seen.
+      await this.repo.update(
+        { id, hostKeyFingerprint: seen.fingerprint, hostKeyType: IsNull() },
+        { hostKeyType: seen.type },
+      );
+    }
+    return true;
+  }
+
+  /** The remote base directory for a server: its own, else the configured default. */
+  baseDirOf(server: Pick<ServerEntity, 'baseDir'>): string {
+    return server.baseDir ?? this.config.runner.baseDir;
+  }
+
+  /** The API view: never credentials. */
+  toView(s: ServerEntity): ServerView {
+    return {
+      id: s.id,
+      name: s.name,
+      host: s.host,
+      port: s.port,
+      username: s.username,
+      authType: s.authType,
+      hostKeyFingerprint: s.hostKeyFingerprint ?? null,
+      hostKeyType: s.hostKeyType ?? null,
+      tags: [...(s.tags ?? [])],
+      baseDir: s.baseDir ?? null,
+      createdAt: new Date(Number(s.createdAt)).toISOString(),
+      updatedAt: new Date(Number(s.updatedAt)).toISOString(),
+    };
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  /**
+   * Field rules again, so callers that bypass the HTTP ValidationPipe (other modules,
+   * tests) cannot store what the API would refuse.
+   */
+  private checkFields(dto: Partial<CreateServerDto & UpdateServerDto>, creating: boolean): void {
+    const errors: string[] = [];
+    const add = (m: string | null) => m && errors.push(m);
+    if (creating || dto.name !== undefined) add(checkName(dto.name));
+    if (creating || dto.host !== undefined) add(checkHost(dto.host));
+    if (creating || dto.username !== undefined) add(checkUsername(dto.username));
+    if (
+      dto.port !== undefined &&
+      !(Number.isInteger(dto.port) && dto.port >= 1 && dto.port <= 65535)
+    ) {
+      add('port must be an integer from 1 to 65535');
+    }
+    if (dto.baseDir != null) add(checkBaseDir(dto.baseDir));
+    if (dto.tags !== undefined) {
+      if (!Array.isArray(dto.tags)) add('tags must be an array');
+      else if (dto.tags.length > TAGS_MAX)
+        add(`tags must contain no more than ${TAGS_MAX} elements`);
+      else for (const t of dto.tags) if (add(checkTag(t))) break;
+    }
+    for (const f of ['password', 'passphrase'] as const) {
+      const v = dto[f];
+      if (v != null && (typeof v !== 'string' || v.length > SECRET_MAX)) {
+        add(`${f} must be a string of at most ${SECRET_MAX} characters`);
+      }
+    }
+    if (dto.password === '') add('password must not be empty');
+    if (errors.length) throw new BadRequestException(errors.join('; '));
+  }
+
+  private keyCredentials(
+    privateKey: string,
+    passphrase: string | undefined | null,
+    field: 'privateKey' | 'passphrase' = 'privateKey',
+  ): StoredCredentials {
+    const res = checkPrivateKey(privateKey, passphrase);
+    if (!res.ok) {
+      throw new BadRequestException(
+        field === 'privateKey' ? res.message : 'passphrase: does not open the stored privateKey',
+      );
+    }
+    return passphrase ? { privateKey, passphrase } : { privateKey };
+  }
+
+  private parseHostKey(input: string): ParsedHostKey {
+    try {
+      return parseHostKeyInput(input);
+    } catch (e) {
+      if (e instanceof HostKeyFormatError) throw new BadRequestException(`hostKey: ${e.message}`);
+      throw e;
+    }
+  }
+
+  private seal(id: string, creds: StoredCredentials): string {
+    return this.box.seal(JSON.stringify(creds), id);
+  }
+
+  private openCredentials(server: ServerEntity): StoredCredentials {
+    try {
+      return JSON.parse(this.box.open(server.credentials, server.id)) as StoredCredentials;
+    } catch (e) {
+      if (e instanceof SecretBoxError || e instanceof SyntaxError) {
+        this.logger.error(`server ${server.id}: stored credentials cannot be decrypted`);
+        throw new TargetError(
+          'auth_failed',
+          'stored credentials cannot be decrypted (was CRONIUM_SECRETS_KEY changed?)',
+        );
+      }
+      throw e;
+    }
+  }
+
+  private async assertNameFree(name: string, exceptId?: string): Promise<void> {
+    const other = await this.repo.findOneBy({ name });
+    if (other && other.id !== exceptId) throw this.nameConflict(name);
+  }
+
+  private nameConflict(name: string): ConflictException {
+    return new ConflictException(`a server named "${clip(name)}" already exists`);
+  }
+
+  private notFound(id: string): NotFoundException {
+    return new NotFoundException(`server ${clip(String(id))} not found`);
+  }
+
+  /** Unique-name races that slipped past the pre-check become 409, not 500. */
+  private mapWriteError(e: unknown, name: string): unknown {
+    const d = (e as any)?.driverError ?? e;
+    const code = d?.code;
+    if (
+      code === '23505' ||
+      code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+      /UNIQUE constraint failed|duplicate key value/i.test(String(d?.message ?? ''))
+    ) {
+      return this.nameConflict(name);
+    }
+    return e;
+  }
+}
+
+function clip(s: string, max = 80): string {
+  return s.length > max ? s.slice(0, max) + '…' : s;
+}
