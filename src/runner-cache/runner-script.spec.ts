@@ -27,17 +27,13 @@ interface Section {
 
 /** `export NAME='value'` lines, `'` written as `'\''` (protocol doc, `env` section). */
 function envSection(vars: Record<string, string>): Section {
-  const lines = Object.entries(vars).map(
-    ([k, v]) => `export ${k}='${v.replace(/'/g, `'\\''`)}'\n`,
-  );
+  const lines = Object.entries(vars).map(([k, v]) => `export ${k}='${v.replace(/'/g, `'\\''`)}'\n`);
   return { name: 'env', data: lines.join('') };
 }
 
 /** Header line + `<name> <byteLength>\n<bytes>` sections. */
 function frame(runId: string, type: string, grace: number | string, sections: Section[]): Buffer {
-  const parts: Buffer[] = [
-    Buffer.from(`CRONIUM1 ${runId} ${type} ${grace} ${sections.length}\n`),
-  ];
+  const parts: Buffer[] = [Buffer.from(`CRONIUM1 ${runId} ${type} ${grace} ${sections.length}\n`)];
   for (const s of sections) {
     const data = Buffer.isBuffer(s.data) ? s.data : Buffer.from(s.data, 'utf8');
     parts.push(Buffer.from(`${s.name} ${data.length}\n`), data);
@@ -230,8 +226,9 @@ describe('runner.sh', () => {
     expect(res.stdout.toString()).toBe(`CRONIUM1 ready 1.0.0 ${UNAME_S} ${UNAME_M}\nok\n`);
     const hostInfo = path.join(path.dirname(runnerPath), 'host-info');
     expect(fs.readFileSync(hostInfo, 'utf8')).toBe(`${UNAME_S} ${UNAME_M}\n`);
-    expect(fs.readdirSync(path.dirname(runnerPath)).filter((f) => f.startsWith('host-info.')))
-      .toEqual([]);
+    expect(
+      fs.readdirSync(path.dirname(runnerPath)).filter((f) => f.startsWith('host-info.')),
+    ).toEqual([]);
   });
 
   it('passes env values through unchanged and never executes them', async () => {
@@ -537,7 +534,12 @@ describe('runner.sh', () => {
     });
 
     it('collect of a missing run dir prints an empty collection; bad runIds are refused', async () => {
-      const c = await new Runner(runnerPath, ['collect', 'nope-123'], Buffer.alloc(0), true).finish();
+      const c = await new Runner(
+        runnerPath,
+        ['collect', 'nope-123'],
+        Buffer.alloc(0),
+        true,
+      ).finish();
       expect(c.stdout.toString()).toBe('CRONIUM1 collect 0\n');
       expect(c.code).toBe(0);
       const bad = await new Runner(runnerPath, ['collect', '../x'], Buffer.alloc(0), true).finish();
@@ -549,8 +551,10 @@ describe('runner.sh', () => {
   describe('byte transparency', () => {
     it('passes a 200 KB line without newline and binary bytes through unchanged', async () => {
       const big = Buffer.from(
-        Array.from({ length: 200 * 1024 }, (_, i) => 'abcdefghijklmnopqrstuvwxyz0123456789'[i % 36])
-          .join(''),
+        Array.from(
+          { length: 200 * 1024 },
+          (_, i) => 'abcdefghijklmnopqrstuvwxyz0123456789'[i % 36],
+        ).join(''),
       );
       const bin = Buffer.concat([
         Buffer.from(Array.from({ length: 256 }, (_, i) => i)),

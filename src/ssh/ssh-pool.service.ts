@@ -19,6 +19,11 @@ interface Group {
 const fingerprintOf = (blob: Buffer) =>
   'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '');
 
+/** The pinned key's type → algorithms to offer; an RSA key signs with SHA-2 on modern sshd. */
+function hostKeyAlgorithms(type: string): string[] {
+  return type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [type];
+}
+
 function keyTypeOf(blob: Buffer): string {
   const len = blob.readUInt32BE(0);
   return blob.subarray(4, 4 + len).toString('latin1');
@@ -245,7 +250,7 @@ export class SshPool implements OnApplicationShutdown {
           keepaliveInterval: this.config.ssh.keepaliveIntervalMs,
           keepaliveCountMax: this.config.ssh.keepaliveCountMax,
           tryKeyboard: false,
-          algorithms: ep.hostKeyType ? { serverHostKey: [ep.hostKeyType as any] } : undefined,
+          algorithms: ep.hostKeyType ? { serverHostKey: hostKeyAlgorithms(ep.hostKeyType) as any } : undefined,
           hostVerifier: (blob: Buffer) => {
             seen = { fingerprint: fingerprintOf(blob), type: keyTypeOf(blob) };
             if (ep.hostKeyFingerprint && ep.hostKeyFingerprint !== seen.fingerprint) {
@@ -267,7 +272,7 @@ export class SshPool implements OnApplicationShutdown {
 
   private async acceptHostKey(ep: SshEndpoint, seen: SeenHostKey): Promise<boolean> {
     if (ep.hostKeyFingerprint) return ep.hostKeyFingerprint === seen.fingerprint;
-    return this.learner(ep.serverId, seen);
+    return this.learner(ep.serverId, seen, ep);
   }
 
   private keyOf(ep: SshEndpoint): string {

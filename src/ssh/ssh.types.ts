@@ -23,7 +23,11 @@ export interface SeenHostKey {
 }
 
 /** Called when a connection to an unpinned server succeeds; returns false to refuse the key. */
-export type HostKeyLearner = (serverId: string, seen: SeenHostKey) => Promise<boolean>;
+export type HostKeyLearner = (
+  serverId: string,
+  seen: SeenHostKey,
+  endpoint: SshEndpoint,
+) => Promise<boolean>;
 
 export interface PooledConnection {
   readonly id: number;

@@ -1,0 +1,315 @@
+import * as fs from 'node:fs';
+import { logsOf, registerServer, startApp, TestApp, waitForExecution, waitForTargetStatus } from './support/app';
+import { ensureTestUser, sh, SshdInstance, startSshd } from './support/sshd';
+
+/** Live processes whose command line matches (zombies excluded: PID 1 reaps slowly here). */
+async function alive(pattern: string): Promise<string[]> {
+  const r = await sh(`pgrep -r S,R,D -a -f ${JSON.stringify(pattern)} || true`);
+  return r.stdout.split('\n').filter((l) => l.trim() && !l.includes('pgrep'));
+}
+
+async function eventually(check: () => Promise<boolean>, timeoutMs = 10000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return check();
+}
+
+const uniq = () => 3000 + Math.floor(Math.random() * 6000);
+
+describe('running a script on one server (real sshd)', () => {
+  let sshd: SshdInstance;
+  let t: TestApp;
+  let serverId: string;
+  let baseDir: string;
+
+  const submit = (body: Record<string, unknown>, headers: Record<string, string> = {}) =>
+    t
+      .http()
+      .post('/v1/jobs')
+      .set({ ...t.auth, ...headers })
+      .send({ targets: { serverIds: [serverId] }, ...body });
+
+  const run = async (body: Record<string, unknown>) => {
+    const res = await submit(body);
+    expect(res.status).toBe(202);
+    return waitForExecution(t, res.body.id);
+  };
+
+  beforeAll(async () => {
+    sshd = await startSshd();
+    t = await startApp();
+    baseDir = `${sshd.dir}/base`;
+    serverId = await registerServer(t, sshd, { baseDir });
+  });
+
+  afterAll(async () => {
+    await t?.close();
+    await sshd?.stop();
+  });
+
+  it('succeeds with stdout and stderr kept apart, gap-free log sequence and a runner system entry', async () => {
+    const ex = await run({
+      script: { type: 'bash', content: 'echo out1; echo err1 >&2; echo out2; printf "no newline"' },
+    });
+    expect(ex.status).toBe('succeeded');
+    expect(ex.summary).toMatchObject({ total: 1, succeeded: 1, failed: 0 });
+    const target = ex.targets[0];
+    expect(target).toMatchObject({ serverId, status: 'succeeded', exitCode: 0, signal: null, truncated: false });
+    expect(target.error).toBeUndefined();
+    expect(typeof target.durationMs).toBe('number');
+    expect(target.phases.runMs).toEqual(expect.any(Number));
+
+    const logs = await logsOf(t, ex.id);
+    expect(logs.map((l) => l.seq)).toEqual(logs.map((_, i) => i + 1));
+    const by = (s: string) => logs.filter((l) => l.stream === s).map((l) => l.text);
+    expect(by('stdout')).toEqual(['out1', 'out2', 'no newline']);
+    expect(by('stderr')).toEqual(['err1']);
+    expect(by('system').join('\n')).toMatch(/runner 1\.0\.0 on Linux/);
+    // the per-execution directory is gone
+    expect(fs.readdirSync(`${baseDir}/runs`)).toEqual([]);
+    const mode = fs.statSync(baseDir).mode & 0o777;
+    expect(mode).toBe(0o700);
+  });
+
+  it('reports the exact non-zero exit code, and python and node scripts run too', async () => {
+    const bash = await run({ script: { type: 'bash', content: 'exit 42' } });
+    expect(bash.status).toBe('failed');
+    expect(bash.targets[0]).toMatchObject({ status: 'failed', exitCode: 42 });
+    expect(bash.targets[0].error).toBeUndefined();
+
+    const py = await run({ script: { type: 'python', content: 'import sys\nprint("py", 6*7)\nsys.exit(7)' } });
+    expect(py.targets[0]).toMatchObject({ status: 'failed', exitCode: 7 });
+    expect((await logsOf(t, py.id)).some((l) => l.stream === 'stdout' && l.text === 'py 42')).toBe(true);
+
+    const node = await run({ script: { type: 'node', content: 'console.log("node", 1+1)' } });
+    expect(node.targets[0]).toMatchObject({ status: 'succeeded', exitCode: 0 });
+    expect((await logsOf(t, node.id)).some((l) => l.text === 'node 2')).toBe(true);
+  });
+
+  it('reports a script killed by a signal', async () => {
+    const ex = await run({ script: { type: 'bash', content: 'kill -KILL $$' } });
+    expect(ex.targets[0]).toMatchObject({ status: 'failed', exitCode: 137, signal: 'SIGKILL' });
+  });
+
+  it('times out, kills the whole remote tree and says timed_out', async () => {
+    const n = uniq();
+    const started = Date.now();
+    const ex = await run({
+      timeoutSeconds: 2,
+      script: { type: 'bash', content: `sleep ${n} & sleep ${n + 1} & (sleep ${n + 2}; echo x) & sleep ${n + 3}` },
+    });
+    expect(ex.status).toBe('failed');
+    expect(ex.targets[0].status).toBe('timed_out');
+    expect(Date.now() - started).toBeLessThan(15000);
+    expect(await eventually(async () => (await alive(`sleep ${n}`)).length === 0, 5000)).toBe(true);
+    for (const k of [1, 2, 3]) expect(await alive(`sleep ${n + k}`)).toEqual([]);
+  });
+
+  it('cancels, kills the whole remote tree and says cancelled (not timed_out)', async () => {
+    const n = uniq();
+    const res = await submit({
+      timeoutSeconds: 600,
+      script: { type: 'bash', content: `sleep ${n} & sleep ${n + 1} & echo started; sleep ${n + 2}` },
+    });
+    await waitForTargetStatus(t, res.body.id, 'running');
+    expect(await eventually(async () => (await alive(`sleep ${n + 2}`)).length === 1)).toBe(true);
+    const c = await t.http().post(`/v1/executions/${res.body.id}/cancel`).set(t.auth);
+    expect(c.status).toBe(202);
+    const ex = await waitForExecution(t, res.body.id);
+    expect(ex.status).toBe('cancelled');
+    expect(ex.targets[0].status).toBe('cancelled');
+    expect(await eventually(async () => (await alive(`sleep ${n}`)).length === 0, 5000)).toBe(true);
+    expect(await alive(`sleep ${n + 1}`)).toEqual([]);
+    expect(await alive(`sleep ${n + 2}`)).toEqual([]);
+    // cancelling again is a conflict, not a 500
+    const again = await t.http().post(`/v1/executions/${res.body.id}/cancel`).set(t.auth);
+    expect(again.status).toBe(409);
+  });
+
+  it('kills leftover background children when the script exits normally', async () => {
+    const n = uniq();
+    const ex = await run({ script: { type: 'bash', content: `sleep ${n} & echo done` } });
+    expect(ex.targets[0].status).toBe('succeeded');
+    expect(await eventually(async () => (await alive(`sleep ${n}`)).length === 0, 5000)).toBe(true);
+  });
+
+  it('ends connection_lost when the SSH connection drops, and the runner kills its tree', async () => {
+    const n = uniq();
+    const res = await submit({ script: { type: 'bash', content: `sleep ${n} & sleep ${n + 1}` } });
+    await waitForTargetStatus(t, res.body.id, 'running');
+    expect(await eventually(async () => (await alive(`sleep ${n + 1}`)).length === 1)).toBe(true);
+    await sshd.killConnections();
+    const ex = await waitForExecution(t, res.body.id);
+    expect(ex.targets[0].status).toBe('failed');
+    expect(ex.targets[0].error.code).toBe('connection_lost');
+    expect(await eventually(async () => (await alive(`sleep ${n}`)).length === 0, 8000)).toBe(true);
+    expect(await alive(`sleep ${n + 1}`)).toEqual([]);
+    // the pool reconnects for the next job
+    const next = await run({ script: { type: 'bash', content: 'echo back' } });
+    expect(next.status).toBe('succeeded');
+  });
+
+  it('redeploys and retries once when the remote cache was wiped', async () => {
+    await run({ script: { type: 'bash', content: 'true' } });
+    fs.rmSync(baseDir, { recursive: true, force: true });
+    const ex = await run({ script: { type: 'bash', content: 'echo again' } });
+    expect(ex.status).toBe('succeeded');
+    const logs = await logsOf(t, ex.id);
+    expect(logs.some((l) => l.stream === 'system' && /redeploying/.test(l.text))).toBe(true);
+    expect(logs.some((l) => l.stream === 'stdout' && l.text === 'again')).toBe(true);
+  });
+
+  it('keeps secrets off the remote command line and out of API responses', async () => {
+    const secret = 'S3cr3t-' + Math.random().toString(36).slice(2);
+    const n = uniq();
+    const res = await submit({
+      env: { API_SECRET: secret },
+      input: { password: secret },
+      script: { type: 'bash', content: `test "$API_SECRET" = "${'$'}API_SECRET" ; sleep ${n}` },
+    });
+    await waitForTargetStatus(t, res.body.id, 'running');
+    expect(await eventually(async () => (await alive(`sleep ${n}`)).length === 1)).toBe(true);
+    const ps = await sh('ps -eo args');
+    expect(ps.stdout).not.toContain(secret);
+    const runnerLines = ps.stdout.split('\n').filter((l) => l.includes(`${baseDir}/runners`));
+    expect(runnerLines.length).toBeGreaterThan(0);
+    for (const l of runnerLines) expect(l).toMatch(/^sh \S+\/runners\/[0-9a-f]{64}\/runner\.sh run$/);
+    await t.http().post(`/v1/executions/${res.body.id}/cancel`).set(t.auth);
+    const ex = await waitForExecution(t, res.body.id);
+    expect(JSON.stringify(ex)).not.toContain(secret);
+    const logs = await t.http().get(`/v1/executions/${res.body.id}/logs`).set(t.auth);
+    expect(JSON.stringify(logs.body)).not.toContain(secret);
+  });
+
+  it('env values with quotes, newlines and shell syntax arrive unchanged and never run', async () => {
+    const marker = `/tmp/cronium-pwned-${uniq()}`;
+    const value = `it's "quoted" $(touch ${marker}) \`touch ${marker}\` ; touch ${marker}\nline2 ✓`;
+    const ex = await run({
+      env: { TRICKY: value },
+      name: `$(touch ${marker})`,
+      script: { type: 'bash', content: 'printf "%s" "$TRICKY" | od -An -c | tr -d " \\n"; echo' },
+    });
+    expect(ex.status).toBe('succeeded');
+    expect(fs.existsSync(marker)).toBe(false);
+    const py = await run({
+      env: { TRICKY: value },
+      script: { type: 'python', content: 'import os, json\nprint(json.dumps(os.environ["TRICKY"]))' },
+    });
+    const line = (await logsOf(t, py.id)).find((l) => l.stream === 'stdout');
+    expect(JSON.parse(line.text)).toBe(value);
+  });
+
+  it('returns the same execution for a retried POST with the same Idempotency-Key', async () => {
+    const key = `key-${uniq()}`;
+    const body = { script: { type: 'bash', content: 'echo once' } };
+    const a = await submit(body, { 'Idempotency-Key': key });
+    const b = await submit(body, { 'Idempotency-Key': key });
+    expect(a.status).toBe(202);
+    expect(b.status).toBe(202);
+    expect(b.body.id).toBe(a.body.id);
+  });
+
+  it('handles a 200 KB line and binary output without stalling', async () => {
+    const ex = await run({
+      script: {
+        type: 'bash',
+        content: 'head -c 200000 /dev/zero | tr "\\0" a; echo; head -c 4096 /dev/urandom; echo; echo end',
+      },
+    });
+    expect(ex.status).toBe('succeeded');
+    const logs = await logsOf(t, ex.id);
+    const out = logs.filter((l) => l.stream === 'stdout');
+    expect(out.slice(0, 4).map((l) => l.text.length)).toEqual([65536, 65536, 65536, 3392]);
+    expect(out[out.length - 1].text).toBe('end');
+  });
+
+  it('pins the host key on first use', async () => {
+    const res = await t.http().get(`/v1/servers/${serverId}`).set(t.auth);
+    expect(res.body.hostKeyFingerprint).toBe(sshd.hostKeyFingerprint);
+  });
+});
+
+describe('connection failures (real sshd)', () => {
+  let sshd: SshdInstance;
+  let other: SshdInstance;
+  let t: TestApp;
+
+  beforeAll(async () => {
+    [sshd, other] = await Promise.all([startSshd(), startSshd()]);
+    t = await startApp();
+  });
+  afterAll(async () => {
+    await t?.close();
+    await Promise.all([sshd?.stop(), other?.stop()]);
+  });
+
+  const runOn = async (serverId: string) => {
+    const res = await t
+      .http()
+      .post('/v1/jobs')
+      .set(t.auth)
+      .send({ script: { type: 'bash', content: 'echo hi' }, targets: { serverIds: [serverId] } });
+    expect(res.status).toBe(202);
+    return waitForExecution(t, res.body.id);
+  };
+
+  it('refuses a host whose key does not match the pinned one: host_key_mismatch', async () => {
+    const id = await registerServer(t, sshd, { hostKey: other.hostPublicKey, baseDir: `${sshd.dir}/b1` });
+    const ex = await runOn(id);
+    expect(ex.targets[0].status).toBe('failed');
+    expect(ex.targets[0].error.code).toBe('host_key_mismatch');
+    expect(fs.existsSync(`${sshd.dir}/b1`)).toBe(false);
+  });
+
+  it('accepts a host whose key matches a given fingerprint', async () => {
+    const id = await registerServer(t, sshd, { hostKey: sshd.hostKeyFingerprint, baseDir: `${sshd.dir}/b2` });
+    expect((await runOn(id)).status).toBe('succeeded');
+  });
+
+  it('reports wrong credentials as auth_failed', async () => {
+    const stranger = await other.addClientKey('ed25519'); // authorized on the other sshd only
+    const id = await registerServer(t, sshd, { privateKey: stranger.privateKey, baseDir: `${sshd.dir}/b3` });
+    const ex = await runOn(id);
+    expect(ex.targets[0].error.code).toBe('auth_failed');
+  });
+
+  it('connects with a password, and with an RSA key behind a passphrase', async () => {
+    const user = await ensureTestUser();
+    const pw = await t
+      .http()
+      .post('/v1/servers')
+      .set(t.auth)
+      .send({ name: `pw-${sshd.port}`, host: sshd.host, port: sshd.port, username: user.username, password: user.password });
+    expect(pw.status).toBe(201);
+    expect(JSON.stringify(pw.body)).not.toContain(user.password);
+    expect((await runOn(pw.body.id)).status).toBe('succeeded');
+
+    const bad = await t
+      .http()
+      .post('/v1/servers')
+      .set(t.auth)
+      .send({ name: `pw-bad-${sshd.port}`, host: sshd.host, port: sshd.port, username: user.username, password: 'nope' });
+    expect((await runOn(bad.body.id)).targets[0].error.code).toBe('auth_failed');
+
+    const rsa = await sshd.addClientKey('rsa', 'pass phrase');
+    const id = await registerServer(t, sshd, {
+      privateKey: rsa.privateKey,
+      passphrase: 'pass phrase',
+      baseDir: `${sshd.dir}/b4`,
+    });
+    expect((await runOn(id)).status).toBe('succeeded');
+  });
+
+  it('reports an unreachable server as connect_failed', async () => {
+    const res = await t
+      .http()
+      .post('/v1/servers')
+      .set(t.auth)
+      .send({ name: 'nowhere', host: '127.0.0.1', port: 1, username: 'root', password: 'x' });
+    const ex = await runOn(res.body.id);
+    expect(ex.targets[0].error.code).toBe('connect_failed');
+  });
+});
