@@ -306,6 +306,7 @@ describe('runner.sh', () => {
     const res = await runScript('bash', 'echo before\nkill -TERM $$\necho after');
     expect(res.code).toBe(143);
     expect(res.stdout.toString()).toBe(`${READY}before\n`);
+    expect(res.stderr.toString()).toBe('');
   });
 
   describe('process tree', () => {
@@ -333,6 +334,7 @@ describe('runner.sh', () => {
       expect(survivors(m)).toEqual([]);
       expect(res.code).toBe(expectCode);
       expect(res.stdout.toString()).toBe(`${READY}started\n`);
+      expect(res.stderr.toString()).toBe(''); // no "Terminated" from the runner's shell
       expect(fs.existsSync(runDir(runId))).toBe(false);
       expect(fs.existsSync(`${runDir(runId)}.cancel`)).toBe(false);
     }
@@ -370,6 +372,7 @@ describe('runner.sh', () => {
       r.send('cancel\n');
       const res = await r.finish(3000);
       expect(res.code).toBe(143);
+      expect(res.stderr.toString()).toBe('');
       expect(survivors(m)).toEqual([]);
     });
 

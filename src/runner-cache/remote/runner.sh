@@ -219,9 +219,12 @@ run() {
 		valid_num "$2" || die "bad section length"
 		[ ! -e "$cr_dir/$1" ] || die "duplicate section"
 		# GNU head -c never reads past N bytes of a pipe, so the next header
-		# stays on stdin.  (read, by contrast, is not binary-safe.)
+		# stays on stdin (read is not binary-safe).  NB busybox head reads
+		# through stdio and swallows more: the next read then fails cleanly.
+		# `true`, not `:`: a failed redirection on a special builtin would
+		# exit the shell on the spot, skipping die's cleanup.
 		if [ "$2" = 0 ]; then
-			: >"$cr_dir/$1" || die "cannot write section"
+			true 2>/dev/null >"$cr_dir/$1" || die "cannot write section"
 		else
 			head -c "$2" >"$cr_dir/$1" || die "cannot write section"
 		fi
@@ -283,16 +286,18 @@ run() {
 		# the main shell to let this grace period finish instead of restarting
 		# it.  It sits beside the run dir (runIds have no dot, so it can't
 		# collide), not in it, where the script could create it by accident.
-		: >"$cr_dir.cancel"
+		true >"$cr_dir.cancel" # `true`: a failure must not stop the kill
 		kill_tree "$cr_pid" 1
 	) <&9 >/dev/null 2>&1 &
 	cr_wpid=$!
 	exec 9<&-
 
-	wait "$cr_pid"
+	# 2>/dev/null: dash and busybox report a job killed by a signal
+	# ("Terminated") on the shell's stderr, which is the script's stderr.
+	wait "$cr_pid" 2>/dev/null
 	cr_rc=$?
 	if [ -e "$cr_dir.cancel" ]; then
-		wait "$cr_wpid" # its TERM..KILL sequence is under way
+		wait "$cr_wpid" 2>/dev/null # its TERM..KILL sequence is under way
 	else
 		kill "$cr_wpid" 2>/dev/null # blocked in the read builtin: dies at once
 	fi

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: unit specs and e2e specs against real OpenSSH sshd processes,
+# a real SQLite file and (when reachable) PostgreSQL on 127.0.0.1:5432.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/ensure-deps.sh
+apt_install /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client python3:python3 pgrep:procps setsid:util-linux
+node_deps
+npx tsc --noEmit -p tsconfig.json
+npx jest --config jest.config.js --runInBand "$@"
