@@ -5,6 +5,8 @@ const common = {
   testEnvironment: 'node',
 };
 module.exports = {
+  // A global option (ignored inside projects): e2e specs drive real sshd processes.
+  testTimeout: 120000,
   projects: [
     { ...common, displayName: 'unit', rootDir: 'src', testRegex: '.*\\.spec\\.ts$' },
     {
@@ -12,7 +14,6 @@ module.exports = {
       displayName: 'e2e',
       rootDir: '.',
       testRegex: 'test/.*\\.e2e-spec\\.ts$',
-      testTimeout: 120000,
     },
   ],
 };

@@ -1,21 +1,7 @@
 import * as fs from 'node:fs';
 import { logsOf, registerServer, startApp, TestApp, waitForExecution, waitForTargetStatus } from './support/app';
+import { alive, eventually } from './support/processes';
 import { ensureTestUser, sh, SshdInstance, startSshd } from './support/sshd';
-
-/** Live processes whose command line matches (zombies excluded: PID 1 reaps slowly here). */
-async function alive(pattern: string): Promise<string[]> {
-  const r = await sh(`pgrep -r S,R,D -a -f ${JSON.stringify(pattern)} || true`);
-  return r.stdout.split('\n').filter((l) => l.trim() && !l.includes('pgrep'));
-}
-
-async function eventually(check: () => Promise<boolean>, timeoutMs = 10000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return check();
-}
 
 const uniq = () => 3000 + Math.floor(Math.random() * 6000);
 

@@ -1,0 +1,465 @@
+/* eslint-disable no-console */
+/**
+ * `npm run bench warm-latency`: warm end-to-end latency of one tiny bash job (`echo ok`)
+ * through cronium, compared with OpenSSH against the same sshd:
+ *
+ *   cronium    POST /v1/jobs → GET /v1/executions/:id until a final status (pooled SSH
+ *              connection and cached runner, i.e. the warm path)
+ *   ssh-mux    `ssh ... 'echo ok'` over an established ControlMaster connection
+ *   ssh-fresh  `ssh ... 'echo ok'` with a new connection each time (context only, N/4 runs)
+ *
+ * Each tool runs as root (the harness user) and as cronium-test (no pyenv in ~/.bashrc).
+ * Rounds are interleaved so machine noise hits every series alike. See bench/README.md.
+ */
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ensureTestUser, freePort, SshdInstance, startSshd } from '../test/support/sshd';
+
+// compiled to .tmp/scripts/bench/warm-latency.js
+const root = path.resolve(__dirname, '../../..');
+
+const N = parseCount(process.env.BENCH_N, 200);
+const FRESH_EVERY = 4; // ssh-fresh runs once every FRESH_EVERY rounds
+const POLL_MS = 1;
+const FINAL = new Set(['succeeded', 'failed', 'partial', 'cancelled']);
+const SSH = '/usr/bin/ssh';
+
+type Tool = 'cronium' | 'ssh-mux' | 'ssh-fresh';
+const TOOLS: Tool[] = ['cronium', 'ssh-mux', 'ssh-fresh'];
+
+interface Stats {
+  n: number;
+  p50: number;
+  p95: number;
+  mean: number;
+  min: number;
+  max: number;
+}
+
+interface CroniumSample {
+  totalMs: number;
+  polls: number;
+  /** finishedAt - createdAt of the execution record (service clock, ms resolution). */
+  serviceMs: number | null;
+  connectMs: number | null;
+  deployMs: number | null;
+  runMs: number | null;
+}
+
+interface UserCtx {
+  user: string;
+  serverId: string;
+  cronium: CroniumSample[];
+  sshMux: number[];
+  sshFresh: number[];
+}
+
+function parseCount(raw: string | undefined, dflt: number): number {
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_N must be a positive integer, got ${raw}`);
+  return n;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/** Linear-interpolated percentile (p in 0..100) of an unsorted sample. */
+function percentile(values: number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  const idx = ((s.length - 1) * p) / 100;
+  const lo = Math.floor(idx);
+  const hi = Math.ceil(idx);
+  return s[lo] + (s[hi] - s[lo]) * (idx - lo);
+}
+
+function stats(values: number[]): Stats {
+  return {
+    n: values.length,
+    p50: percentile(values, 50),
+    p95: percentile(values, 95),
+    mean: values.reduce((a, b) => a + b, 0) / (values.length || 1),
+    min: Math.min(...values),
+    max: Math.max(...values),
+  };
+}
+
+const median = (values: (number | null)[]) => {
+  const v = values.filter((x): x is number => typeof x === 'number');
+  return v.length ? percentile(v, 50) : null;
+};
+
+const round2 = (x: number | null) => (x === null || Number.isNaN(x) ? x : Math.round(x * 100) / 100);
+
+/** Cleanup steps, run last-in first-out exactly once, on success, error or signal. */
+const cleanups: { name: string; fn: () => Promise<void> | void }[] = [];
+let cleaning: Promise<void> | undefined;
+function cleanupAll(): Promise<void> {
+  cleaning ??= (async () => {
+    while (cleanups.length) {
+      const { name, fn } = cleanups.pop()!;
+      try {
+        await fn();
+      } catch (e) {
+        console.error(`cleanup ${name} failed: ${(e as Error).message}`);
+      }
+    }
+  })();
+  return cleaning;
+}
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    console.error(`\n${sig}: tearing down`);
+    void cleanupAll().finally(() => process.exit(130));
+  });
+}
+
+function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+/** Runs ssh; resolves with its stdout, exit code and the spawn→exit time in ms. */
+function runSsh(
+  args: string[],
+): Promise<{ ms: number; code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const t0 = nowMs();
+    let t1 = 0;
+    const child = spawn(SSH, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let code: number | null = null;
+    let exited = false;
+    let closed = false;
+    const done = () => {
+      if (exited && closed) resolve({ ms: t1 - t0, code, stdout, stderr });
+    };
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('exit', (c) => {
+      t1 = nowMs();
+      code = c;
+      exited = true;
+      done();
+    });
+    child.on('close', () => {
+      closed = true;
+      done();
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const benchDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-bench-'));
+  cleanups.push({ name: 'bench dir', fn: () => fs.rmSync(benchDir, { recursive: true, force: true }) });
+
+  // --- sshd and users ------------------------------------------------------------------
+  const sshd: SshdInstance = await startSshd();
+  cleanups.push({ name: 'sshd', fn: () => sshd.stop() });
+  const testUser = (await ensureTestUser()).username;
+  const users = [sshd.username, testUser];
+  const keyFile = sshd.key.privateKeyPath!;
+  const knownHosts = path.join(benchDir, 'known_hosts');
+  fs.writeFileSync(knownHosts, `[127.0.0.1]:${sshd.port} ${sshd.hostPublicKey}\n`);
+
+  // baseDir for cronium: under the sshd dir (removed by sshd.stop()); the sshd dir is 0711
+  // root-owned, so the non-root user's directory is created here and handed over.
+  const baseDirOf = (user: string) => path.join(sshd.dir, `cronium-${user}`);
+  for (const user of users) {
+    const dir = baseDirOf(user);
+    fs.mkdirSync(dir, { mode: 0o700 });
+    const uid = Number(execFileSync('/usr/bin/id', ['-u', user], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('/usr/bin/id', ['-g', user], { encoding: 'utf8' }).trim());
+    fs.chownSync(dir, uid, gid);
+  }
+
+  // -F /dev/null: no user or system ssh_config (Debian's enables GSSAPIAuthentication).
+  const common = [
+    '-F', '/dev/null',
+    '-o', 'BatchMode=yes',
+    '-o', 'StrictHostKeyChecking=yes',
+    '-o', `UserKnownHostsFile=${knownHosts}`,
+    '-o', 'LogLevel=ERROR',
+    '-i', keyFile,
+    '-p', String(sshd.port),
+  ]; // prettier-ignore
+  const controlPath = path.join(benchDir, 'cm-%C');
+  const muxOpts = [
+    '-o', 'ControlMaster=auto',
+    '-o', `ControlPath=${controlPath}`,
+    '-o', 'ControlPersist=120',
+  ]; // prettier-ignore
+  const freshOpts = ['-o', 'ControlMaster=no', '-o', 'ControlPath=none'];
+  const dest = (user: string) => `${user}@127.0.0.1`;
+  const sshMux = (user: string) => runSsh([...common, ...muxOpts, dest(user), 'echo ok']);
+  const sshFresh = (user: string) => runSsh([...common, ...freshOpts, dest(user), 'echo ok']);
+  const checkSsh = (r: Awaited<ReturnType<typeof runSsh>>, what: string) => {
+    if (r.code !== 0 || r.stdout !== 'ok\n') {
+      throw new Error(`${what}: exit ${r.code}, stdout ${JSON.stringify(r.stdout)}, stderr ${r.stderr.trim()}`);
+    }
+  };
+
+  // --- the service ---------------------------------------------------------------------
+  const port = await freePort();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-bench-data-'));
+  cleanups.push({ name: 'data dir', fn: () => fs.rmSync(dataDir, { recursive: true, force: true }) });
+  const token = 'bench-' + Math.random().toString(36).slice(2).padEnd(20, 'x');
+  const service = spawn(process.execPath, [path.join(root, 'dist/main.js')], {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      CRONIUM_DATA_DIR: dataDir,
+      CRONIUM_SERVICE_TOKENS: token,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  let serviceExit: string | null = null;
+  service.once('exit', (code, signal) => (serviceExit = `code ${code}, signal ${signal}`));
+  cleanups.push({
+    name: 'service',
+    fn: async () => {
+      if (serviceExit === null) service.kill('SIGTERM');
+      await waitExit(service, 15_000);
+    },
+  });
+
+  const base = `http://127.0.0.1:${port}`;
+  const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
+  // Node 20's global fetch is undici with keep-alive on by default.
+  const api = async (method: string, url: string, body?: unknown) => {
+    const res = await fetch(base + url, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json: any = text;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      /* not json */
+    }
+    return { status: res.status, body: json };
+  };
+  for (let i = 0; ; i++) {
+    if (serviceExit !== null) throw new Error(`service exited during startup (${serviceExit})`);
+    try {
+      if ((await fetch(`${base}/health/ready`)).ok) break;
+    } catch {
+      /* not up yet */
+    }
+    if (i > 300) throw new Error('service did not become ready in 30 s');
+    await sleep(100);
+  }
+
+  const ctx: UserCtx[] = [];
+  for (const user of users) {
+    const r = await api('POST', '/v1/servers', {
+      name: `bench-${user}`,
+      host: '127.0.0.1',
+      port: sshd.port,
+      username: user,
+      privateKey: sshd.key.privateKey,
+      hostKey: sshd.hostPublicKey,
+      baseDir: baseDirOf(user),
+    });
+    if (r.status !== 201 && r.status !== 200) {
+      throw new Error(`POST /v1/servers for ${user}: ${r.status} ${JSON.stringify(r.body)}`);
+    }
+    ctx.push({ user, serverId: r.body.id, cronium: [], sshMux: [], sshFresh: [] });
+  }
+
+  const job = async (c: UserCtx): Promise<{ sample: CroniumSample; id: string }> => {
+    const t0 = nowMs();
+    const res = await api('POST', '/v1/jobs', {
+      script: { type: 'bash', content: 'echo ok' },
+      targets: { serverIds: [c.serverId] },
+    });
+    if (res.status !== 202) throw new Error(`POST /v1/jobs: ${res.status} ${JSON.stringify(res.body)}`);
+    const id: string = res.body.id;
+    let polls = 0;
+    let ex: any;
+    for (;;) {
+      polls++;
+      ex = (await api('GET', `/v1/executions/${id}`)).body;
+      if (FINAL.has(ex?.status)) break;
+      await sleep(POLL_MS);
+    }
+    const totalMs = nowMs() - t0;
+    if (ex.status !== 'succeeded') {
+      throw new Error(`cronium job as ${c.user} ended ${ex.status}: ${JSON.stringify(ex.targets)}`);
+    }
+    const t = ex.targets[0];
+    const serviceMs =
+      ex.createdAt && ex.finishedAt ? Date.parse(ex.finishedAt) - Date.parse(ex.createdAt) : null;
+    return {
+      id,
+      sample: { totalMs, polls, serviceMs, ...t.phases },
+    };
+  };
+
+  // --- warm-up: first job deploys the runner and opens the pooled connection; first
+  // ssh-mux run starts the ControlMaster; one fresh run checks that path works. --------
+  for (const c of ctx) {
+    const w = await job(c);
+    const logs = await api('GET', `/v1/executions/${w.id}/logs?format=text`);
+    if (typeof logs.body !== 'string' || !/(^|\n|\s)ok(\n|$)/.test(logs.body)) {
+      throw new Error(`warm-up job as ${c.user}: no "ok" in the logs: ${JSON.stringify(logs.body)}`);
+    }
+    checkSsh(await sshMux(c.user), `ssh-mux warm-up as ${c.user}`);
+    cleanups.push({
+      name: `ControlMaster ${c.user}`,
+      fn: async () => {
+        const r = await runSsh([...common, ...muxOpts, '-O', 'exit', dest(c.user)]);
+        if (r.code !== 0 && !/No such file|Control socket connect/.test(r.stderr)) {
+          throw new Error(`ssh -O exit: ${r.stderr.trim()}`);
+        }
+      },
+    });
+    const check = await runSsh([...common, ...muxOpts, '-O', 'check', dest(c.user)]);
+    if (check.code !== 0) throw new Error(`ControlMaster for ${c.user} is not running: ${check.stderr}`);
+    checkSsh(await sshFresh(c.user), `ssh-fresh warm-up as ${c.user}`);
+  }
+
+  // --- measured rounds ------------------------------------------------------------------
+  console.error(
+    `warm-latency: N=${N} rounds, users ${users.join(', ')}, sshd 127.0.0.1:${sshd.port}, service ${base}`,
+  );
+  const progressEvery = Math.max(1, Math.round(N / 10));
+  for (let i = 0; i < N; i++) {
+    if (serviceExit !== null) throw new Error(`service exited (${serviceExit})`);
+    const tasks: (() => Promise<void>)[] = [];
+    for (const c of ctx) {
+      tasks.push(async () => {
+        c.cronium.push((await job(c)).sample);
+      });
+      tasks.push(async () => {
+        const r = await sshMux(c.user);
+        checkSsh(r, `ssh-mux as ${c.user}`);
+        c.sshMux.push(r.ms);
+      });
+      if (i % FRESH_EVERY === 0) {
+        tasks.push(async () => {
+          const r = await sshFresh(c.user);
+          checkSsh(r, `ssh-fresh as ${c.user}`);
+          c.sshFresh.push(r.ms);
+        });
+      }
+    }
+    // Rotate the starting point each round so no series always runs first or last.
+    const k = i % tasks.length;
+    for (const t of [...tasks.slice(k), ...tasks.slice(0, k)]) await t();
+    if ((i + 1) % progressEvery === 0) console.error(`  round ${i + 1}/${N}`);
+  }
+
+  // --- report -----------------------------------------------------------------------------
+  const results: Record<string, any> = {};
+  const rows: string[][] = [];
+  const ratios: Record<string, { p50: number; p95: number }> = {};
+  for (const c of ctx) {
+    const series: Record<Tool, number[]> = {
+      cronium: c.cronium.map((s) => s.totalMs),
+      'ssh-mux': c.sshMux,
+      'ssh-fresh': c.sshFresh,
+    };
+    const st = Object.fromEntries(TOOLS.map((t) => [t, stats(series[t])])) as Record<Tool, Stats>;
+    for (const t of TOOLS) {
+      rows.push([t, c.user, String(st[t].n), ...[st[t].p50, st[t].p95, st[t].mean, st[t].min].map((x) => x.toFixed(1))]);
+    }
+    ratios[c.user] = {
+      p50: st.cronium.p50 / st['ssh-mux'].p50,
+      p95: st.cronium.p95 / st['ssh-mux'].p95,
+    };
+    const phases = {
+      connectMs: median(c.cronium.map((s) => s.connectMs)),
+      deployMs: median(c.cronium.map((s) => s.deployMs)),
+      runMs: median(c.cronium.map((s) => s.runMs)),
+      serviceMs: median(c.cronium.map((s) => s.serviceMs)),
+      polls: median(c.cronium.map((s) => s.polls)),
+    };
+    results[c.user] = {
+      stats: Object.fromEntries(
+        TOOLS.map((t) => [t, Object.fromEntries(Object.entries(st[t]).map(([k, v]) => [k, round2(v)]))]),
+      ),
+      croniumMedians: phases,
+      ratio: { p50: round2(ratios[c.user].p50), p95: round2(ratios[c.user].p95) },
+      samples: {
+        cronium: c.cronium.map((s) => ({ ...s, totalMs: round2(s.totalMs) })),
+        'ssh-mux': c.sshMux.map(round2),
+        'ssh-fresh': c.sshFresh.map(round2),
+      },
+    };
+  }
+
+  const header = ['tool', 'user', 'n', 'p50 ms', 'p95 ms', 'mean ms', 'min ms'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const fmt = (r: string[]) =>
+    r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
+  console.log(`\nwarm latency of one \`echo ok\` job (bash), N=${N} rounds, interleaved\n`);
+  console.log(fmt(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(fmt(r));
+  console.log('');
+  for (const c of ctx) {
+    const r = ratios[c.user];
+    const p = results[c.user].croniumMedians;
+    console.log(
+      `${c.user.padEnd(widths[1])}  cronium/ssh-mux  p50 ${r.p50.toFixed(2)}x  p95 ${r.p95.toFixed(2)}x` +
+        `   | cronium medians: runMs ${p.runMs}, connectMs ${p.connectMs}, deployMs ${p.deployMs},` +
+        ` createdAt→finishedAt ${p.serviceMs} ms, polls ${p.polls}`,
+    );
+  }
+  console.log(`\ngoal: cronium p50 <= ssh-mux p50 (ratio <= 1.00)`);
+
+  const sshVersion = (() => {
+    try {
+      return execFileSync(SSH, ['-V'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    } catch (e: any) {
+      return String(e?.stderr ?? '').trim();
+    }
+  })();
+  const outDir = path.join(root, 'bench/results');
+  fs.mkdirSync(outDir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const outFile = path.join(outDir, `warm-latency-${stamp}.json`);
+  const report = {
+    bench: 'warm-latency',
+    timestamp: new Date().toISOString(),
+    durationSeconds: Math.round((Date.now() - started) / 1000),
+    params: { N, freshEvery: FRESH_EVERY, pollMs: POLL_MS, script: 'echo ok (bash)' },
+    env: {
+      node: process.version,
+      openssh: sshVersion,
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      kernel: os.release(),
+      loadavg: os.loadavg(),
+    },
+    units: 'ms',
+    results,
+  };
+  fs.writeFileSync(outFile, JSON.stringify(report, null, 2) + '\n');
+  console.log(`results: ${path.relative(root, outFile)} (${report.durationSeconds} s)`);
+}
+
+main()
+  .catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanupAll());
