@@ -1,4 +1,3 @@
-/* eslint-disable no-console */
 /**
  * `npm run bench warm-latency`: warm end-to-end latency of one tiny bash job (`echo ok`)
  * through cronium, compared with OpenSSH against the same sshd:
@@ -59,7 +58,8 @@ interface UserCtx {
 function parseCount(raw: string | undefined, dflt: number): number {
   if (raw === undefined || raw === '') return dflt;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_N must be a positive integer, got ${raw}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`BENCH_N must be a positive integer, got ${raw}`);
   return n;
 }
 
@@ -92,7 +92,8 @@ const median = (values: (number | null)[]) => {
   return v.length ? percentile(v, 50) : null;
 };
 
-const round2 = (x: number | null) => (x === null || Number.isNaN(x) ? x : Math.round(x * 100) / 100);
+const round2 = (x: number | null) =>
+  x === null || Number.isNaN(x) ? x : Math.round(x * 100) / 100;
 
 /** Cleanup steps, run last-in first-out exactly once, on success, error or signal. */
 const cleanups: { name: string; fn: () => Promise<void> | void }[] = [];
@@ -166,7 +167,10 @@ function runSsh(
 async function main(): Promise<void> {
   const started = Date.now();
   const benchDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-bench-'));
-  cleanups.push({ name: 'bench dir', fn: () => fs.rmSync(benchDir, { recursive: true, force: true }) });
+  cleanups.push({
+    name: 'bench dir',
+    fn: () => fs.rmSync(benchDir, { recursive: true, force: true }),
+  });
 
   // --- sshd and users ------------------------------------------------------------------
   const sshd: SshdInstance = await startSshd();
@@ -189,6 +193,7 @@ async function main(): Promise<void> {
   }
 
   // -F /dev/null: no user or system ssh_config (Debian's enables GSSAPIAuthentication).
+  // prettier-ignore
   const common = [
     '-F', '/dev/null',
     '-o', 'BatchMode=yes',
@@ -197,27 +202,33 @@ async function main(): Promise<void> {
     '-o', 'LogLevel=ERROR',
     '-i', keyFile,
     '-p', String(sshd.port),
-  ]; // prettier-ignore
+  ];
   const controlPath = path.join(benchDir, 'cm-%C');
+  // prettier-ignore
   const muxOpts = [
     '-o', 'ControlMaster=auto',
     '-o', `ControlPath=${controlPath}`,
     '-o', 'ControlPersist=120',
-  ]; // prettier-ignore
+  ];
   const freshOpts = ['-o', 'ControlMaster=no', '-o', 'ControlPath=none'];
   const dest = (user: string) => `${user}@127.0.0.1`;
   const sshMux = (user: string) => runSsh([...common, ...muxOpts, dest(user), 'echo ok']);
   const sshFresh = (user: string) => runSsh([...common, ...freshOpts, dest(user), 'echo ok']);
   const checkSsh = (r: Awaited<ReturnType<typeof runSsh>>, what: string) => {
     if (r.code !== 0 || r.stdout !== 'ok\n') {
-      throw new Error(`${what}: exit ${r.code}, stdout ${JSON.stringify(r.stdout)}, stderr ${r.stderr.trim()}`);
+      throw new Error(
+        `${what}: exit ${r.code}, stdout ${JSON.stringify(r.stdout)}, stderr ${r.stderr.trim()}`,
+      );
     }
   };
 
   // --- the service ---------------------------------------------------------------------
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-bench-data-'));
-  cleanups.push({ name: 'data dir', fn: () => fs.rmSync(dataDir, { recursive: true, force: true }) });
+  cleanups.push({
+    name: 'data dir',
+    fn: () => fs.rmSync(dataDir, { recursive: true, force: true }),
+  });
   const token = 'bench-' + Math.random().toString(36).slice(2).padEnd(20, 'x');
   const service = spawn(process.execPath, [path.join(root, 'dist/main.js')], {
     env: {
@@ -290,7 +301,8 @@ async function main(): Promise<void> {
       script: { type: 'bash', content: 'echo ok' },
       targets: { serverIds: [c.serverId] },
     });
-    if (res.status !== 202) throw new Error(`POST /v1/jobs: ${res.status} ${JSON.stringify(res.body)}`);
+    if (res.status !== 202)
+      throw new Error(`POST /v1/jobs: ${res.status} ${JSON.stringify(res.body)}`);
     const id: string = res.body.id;
     let polls = 0;
     let ex: any;
@@ -319,7 +331,9 @@ async function main(): Promise<void> {
     const w = await job(c);
     const logs = await api('GET', `/v1/executions/${w.id}/logs?format=text`);
     if (typeof logs.body !== 'string' || !/(^|\n|\s)ok(\n|$)/.test(logs.body)) {
-      throw new Error(`warm-up job as ${c.user}: no "ok" in the logs: ${JSON.stringify(logs.body)}`);
+      throw new Error(
+        `warm-up job as ${c.user}: no "ok" in the logs: ${JSON.stringify(logs.body)}`,
+      );
     }
     checkSsh(await sshMux(c.user), `ssh-mux warm-up as ${c.user}`);
     cleanups.push({
@@ -332,7 +346,8 @@ async function main(): Promise<void> {
       },
     });
     const check = await runSsh([...common, ...muxOpts, '-O', 'check', dest(c.user)]);
-    if (check.code !== 0) throw new Error(`ControlMaster for ${c.user} is not running: ${check.stderr}`);
+    if (check.code !== 0)
+      throw new Error(`ControlMaster for ${c.user} is not running: ${check.stderr}`);
     checkSsh(await sshFresh(c.user), `ssh-fresh warm-up as ${c.user}`);
   }
 
@@ -379,7 +394,12 @@ async function main(): Promise<void> {
     };
     const st = Object.fromEntries(TOOLS.map((t) => [t, stats(series[t])])) as Record<Tool, Stats>;
     for (const t of TOOLS) {
-      rows.push([t, c.user, String(st[t].n), ...[st[t].p50, st[t].p95, st[t].mean, st[t].min].map((x) => x.toFixed(1))]);
+      rows.push([
+        t,
+        c.user,
+        String(st[t].n),
+        ...[st[t].p50, st[t].p95, st[t].mean, st[t].min].map((x) => x.toFixed(1)),
+      ]);
     }
     ratios[c.user] = {
       p50: st.cronium.p50 / st['ssh-mux'].p50,
@@ -394,7 +414,10 @@ async function main(): Promise<void> {
     };
     results[c.user] = {
       stats: Object.fromEntries(
-        TOOLS.map((t) => [t, Object.fromEntries(Object.entries(st[t]).map(([k, v]) => [k, round2(v)]))]),
+        TOOLS.map((t) => [
+          t,
+          Object.fromEntries(Object.entries(st[t]).map(([k, v]) => [k, round2(v)])),
+        ]),
       ),
       croniumMedians: phases,
       ratio: { p50: round2(ratios[c.user].p50), p95: round2(ratios[c.user].p95) },
@@ -428,7 +451,10 @@ async function main(): Promise<void> {
 
   const sshVersion = (() => {
     try {
-      return execFileSync(SSH, ['-V'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+      return execFileSync(SSH, ['-V'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }).trim();
     } catch (e: any) {
       return String(e?.stderr ?? '').trim();
     }

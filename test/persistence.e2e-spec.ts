@@ -1,0 +1,183 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DataSource } from 'typeorm';
+import { dataSourceOptions } from '../src/persistence/data-source-options';
+import { ExecutionEntity, ExecutionTargetEntity, VariableEntity } from '../src/persistence/entities';
+import { ExecutionsRepository } from '../src/persistence/executions.repository';
+import { registerServer, startApp, waitForExecution } from './support/app';
+import { freshSchema, postgresReachableSync } from './support/postgres';
+import { startSshd } from './support/sshd';
+
+function execution(id: string, createdAt: number, key: string | null = null): ExecutionEntity {
+  return {
+    id,
+    name: 'n',
+    jobId: null,
+    eventId: null,
+    userId: null,
+    status: 'running',
+    idempotencyKey: key,
+    request: {
+      scriptType: 'bash',
+      scriptBytes: 1,
+      envNames: [],
+      timeoutSeconds: 10,
+      helperMode: 'auto',
+      concurrency: 1,
+      maxErrors: null,
+      failFast: false,
+      targets: { serverIds: [] },
+    },
+    createdAt,
+    startedAt: null,
+    finishedAt: null,
+  };
+}
+
+function target(id: string, executionId: string, position: number): ExecutionTargetEntity {
+  return {
+    id,
+    executionId,
+    position,
+    serverId: '00000000-0000-4000-8000-000000000001',
+    serverName: 's',
+    status: 'queued',
+    exitCode: null,
+    signal: null,
+    errorCode: null,
+    errorMessage: null,
+    helperMode: null,
+    fallbackReason: null,
+    output: { nested: ['json', 1, true] },
+    condition: true,
+    truncated: false,
+    startedAt: null,
+    finishedAt: null,
+    phases: { connectMs: 1, deployMs: null, tunnelMs: null, runMs: 3 },
+  };
+}
+
+const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+
+/** The same repository behaviour on both databases. */
+function repositoryContract(name: string, url: () => Promise<string>) {
+  describe(`persistence on ${name}`, () => {
+    let ds: DataSource;
+    let repo: ExecutionsRepository;
+
+    beforeAll(async () => {
+      ds = new DataSource(dataSourceOptions(await url()));
+      await ds.initialize(); // runs the migrations
+      repo = new ExecutionsRepository(ds);
+    });
+    afterAll(async () => ds?.destroy());
+
+    it('stores executions with targets and reads them back with types intact', async () => {
+      const t0 = 1_763_800_000_000;
+      await repo.create(execution(uuid(1), t0), [target(uuid(101), uuid(1), 0), target(uuid(102), uuid(1), 1)]);
+      const found = await repo.find(uuid(1));
+      expect(found!.execution.createdAt).toBe(t0);
+      expect(found!.execution.request.scriptType).toBe('bash');
+      expect(found!.targets.map((t) => t.id)).toEqual([uuid(101), uuid(102)]);
+      expect(found!.targets[0].output).toEqual({ nested: ['json', 1, true] });
+      expect(found!.targets[0].condition).toBe(true);
+      expect(found!.targets[0].truncated).toBe(false);
+      await repo.updateTarget(uuid(101), { status: 'failed', exitCode: 3, truncated: true });
+      const again = await repo.find(uuid(1));
+      expect(again!.targets[0]).toMatchObject({ status: 'failed', exitCode: 3, truncated: true });
+    });
+
+    it('enforces one execution per idempotency key', async () => {
+      await repo.create(execution(uuid(2), 1_763_800_000_100, 'k1'), []);
+      await expect(repo.create(execution(uuid(3), 1_763_800_000_200, 'k1'), [])).rejects.toThrow();
+      expect((await repo.findByIdempotencyKey('k1'))!.id).toBe(uuid(2));
+      expect(await repo.find(uuid(3))).toBeNull();
+    });
+
+    it('pages executions newest first with a stable cursor', async () => {
+      for (let i = 10; i < 15; i++) await repo.create(execution(uuid(i), 1_763_900_000_000 + i), []);
+      const first = await repo.list({ limit: 2 });
+      const second = await repo.list({ limit: 2, cursor: { createdAt: first[1].createdAt, id: first[1].id } });
+      expect(first.map((e) => e.id)).toEqual([uuid(14), uuid(13)]);
+      expect(second.map((e) => e.id)).toEqual([uuid(12), uuid(11)]);
+      expect((await repo.list({ limit: 50, status: 'running' })).length).toBeGreaterThanOrEqual(5);
+    });
+
+    it('keeps events in order and serves logs by log sequence', async () => {
+      const rows = Array.from({ length: 250 }, (_, i) => ({
+        executionId: uuid(1),
+        seq: i + 1,
+        type: i % 5 === 0 ? 'status' : 'log',
+        serverId: uuid(9),
+        logSeq: null as number | null,
+        stream: 'stdout',
+        ts: 1_763_800_000_000 + i,
+        text: `line ${i} ✓ 'quoted' "double"`,
+        data: null,
+      }));
+      let logSeq = 0;
+      for (const r of rows) if (r.type === 'log') r.logSeq = ++logSeq;
+      await repo.events.insert(rows as any);
+      const page = await repo.logs(uuid(1), 10, 5);
+      expect(page.map((r) => r.logSeq)).toEqual([11, 12, 13, 14, 15]);
+      expect(page[0].text).toContain("✓ 'quoted'");
+      expect(await repo.lastSeqs(uuid(1))).toEqual({ seq: 250, logSeq: 200 });
+      expect(await repo.lastSeqs(uuid(77))).toEqual({ seq: 0, logSeq: 0 });
+    });
+
+    it('stores any JSON as a variable value', async () => {
+      const vars = ds.getRepository(VariableEntity);
+      const value = { s: "it's \"x\"\n", n: 1.5, a: [null, false], u: '✓' };
+      await vars.save({ userId: 'default', key: 'k', value, updatedAt: 1 });
+      await vars.save({ userId: 'default', key: 'k', value: 'replaced', updatedAt: 2 });
+      expect((await vars.findOneBy({ userId: 'default', key: 'k' }))!.value).toBe('replaced');
+      await vars.save({ userId: 'other', key: 'k', value, updatedAt: 3 });
+      expect((await vars.findOneBy({ userId: 'other', key: 'k' }))!.value).toEqual(value);
+    });
+  });
+}
+
+const sqliteDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-sqlite-'));
+afterAll(() => fs.rmSync(sqliteDir, { recursive: true, force: true }));
+repositoryContract('SQLite (file)', async () => `sqlite:${sqliteDir}/test.db`);
+
+// The spec names a PostgreSQL server on 127.0.0.1:5432 for development and CI machines;
+// where none answers, these suites are not registered (and the run says so).
+const reachable = postgresReachableSync();
+if (!reachable) console.warn('PostgreSQL on 127.0.0.1:5432 is not reachable: PostgreSQL suites not run');
+if (reachable) describe('PostgreSQL', () => {
+  const schemas: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const drop of schemas) await drop();
+  });
+
+  repositoryContract('PostgreSQL', async () => {
+    const s = await freshSchema();
+    schemas.push(s.drop);
+    return s.url;
+  });
+
+  it('boots the whole service on PostgreSQL and runs a job', async () => {
+    const s = await freshSchema();
+    schemas.push(s.drop);
+    const sshd = await startSshd();
+    const t = await startApp({ DATABASE_URL: s.url });
+    try {
+      const serverId = await registerServer(t, sshd, { baseDir: `${sshd.dir}/base` });
+      const res = await t
+        .http()
+        .post('/v1/jobs')
+        .set(t.auth)
+        .send({ script: { type: 'bash', content: 'echo on-postgres' }, targets: { serverIds: [serverId] } });
+      const ex = await waitForExecution(t, res.body.id);
+      expect(ex.status).toBe('succeeded');
+      const logs = await t.http().get(`/v1/executions/${res.body.id}/logs`).set(t.auth);
+      expect(logs.body.entries.some((e: any) => e.text === 'on-postgres')).toBe(true);
+      expect((await t.http().get('/health/ready')).body.info.database.status).toBe('up');
+    } finally {
+      await t.close();
+      await sshd.stop();
+    }
+  });
+});
