@@ -1,4 +1,3 @@
-/* eslint-disable no-console */
 /**
  * `npm run demo`: starts a real sshd on loopback, starts the service on SQLite, registers
  * the sshd as a server, runs a small bash job and prints its status, logs and result.
@@ -18,7 +17,12 @@ async function main(): Promise<void> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-demo-'));
   const token = 'demo-' + Math.random().toString(36).slice(2).padEnd(20, 'x');
   const service = spawn(process.execPath, [path.join(root, 'dist/main.js')], {
-    env: { ...process.env, PORT: String(port), CRONIUM_DATA_DIR: dataDir, CRONIUM_SERVICE_TOKENS: token },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      CRONIUM_DATA_DIR: dataDir,
+      CRONIUM_SERVICE_TOKENS: token,
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   service.once('exit', (code) => {
@@ -30,9 +34,16 @@ async function main(): Promise<void> {
   const base = `http://127.0.0.1:${port}`;
   const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
   const api = async (method: string, url: string, body?: unknown) => {
-    const res = await fetch(base + url, { method, headers, body: body ? JSON.stringify(body) : undefined });
+    const res = await fetch(base + url, {
+      method,
+      headers,
+      body: body ? JSON.stringify(body) : undefined,
+    });
     const text = await res.text();
-    return { status: res.status, body: res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
+    return {
+      status: res.status,
+      body: res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text,
+    };
   };
   try {
     for (let i = 0; ; i++) {
@@ -60,7 +71,8 @@ async function main(): Promise<void> {
       name: 'hello',
       script: {
         type: 'bash',
-        content: 'echo "hello from $(hostname) as $(id -un)"\necho "a warning" >&2\nuname -sm\nexit 0\n',
+        content:
+          'echo "hello from $(hostname) as $(id -un)"\necho "a warning" >&2\nuname -sm\nexit 0\n',
       },
       targets: { tags: ['demo'] },
     });
@@ -84,7 +96,9 @@ async function main(): Promise<void> {
       if (ex.body.status !== 'queued' && ex.body.status !== 'running') break;
       await new Promise((r) => setTimeout(r, 2));
     }
-    console.log(`\nsecond (warm) job: ${ex.body.status} in ~${Date.now() - t0} ms, phases ${JSON.stringify(ex.body.targets[0].phases)}`);
+    console.log(
+      `\nsecond (warm) job: ${ex.body.status} in ~${Date.now() - t0} ms, phases ${JSON.stringify(ex.body.targets[0].phases)}`,
+    );
     process.exitCode = ex.body.status === 'succeeded' ? 0 : 1;
   } finally {
     service.kill('SIGTERM');

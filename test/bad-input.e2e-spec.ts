@@ -36,7 +36,11 @@ describe('bad input', () => {
     ['bad script type', job({ script: { type: 'ruby', content: 'puts 1' } }), /script\.type/],
     ['script not an object', job({ script: 'echo' }), /script/],
     ['no targets', job({ targets: {} }), /targets/],
-    ['unknown server id', job({ targets: { serverIds: ['6f1f7c3e-8d1a-4c5e-9f0a-1b2c3d4e5f60'] } }), /6f1f7c3e/],
+    [
+      'unknown server id',
+      job({ targets: { serverIds: ['6f1f7c3e-8d1a-4c5e-9f0a-1b2c3d4e5f60'] } }),
+      /6f1f7c3e/,
+    ],
     ['server id not a uuid', job({ targets: { serverIds: ['$(reboot)'] } }), /serverIds/],
     ['tag matching nothing', job({ targets: { tags: ['no-such-tag'] } }), /no-such-tag/],
     ['bad env name', job({ env: { 'BAD-NAME': 'x' } }), /BAD-NAME/],
@@ -51,31 +55,53 @@ describe('bad input', () => {
     ['bad userId', job({ userId: 'a b' }), /userId/],
   ];
 
-  it.each(badJobs)('POST /v1/jobs refuses %s with a 400 naming the problem', async (_name, body, msg) => {
-    const before = await count();
-    const res = await t.http().post('/v1/jobs').set(t.auth).send(body as object);
-    expect([400, 404]).toContain(res.status);
-    expect(res.body).toEqual({ statusCode: res.status, error: expect.any(String), message: expect.stringMatching(msg) });
-    expect(await count()).toBe(before);
-  });
+  it.each(badJobs)(
+    'POST /v1/jobs refuses %s with a 400 naming the problem',
+    async (_name, body, msg) => {
+      const before = await count();
+      const res = await t
+        .http()
+        .post('/v1/jobs')
+        .set(t.auth)
+        .send(body as object);
+      expect([400, 404]).toContain(res.status);
+      expect(res.body).toEqual({
+        statusCode: res.status,
+        error: expect.any(String),
+        message: expect.stringMatching(msg),
+      });
+      expect(await count()).toBe(before);
+    },
+  );
 
   it('refuses an oversize script with 413 and creates nothing', async () => {
     const before = await count();
-    const res = await t.http().post('/v1/jobs').set(t.auth).send(job({ script: { type: 'bash', content: 'x'.repeat(5000) } }));
+    const res = await t
+      .http()
+      .post('/v1/jobs')
+      .set(t.auth)
+      .send(job({ script: { type: 'bash', content: 'x'.repeat(5000) } }));
     expect(res.status).toBe(413);
     expect(res.body.message).toMatch(/script\.content/);
     expect(await count()).toBe(before);
   });
 
   it('refuses malformed JSON with 400', async () => {
-    const res = await t.http().post('/v1/jobs').set(t.auth).set('Content-Type', 'application/json').send('{"script":');
+    const res = await t
+      .http()
+      .post('/v1/jobs')
+      .set(t.auth)
+      .set('Content-Type', 'application/json')
+      .send('{"script":');
     expect(res.status).toBe(400);
     expect(res.body.message).toMatch(/JSON/);
   });
 
   it('needs a service token on every /v1 route, not on probes', async () => {
     expect((await t.http().get('/v1/executions')).status).toBe(401);
-    expect((await t.http().get('/v1/servers').set('Authorization', 'Bearer wrong-token-123456')).status).toBe(401);
+    expect(
+      (await t.http().get('/v1/servers').set('Authorization', 'Bearer wrong-token-123456')).status,
+    ).toBe(401);
     expect((await t.http().post('/v1/jobs').send(job({}))).status).toBe(401);
     expect((await t.http().get('/health/live')).status).toBe(200);
     expect((await t.http().get('/health/ready')).status).toBe(200);
@@ -86,8 +112,18 @@ describe('bad input', () => {
 
   it('answers unknown or malformed execution ids with 404, bad queries with 400', async () => {
     expect((await t.http().get('/v1/executions/not-a-uuid').set(t.auth)).status).toBe(404);
-    expect((await t.http().get('/v1/executions/6f1f7c3e-8d1a-4c5e-9f0a-1b2c3d4e5f60').set(t.auth)).status).toBe(404);
-    expect((await t.http().post('/v1/executions/6f1f7c3e-8d1a-4c5e-9f0a-1b2c3d4e5f60/cancel').set(t.auth)).status).toBe(404);
+    expect(
+      (await t.http().get('/v1/executions/6f1f7c3e-8d1a-4c5e-9f0a-1b2c3d4e5f60').set(t.auth))
+        .status,
+    ).toBe(404);
+    expect(
+      (
+        await t
+          .http()
+          .post('/v1/executions/6f1f7c3e-8d1a-4c5e-9f0a-1b2c3d4e5f60/cancel')
+          .set(t.auth)
+      ).status,
+    ).toBe(404);
     expect((await t.http().get('/v1/executions?limit=0').set(t.auth)).status).toBe(400);
     expect((await t.http().get('/v1/executions?status=weird').set(t.auth)).status).toBe(400);
     expect((await t.http().get('/v1/executions?cursor=%27%3B--').set(t.auth)).status).toBe(400);
@@ -105,7 +141,11 @@ describe('bad input', () => {
       { hostKey: 'not a key' },
       { tags: ['ok', 'bad tag'] },
     ]) {
-      const res = await t.http().post('/v1/servers').set(t.auth).send({ ...base, ...bad });
+      const res = await t
+        .http()
+        .post('/v1/servers')
+        .set(t.auth)
+        .send({ ...base, ...bad });
       expect(res.status).toBe(400);
       expect(res.body.statusCode).toBe(400);
     }
@@ -120,7 +160,15 @@ describe('bad input', () => {
       .http()
       .post('/v1/jobs')
       .set(t.auth)
-      .send(job({ name: evil, jobId: evil, eventId: evil, input: { evil }, script: { type: 'bash', content: 'echo safe' } }));
+      .send(
+        job({
+          name: evil,
+          jobId: evil,
+          eventId: evil,
+          input: { evil },
+          script: { type: 'bash', content: 'echo safe' },
+        }),
+      );
     expect(res.status).toBe(202);
     for (let i = 0; i < 200; i++) {
       const ex = await t.http().get(`/v1/executions/${res.body.id}`).set(t.auth);

@@ -1,5 +1,12 @@
 import * as fs from 'node:fs';
-import { logsOf, registerServer, startApp, TestApp, waitForExecution, waitForTargetStatus } from './support/app';
+import {
+  logsOf,
+  registerServer,
+  startApp,
+  TestApp,
+  waitForExecution,
+  waitForTargetStatus,
+} from './support/app';
 import { alive, eventually } from './support/processes';
 import { ensureTestUser, sh, SshdInstance, startSshd } from './support/sshd';
 
@@ -43,7 +50,13 @@ describe('running a script on one server (real sshd)', () => {
     expect(ex.status).toBe('succeeded');
     expect(ex.summary).toMatchObject({ total: 1, succeeded: 1, failed: 0 });
     const target = ex.targets[0];
-    expect(target).toMatchObject({ serverId, status: 'succeeded', exitCode: 0, signal: null, truncated: false });
+    expect(target).toMatchObject({
+      serverId,
+      status: 'succeeded',
+      exitCode: 0,
+      signal: null,
+      truncated: false,
+    });
     expect(target.error).toBeUndefined();
     expect(typeof target.durationMs).toBe('number');
     expect(target.phases.runMs).toEqual(expect.any(Number));
@@ -66,9 +79,13 @@ describe('running a script on one server (real sshd)', () => {
     expect(bash.targets[0]).toMatchObject({ status: 'failed', exitCode: 42 });
     expect(bash.targets[0].error).toBeUndefined();
 
-    const py = await run({ script: { type: 'python', content: 'import sys\nprint("py", 6*7)\nsys.exit(7)' } });
+    const py = await run({
+      script: { type: 'python', content: 'import sys\nprint("py", 6*7)\nsys.exit(7)' },
+    });
     expect(py.targets[0]).toMatchObject({ status: 'failed', exitCode: 7 });
-    expect((await logsOf(t, py.id)).some((l) => l.stream === 'stdout' && l.text === 'py 42')).toBe(true);
+    expect((await logsOf(t, py.id)).some((l) => l.stream === 'stdout' && l.text === 'py 42')).toBe(
+      true,
+    );
 
     const node = await run({ script: { type: 'node', content: 'console.log("node", 1+1)' } });
     expect(node.targets[0]).toMatchObject({ status: 'succeeded', exitCode: 0 });
@@ -85,7 +102,10 @@ describe('running a script on one server (real sshd)', () => {
     const started = Date.now();
     const ex = await run({
       timeoutSeconds: 2,
-      script: { type: 'bash', content: `sleep ${n} & sleep ${n + 1} & (sleep ${n + 2}; echo x) & sleep ${n + 3}` },
+      script: {
+        type: 'bash',
+        content: `sleep ${n} & sleep ${n + 1} & (sleep ${n + 2}; echo x) & sleep ${n + 3}`,
+      },
     });
     expect(ex.status).toBe('failed');
     expect(ex.targets[0].status).toBe('timed_out');
@@ -98,7 +118,10 @@ describe('running a script on one server (real sshd)', () => {
     const n = uniq();
     const res = await submit({
       timeoutSeconds: 600,
-      script: { type: 'bash', content: `sleep ${n} & sleep ${n + 1} & echo started; sleep ${n + 2}` },
+      script: {
+        type: 'bash',
+        content: `sleep ${n} & sleep ${n + 1} & echo started; sleep ${n + 2}`,
+      },
     });
     await waitForTargetStatus(t, res.body.id, 'running');
     expect(await eventually(async () => (await alive(`sleep ${n + 2}`)).length === 1)).toBe(true);
@@ -162,7 +185,8 @@ describe('running a script on one server (real sshd)', () => {
     expect(ps.stdout).not.toContain(secret);
     const runnerLines = ps.stdout.split('\n').filter((l) => l.includes(`${baseDir}/runners`));
     expect(runnerLines.length).toBeGreaterThan(0);
-    for (const l of runnerLines) expect(l).toMatch(/^sh \S+\/runners\/[0-9a-f]{64}\/runner\.sh run$/);
+    for (const l of runnerLines)
+      expect(l).toMatch(/^sh \S+\/runners\/[0-9a-f]{64}\/runner\.sh run$/);
     await t.http().post(`/v1/executions/${res.body.id}/cancel`).set(t.auth);
     const ex = await waitForExecution(t, res.body.id);
     expect(JSON.stringify(ex)).not.toContain(secret);
@@ -182,7 +206,10 @@ describe('running a script on one server (real sshd)', () => {
     expect(fs.existsSync(marker)).toBe(false);
     const py = await run({
       env: { TRICKY: value },
-      script: { type: 'python', content: 'import os, json\nprint(json.dumps(os.environ["TRICKY"]))' },
+      script: {
+        type: 'python',
+        content: 'import os, json\nprint(json.dumps(os.environ["TRICKY"]))',
+      },
     });
     const line = (await logsOf(t, py.id)).find((l) => l.stream === 'stdout');
     expect(JSON.parse(line.text)).toBe(value);
@@ -202,7 +229,8 @@ describe('running a script on one server (real sshd)', () => {
     const ex = await run({
       script: {
         type: 'bash',
-        content: 'head -c 200000 /dev/zero | tr "\\0" a; echo; head -c 4096 /dev/urandom; echo; echo end',
+        content:
+          'head -c 200000 /dev/zero | tr "\\0" a; echo; head -c 4096 /dev/urandom; echo; echo end',
       },
     });
     expect(ex.status).toBe('succeeded');
@@ -243,7 +271,10 @@ describe('connection failures (real sshd)', () => {
   };
 
   it('refuses a host whose key does not match the pinned one: host_key_mismatch', async () => {
-    const id = await registerServer(t, sshd, { hostKey: other.hostPublicKey, baseDir: `${sshd.dir}/b1` });
+    const id = await registerServer(t, sshd, {
+      hostKey: other.hostPublicKey,
+      baseDir: `${sshd.dir}/b1`,
+    });
     const ex = await runOn(id);
     expect(ex.targets[0].status).toBe('failed');
     expect(ex.targets[0].error.code).toBe('host_key_mismatch');
@@ -251,13 +282,19 @@ describe('connection failures (real sshd)', () => {
   });
 
   it('accepts a host whose key matches a given fingerprint', async () => {
-    const id = await registerServer(t, sshd, { hostKey: sshd.hostKeyFingerprint, baseDir: `${sshd.dir}/b2` });
+    const id = await registerServer(t, sshd, {
+      hostKey: sshd.hostKeyFingerprint,
+      baseDir: `${sshd.dir}/b2`,
+    });
     expect((await runOn(id)).status).toBe('succeeded');
   });
 
   it('reports wrong credentials as auth_failed', async () => {
     const stranger = await other.addClientKey('ed25519'); // authorized on the other sshd only
-    const id = await registerServer(t, sshd, { privateKey: stranger.privateKey, baseDir: `${sshd.dir}/b3` });
+    const id = await registerServer(t, sshd, {
+      privateKey: stranger.privateKey,
+      baseDir: `${sshd.dir}/b3`,
+    });
     const ex = await runOn(id);
     expect(ex.targets[0].error.code).toBe('auth_failed');
   });
@@ -268,7 +305,13 @@ describe('connection failures (real sshd)', () => {
       .http()
       .post('/v1/servers')
       .set(t.auth)
-      .send({ name: `pw-${sshd.port}`, host: sshd.host, port: sshd.port, username: user.username, password: user.password });
+      .send({
+        name: `pw-${sshd.port}`,
+        host: sshd.host,
+        port: sshd.port,
+        username: user.username,
+        password: user.password,
+      });
     expect(pw.status).toBe(201);
     expect(JSON.stringify(pw.body)).not.toContain(user.password);
     expect((await runOn(pw.body.id)).status).toBe('succeeded');
@@ -277,7 +320,13 @@ describe('connection failures (real sshd)', () => {
       .http()
       .post('/v1/servers')
       .set(t.auth)
-      .send({ name: `pw-bad-${sshd.port}`, host: sshd.host, port: sshd.port, username: user.username, password: 'nope' });
+      .send({
+        name: `pw-bad-${sshd.port}`,
+        host: sshd.host,
+        port: sshd.port,
+        username: user.username,
+        password: 'nope',
+      });
     expect((await runOn(bad.body.id)).targets[0].error.code).toBe('auth_failed');
 
     const rsa = await sshd.addClientKey('rsa', 'pass phrase');

@@ -2,7 +2,14 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { logsOf, registerServer, startApp, TEST_TOKEN, TestApp, waitForExecution } from './support/app';
+import {
+  logsOf,
+  registerServer,
+  startApp,
+  TEST_TOKEN,
+  TestApp,
+  waitForExecution,
+} from './support/app';
 import { alive } from './support/processes';
 import { freePort, SshdInstance, startSshd } from './support/sshd';
 
@@ -19,13 +26,22 @@ describe('service lifecycle (real process, real sshd)', () => {
     expect(fs.existsSync(MAIN)).toBe(true); // npm test builds dist/ first
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-restart-'));
     const port = await freePort();
-    const env = { ...process.env, PORT: String(port), CRONIUM_DATA_DIR: dataDir, CRONIUM_SERVICE_TOKENS: TEST_TOKEN, NODE_ENV: 'test' };
+    const env = {
+      ...process.env,
+      PORT: String(port),
+      CRONIUM_DATA_DIR: dataDir,
+      CRONIUM_SERVICE_TOKENS: TEST_TOKEN,
+      NODE_ENV: 'test',
+    };
     const child: ChildProcess = spawn(process.execPath, [MAIN], { env, stdio: 'ignore' });
     const base = `http://127.0.0.1:${port}`;
     const headers = { Authorization: `Bearer ${TEST_TOKEN}`, 'Content-Type': 'application/json' };
     try {
       for (let i = 0; ; i++) {
-        const ok = await fetch(`${base}/health/ready`).then((r) => r.ok, () => false);
+        const ok = await fetch(`${base}/health/ready`).then(
+          (r) => r.ok,
+          () => false,
+        );
         if (ok) break;
         if (i > 300) throw new Error('service did not start');
         await new Promise((r) => setTimeout(r, 100));
@@ -46,7 +62,10 @@ describe('service lifecycle (real process, real sshd)', () => {
       const job = await fetch(`${base}/v1/jobs`, {
         method: 'POST',
         headers,
-        body: JSON.stringify({ script: { type: 'bash', content: `sleep ${n} & sleep ${n + 1}` }, targets: { serverIds: [srv.id] } }),
+        body: JSON.stringify({
+          script: { type: 'bash', content: `sleep ${n} & sleep ${n + 1}` },
+          targets: { serverIds: [srv.id] },
+        }),
       }).then((r) => r.json());
       for (let i = 0; (await alive(`sleep ${n + 1}`)).length === 0; i++) {
         if (i > 200) throw new Error('script never started');
@@ -56,7 +75,11 @@ describe('service lifecycle (real process, real sshd)', () => {
       await new Promise((r) => child.once('exit', r));
 
       // Its SSH connection died with it: the runner must have killed the tree.
-      for (let i = 0; (await alive(`sleep ${n}`)).length + (await alive(`sleep ${n + 1}`)).length > 0; i++) {
+      for (
+        let i = 0;
+        (await alive(`sleep ${n}`)).length + (await alive(`sleep ${n + 1}`)).length > 0;
+        i++
+      ) {
         if (i > 100) throw new Error('remote processes survived the orchestrator');
         await new Promise((r) => setTimeout(r, 100));
       }
@@ -98,7 +121,10 @@ describe('bounded output (real sshd)', () => {
       .post('/v1/jobs')
       .set(t.auth)
       .send({
-        script: { type: 'bash', content: 'for i in $(seq 1 20000); do echo "line $i"; echo "err $i" >&2; done; exit 5' },
+        script: {
+          type: 'bash',
+          content: 'for i in $(seq 1 20000); do echo "line $i"; echo "err $i" >&2; done; exit 5',
+        },
         targets: { serverIds: [serverId] },
       });
     const ex = await waitForExecution(t, res.body.id);

@@ -3,7 +3,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../src/persistence/data-source-options';
-import { ExecutionEntity, ExecutionTargetEntity, VariableEntity } from '../src/persistence/entities';
+import {
+  ExecutionEntity,
+  ExecutionTargetEntity,
+  VariableEntity,
+} from '../src/persistence/entities';
 import { ExecutionsRepository } from '../src/persistence/executions.repository';
 import { registerServer, startApp, waitForExecution } from './support/app';
 import { freshSchema, postgresReachableSync } from './support/postgres';
@@ -75,7 +79,10 @@ function repositoryContract(name: string, url: () => Promise<string>) {
 
     it('stores executions with targets and reads them back with types intact', async () => {
       const t0 = 1_763_800_000_000;
-      await repo.create(execution(uuid(1), t0), [target(uuid(101), uuid(1), 0), target(uuid(102), uuid(1), 1)]);
+      await repo.create(execution(uuid(1), t0), [
+        target(uuid(101), uuid(1), 0),
+        target(uuid(102), uuid(1), 1),
+      ]);
       const found = await repo.find(uuid(1));
       expect(found!.execution.createdAt).toBe(t0);
       expect(found!.execution.request.scriptType).toBe('bash');
@@ -96,9 +103,13 @@ function repositoryContract(name: string, url: () => Promise<string>) {
     });
 
     it('pages executions newest first with a stable cursor', async () => {
-      for (let i = 10; i < 15; i++) await repo.create(execution(uuid(i), 1_763_900_000_000 + i), []);
+      for (let i = 10; i < 15; i++)
+        await repo.create(execution(uuid(i), 1_763_900_000_000 + i), []);
       const first = await repo.list({ limit: 2 });
-      const second = await repo.list({ limit: 2, cursor: { createdAt: first[1].createdAt, id: first[1].id } });
+      const second = await repo.list({
+        limit: 2,
+        cursor: { createdAt: first[1].createdAt, id: first[1].id },
+      });
       expect(first.map((e) => e.id)).toEqual([uuid(14), uuid(13)]);
       expect(second.map((e) => e.id)).toEqual([uuid(12), uuid(11)]);
       expect((await repo.list({ limit: 50, status: 'running' })).length).toBeGreaterThanOrEqual(5);
@@ -128,7 +139,7 @@ function repositoryContract(name: string, url: () => Promise<string>) {
 
     it('stores any JSON as a variable value', async () => {
       const vars = ds.getRepository(VariableEntity);
-      const value = { s: "it's \"x\"\n", n: 1.5, a: [null, false], u: '✓' };
+      const value = { s: 'it\'s "x"\n', n: 1.5, a: [null, false], u: '✓' };
       await vars.save({ userId: 'default', key: 'k', value, updatedAt: 1 });
       await vars.save({ userId: 'default', key: 'k', value: 'replaced', updatedAt: 2 });
       expect((await vars.findOneBy({ userId: 'default', key: 'k' }))!.value).toBe('replaced');
@@ -145,39 +156,44 @@ repositoryContract('SQLite (file)', async () => `sqlite:${sqliteDir}/test.db`);
 // The spec names a PostgreSQL server on 127.0.0.1:5432 for development and CI machines;
 // where none answers, these suites are not registered (and the run says so).
 const reachable = postgresReachableSync();
-if (!reachable) console.warn('PostgreSQL on 127.0.0.1:5432 is not reachable: PostgreSQL suites not run');
-if (reachable) describe('PostgreSQL', () => {
-  const schemas: (() => Promise<void>)[] = [];
-  afterAll(async () => {
-    for (const drop of schemas) await drop();
-  });
+if (!reachable)
+  console.warn('PostgreSQL on 127.0.0.1:5432 is not reachable: PostgreSQL suites not run');
+if (reachable)
+  describe('PostgreSQL', () => {
+    const schemas: (() => Promise<void>)[] = [];
+    afterAll(async () => {
+      for (const drop of schemas) await drop();
+    });
 
-  repositoryContract('PostgreSQL', async () => {
-    const s = await freshSchema();
-    schemas.push(s.drop);
-    return s.url;
-  });
+    repositoryContract('PostgreSQL', async () => {
+      const s = await freshSchema();
+      schemas.push(s.drop);
+      return s.url;
+    });
 
-  it('boots the whole service on PostgreSQL and runs a job', async () => {
-    const s = await freshSchema();
-    schemas.push(s.drop);
-    const sshd = await startSshd();
-    const t = await startApp({ DATABASE_URL: s.url });
-    try {
-      const serverId = await registerServer(t, sshd, { baseDir: `${sshd.dir}/base` });
-      const res = await t
-        .http()
-        .post('/v1/jobs')
-        .set(t.auth)
-        .send({ script: { type: 'bash', content: 'echo on-postgres' }, targets: { serverIds: [serverId] } });
-      const ex = await waitForExecution(t, res.body.id);
-      expect(ex.status).toBe('succeeded');
-      const logs = await t.http().get(`/v1/executions/${res.body.id}/logs`).set(t.auth);
-      expect(logs.body.entries.some((e: any) => e.text === 'on-postgres')).toBe(true);
-      expect((await t.http().get('/health/ready')).body.info.database.status).toBe('up');
-    } finally {
-      await t.close();
-      await sshd.stop();
-    }
+    it('boots the whole service on PostgreSQL and runs a job', async () => {
+      const s = await freshSchema();
+      schemas.push(s.drop);
+      const sshd = await startSshd();
+      const t = await startApp({ DATABASE_URL: s.url });
+      try {
+        const serverId = await registerServer(t, sshd, { baseDir: `${sshd.dir}/base` });
+        const res = await t
+          .http()
+          .post('/v1/jobs')
+          .set(t.auth)
+          .send({
+            script: { type: 'bash', content: 'echo on-postgres' },
+            targets: { serverIds: [serverId] },
+          });
+        const ex = await waitForExecution(t, res.body.id);
+        expect(ex.status).toBe('succeeded');
+        const logs = await t.http().get(`/v1/executions/${res.body.id}/logs`).set(t.auth);
+        expect(logs.body.entries.some((e: any) => e.text === 'on-postgres')).toBe(true);
+        expect((await t.http().get('/health/ready')).body.info.database.status).toBe('up');
+      } finally {
+        await t.close();
+        await sshd.stop();
+      }
+    });
   });
-});

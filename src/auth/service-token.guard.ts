@@ -19,7 +19,8 @@ export class ServiceTokenGuard implements CanActivate {
     ]);
     if (isPublic) return true;
     const req = ctx.switchToHttp().getRequest();
-    if (this.tokens.isValid(ServiceTokensService.fromHeader(req.headers.authorization))) return true;
+    if (this.tokens.isValid(ServiceTokensService.fromHeader(req.headers.authorization)))
+      return true;
     throw new UnauthorizedException('missing or invalid bearer token');
   }
 }

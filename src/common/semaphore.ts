@@ -44,7 +44,8 @@ export class Semaphore {
 
   release(): void {
     const next = this.waiters.shift();
-    if (next) next.resolve(); // the slot passes straight to the next waiter
+    if (next)
+      next.resolve(); // the slot passes straight to the next waiter
     else this.active = Math.max(0, this.active - 1);
   }
 

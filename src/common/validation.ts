@@ -5,7 +5,9 @@ function flatten(errors: ValidationError[], prefix = ''): string[] {
   for (const e of errors) {
     const key = prefix ? `${prefix}.${e.property}` : e.property;
     for (const msg of Object.values(e.constraints ?? {})) {
-      out.push(msg.startsWith(e.property) ? `${key}${msg.slice(e.property.length)}` : `${key}: ${msg}`);
+      out.push(
+        msg.startsWith(e.property) ? `${key}${msg.slice(e.property.length)}` : `${key}: ${msg}`,
+      );
     }
     if (e.children?.length) out.push(...flatten(e.children, key));
   }

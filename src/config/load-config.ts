@@ -112,7 +112,9 @@ function flattenErrors(errors: ValidationError[], prefix = ''): string[] {
     const key = prefix ? `${prefix}.${e.property}` : e.property;
     if (e.constraints) {
       for (const msg of Object.values(e.constraints)) {
-        out.push(`${key}: ${msg.startsWith(e.property) ? msg.slice(e.property.length).trim() : msg}`);
+        out.push(
+          `${key}: ${msg.startsWith(e.property) ? msg.slice(e.property.length).trim() : msg}`,
+        );
       }
     }
     if (e.children?.length) out.push(...flattenErrors(e.children, key));

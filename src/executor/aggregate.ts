@@ -10,7 +10,14 @@ export interface Summary {
 }
 
 export function summarize(statuses: TargetStatus[]): Summary {
-  const s: Summary = { total: statuses.length, succeeded: 0, failed: 0, timedOut: 0, cancelled: 0, skipped: 0 };
+  const s: Summary = {
+    total: statuses.length,
+    succeeded: 0,
+    failed: 0,
+    timedOut: 0,
+    cancelled: 0,
+    skipped: 0,
+  };
   for (const st of statuses) {
     if (st === 'succeeded') s.succeeded++;
     else if (st === 'failed') s.failed++;

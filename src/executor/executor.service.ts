@@ -217,7 +217,8 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
     });
     this.metrics.targets.inc({ status: outcome.status });
     for (const [phase, ms] of Object.entries(outcome.phases)) {
-      if (ms != null) this.metrics.phaseDuration.observe({ phase: phase.replace(/Ms$/, '') }, ms / 1000);
+      if (ms != null)
+        this.metrics.phaseDuration.observe({ phase: phase.replace(/Ms$/, '') }, ms / 1000);
     }
     return outcome;
   }
@@ -236,4 +237,3 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
     this.metrics.executionDuration.observe((now - found.execution.createdAt) / 1000);
   }
 }
-

@@ -59,7 +59,12 @@ export class TargetRun {
   private channel: ClientChannel | null = null;
   private hardStop: NodeJS.Timeout | null = null;
   private truncated = false;
-  private readonly phases: TargetPhases = { connectMs: null, deployMs: null, tunnelMs: null, runMs: null };
+  private readonly phases: TargetPhases = {
+    connectMs: null,
+    deployMs: null,
+    tunnelMs: null,
+    runMs: null,
+  };
 
   constructor(
     private readonly deps: TargetRunDeps,
@@ -91,7 +96,13 @@ export class TargetRun {
       clearTimeout(timer);
       if (this.hardStop) clearTimeout(this.hardStop);
     }
-    return { ...result, truncated: this.truncated, phases: this.phases, startedAt, finishedAt: Date.now() };
+    return {
+      ...result,
+      truncated: this.truncated,
+      phases: this.phases,
+      startedAt,
+      finishedAt: Date.now(),
+    };
   }
 
   private async attempt(startedAt: number) {
@@ -127,7 +138,10 @@ export class TargetRun {
     const r = await this.deps.runnerCache.ensure(conn, this.target.serverId, this.target.baseDir);
     this.phases.deployMs = (this.phases.deployMs ?? 0) + Math.round(performance.now() - t);
     if (r.outcome === 'deployed') {
-      this.deps.log('system', `runner deployed (sha256 ${this.deps.runnerCache.artifact.hash.slice(0, 12)})`);
+      this.deps.log(
+        'system',
+        `runner deployed (sha256 ${this.deps.runnerCache.artifact.hash.slice(0, 12)})`,
+      );
     }
     this.abort.signal.throwIfAborted();
   }
@@ -141,7 +155,10 @@ export class TargetRun {
       return {
         ...base,
         status: 'failed' as const,
-        error: { code: 'connection_lost', message: 'the SSH connection dropped while the script ran' },
+        error: {
+          code: 'connection_lost',
+          message: 'the SSH connection dropped while the script ran',
+        },
       };
     }
     if (!exit.hello) {
@@ -150,14 +167,20 @@ export class TargetRun {
         : `runner failed before the script started: ${exit.runnerError ?? 'no output'}`;
       return { ...base, status: 'failed' as const, error: { code: 'runner_error', message } };
     }
-    return { ...base, status: exit.exitCode === 0 ? ('succeeded' as const) : ('failed' as const), error: null };
+    return {
+      ...base,
+      status: exit.exitCode === 0 ? ('succeeded' as const) : ('failed' as const),
+      error: null,
+    };
   }
 
   private failure(e: unknown) {
     const none = { exitCode: null, signal: null, helperMode: null, fallbackReason: null };
     if (this.stopReason) return { ...none, status: this.stopReason as TargetStatus, error: null };
     const err =
-      e instanceof TargetError ? e : new TargetError('runner_error', (e as Error)?.message ?? String(e));
+      e instanceof TargetError
+        ? e
+        : new TargetError('runner_error', (e as Error)?.message ?? String(e));
     return { ...none, status: 'failed' as const, error: { code: err.code, message: err.message } };
   }
 
@@ -195,7 +218,9 @@ export class TargetRun {
       },
     });
     const started = performance.now();
-    const channel = await conn.exec(remoteRunCommand(this.target.baseDir, runnerCache.artifact.hash));
+    const channel = await conn.exec(
+      remoteRunCommand(this.target.baseDir, runnerCache.artifact.hash),
+    );
     this.channel = channel;
     const capLimits = { capBytes: limits.capBytes, maxLineBytes: limits.maxLineBytes };
     const truncNote = (stream: string) => (kept: number) => {
@@ -254,7 +279,8 @@ export class TargetRun {
         head = Buffer.concat([head, chunk]);
         const nl = head.indexOf(0x0a);
         if (nl === -1) {
-          if (head.length > HELLO_MAX) exit.runnerError = 'unexpected output before the runner started';
+          if (head.length > HELLO_MAX)
+            exit.runnerError = 'unexpected output before the runner started';
           return;
         }
         const first = head.subarray(0, nl).toString('utf8');

@@ -1,4 +1,13 @@
-import { BadRequestException, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import {
+  BadRequestException,
+  Controller,
+  Get,
+  HttpCode,
+  Param,
+  Post,
+  Query,
+  Res,
+} from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ExecutionsRepository } from '../persistence/executions.repository';
@@ -26,9 +35,17 @@ export class ExecutionsController {
     }
     const rows = await this.repo.list({ status: q.status, limit, cursor });
     const targets = await this.repo.targetsOf(rows.map((r) => r.id));
-    const items = rows.map((r) => executionView(r, targets.filter((t) => t.executionId === r.id)));
+    const items = rows.map((r) =>
+      executionView(
+        r,
+        targets.filter((t) => t.executionId === r.id),
+      ),
+    );
     const last = rows[rows.length - 1];
-    return { items, nextCursor: rows.length === limit && last ? `${last.createdAt}.${last.id}` : null };
+    return {
+      items,
+      nextCursor: rows.length === limit && last ? `${last.createdAt}.${last.id}` : null,
+    };
   }
 
   @Get(':id')
@@ -45,8 +62,14 @@ export class ExecutionsController {
   }
 
   @Get(':id/logs')
-  @ApiOperation({ summary: 'Log entries by sequence number; format=text gives [server-name] lines' })
-  async logs(@Param('id') id: string, @Query() q: LogsQuery, @Res({ passthrough: true }) res: Response) {
+  @ApiOperation({
+    summary: 'Log entries by sequence number; format=text gives [server-name] lines',
+  })
+  async logs(
+    @Param('id') id: string,
+    @Query() q: LogsQuery,
+    @Res({ passthrough: true }) res: Response,
+  ) {
     const execution = await this.jobs.view(id);
     if (q.serverId && !execution.targets.some((t) => t.serverId === q.serverId)) {
       throw new BadRequestException(`server ${q.serverId} is not a target of execution ${id}`);
@@ -56,7 +79,9 @@ export class ExecutionsController {
     if (q.format === 'text') {
       const names = new Map(execution.targets.map((t) => [t.serverId, t.serverName]));
       res.type('text/plain; charset=utf-8');
-      return rows.map((r) => `[${names.get(r.serverId ?? '') ?? r.serverId}] ${r.text ?? ''}\n`).join('');
+      return rows
+        .map((r) => `[${names.get(r.serverId ?? '') ?? r.serverId}] ${r.text ?? ''}\n`)
+        .join('');
     }
     return {
       entries: rows.map((r) => ({

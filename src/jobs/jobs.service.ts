@@ -49,7 +49,10 @@ export class JobsService {
         `script.content is ${scriptBytes} bytes; the limit is ${limits.maxScriptBytes}`,
       );
     }
-    if (dto.input !== undefined && Buffer.byteLength(JSON.stringify(dto.input)) > limits.maxInputBytes) {
+    if (
+      dto.input !== undefined &&
+      Buffer.byteLength(JSON.stringify(dto.input)) > limits.maxInputBytes
+    ) {
       throw new PayloadTooLargeException(`input is larger than ${limits.maxInputBytes} bytes`);
     }
     const env = dto.env ?? {};

@@ -1,7 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry, register } from 'prom-client';
 
-const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800];
+const DURATION_BUCKETS = [
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800,
+];
 
 /**
  * All `cronium_` metrics in one place. Labels are low-cardinality (status, phase, code):
@@ -11,8 +13,12 @@ const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 export class MetricsService {
   readonly registry: Registry = register;
 
-  readonly executions = this.counter('cronium_executions_total', 'Executions by final status', ['status']);
-  readonly targets = this.counter('cronium_targets_total', 'Execution targets by final status', ['status']);
+  readonly executions = this.counter('cronium_executions_total', 'Executions by final status', [
+    'status',
+  ]);
+  readonly targets = this.counter('cronium_targets_total', 'Execution targets by final status', [
+    'status',
+  ]);
   readonly executionDuration = this.histogram(
     'cronium_execution_duration_seconds',
     'Execution wall time, submit to final status',
@@ -23,7 +29,10 @@ export class MetricsService {
     'Per-target phase durations (connect, deploy, tunnel, run)',
     ['phase'],
   );
-  readonly activeExecutions = this.gauge('cronium_active_executions', 'Executions not yet finished');
+  readonly activeExecutions = this.gauge(
+    'cronium_active_executions',
+    'Executions not yet finished',
+  );
   readonly runnerDeployments = this.counter(
     'cronium_runner_deployments_total',
     'Runner deployments by result',
@@ -35,13 +44,19 @@ export class MetricsService {
     ['result'],
   );
   readonly sshConnections = this.gauge('cronium_ssh_connections', 'Pooled SSH connections');
-  readonly sshChannels = this.gauge('cronium_ssh_channels', 'Channel slots in use on pooled connections');
+  readonly sshChannels = this.gauge(
+    'cronium_ssh_channels',
+    'Channel slots in use on pooled connections',
+  );
   readonly sshConnectFailures = this.counter(
     'cronium_ssh_connect_failures_total',
     'Failed SSH connects by error code',
     ['code'],
   );
-  readonly breakerOpens = this.counter('cronium_ssh_breaker_opens_total', 'Circuit-breaker openings');
+  readonly breakerOpens = this.counter(
+    'cronium_ssh_breaker_opens_total',
+    'Circuit-breaker openings',
+  );
 
   private counter<L extends string>(name: string, help: string, labelNames: L[] = []) {
     return (
@@ -60,7 +75,13 @@ export class MetricsService {
   private histogram<L extends string>(name: string, help: string, labelNames: L[]) {
     return (
       (this.registry.getSingleMetric(name) as Histogram<L>) ??
-      new Histogram<L>({ name, help, labelNames, buckets: DURATION_BUCKETS, registers: [this.registry] })
+      new Histogram<L>({
+        name,
+        help,
+        labelNames,
+        buckets: DURATION_BUCKETS,
+        registers: [this.registry],
+      })
     );
   }
 }

@@ -50,7 +50,10 @@ export class ExecutionsRepository {
   async find(id: string): Promise<ExecutionWithTargets | null> {
     const execution = await this.executions.findOneBy({ id });
     if (!execution) return null;
-    const targets = await this.targets.find({ where: { executionId: id }, order: { position: 'ASC' } });
+    const targets = await this.targets.find({
+      where: { executionId: id },
+      order: { position: 'ASC' },
+    });
     return { execution, targets };
   }
 
@@ -117,5 +120,4 @@ export class ExecutionsRepository {
       order: { position: 'ASC' },
     });
   }
-
 }

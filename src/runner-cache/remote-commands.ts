@@ -16,9 +16,12 @@ export function shellPath(baseDir: string, ...rest: string[]): string {
     throw new Error(`unsafe baseDir: ${baseDir}`);
   }
   for (const r of rest) {
-    if (!/^[A-Za-z0-9._-]+$/.test(r) || r === '.' || r === '..') throw new Error(`unsafe path part: ${r}`);
+    if (!/^[A-Za-z0-9._-]+$/.test(r) || r === '.' || r === '..')
+      throw new Error(`unsafe path part: ${r}`);
   }
-  const tail = [baseDir.replace(/^~\/?/, '').replace(/\/+$/, ''), ...rest].filter(Boolean).join('/');
+  const tail = [baseDir.replace(/^~\/?/, '').replace(/\/+$/, ''), ...rest]
+    .filter(Boolean)
+    .join('/');
   if (baseDir.startsWith('~')) return tail ? `"$HOME"/${shellQuote(tail)}` : '"$HOME"';
   return shellQuote('/' + tail.replace(/^\/+/, ''));
 }

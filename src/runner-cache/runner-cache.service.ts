@@ -94,7 +94,8 @@ export class RunnerCacheService implements OnModuleInit {
         async () => {
           const r = await runCommand(conn, deployCommand(baseDir, hash), tar);
           if (r.code !== 0) {
-            const why = (r.stdout.match(/CRONIUM1 error (.*)/)?.[1] ?? r.stderr.trim()) || `exit ${r.code}`;
+            const why =
+              (r.stdout.match(/CRONIUM1 error (.*)/)?.[1] ?? r.stderr.trim()) || `exit ${r.code}`;
             throw new TargetError('deploy_failed', `runner deployment failed: ${why}`, true);
           }
         },
@@ -103,8 +104,11 @@ export class RunnerCacheService implements OnModuleInit {
       this.metrics.runnerDeployments.inc({ result: 'success' });
     } catch (e: any) {
       this.metrics.runnerDeployments.inc({ result: 'failure' });
-      if (conn.closed) throw new TargetError('connection_lost', 'connection lost while deploying the runner');
-      throw e instanceof TargetError ? e : new TargetError('deploy_failed', `runner deployment failed: ${e?.message}`);
+      if (conn.closed)
+        throw new TargetError('connection_lost', 'connection lost while deploying the runner');
+      throw e instanceof TargetError
+        ? e
+        : new TargetError('deploy_failed', `runner deployment failed: ${e?.message}`);
     }
   }
 

@@ -23,7 +23,9 @@ export class ServersModule implements OnModuleInit, OnModuleDestroy {
 
   /** Trust-on-first-use goes through the inventory; edited/deleted servers lose pooled connections. */
   onModuleInit(): void {
-    this.pool.setHostKeyLearner((serverId, seen, ep) => this.servers.learnHostKey(serverId, seen, ep));
+    this.pool.setHostKeyLearner((serverId, seen, ep) =>
+      this.servers.learnHostKey(serverId, seen, ep),
+    );
     this.subscription = this.servers.changes$.subscribe((id) => this.pool.evictServer(id));
   }
 

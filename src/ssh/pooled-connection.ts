@@ -41,7 +41,11 @@ export class Connection implements PooledConnection {
             reject(
               this.closed
                 ? this.lostError()
-                : new TargetError('runner_error', `cannot open an exec channel: ${err.message}`, true),
+                : new TargetError(
+                    'runner_error',
+                    `cannot open an exec channel: ${err.message}`,
+                    true,
+                  ),
             );
           } else resolve(channel);
         });

@@ -6,9 +6,16 @@ export function classifySshError(err: any, hostKeyMismatch: string | null): Targ
   if (hostKeyMismatch) return new TargetError('host_key_mismatch', hostKeyMismatch);
   const msg = String(err?.message ?? err);
   if (err?.level === 'client-authentication') {
-    return new TargetError('auth_failed', 'authentication failed: the server refused the credentials');
+    return new TargetError(
+      'auth_failed',
+      'authentication failed: the server refused the credentials',
+    );
   }
-  if (/Cannot parse privateKey|Encrypted private key detected|Bad passphrase|no passphrase given/i.test(msg)) {
+  if (
+    /Cannot parse privateKey|Encrypted private key detected|Bad passphrase|no passphrase given/i.test(
+      msg,
+    )
+  ) {
     return new TargetError('auth_failed', 'private key cannot be used: ' + msg);
   }
   if (err?.level === 'client-timeout') {

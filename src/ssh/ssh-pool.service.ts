@@ -88,7 +88,9 @@ export class SshPool implements OnApplicationShutdown {
         continue;
       }
       // All slots busy: wait for the least busy connection.
-      const target = group.connections.reduce((a, b) => (a.slots.waiting <= b.slots.waiting ? a : b));
+      const target = group.connections.reduce((a, b) =>
+        a.slots.waiting <= b.slots.waiting ? a : b,
+      );
       await target.slots.acquire(signal);
       if (target.closed) {
         target.slots.release();
@@ -250,7 +252,9 @@ export class SshPool implements OnApplicationShutdown {
           keepaliveInterval: this.config.ssh.keepaliveIntervalMs,
           keepaliveCountMax: this.config.ssh.keepaliveCountMax,
           tryKeyboard: false,
-          algorithms: ep.hostKeyType ? { serverHostKey: hostKeyAlgorithms(ep.hostKeyType) as any } : undefined,
+          algorithms: ep.hostKeyType
+            ? { serverHostKey: hostKeyAlgorithms(ep.hostKeyType) as any }
+            : undefined,
           hostVerifier: (blob: Buffer) => {
             seen = { fingerprint: fingerprintOf(blob), type: keyTypeOf(blob) };
             if (ep.hostKeyFingerprint && ep.hostKeyFingerprint !== seen.fingerprint) {

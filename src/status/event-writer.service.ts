@@ -74,7 +74,9 @@ export class EventWriter implements OnModuleInit, OnApplicationShutdown {
         return;
       } catch (err: any) {
         if (attempt >= 2) {
-          this.logger.error(`dropping ${rows.length} events after 3 failed writes: ${err?.message}`);
+          this.logger.error(
+            `dropping ${rows.length} events after 3 failed writes: ${err?.message}`,
+          );
           return;
         }
         await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));

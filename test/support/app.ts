@@ -74,7 +74,8 @@ export async function registerServer(
       privateKey: sshd.key.privateKey,
       ...extra,
     });
-  if (res.status !== 201) throw new Error(`register failed: ${res.status} ${JSON.stringify(res.body)}`);
+  if (res.status !== 201)
+    throw new Error(`register failed: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.id;
 }
 
@@ -85,7 +86,8 @@ export async function waitForExecution(t: TestApp, id: string, timeoutMs = 60000
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const res = await t.http().get(`/v1/executions/${id}`).set(t.auth);
-    if (res.status !== 200) throw new Error(`GET execution: ${res.status} ${JSON.stringify(res.body)}`);
+    if (res.status !== 200)
+      throw new Error(`GET execution: ${res.status} ${JSON.stringify(res.body)}`);
     if (TERMINAL.includes(res.body.status)) return res.body;
     if (Date.now() > deadline) throw new Error(`execution ${id} still ${res.body.status}`);
     await new Promise((r) => setTimeout(r, 25));
@@ -93,12 +95,18 @@ export async function waitForExecution(t: TestApp, id: string, timeoutMs = 60000
 }
 
 /** Waits until some target of an execution reports `status`. */
-export async function waitForTargetStatus(t: TestApp, id: string, status: string, timeoutMs = 30000) {
+export async function waitForTargetStatus(
+  t: TestApp,
+  id: string,
+  status: string,
+  timeoutMs = 30000,
+) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const res = await t.http().get(`/v1/executions/${id}`).set(t.auth);
     if (res.body.targets?.some((x: any) => x.status === status)) return res.body;
-    if (Date.now() > deadline) throw new Error(`no target reached ${status}: ${JSON.stringify(res.body)}`);
+    if (Date.now() > deadline)
+      throw new Error(`no target reached ${status}: ${JSON.stringify(res.body)}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }

@@ -10,7 +10,10 @@ export async function alive(pattern: string): Promise<string[]> {
 }
 
 /** Polls `check` until it holds or `timeoutMs` passes; returns the last answer. */
-export async function eventually(check: () => Promise<boolean>, timeoutMs = 10000): Promise<boolean> {
+export async function eventually(
+  check: () => Promise<boolean>,
+  timeoutMs = 10000,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return true;

@@ -62,7 +62,8 @@ class EnvMapRule implements ValidatorConstraintInterface {
 class MaxErrorsRule implements ValidatorConstraintInterface {
   validate(value: unknown): boolean {
     if (value === undefined || value === null) return true;
-    if (typeof value === 'number') return Number.isInteger(value) && value >= 0 && value <= 1_000_000;
+    if (typeof value === 'number')
+      return Number.isInteger(value) && value >= 0 && value <= 1_000_000;
     if (typeof value === 'string') {
       const m = /^(\d{1,3})%$/.exec(value);
       return !!m && Number(m[1]) <= 100;

@@ -3,7 +3,9 @@ import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, Max, Min } from 'class-validator';
 
 export class ListExecutionsQuery {
-  @ApiPropertyOptional({ enum: ['queued', 'running', 'succeeded', 'failed', 'partial', 'cancelled'] })
+  @ApiPropertyOptional({
+    enum: ['queued', 'running', 'succeeded', 'failed', 'partial', 'cancelled'],
+  })
   @IsOptional()
   @IsIn(['queued', 'running', 'succeeded', 'failed', 'partial', 'cancelled'])
   status?: 'queued' | 'running' | 'succeeded' | 'failed' | 'partial' | 'cancelled';

@@ -19,5 +19,8 @@ export class ExecutionEventEntity {
   @Column({ type: 'varchar', length: 8, nullable: true }) stream!: LogStream | null;
   @Column({ type: 'bigint', transformer: epochMs }) ts!: number;
   @Column({ type: 'text', nullable: true }) text!: string | null;
-  @Column({ type: 'text', nullable: true, transformer: jsonText }) data!: Record<string, unknown> | null;
+  @Column({ type: 'text', nullable: true, transformer: jsonText }) data!: Record<
+    string,
+    unknown
+  > | null;
 }

@@ -1,7 +1,13 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { epochMs, jsonText } from '../columns';
 
-export type ExecutionStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'partial' | 'cancelled';
+export type ExecutionStatus =
+  | 'queued'
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'partial'
+  | 'cancelled';
 
 /** What the execution was asked to do, minus secrets: env values, input and script stay in memory. */
 export interface ExecutionRequestSummary {

@@ -75,10 +75,7 @@ export class Initial1763800000000 implements MigrationInterface {
           ms('startedAt', true),
           ms('finishedAt', true),
         ],
-        indices: [
-          { columnNames: ['createdAt', 'id'] },
-          { columnNames: ['status'] },
-        ],
+        indices: [{ columnNames: ['createdAt', 'id'] }, { columnNames: ['status'] }],
       }),
     );
     await q.createTable(
