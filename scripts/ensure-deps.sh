@@ -19,8 +19,10 @@ apt_install() {
 }
 
 node_deps() {
-  # npm ci when node_modules is missing or older than the lockfile.
+  # Install when node_modules is missing or older than the lockfile. Not `npm ci`: the
+  # lockfile lists only the platform packages this registry serves, which npm ci refuses;
+  # `npm install --no-save` installs the locked versions and leaves the lockfile alone.
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    npm ci --no-audit --no-fund
+    npm install --no-save --no-audit --no-fund
   fi
 }

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { Counter, Gauge, Histogram, Registry, register } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, register } from 'prom-client';
 
 const DURATION_BUCKETS = [
   0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800,
@@ -57,6 +57,12 @@ export class MetricsService {
     'cronium_ssh_breaker_opens_total',
     'Circuit-breaker openings',
   );
+
+  constructor() {
+    // Process metrics (CPU, memory, event loop) once per registry.
+    if (!this.registry.getSingleMetric('process_cpu_seconds_total'))
+      collectDefaultMetrics({ register: this.registry });
+  }
 
   private counter<L extends string>(name: string, help: string, labelNames: L[] = []) {
     return (
