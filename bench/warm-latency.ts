@@ -10,7 +10,7 @@
  * Each tool runs as root (the harness user) and as cronium-test (no pyenv in ~/.bashrc).
  * Rounds are interleaved so machine noise hits every series alike. See bench/README.md.
  */
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -19,9 +19,9 @@ import { ensureTestUser, freePort, SshdInstance, startSshd } from '../test/suppo
 // compiled to .tmp/scripts/bench/warm-latency.js
 const root = path.resolve(__dirname, '../../..');
 
-const N = parseCount(process.env.BENCH_N, 200);
+const N = envCount('BENCH_N', 200);
 const FRESH_EVERY = 4; // ssh-fresh runs once every FRESH_EVERY rounds
-const POLL_MS = 1;
+const POLL_MS = envCount('BENCH_POLL_MS', 1); // pause between GETs
 const FINAL = new Set(['succeeded', 'failed', 'partial', 'cancelled']);
 const SSH = '/usr/bin/ssh';
 
@@ -55,11 +55,12 @@ interface UserCtx {
   sshFresh: number[];
 }
 
-function parseCount(raw: string | undefined, dflt: number): number {
+function envCount(name: string, dflt: number): number {
+  const raw = process.env[name];
   if (raw === undefined || raw === '') return dflt;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1)
-    throw new Error(`BENCH_N must be a positive integer, got ${raw}`);
+    throw new Error(`${name} must be a positive integer, got ${raw}`);
   return n;
 }
 
@@ -98,6 +99,7 @@ const round2 = (x: number | null) =>
 /** Cleanup steps, run last-in first-out exactly once, on success, error or signal. */
 const cleanups: { name: string; fn: () => Promise<void> | void }[] = [];
 let cleaning: Promise<void> | undefined;
+let interrupted = false;
 function cleanupAll(): Promise<void> {
   cleaning ??= (async () => {
     while (cleanups.length) {
@@ -114,6 +116,7 @@ function cleanupAll(): Promise<void> {
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
+    interrupted = true;
     console.error(`\n${sig}: tearing down`);
     void cleanupAll().finally(() => process.exit(130));
   });
@@ -166,6 +169,7 @@ function runSsh(
 
 async function main(): Promise<void> {
   const started = Date.now();
+  const loadAtStart = os.loadavg();
   const benchDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-bench-'));
   cleanups.push({
     name: 'bench dir',
@@ -449,16 +453,8 @@ async function main(): Promise<void> {
   }
   console.log(`\ngoal: cronium p50 <= ssh-mux p50 (ratio <= 1.00)`);
 
-  const sshVersion = (() => {
-    try {
-      return execFileSync(SSH, ['-V'], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'pipe'],
-      }).trim();
-    } catch (e: any) {
-      return String(e?.stderr ?? '').trim();
-    }
-  })();
+  const v = spawnSync(SSH, ['-V'], { encoding: 'utf8' });
+  const sshVersion = `${v.stderr ?? ''}${v.stdout ?? ''}`.trim();
   const outDir = path.join(root, 'bench/results');
   fs.mkdirSync(outDir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -474,7 +470,8 @@ async function main(): Promise<void> {
       cpus: os.cpus().length,
       cpuModel: os.cpus()[0]?.model,
       kernel: os.release(),
-      loadavg: os.loadavg(),
+      loadavgAtStart: loadAtStart,
+      loadavgAtEnd: os.loadavg(),
     },
     units: 'ms',
     results,
@@ -485,6 +482,7 @@ async function main(): Promise<void> {
 
 main()
   .catch((e) => {
+    if (interrupted) return; // errors of requests cut short by the teardown
     console.error(e);
     process.exitCode = 1;
   })

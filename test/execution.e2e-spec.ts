@@ -68,7 +68,7 @@ describe('running a script on one server (real sshd)', () => {
     expect(by('stderr')).toEqual(['err1']);
     expect(by('system').join('\n')).toMatch(/runner 1\.0\.0 on Linux/);
     // the per-execution directory is gone
-    expect(fs.readdirSync(`${baseDir}/runs`)).toEqual([]);
+    expect(await eventually(async () => fs.readdirSync(`${baseDir}/runs`).length === 0, 3000)).toBe(true);
     const mode = fs.statSync(baseDir).mode & 0o777;
     expect(mode).toBe(0o700);
   });

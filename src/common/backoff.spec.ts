@@ -110,7 +110,12 @@ describe('retry', () => {
   });
 
   it('an abort during the backoff sleep ends the retry loop with the abort reason', async () => {
-    const policy: RetryPolicy = { attempts: 5, initialDelayMs: 10_000, factor: 1, maxDelayMs: 10_000 };
+    const policy: RetryPolicy = {
+      attempts: 5,
+      initialDelayMs: 10_000,
+      factor: 1,
+      maxDelayMs: 10_000,
+    };
     const ac = new AbortController();
     let calls = 0;
     const started = Date.now();
@@ -172,7 +177,7 @@ describe('sleep', () => {
     expect(Date.now() - started).toBeLessThan(4000);
   });
 
-  it('rejects with a default error when aborted without a reason-less signal', async () => {
+  it('rejects with a default error when the aborted signal carries no reason', async () => {
     const fakeSignal = {
       aborted: true,
       reason: undefined,

@@ -1,6 +1,8 @@
+import 'reflect-metadata';
 import { Type } from 'class-transformer';
 import {
   IsArray,
+  IsBoolean,
   IsIn,
   IsInt,
   IsNumber,
@@ -70,6 +72,7 @@ export class ExecutorConfig {
   @IsInt() @Min(256) maxLineBytes!: number;
   @IsInt() @Min(1) defaultConcurrency!: number;
   @IsInt() @Min(1) globalConcurrency!: number;
+  @IsBoolean() prewarmRunner!: boolean;
 }
 
 export class LimitsConfig {

@@ -1,4 +1,3 @@
-import 'reflect-metadata';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -40,7 +39,12 @@ describe('loadConfig', () => {
     expect(c.dataDir).toBe(dataDir);
     expect(c.hostKeys.policy).toBe('tofu');
     expect(c.ssh.maxChannelsPerConnection).toBe(8);
-    expect(c.ssh.connectRetry).toEqual({ attempts: 3, initialDelayMs: 200, factor: 2, maxDelayMs: 2000 });
+    expect(c.ssh.connectRetry).toEqual({
+      attempts: 3,
+      initialDelayMs: 200,
+      factor: 2,
+      maxDelayMs: 2000,
+    });
     expect(c.ssh.breaker).toEqual({ failureThreshold: 5, cooldownMs: 30000 });
     expect(c.runner.baseDir).toBe('~/.cache/cronium');
     expect(c.shutdown.graceSeconds).toBe(30);
@@ -76,7 +80,8 @@ describe('loadConfig', () => {
       CRONIUM__HOST_KEYS__POLICY: 'strict',
       CRONIUM__RUNNER__BASE_DIR: '/opt/cronium',
       CRONIUM__SSH__BREAKER__FAILURE_THRESHOLD: '7',
-      CRONIUM__RUNNER__DEPLOY_RETRY: '{"attempts":4,"initialDelayMs":10,"factor":3,"maxDelayMs":90}',
+      CRONIUM__RUNNER__DEPLOY_RETRY:
+        '{"attempts":4,"initialDelayMs":10,"factor":3,"maxDelayMs":90}',
     });
     expect(c.ssh.maxChannelsPerConnection).toBe(3);
     expect(typeof c.ssh.maxChannelsPerConnection).toBe('number');
@@ -84,7 +89,19 @@ describe('loadConfig', () => {
     expect(c.hostKeys.policy).toBe('strict');
     expect(c.runner.baseDir).toBe('/opt/cronium');
     expect(c.ssh.breaker).toEqual({ failureThreshold: 7, cooldownMs: 30000 });
-    expect(c.runner.deployRetry).toEqual({ attempts: 4, initialDelayMs: 10, factor: 3, maxDelayMs: 90 });
+    expect(c.runner.deployRetry).toEqual({
+      attempts: 4,
+      initialDelayMs: 10,
+      factor: 3,
+      maxDelayMs: 90,
+    });
+  });
+
+  it('a generic override of a list splits on commas and trims each item', () => {
+    const c = load({
+      CRONIUM__AUTH__SERVICE_TOKENS: 'token-aaaaaaaaaaaaaaaa, token-bbbbbbbbbbbbbbbb ,',
+    });
+    expect(c.auth.serviceTokens).toEqual(['token-aaaaaaaaaaaaaaaa', 'token-bbbbbbbbbbbbbbbb']);
   });
 
   it('merges the YAML file named by CRONIUM_CONFIG, with the environment on top', () => {
@@ -105,7 +122,12 @@ describe('loadConfig', () => {
     expect(c.port).toBe(7001);
     expect(c.hostKeys.policy).toBe('strict');
     // a deep merge: the other retry fields keep their defaults
-    expect(c.ssh.connectRetry).toEqual({ attempts: 5, initialDelayMs: 200, factor: 2, maxDelayMs: 2000 });
+    expect(c.ssh.connectRetry).toEqual({
+      attempts: 5,
+      initialDelayMs: 200,
+      factor: 2,
+      maxDelayMs: 2000,
+    });
     expect(c.ssh.maxChannelsPerConnection).toBe(8);
     expect(c.shutdown.graceSeconds).toBe(4);
   });
@@ -117,7 +139,9 @@ describe('loadConfig', () => {
   });
 
   it('an unreadable or non-mapping CRONIUM_CONFIG file is a ConfigError', () => {
-    expect(configError({ CRONIUM_CONFIG: path.join(root, 'missing.yaml') })).toMatch(/missing\.yaml/);
+    expect(configError({ CRONIUM_CONFIG: path.join(root, 'missing.yaml') })).toMatch(
+      /missing\.yaml/,
+    );
     const list = path.join(root, 'list.yaml');
     fs.writeFileSync(list, '- a\n- b\n');
     expect(configError({ CRONIUM_CONFIG: list })).toMatch(/must hold a mapping/);
@@ -163,8 +187,12 @@ describe('loadConfig', () => {
       const st = fs.statSync(path.join(dataDir, f));
       expect(st.mode & 0o777).toBe(0o600);
     }
-    expect(fs.readFileSync(path.join(dataDir, 'jwt-secret'), 'utf8').trim()).toBe(first.auth.jwtSecret);
-    expect(fs.readFileSync(path.join(dataDir, 'secrets-key'), 'utf8').trim()).toBe(first.secrets.key);
+    expect(fs.readFileSync(path.join(dataDir, 'jwt-secret'), 'utf8').trim()).toBe(
+      first.auth.jwtSecret,
+    );
+    expect(fs.readFileSync(path.join(dataDir, 'secrets-key'), 'utf8').trim()).toBe(
+      first.secrets.key,
+    );
     expect(fs.readFileSync(path.join(dataDir, 'service-token'), 'utf8').trim()).toBe(
       first.auth.serviceTokens[0],
     );

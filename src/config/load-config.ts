@@ -86,7 +86,11 @@ function setPath(obj: Plain, key: string, raw: unknown): void {
       value = Number(raw);
     else if (typeof current === 'boolean' && (raw === 'true' || raw === 'false'))
       value = raw === 'true';
-    else if (Array.isArray(current)) value = raw.split(',').filter(Boolean);
+    else if (Array.isArray(current))
+      value = raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
   }
   o[last] = value;
 }

@@ -10,6 +10,7 @@ import { EventWriter } from '../status/event-writer.service';
 import { ExecutionEventsService } from '../status/execution-events.service';
 import { executionStatus, summarize } from './aggregate';
 import type { ExecutionPlan, TargetPlan } from './execution-plan';
+import { RunnerChannels } from './runner-channels';
 import { TargetOutcome, TargetRun } from './target-run';
 
 interface Running {
@@ -31,6 +32,7 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(ExecutorService.name);
   private readonly running = new Map<string, Running>();
   private readonly global: Semaphore;
+  private readonly runnerChannels: RunnerChannels;
 
   constructor(
     private readonly config: AppConfig,
@@ -42,6 +44,7 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
     private readonly metrics: MetricsService,
   ) {
     this.global = new Semaphore(config.executor.globalConcurrency);
+    this.runnerChannels = new RunnerChannels(config.executor.prewarmRunner);
   }
 
   /** Executions a previous process left in flight can never finish: close them now. */
@@ -167,6 +170,7 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
       {
         pool: this.pool,
         runnerCache: this.runnerCache,
+        runnerChannels: this.runnerChannels,
         limits: {
           capBytes: exec.outputCapBytes,
           maxLineBytes: exec.maxLineBytes,

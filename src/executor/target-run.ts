@@ -7,12 +7,14 @@ import type { SshPool } from '../ssh/ssh-pool.service';
 import type { PooledConnection } from '../ssh/ssh.types';
 import type { ExecutionPlan, TargetPlan } from './execution-plan';
 import { OutputCapture } from './output-capture';
+import type { RunnerChannels } from './runner-channels';
 import { buildRunPayload } from './run-payload';
 import { normalizeSignal, signalFromShellStatus } from './signals';
 
 export interface TargetRunDeps {
   pool: SshPool;
   runnerCache: RunnerCacheService;
+  runnerChannels: RunnerChannels;
   limits: { capBytes: number; maxLineBytes: number; killGraceSeconds: number };
   setStatus: (status: TargetStatus, patch?: Partial<ExecutionTargetEntity>) => Promise<void>;
   log: (stream: 'stdout' | 'stderr' | 'system', text: string) => void;
@@ -122,6 +124,7 @@ export class TargetRun {
         // Tmp cleaners and reinstalls happen: redeploy and try once more.
         this.deps.log('system', 'runner missing on the server; redeploying and retrying once');
         await this.deps.runnerCache.invalidate(this.target.serverId);
+        this.deps.runnerChannels.discard(conn);
         await this.ensureRunner(conn);
         exit = await this.execRunner(conn, helperMode);
       }
@@ -218,7 +221,8 @@ export class TargetRun {
       },
     });
     const started = performance.now();
-    const channel = await conn.exec(
+    const channel = await this.deps.runnerChannels.open(
+      conn,
       remoteRunCommand(this.target.baseDir, runnerCache.artifact.hash),
     );
     this.channel = channel;

@@ -161,6 +161,9 @@ function newRunId(): string {
   return `run-${process.pid}-${++runSeq}`;
 }
 const runDir = (runId: string) => path.join(base, 'runs', runId);
+/** The run dir is removed in the background after the runner reports the exit status. */
+const runDirGone = (runId: string) =>
+  waitUntil(() => !fs.existsSync(runDir(runId)), 3000, `run dir ${runId} removed`);
 
 function start(
   runId: string,
@@ -217,7 +220,7 @@ describe('runner.sh', () => {
       expect(res.stderr.toString()).toBe('err line\n');
       expect(res.stdout.toString()).toBe(`${READY}out  line\nno-newline`);
       expect(res.code).toBe(code);
-      expect(fs.existsSync(runDir(res.runId))).toBe(false);
+      await runDirGone(res.runId);
     });
   });
 
@@ -335,7 +338,7 @@ describe('runner.sh', () => {
       expect(res.code).toBe(expectCode);
       expect(res.stdout.toString()).toBe(`${READY}started\n`);
       expect(res.stderr.toString()).toBe(''); // no "Terminated" from the runner's shell
-      expect(fs.existsSync(runDir(runId))).toBe(false);
+      await runDirGone(runId);
       expect(fs.existsSync(`${runDir(runId)}.cancel`)).toBe(false);
     }
 
@@ -396,7 +399,7 @@ describe('runner.sh', () => {
       expect(res.ms).toBeLessThan(2000); // TERM kills them: no need to wait out the grace
       expect(res.stdout.toString()).toBe(`${READY}bye\n`);
       expect(survivors(m)).toEqual([]);
-      expect(fs.existsSync(runDir(runId))).toBe(false);
+      await runDirGone(runId);
     });
   });
 
@@ -408,7 +411,7 @@ describe('runner.sh', () => {
       const res = await r.finish();
       expect(res.stdout.toString()).toMatch(/^CRONIUM1 error [^\n]+\n$/);
       expect(res.code).toBe(70);
-      if (runId) expect(fs.existsSync(runDir(runId))).toBe(false);
+      if (runId) await runDirGone(runId);
       return res;
     }
 
@@ -504,7 +507,7 @@ describe('runner.sh', () => {
       expect(res.stdout.toString()).toBe(
         `${READY}700 .\n600 env\n600 script\n600 input.json\n{"a":1}`,
       );
-      expect(fs.existsSync(runDir(res.runId))).toBe(false);
+      await runDirGone(res.runId);
     });
 
     it('keeps the run dir with a keep section; collect prints out/ and removes it', async () => {
@@ -533,7 +536,7 @@ describe('runner.sh', () => {
           Buffer.from('empty 0\nresult.json 11\n{"ok":true}'),
         ]),
       );
-      expect(fs.existsSync(runDir(runId))).toBe(false);
+      await runDirGone(runId);
     });
 
     it('collect of a missing run dir prints an empty collection; bad runIds are refused', async () => {

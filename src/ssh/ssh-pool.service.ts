@@ -16,6 +16,26 @@ interface Group {
   serverIds: Set<string>;
 }
 
+/** Waits for `p` unless `signal` aborts first (p itself carries on). */
+function raceAbort<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
 const fingerprintOf = (blob: Buffer) =>
   'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '');
 
@@ -79,11 +99,12 @@ export class SshPool implements OnApplicationShutdown {
       if (free) return this.lease(free, true);
       if (group.connecting) {
         // Share the attempt in flight, including its failure: one handshake per group.
-        await group.connecting;
+        // Only this caller's own signal stops its wait; the attempt goes on for the rest.
+        await raceAbort(group.connecting, signal);
         continue;
       }
       if (group.connections.length === 0) {
-        const conn = await this.connectInto(group, ep, signal);
+        const conn = await raceAbort(this.connectInto(group, ep), signal);
         if (conn.slots.tryAcquire()) return this.lease(conn, false);
         continue;
       }
@@ -91,7 +112,13 @@ export class SshPool implements OnApplicationShutdown {
       const target = group.connections.reduce((a, b) =>
         a.slots.waiting <= b.slots.waiting ? a : b,
       );
-      await target.slots.acquire(signal);
+      try {
+        await target.slots.acquire(signal);
+      } catch (e) {
+        // The connection we queued on went away: queue again on a live (or new) one.
+        if (target.closed && !signal?.aborted) continue;
+        throw e;
+      }
       if (target.closed) {
         target.slots.release();
         continue;
@@ -140,8 +167,8 @@ export class SshPool implements OnApplicationShutdown {
     };
   }
 
-  private async connectInto(group: Group, ep: SshEndpoint, signal?: AbortSignal) {
-    const attempt = this.connectWithRetry(ep, signal);
+  private async connectInto(group: Group, ep: SshEndpoint) {
+    const attempt = this.connectWithRetry(ep);
     group.connecting = attempt;
     try {
       const conn = await attempt;

@@ -12,13 +12,26 @@ import { MetricsService } from '../metrics/metrics.service';
 import { Connection } from './pooled-connection';
 import { runCommand } from './run-command';
 import { SshPool } from './ssh-pool.service';
-import { PooledConnection, SshEndpoint } from './ssh.types';
+import { HostKeyLearner, PooledConnection, SshEndpoint } from './ssh.types';
 
 const TEST_YAML = path.resolve(__dirname, '../../config/test.yaml');
 // A syntactically valid fingerprint that no real key has.
 const WRONG_FP = 'SHA256:' + Buffer.alloc(32, 7).toString('base64').replace(/=+$/, '');
 
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Resolves with `p`'s value, or with `onTimeout` after `ms` (the timer never outlives the race). */
+async function within<T, U>(p: Promise<T>, ms: number, onTimeout: U): Promise<T | U> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<U>((r) => (timer = setTimeout(() => r(onTimeout), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 async function waitFor(what: string, pred: () => boolean, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -91,7 +104,10 @@ describe('SshPool (real sshd)', () => {
     });
   }
 
-  function makePool(tweak: (c: AppConfig) => void = () => undefined): { pool: SshPool; config: AppConfig } {
+  function makePool(tweak: (c: AppConfig) => void = () => undefined): {
+    pool: SshPool;
+    config: AppConfig;
+  } {
     const config = makeConfig();
     tweak(config);
     const pool = new SshPool(config, new MetricsService());
@@ -244,7 +260,7 @@ describe('SshPool (real sshd)', () => {
 
   it('rejects a host key that does not match the pin with host_key_mismatch', async () => {
     const { pool } = makePool();
-    const learner = jest.fn(async () => true);
+    const learner = jest.fn<Promise<boolean>, Parameters<HostKeyLearner>>(async () => true);
     pool.setHostKeyLearner(learner);
     const before = connectionsLogged(sshd);
     const err = await rejection(pool.acquire(endpoint({ hostKeyFingerprint: WRONG_FP })));
@@ -274,7 +290,7 @@ describe('SshPool (real sshd)', () => {
   it('TOFU: an unpinned server asks the learner with the real fingerprint', async () => {
     const { pool } = makePool();
     const ep = endpoint({ hostKeyFingerprint: null });
-    const learner = jest.fn(async () => true);
+    const learner = jest.fn<Promise<boolean>, Parameters<HostKeyLearner>>(async () => true);
     pool.setHostKeyLearner(learner);
     const lease = await pool.acquire(ep);
     expect(learner).toHaveBeenCalledTimes(1);
@@ -291,14 +307,17 @@ describe('SshPool (real sshd)', () => {
   it('TOFU: a learner that refuses the key fails the connect with host_key_mismatch', async () => {
     const { pool } = makePool();
     const ep = endpoint({ hostKeyFingerprint: null });
-    const learner = jest.fn(async () => false);
+    const learner = jest.fn<Promise<boolean>, Parameters<HostKeyLearner>>(async () => false);
     pool.setHostKeyLearner(learner);
     const err = await rejection(pool.acquire(ep));
     expect(err).toBeInstanceOf(TargetError);
     expect(err.code).toBe('host_key_mismatch');
     expect(err.message).toContain(sshd.hostKeyFingerprint);
     expect(learner).toHaveBeenCalledTimes(1);
-    expect(learner.mock.calls[0][1]).toEqual({ fingerprint: sshd.hostKeyFingerprint, type: 'ssh-ed25519' });
+    expect(learner.mock.calls[0][1]).toEqual({
+      fingerprint: sshd.hostKeyFingerprint,
+      type: 'ssh-ed25519',
+    });
     expect(pool.size).toBe(0);
   });
 
@@ -325,7 +344,9 @@ describe('SshPool (real sshd)', () => {
     expect(err.retryable).toBe(false);
     await delay(300);
     expect(connectionsLogged(sshd) - before).toBe(1);
-    expect(sshd.logs()).toMatch(/Connection (closed|reset) by authenticating user|Failed publickey|Received disconnect/);
+    expect(sshd.logs()).toMatch(
+      /Connection (closed|reset) by authenticating user|Failed publickey|Received disconnect/,
+    );
 
     // an auth failure does not count against the host: the same pool still connects with a good key
     const ok = await pool.acquire(endpoint());
@@ -465,20 +486,25 @@ describe('SshPool (real sshd)', () => {
     const held = await pool.acquire(ep);
     const waiter = pool.acquire(ep);
     expect(await settledWithin(waiter, 200)).toBe(false);
-    const running = runCommand(held.connection, 'sleep 30');
+    const running = runCommand(held.connection, 'sleep 30').then(
+      () => 'finished',
+      (e: Error) => e,
+    );
     await delay(200);
     await sshd.killConnections();
-    await expect(running).rejects.toBeDefined();
+    const ranOut = await running;
+    expect(ranOut).toBeInstanceOf(Error);
     await waitFor('close', () => held.connection.closed);
     await expect(held.connection.exec('true')).rejects.toMatchObject({ code: 'connection_lost' });
     // the caller waiting for a slot on the dead connection is not left hanging
-    const outcome = await Promise.race([
+    const outcome = await within(
       waiter.then(
         (l) => ({ lease: l }),
         (e) => ({ error: e }),
       ),
-      delay(10_000).then(() => ({ hung: true })),
-    ]);
+      10_000,
+      { hung: true },
+    );
     expect(outcome).not.toHaveProperty('hung');
     if ('lease' in outcome) {
       expect(outcome.lease.connection.closed).toBe(false);
@@ -529,12 +555,13 @@ describe('SshPool (real sshd)', () => {
     await delay(2500);
     expect(lease.connection.closed).toBe(false);
     lease.release();
-    await Promise.race([
-      closed,
-      delay(15_000).then(() => {
-        throw new Error('idle connection was not evicted');
-      }),
-    ]);
+    expect(
+      await within(
+        closed.then(() => 'closed'),
+        15_000,
+        'still open',
+      ),
+    ).toBe('closed');
     expect(pool.size).toBe(0);
   });
 

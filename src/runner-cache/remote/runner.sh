@@ -125,6 +125,10 @@ finish() {
 	[ -n "$cr_dir" ] || return 0
 	if [ -n "$cr_keep" ]; then
 		[ ! -e "$cr_dir.cancel" ] || rm -f -- "$cr_dir.cancel"
+	elif [ "${1-}" = background ]; then
+		# Detached from the channel's pipes, so the exit status goes out now
+		# and the removal finishes on its own.
+		rm -rf -- "$cr_dir" "$cr_dir.cancel" </dev/null >/dev/null 2>&1 &
 	else
 		rm -rf -- "$cr_dir" "$cr_dir.cancel"
 	fi
@@ -190,6 +194,12 @@ find_setsid() {
 }
 
 run() {
+	# Everything that does not depend on the payload happens before reading it:
+	# the service may open this channel ahead of time (a standby runner), so
+	# this work is then off the job's critical path.
+	host_info
+	find_setsid
+	[ -d "$cr_runs" ] || mkdir -p -- "$cr_runs" || die "cannot create runs directory"
 	IFS= read -r cr_line || die "unexpected end of input"
 	set -- $cr_line
 	[ $# -eq 5 ] && [ "$1" = CRONIUM1 ] || die "bad header"
@@ -202,7 +212,6 @@ run() {
 	valid_num "$5" && [ "$5" -le 1000 ] || die "bad sectionCount"
 	cr_id=$2 cr_type=$3 cr_grace=$4 cr_n=$5
 
-	[ -d "$cr_runs" ] || mkdir -p -- "$cr_runs" || die "cannot create runs directory"
 	# mkdir (not -p) is the exclusive claim on the runId.
 	mkdir -- "$cr_runs/$cr_id" 2>/dev/null || die "run directory already exists or cannot be created"
 	cr_dir=$cr_runs/$cr_id
@@ -233,8 +242,6 @@ run() {
 	done
 	[ -f "$cr_dir/script" ] || die "missing script section"
 
-	host_info
-	find_setsid
 	say "ready $cr_version $cr_os $cr_arch"
 
 	# The script: own process group (setsid: dash can't do job control without
@@ -307,7 +314,7 @@ run() {
 	# never close.  Group only: the leader is reaped, its pid may be reused.
 	kill_tree "$cr_pid" 0
 	cr_pid=
-	finish
+	finish background
 	exit "$cr_rc"
 }
 

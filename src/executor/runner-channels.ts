@@ -1,0 +1,83 @@
+import type { ClientChannel } from 'ssh2';
+import type { PooledConnection } from '../ssh/ssh.types';
+
+interface Standby {
+  command: string;
+  channel: ClientChannel;
+  dead: boolean;
+  detach: () => void;
+}
+
+/**
+ * Opens runner channels. With prewarming on, each pooled connection keeps one runner
+ * already started and blocked on its stdin (a standby): a job takes it and only writes
+ * its payload, so opening the session and starting the login shell and the runner are
+ * off the job's critical path. The job still uses exactly one exec channel; a new
+ * standby is opened in the background for the next job. One standby per connection at
+ * most, so the extra session stays within sshd's MaxSessions margin.
+ */
+export class RunnerChannels {
+  private readonly standby = new WeakMap<PooledConnection, Standby>();
+  private readonly preparing = new WeakSet<PooledConnection>();
+
+  constructor(private readonly prewarm: boolean) {}
+
+  async open(conn: PooledConnection, command: string): Promise<ClientChannel> {
+    const s = this.standby.get(conn);
+    this.standby.delete(conn);
+    let channel: ClientChannel | null = null;
+    if (s) {
+      s.detach();
+      if (!s.dead && s.command === command && !conn.closed) channel = s.channel;
+      else s.channel.close();
+    }
+    channel ??= await conn.exec(command);
+    if (this.prewarm) this.prepare(conn, command);
+    return channel;
+  }
+
+  /** Drops the standby of a connection (e.g. its runner was redeployed). */
+  discard(conn: PooledConnection): void {
+    const s = this.standby.get(conn);
+    if (!s) return;
+    this.standby.delete(conn);
+    s.detach();
+    s.channel.close();
+  }
+
+  private prepare(conn: PooledConnection, command: string): void {
+    if (this.preparing.has(conn) || conn.closed) return;
+    this.preparing.add(conn);
+    conn.exec(command).then(
+      (channel) => {
+        this.preparing.delete(conn);
+        const entry: Standby = { command, channel, dead: false, detach: () => undefined };
+        // Any sign of life before a payload means this runner is not usable
+        // (e.g. it vanished from the server and the shell complained).
+        const onEnd = () => {
+          entry.dead = true;
+          if (this.standby.get(conn) === entry) this.standby.delete(conn);
+        };
+        channel.on('close', onEnd);
+        channel.on('exit', onEnd);
+        channel.on('data', onEnd);
+        channel.stderr.on('data', onEnd);
+        channel.on('error', onEnd);
+        entry.detach = () => {
+          channel.removeListener('close', onEnd);
+          channel.removeListener('exit', onEnd);
+          channel.removeListener('data', onEnd);
+          channel.stderr.removeListener('data', onEnd);
+          channel.removeListener('error', onEnd);
+        };
+        if (conn.closed || this.standby.has(conn)) {
+          entry.detach();
+          channel.close();
+          return;
+        }
+        this.standby.set(conn, entry);
+      },
+      () => this.preparing.delete(conn),
+    );
+  }
+}
