@@ -7,4 +7,5 @@ source scripts/ensure-deps.sh
 apt_install /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client python3:python3 pgrep:procps setsid:util-linux
 node_deps
 npx tsc --noEmit -p tsconfig.json
+npm run --silent build # the lifecycle e2e runs the built service as a real process
 npx jest --config jest.config.js --runInBand "$@"

@@ -7,9 +7,11 @@ import { JobsModule } from './jobs/jobs.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { PersistenceModule } from './persistence/persistence.module';
 import { RunnerCacheModule } from './runner-cache/runner-cache.module';
+import { RuntimeHelpersModule } from './runtime-helpers/runtime-helpers.module';
 import { ServersModule } from './servers/servers.module';
 import { SshModule } from './ssh/ssh.module';
 import { StatusModule } from './status/status.module';
+import { TunnelModule } from './tunnel/tunnel.module';
 
 @Module({
   imports: [
@@ -21,6 +23,8 @@ import { StatusModule } from './status/status.module';
     SshModule,
     ServersModule,
     RunnerCacheModule,
+    TunnelModule,
+    RuntimeHelpersModule,
     ExecutorModule,
     JobsModule,
     HealthModule,

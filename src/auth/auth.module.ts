@@ -1,11 +1,17 @@
-import { Module } from '@nestjs/common';
+import { Global, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
+import { ExecutionTokensService } from './execution-tokens.service';
 import { ServiceTokenGuard } from './service-token.guard';
 import { ServiceTokensService } from './service-tokens.service';
 
-/** Caller authentication (service bearer tokens). Execution JWTs arrive with the helpers. */
+/** Caller authentication (service bearer tokens) and execution JWTs for running scripts. */
+@Global()
 @Module({
-  providers: [ServiceTokensService, { provide: APP_GUARD, useClass: ServiceTokenGuard }],
-  exports: [ServiceTokensService],
+  providers: [
+    ServiceTokensService,
+    ExecutionTokensService,
+    { provide: APP_GUARD, useClass: ServiceTokenGuard },
+  ],
+  exports: [ServiceTokensService, ExecutionTokensService],
 })
 export class AuthModule {}

@@ -6,6 +6,7 @@ import {
   IsIn,
   IsInt,
   IsNumber,
+  IsObject,
   IsString,
   Matches,
   Max,
@@ -85,6 +86,21 @@ export class ShutdownConfig {
   @IsNumber() @Min(0) graceSeconds!: number;
 }
 
+export class ToolActionsConfig {
+  /** Platform endpoint receiving `{tool, action, params, context}` as an HTTP POST; '' = none. */
+  @IsString() endpoint!: string;
+  /** Allow-listed webhooks: tool name → URL. */
+  @IsObject() webhooks!: Record<string, string>;
+  @IsInt() @Min(100) timeoutMs!: number;
+}
+
+export class RuntimeConfig {
+  /** Helper calls per second allowed per execution target (token bucket). */
+  @IsNumber() @Min(1) ratePerSecond!: number;
+  @IsInt() @Min(1) burst!: number;
+  @IsInt() @Min(1024) maxBodyBytes!: number;
+}
+
 export class MetricsConfig {
   @IsNumber() @Min(0) logIntervalSeconds!: number;
 }
@@ -103,4 +119,6 @@ export class AppConfig {
   @ValidateNested() @Type(() => LimitsConfig) limits!: LimitsConfig;
   @ValidateNested() @Type(() => ShutdownConfig) shutdown!: ShutdownConfig;
   @ValidateNested() @Type(() => MetricsConfig) metrics!: MetricsConfig;
+  @ValidateNested() @Type(() => ToolActionsConfig) toolActions!: ToolActionsConfig;
+  @ValidateNested() @Type(() => RuntimeConfig) runtime!: RuntimeConfig;
 }

@@ -2,7 +2,9 @@ import { executionStatus, summarize } from './aggregate';
 
 describe('aggregation', () => {
   it('counts every final status', () => {
-    expect(summarize(['succeeded', 'failed', 'timed_out', 'cancelled', 'skipped', 'succeeded'])).toEqual({
+    expect(
+      summarize(['succeeded', 'failed', 'timed_out', 'cancelled', 'skipped', 'succeeded']),
+    ).toEqual({
       total: 6,
       succeeded: 2,
       failed: 1,

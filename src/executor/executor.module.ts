@@ -1,11 +1,12 @@
 import { Module } from '@nestjs/common';
 import { RunnerCacheModule } from '../runner-cache/runner-cache.module';
+import { RuntimeHelpersModule } from '../runtime-helpers/runtime-helpers.module';
 import { SshModule } from '../ssh/ssh.module';
 import { ExecutorService } from './executor.service';
 
 /** Single- and multi-server execution: fan-out, limits, budget, timeouts, cancellation. */
 @Module({
-  imports: [SshModule, RunnerCacheModule],
+  imports: [SshModule, RunnerCacheModule, RuntimeHelpersModule],
   providers: [ExecutorService],
   exports: [ExecutorService],
 })

@@ -5,6 +5,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import type { ExecutionTargetEntity, TargetStatus } from '../persistence/entities';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { RunnerCacheService } from '../runner-cache/runner-cache.service';
+import { RuntimeHelpersService } from '../runtime-helpers/runtime-helpers.service';
 import { SshPool } from '../ssh/ssh-pool.service';
 import { EventWriter } from '../status/event-writer.service';
 import { ExecutionEventsService } from '../status/execution-events.service';
@@ -42,6 +43,7 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
     private readonly pool: SshPool,
     private readonly runnerCache: RunnerCacheService,
     private readonly metrics: MetricsService,
+    private readonly helpers: RuntimeHelpersService,
   ) {
     this.global = new Semaphore(config.executor.globalConcurrency);
     this.runnerChannels = new RunnerChannels(config.executor.prewarmRunner);
@@ -171,6 +173,7 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
         pool: this.pool,
         runnerCache: this.runnerCache,
         runnerChannels: this.runnerChannels,
+        helpers: this.helpers,
         limits: {
           capBytes: exec.outputCapBytes,
           maxLineBytes: exec.maxLineBytes,
@@ -199,6 +202,8 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
       errorMessage: outcome.error?.message ?? null,
       helperMode: outcome.helperMode,
       fallbackReason: outcome.fallbackReason,
+      output: outcome.output,
+      condition: outcome.condition,
       truncated: outcome.truncated,
       startedAt: outcome.startedAt,
       finishedAt: outcome.finishedAt,

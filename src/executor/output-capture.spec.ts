@@ -3,8 +3,10 @@ import { OutputCapture } from './output-capture';
 function capture(cap = 1024, maxLine = 16) {
   const lines: string[] = [];
   const truncations: number[] = [];
-  const c = new OutputCapture({ capBytes: cap, maxLineBytes: maxLine }, (l) => lines.push(l), (n) =>
-    truncations.push(n),
+  const c = new OutputCapture(
+    { capBytes: cap, maxLineBytes: maxLine },
+    (l) => lines.push(l),
+    (n) => truncations.push(n),
   );
   return { c, lines, truncations };
 }

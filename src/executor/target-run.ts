@@ -1,7 +1,16 @@
 import type { ClientChannel } from 'ssh2';
 import { TargetError } from '../common/error-codes';
 import type { ExecutionTargetEntity, TargetPhases, TargetStatus } from '../persistence/entities';
-import { runCommand as remoteRunCommand } from '../runner-cache/remote-commands';
+import {
+  collectCommand as remoteCollectCommand,
+  runCommand as remoteRunCommand,
+} from '../runner-cache/remote-commands';
+import type {
+  HelperResults,
+  PreparedHelpers,
+  RuntimeHelpersService,
+} from '../runtime-helpers/runtime-helpers.service';
+import { runCommand as runHousekeeping } from '../ssh/run-command';
 import type { RunnerCacheService } from '../runner-cache/runner-cache.service';
 import type { SshPool } from '../ssh/ssh-pool.service';
 import type { PooledConnection } from '../ssh/ssh.types';
@@ -15,6 +24,7 @@ export interface TargetRunDeps {
   pool: SshPool;
   runnerCache: RunnerCacheService;
   runnerChannels: RunnerChannels;
+  helpers: RuntimeHelpersService;
   limits: { capBytes: number; maxLineBytes: number; killGraceSeconds: number };
   setStatus: (status: TargetStatus, patch?: Partial<ExecutionTargetEntity>) => Promise<void>;
   log: (stream: 'stdout' | 'stderr' | 'system', text: string) => void;
@@ -30,6 +40,8 @@ export interface TargetOutcome {
   truncated: boolean;
   helperMode: string | null;
   fallbackReason: string | null;
+  output: unknown;
+  condition: boolean | null;
   phases: TargetPhases;
   startedAt: number;
   finishedAt: number;
@@ -116,21 +128,66 @@ export class TargetRun {
     try {
       const conn = lease.connection;
       await this.ensureRunner(conn);
-      // Helpers (tunnel or bundled files) arrive with the runtime-helpers module.
-      const helperMode = 'bundled';
-      await this.deps.setStatus('running', { helperMode });
-      let exit = await this.execRunner(conn, helperMode);
-      if (exit.runnerMissing && !this.stopReason) {
-        // Tmp cleaners and reinstalls happen: redeploy and try once more.
-        this.deps.log('system', 'runner missing on the server; redeploying and retrying once');
-        await this.deps.runnerCache.invalidate(this.target.serverId);
-        this.deps.runnerChannels.discard(conn);
-        await this.ensureRunner(conn);
-        exit = await this.execRunner(conn, helperMode);
+      const helpers = await this.deps.helpers.prepare(conn, {
+        targetId: this.target.targetId,
+        serverId: this.target.serverId,
+        serverName: this.target.serverName,
+        executionId: this.plan.execution.id,
+        jobId: this.plan.execution.jobId,
+        eventId: this.plan.execution.eventId,
+        userId: this.plan.execution.userId,
+        input: this.plan.input,
+        timeoutSeconds: this.plan.timeoutSeconds,
+        mode: this.plan.helperMode,
+      });
+      this.phases.tunnelMs = helpers.tunnelMs;
+      if (helpers.fallbackReason) {
+        this.deps.log('system', `helper mode bundled (fallback: ${helpers.fallbackReason})`);
       }
-      return { ...this.classify(exit), helperMode, fallbackReason: null };
+      try {
+        await this.deps.setStatus('running', {
+          helperMode: helpers.mode,
+          fallbackReason: helpers.fallbackReason,
+        });
+        let exit = await this.execRunner(conn, helpers);
+        if (exit.runnerMissing && !this.stopReason) {
+          // Tmp cleaners and reinstalls happen: redeploy and try once more.
+          this.deps.log('system', 'runner missing on the server; redeploying and retrying once');
+          await this.deps.runnerCache.invalidate(this.target.serverId);
+          this.deps.runnerChannels.discard(conn);
+          await this.ensureRunner(conn);
+          exit = await this.execRunner(conn, helpers);
+        }
+        let results = await helpers.release();
+        if (helpers.keep && exit.hello && !conn.closed) results = await this.collect(conn);
+        return {
+          ...this.classify(exit),
+          helperMode: helpers.mode,
+          fallbackReason: helpers.fallbackReason,
+          ...results,
+        };
+      } finally {
+        await helpers.release();
+      }
     } finally {
       lease.release();
+    }
+  }
+
+  /** Bundled mode: read what the script's helpers wrote (and remove the run directory). */
+  private async collect(conn: PooledConnection): Promise<HelperResults> {
+    const cmd = remoteCollectCommand(
+      this.target.baseDir,
+      this.deps.runnerCache.artifact.hash,
+      this.target.targetId,
+    );
+    try {
+      const r = await runHousekeeping(conn, cmd, undefined, 30000, true);
+      if (r.code !== 0) throw new Error(`collect exited ${r.code}: ${r.stderr.trim()}`);
+      return await this.deps.helpers.applyBundled(this.plan.execution.userId, r.stdoutRaw!);
+    } catch (e: any) {
+      this.deps.log('system', `could not collect bundled-mode results: ${e?.message ?? e}`);
+      return { output: null, condition: null };
     }
   }
 
@@ -178,7 +235,14 @@ export class TargetRun {
   }
 
   private failure(e: unknown) {
-    const none = { exitCode: null, signal: null, helperMode: null, fallbackReason: null };
+    const none = {
+      exitCode: null,
+      signal: null,
+      helperMode: null,
+      fallbackReason: null,
+      output: null,
+      condition: null,
+    };
     if (this.stopReason) return { ...none, status: this.stopReason as TargetStatus, error: null };
     const err =
       e instanceof TargetError
@@ -204,7 +268,7 @@ export class TargetRun {
     }
   }
 
-  private async execRunner(conn: PooledConnection, helperMode: string): Promise<RunnerExit> {
+  private async execRunner(conn: PooledConnection, helpers: PreparedHelpers): Promise<RunnerExit> {
     this.abort.signal.throwIfAborted();
     const { runnerCache, limits, log } = this.deps;
     const payload = buildRunPayload({
@@ -214,11 +278,13 @@ export class TargetRun {
       script: this.plan.script.content,
       env: {
         ...this.plan.env,
-        CRONIUM_HELPER_MODE: helperMode,
+        ...helpers.env,
         CRONIUM_EXECUTION_ID: this.plan.execution.id,
         CRONIUM_JOB_ID: this.plan.execution.jobId ?? this.plan.execution.id,
         CRONIUM_SERVER_ID: this.target.serverId,
       },
+      files: helpers.files,
+      keep: helpers.keep,
     });
     const started = performance.now();
     const channel = await this.deps.runnerChannels.open(
@@ -291,7 +357,8 @@ export class TargetRun {
         const m = /^CRONIUM1 ready (\S+) (.*)$/.exec(first);
         if (!m) return; // keep it in `head` for diagnose()
         exit.hello = true;
-        log('system', `runner ${m[1]} on ${m[2]}; helper mode ${helperMode}`);
+        const via = helpers.endpoint ? ` via ${helpers.endpoint}` : '';
+        log('system', `runner ${m[1]} on ${m[2]}; helper mode ${helpers.mode}${via}`);
         if (earlyErr.length) err.write(earlyErr);
         const rest = head.subarray(nl + 1);
         head = Buffer.alloc(0);

@@ -53,6 +53,16 @@ export class MetricsService {
     'Failed SSH connects by error code',
     ['code'],
   );
+  readonly helperCalls = this.counter(
+    'cronium_helper_calls_total',
+    'Runtime-helper API calls by helper and HTTP status',
+    ['helper', 'status'],
+  );
+  readonly tunnels = this.counter(
+    'cronium_tunnels_total',
+    'Helper set-ups: api (tunnel opened), fallback (bundled instead, by reason), failed',
+    ['result', 'reason'],
+  );
   readonly breakerOpens = this.counter(
     'cronium_ssh_breaker_opens_total',
     'Circuit-breaker openings',

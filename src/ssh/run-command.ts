@@ -5,9 +5,11 @@ export interface CommandResult {
   signal: string | null;
   stdout: string;
   stderr: string;
+  /** The stdout bytes, when asked for (binary-safe). */
+  stdoutRaw?: Buffer;
 }
 
-const MAX_CAPTURE = 1 << 20;
+const MAX_CAPTURE = 16 << 20;
 
 /**
  * Runs one short housekeeping command (deploy, verify, collect) on its own channel,
@@ -18,6 +20,7 @@ export async function runCommand(
   command: string,
   stdin?: Buffer,
   timeoutMs = 60000,
+  raw = false,
 ): Promise<CommandResult> {
   const channel = await conn.exec(command);
   return new Promise((resolve, reject) => {
@@ -53,10 +56,12 @@ export async function runCommand(
       clearTimeout(timer);
       offClose();
       if (!gotExit && conn.closed) return reject(new Error('connection closed'));
+      const stdoutRaw = Buffer.concat(out);
       resolve({
         code,
         signal,
-        stdout: Buffer.concat(out).toString('utf8'),
+        ...(raw ? { stdoutRaw } : {}),
+        stdout: stdoutRaw.toString('utf8'),
         stderr: Buffer.concat(err).toString('utf8'),
       });
     });

@@ -1,0 +1,60 @@
+import { Injectable } from '@nestjs/common';
+import { JwtService } from '@nestjs/jwt';
+import { AppConfig } from '../config/app-config';
+
+export const TOKEN_ISSUER = 'cronium-orchestrator';
+export const TOKEN_AUDIENCE = 'cronium-runtime';
+
+/** What an execution token says about its bearer: one target of one execution. */
+export interface ExecutionClaims {
+  jobId: string;
+  executionId: string;
+  serverId: string;
+  userId: string;
+  eventId: string | null;
+  /** The execution target id: the token is honoured only while that target runs. */
+  jti: string;
+}
+
+/** Short-lived HS256 JWTs for running scripts; the algorithm is pinned on verify. */
+@Injectable()
+export class ExecutionTokensService {
+  private readonly jwt: JwtService;
+
+  constructor(private readonly config: AppConfig) {
+    this.jwt = new JwtService({ secret: config.auth.jwtSecret });
+  }
+
+  issue(claims: ExecutionClaims, timeoutSeconds: number): string {
+    const { jti, ...rest } = claims;
+    return this.jwt.sign(rest, {
+      algorithm: 'HS256',
+      issuer: TOKEN_ISSUER,
+      audience: TOKEN_AUDIENCE,
+      jwtid: jti,
+      expiresIn: timeoutSeconds + this.config.auth.jwtMarginSeconds,
+    });
+  }
+
+  /** Returns the claims, or null for anything not signed by us for the runtime API. */
+  verify(token: string): ExecutionClaims | null {
+    try {
+      const p = this.jwt.verify(token, {
+        algorithms: ['HS256'],
+        issuer: TOKEN_ISSUER,
+        audience: TOKEN_AUDIENCE,
+      });
+      if (typeof p.executionId !== 'string' || typeof p.jti !== 'string') return null;
+      return {
+        jobId: p.jobId,
+        executionId: p.executionId,
+        serverId: p.serverId,
+        userId: p.userId,
+        eventId: p.eventId ?? null,
+        jti: p.jti,
+      };
+    } catch {
+      return null;
+    }
+  }
+}

@@ -1,0 +1,211 @@
+import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import * as http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { ExecutionTokensService } from '../auth/execution-tokens.service';
+import { ServiceTokensService } from '../auth/service-tokens.service';
+import { AppConfig } from '../config/app-config';
+import { MetricsService } from '../metrics/metrics.service';
+import { RuntimeSession, RuntimeSessionsService } from './runtime-sessions.service';
+import { ToolActionError, ToolActionsService } from './tool-actions.service';
+import { autoValue, rawRender, validKey, VariablesService } from './variables.service';
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Reply {
+  status: number;
+  body: unknown;
+  raw?: boolean;
+}
+
+/**
+ * The runtime-helper API. It has its own HTTP server that never listens on a port: it
+ * only serves streams handed over by the per-execution tunnels, so through a tunnel
+ * nothing but these routes exists (no jobs API, no /metrics, no /health).
+ */
+@Injectable()
+export class RuntimeApiServer implements OnModuleDestroy {
+  private readonly logger = new Logger('RuntimeApi');
+  private readonly server: http.Server;
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly tokens: ExecutionTokensService,
+    private readonly sessions: RuntimeSessionsService,
+    private readonly variables: VariablesService,
+    private readonly tools: ToolActionsService,
+    private readonly metrics: MetricsService,
+  ) {
+    this.server = http.createServer(
+      { keepAliveTimeout: 5000 },
+      (req, res) => void this.handle(req, res),
+    );
+    this.server.on('clientError', (_e, socket) => socket.destroy());
+  }
+
+  /** Serves one tunnelled connection. */
+  serve(stream: Duplex): void {
+    this.server.emit('connection', stream);
+  }
+
+  onModuleDestroy(): void {
+    this.server.close();
+    this.server.closeAllConnections();
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    let helper = 'unknown';
+    let reply: Reply;
+    try {
+      const url = new URL(req.url ?? '/', 'http://runtime');
+      const route = this.route(req.method ?? 'GET', url.pathname);
+      helper = route.helper;
+      const session = this.authenticate(req);
+      const { ratePerSecond, burst } = this.config.runtime;
+      if (!this.sessions.take(session, ratePerSecond, burst)) {
+        throw new HttpError(429, 'too many helper calls; slow down');
+      }
+      const body = route.needsBody ? await this.readBody(req) : undefined;
+      reply = await route.run(session, body, url.searchParams.get('format') === 'raw');
+    } catch (e) {
+      if (e instanceof HttpError || e instanceof ToolActionError) {
+        reply = {
+          status: e.status,
+          body: { statusCode: e.status, error: http.STATUS_CODES[e.status], message: e.message },
+        };
+      } else {
+        this.logger.error(`helper ${helper} failed: ${(e as Error)?.message}`);
+        reply = {
+          status: 500,
+          body: { statusCode: 500, error: 'Internal Server Error', message: 'internal error' },
+        };
+      }
+    }
+    this.metrics.helperCalls.inc({ helper, status: String(reply.status) });
+    const payload = reply.raw ? String(reply.body) : JSON.stringify(reply.body);
+    res.writeHead(reply.status, {
+      'Content-Type': reply.raw ? 'text/plain; charset=utf-8' : 'application/json',
+      'Content-Length': Buffer.byteLength(payload),
+    });
+    res.end(payload);
+  }
+
+  private authenticate(req: http.IncomingMessage): RuntimeSession {
+    const token = ServiceTokensService.fromHeader(req.headers.authorization);
+    const claims = token ? this.tokens.verify(token) : null;
+    const session = claims ? this.sessions.forClaims(claims) : undefined;
+    // One answer for every failure: no hint whether a token was valid for a finished target.
+    if (!session) throw new HttpError(401, 'missing, invalid or expired execution token');
+    return session;
+  }
+
+  private async readBody(req: http.IncomingMessage): Promise<{ json: boolean; value: unknown }> {
+    const limit = this.config.runtime.maxBodyBytes;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req) {
+      size += chunk.length;
+      if (size > limit) throw new HttpError(413, `request body larger than ${limit} bytes`);
+      chunks.push(chunk);
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
+    const type = String(req.headers['content-type'] ?? '');
+    if (type.startsWith('text/plain')) return { json: false, value: text };
+    try {
+      return { json: true, value: text ? JSON.parse(text) : {} };
+    } catch {
+      throw new HttpError(400, 'request body is not valid JSON');
+    }
+  }
+
+  private route(method: string, path: string) {
+    type Run = (s: RuntimeSession, body: any, raw: boolean) => Promise<Reply> | Reply;
+    const r = (helper: string, needsBody: boolean, run: Run) => ({ helper, needsBody, run });
+    const varMatch = /^\/runtime\/v1\/variables\/([^/]+)$/.exec(path);
+    const ok = { status: 200, body: { ok: true } };
+
+    if (path === '/runtime/v1/context' && method === 'GET') {
+      return r('context', false, (s) => ({ status: 200, body: s.context }));
+    }
+    if (path === '/runtime/v1/input' && method === 'GET') {
+      return r('input', false, (s, _b, raw) =>
+        raw
+          ? { status: 200, body: rawRender(s.input), raw: true }
+          : { status: 200, body: { data: s.input ?? null } },
+      );
+    }
+    if (path === '/runtime/v1/output' && method === 'POST') {
+      return r('output', true, (s, b) => {
+        s.output = { set: true, value: b.json ? field(b.value, 'data') : autoValue(b.value) };
+        return ok;
+      });
+    }
+    if (path === '/runtime/v1/condition' && method === 'POST') {
+      return r('condition', true, (s, b) => {
+        const c = b.json
+          ? (b.value as any)?.condition
+          : b.value.trim() === 'true'
+            ? true
+            : b.value.trim() === 'false'
+              ? false
+              : null;
+        if (typeof c !== 'boolean') throw new HttpError(400, 'condition must be a boolean');
+        s.condition = c;
+        return ok;
+      });
+    }
+    if (path === '/runtime/v1/tool-actions' && method === 'POST') {
+      return r('toolAction', true, async (s, b) => {
+        const v = b.json ? (b.value as any) : null;
+        if (typeof v?.tool !== 'string' || !v.tool || typeof v?.action !== 'string' || !v.action) {
+          throw new HttpError(400, 'tool and action must be non-empty strings');
+        }
+        return {
+          status: 200,
+          body: { result: await this.tools.run(s.context, v.tool, v.action, v.params) },
+        };
+      });
+    }
+    if (varMatch && (method === 'GET' || method === 'PUT')) {
+      let key: string;
+      try {
+        key = decodeURIComponent(varMatch[1]);
+      } catch {
+        throw new HttpError(400, 'variable key is not valid percent-encoding');
+      }
+      if (!validKey(key))
+        throw new HttpError(400, 'variable key must be 1-200 bytes without control characters');
+      if (method === 'GET') {
+        return r('getVariable', false, async (s, _b, raw) => {
+          const v = await this.variables.get(s.context.userId, key);
+          if (!v.found) throw new HttpError(404, `variable ${JSON.stringify(key)} is not set`);
+          return raw
+            ? { status: 200, body: rawRender(v.value), raw: true }
+            : { status: 200, body: { key, value: v.value } };
+        });
+      }
+      return r('setVariable', true, async (s, b) => {
+        await this.variables.set(
+          s.context.userId,
+          key,
+          b.json ? field(b.value, 'value') : autoValue(b.value),
+        );
+        return ok;
+      });
+    }
+    throw new HttpError(404, `no runtime route ${method} ${path}`);
+  }
+}
+
+function field(body: unknown, name: string): unknown {
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || !(name in body)) {
+    throw new HttpError(400, `body must be a JSON object with "${name}"`);
+  }
+  return (body as Record<string, unknown>)[name];
+}

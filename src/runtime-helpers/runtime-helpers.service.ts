@@ -1,0 +1,176 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { ExecutionTokensService } from '../auth/execution-tokens.service';
+import { TargetError } from '../common/error-codes';
+import { AppConfig } from '../config/app-config';
+import { MetricsService } from '../metrics/metrics.service';
+import type { PooledConnection } from '../ssh/ssh.types';
+import { TunnelService } from '../tunnel/tunnel.service';
+import { bundledFiles, parseCollected, readBundledResults } from './bundled-files';
+import { RuntimeApiServer } from './runtime-api.server';
+import { RuntimeContext, RuntimeSessionsService } from './runtime-sessions.service';
+import { DEFAULT_SCOPE, VariablesService } from './variables.service';
+
+export interface HelperRequest {
+  targetId: string;
+  serverId: string;
+  serverName: string;
+  executionId: string;
+  jobId: string | null;
+  eventId: string | null;
+  userId: string | null;
+  input: unknown;
+  timeoutSeconds: number;
+  mode: 'auto' | 'api' | 'bundled';
+}
+
+export interface HelperResults {
+  output: unknown;
+  condition: boolean | null;
+}
+
+/** Helpers set up for one target: env and files for the runner, and how to finish. */
+export interface PreparedHelpers {
+  mode: 'api' | 'bundled';
+  fallbackReason: string | null;
+  /** The API endpoint as the script sees it (API mode), for the log; never the token. */
+  endpoint: string | null;
+  env: Record<string, string>;
+  files: Record<string, string>;
+  /** Bundled mode keeps the run directory for one `collect`. */
+  keep: boolean;
+  tunnelMs: number | null;
+  /** Ends the session: closes the tunnel, invalidates the token, returns API-mode results. */
+  release(): Promise<HelperResults>;
+}
+
+/**
+ * Gives a running script its callback API: a per-target reverse tunnel and execution JWT
+ * (API mode), or snapshot files in the run directory (bundled mode); `auto` tries the
+ * former and falls back to the latter, recording why.
+ */
+@Injectable()
+export class RuntimeHelpersService {
+  private readonly logger = new Logger(RuntimeHelpersService.name);
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly tokens: ExecutionTokensService,
+    private readonly sessions: RuntimeSessionsService,
+    private readonly api: RuntimeApiServer,
+    private readonly tunnels: TunnelService,
+    private readonly variables: VariablesService,
+    private readonly metrics: MetricsService,
+  ) {}
+
+  async prepare(conn: PooledConnection, req: HelperRequest): Promise<PreparedHelpers> {
+    const context: RuntimeContext = {
+      executionId: req.executionId,
+      jobId: req.jobId ?? req.executionId,
+      eventId: req.eventId,
+      userId: req.userId ?? DEFAULT_SCOPE,
+      serverId: req.serverId,
+      serverName: req.serverName,
+      helperMode: 'api',
+    };
+    let fallbackReason: string | null = null;
+    if (req.mode !== 'bundled') {
+      const started = performance.now();
+      try {
+        const prepared = await this.prepareApi(conn, req, context);
+        prepared.tunnelMs = Math.round(performance.now() - started);
+        this.metrics.tunnels.inc({ result: 'api', reason: '' });
+        return prepared;
+      } catch (e: any) {
+        const reason =
+          e instanceof TargetError ? e.message : `tunnel set-up failed: ${e?.message ?? e}`;
+        if (req.mode === 'api' || conn.closed) {
+          this.metrics.tunnels.inc({
+            result: 'failed',
+            reason: conn.closed ? 'connection_lost' : 'tunnel',
+          });
+          if (conn.closed)
+            throw new TargetError('connection_lost', 'connection lost while opening the tunnel');
+          throw new TargetError('tunnel_failed', reason);
+        }
+        fallbackReason = reason;
+        this.metrics.tunnels.inc({ result: 'fallback', reason: 'tunnel' });
+      }
+    }
+    return this.prepareBundled(req, { ...context, helperMode: 'bundled' }, fallbackReason);
+  }
+
+  /** Applies what a bundled-mode script wrote (the runner's `collect` answer). */
+  async applyBundled(userId: string | null, collected: Buffer): Promise<HelperResults> {
+    const r = readBundledResults(parseCollected(collected));
+    for (const [key, value] of r.variables) {
+      await this.variables.set(userId ?? DEFAULT_SCOPE, key, value);
+    }
+    return { output: r.output.set ? r.output.value : null, condition: r.condition };
+  }
+
+  private async prepareApi(conn: PooledConnection, req: HelperRequest, context: RuntimeContext) {
+    const tunnel = await this.tunnels.open(conn, (stream) => this.api.serve(stream));
+    const token = this.tokens.issue(
+      {
+        jobId: context.jobId,
+        executionId: context.executionId,
+        serverId: context.serverId,
+        userId: context.userId,
+        eventId: context.eventId,
+        jti: req.targetId,
+      },
+      req.timeoutSeconds,
+    );
+    const session = this.sessions.open(
+      req.targetId,
+      context,
+      req.input ?? null,
+      this.config.runtime.burst,
+    );
+    const endpoint = `http://127.0.0.1:${tunnel.port}`;
+    let released = false;
+    const prepared: PreparedHelpers = {
+      mode: 'api',
+      fallbackReason: null,
+      endpoint,
+      env: {
+        CRONIUM_HELPER_MODE: 'api',
+        CRONIUM_API_ENDPOINT: endpoint,
+        CRONIUM_API_TOKEN: token,
+      },
+      files: {},
+      keep: false,
+      tunnelMs: null,
+      release: async () => {
+        if (!released) {
+          released = true;
+          this.sessions.close(req.targetId);
+          await tunnel.close();
+        }
+        return {
+          output: session.output.set ? session.output.value : null,
+          condition: session.condition,
+        };
+      },
+    };
+    return prepared;
+  }
+
+  private async prepareBundled(
+    req: HelperRequest,
+    context: RuntimeContext,
+    fallbackReason: string | null,
+  ): Promise<PreparedHelpers> {
+    const variables = await this.variables.all(context.userId);
+    return {
+      mode: 'bundled',
+      fallbackReason,
+      endpoint: null,
+      env: { CRONIUM_HELPER_MODE: 'bundled' },
+      files: bundledFiles(context, req.input, variables),
+      keep: true,
+      tunnelMs: null,
+      release: async () => ({ output: null, condition: null }),
+    };
+  }
+}
