@@ -10,12 +10,12 @@ import {
   Put,
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
-import { IsDefined } from 'class-validator';
+import { Allow } from 'class-validator';
 import { validKey, VariablesService } from './variables.service';
 
 export class PutVariableDto {
   @ApiProperty({ description: 'Any JSON value' })
-  @IsDefined({ message: 'value is required (any JSON, null included)' })
+  @Allow()
   value!: unknown;
 }
 
@@ -52,6 +52,9 @@ export class VariablesController {
     @Body() body: PutVariableDto,
   ) {
     check(userId, key);
+    // null is a value; only a missing `value` is a mistake.
+    if (body.value === undefined)
+      throw new BadRequestException('value is required (any JSON, null included)');
     await this.variables.set(userId, key, body.value);
     return { userId, key, value: body.value };
   }
