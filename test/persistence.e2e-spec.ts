@@ -95,6 +95,17 @@ function repositoryContract(name: string, url: () => Promise<string>) {
       expect(again!.targets[0]).toMatchObject({ status: 'failed', exitCode: 3, truncated: true });
     });
 
+    it('keeps each target id with its own row, whatever order the ids sort in', async () => {
+      const ids = [uuid(209), uuid(203), uuid(207), uuid(201)];
+      const targets = ids.map((id, i) => ({ ...target(id, uuid(20), i), serverName: `srv-${i}` }));
+      await repo.create(execution(uuid(20), 1_763_800_000_050), targets);
+      expect(targets.map((t) => t.id)).toEqual(ids); // the caller's objects are untouched
+      const found = await repo.find(uuid(20));
+      expect(found!.targets.map((t) => [t.id, t.serverName])).toEqual(
+        ids.map((id, i) => [id, `srv-${i}`]),
+      );
+    });
+
     it('enforces one execution per idempotency key', async () => {
       await repo.create(execution(uuid(2), 1_763_800_000_100, 'k1'), []);
       await expect(repo.create(execution(uuid(3), 1_763_800_000_200, 'k1'), [])).rejects.toThrow();

@@ -55,6 +55,7 @@ export class SshConfig {
   @IsInt() @Min(1) keepaliveCountMax!: number;
   @IsInt() @Min(1) @Max(1000) maxChannelsPerConnection!: number;
   @IsInt() @Min(0) idleTimeoutMs!: number;
+  @IsInt() @Min(1) maxConcurrentHandshakes!: number;
   @ValidateNested() @Type(() => RetryConfig) connectRetry!: RetryConfig;
   @ValidateNested() @Type(() => BreakerConfig) breaker!: BreakerConfig;
 }

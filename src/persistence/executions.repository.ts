@@ -34,11 +34,18 @@ export class ExecutionsRepository {
     this.events = db.getRepository(ExecutionEventEntity);
   }
 
+  /**
+   * Inserts copies: TypeORM's multi-row insert writes re-read primary keys back into the
+   * objects it was given in sorted order, which would shuffle the callers' target ids.
+   */
   async create(execution: ExecutionEntity, targets: ExecutionTargetEntity[]): Promise<void> {
     await this.db.transaction(async (m) => {
-      await m.insert(ExecutionEntity, execution as any);
+      await m.insert(ExecutionEntity, { ...execution } as any);
       for (let i = 0; i < targets.length; i += 40) {
-        await m.insert(ExecutionTargetEntity, targets.slice(i, i + 40) as any[]);
+        await m.insert(
+          ExecutionTargetEntity,
+          targets.slice(i, i + 40).map((t) => ({ ...t })) as any[],
+        );
       }
     });
   }

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { Client } from 'ssh2';
 import { retry } from '../common/backoff';
 import { TargetError } from '../common/error-codes';
+import { Semaphore, withLimit } from '../common/semaphore';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { CircuitBreaker } from './circuit-breaker';
@@ -59,6 +60,7 @@ export class SshPool implements OnApplicationShutdown {
   private readonly logger = new Logger(SshPool.name);
   private readonly groups = new Map<string, Group>();
   private readonly breakers = new Map<string, CircuitBreaker>();
+  private readonly handshakes = new Map<string, Semaphore>();
   private readonly idleTimer: NodeJS.Timeout;
   private learner: HostKeyLearner = async () => false;
   private shuttingDown = false;
@@ -184,6 +186,20 @@ export class SshPool implements OnApplicationShutdown {
     }
   }
 
+  /**
+   * sshd drops unauthenticated connections beyond MaxStartups (default 10:30:100), so
+   * handshakes to one host are paced: at most `maxConcurrentHandshakes` at a time.
+   */
+  private handshakesFor(ep: SshEndpoint): Semaphore {
+    const k = `${ep.host}:${ep.port}`;
+    let s = this.handshakes.get(k);
+    if (!s) {
+      s = new Semaphore(this.config.ssh.maxConcurrentHandshakes);
+      this.handshakes.set(k, s);
+    }
+    return s;
+  }
+
   private breakerFor(ep: SshEndpoint): CircuitBreaker {
     const k = `${ep.host}:${ep.port}`;
     let b = this.breakers.get(k);
@@ -206,7 +222,7 @@ export class SshPool implements OnApplicationShutdown {
     try {
       const conn = await retry(
         this.config.ssh.connectRetry,
-        () => this.connectOnce(ep, signal),
+        () => withLimit(this.handshakesFor(ep), () => this.connectOnce(ep, signal), signal),
         (e) => e instanceof TargetError && e.retryable,
         signal,
       );
