@@ -102,6 +102,97 @@ describe('service lifecycle (real process, real sshd)', () => {
   });
 });
 
+describe('graceful shutdown (real process, real sshd)', () => {
+  let sshd: SshdInstance;
+  beforeAll(async () => {
+    sshd = await startSshd();
+  });
+  afterAll(async () => sshd?.stop());
+
+  it('on SIGTERM refuses new jobs, turns unready, cancels what outlives the grace, kills remote trees, exits 0', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-term-'));
+    const port = await freePort();
+    const child = spawn(process.execPath, [MAIN], {
+      env: {
+        ...process.env,
+        PORT: String(port),
+        CRONIUM_DATA_DIR: dataDir,
+        CRONIUM_SERVICE_TOKENS: TEST_TOKEN,
+        CRONIUM_SHUTDOWN_GRACE_SECONDS: '2',
+        NODE_ENV: 'test',
+      },
+      stdio: 'ignore',
+    });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const base = `http://127.0.0.1:${port}`;
+    const headers = { Authorization: `Bearer ${TEST_TOKEN}`, 'Content-Type': 'application/json' };
+    try {
+      for (
+        let i = 0;
+        !(await fetch(`${base}/health/ready`).then(
+          (r) => r.ok,
+          () => false,
+        ));
+        i++
+      ) {
+        if (i > 300) throw new Error('service did not start');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const srv = await fetch(`${base}/v1/servers`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({
+          name: 'term-srv',
+          host: sshd.host,
+          port: sshd.port,
+          username: sshd.username,
+          privateKey: sshd.key.privateKey,
+          baseDir: `${sshd.dir}/base`,
+        }),
+      }).then((r) => r.json());
+      const n = 4000 + Math.floor(Math.random() * 4000);
+      const job = await fetch(`${base}/v1/jobs`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({
+          script: { type: 'bash', content: `sleep ${n} & sleep ${n + 1}` },
+          targets: { serverIds: [srv.id] },
+        }),
+      }).then((r) => r.json());
+      for (let i = 0; (await alive(`sleep ${n + 1}`)).length === 0; i++) {
+        if (i > 200) throw new Error('script never started');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      child.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await fetch(`${base}/health/ready`)).status).toBe(503);
+      const refused = await fetch(`${base}/v1/jobs`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({
+          script: { type: 'bash', content: 'true' },
+          targets: { serverIds: [srv.id] },
+        }),
+      });
+      expect(refused.status).toBe(503);
+      expect(await exited).toBe(0);
+      expect(await alive(`sleep ${n}`)).toEqual([]);
+      expect(await alive(`sleep ${n + 1}`)).toEqual([]);
+
+      const t = await startApp({ CRONIUM_DATA_DIR: dataDir });
+      try {
+        const ex = await t.http().get(`/v1/executions/${job.id}`).set(t.auth);
+        expect(ex.body.status).toBe('cancelled');
+        expect(ex.body.targets[0].status).toBe('cancelled');
+      } finally {
+        await t.close();
+      }
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+});
+
 describe('bounded output (real sshd)', () => {
   let sshd: SshdInstance;
   let t: TestApp;
