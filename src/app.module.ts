@@ -4,6 +4,7 @@ import { ConfigModule } from './config/config.module';
 import { ExecutorModule } from './executor/executor.module';
 import { HealthModule } from './health/health.module';
 import { JobsModule } from './jobs/jobs.module';
+import { LoggingModule } from './logging/logging.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { PersistenceModule } from './persistence/persistence.module';
 import { RunnerCacheModule } from './runner-cache/runner-cache.module';
@@ -16,6 +17,7 @@ import { TunnelModule } from './tunnel/tunnel.module';
 @Module({
   imports: [
     ConfigModule,
+    LoggingModule,
     PersistenceModule,
     MetricsModule,
     AuthModule,

@@ -1,16 +1,20 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { Logger as PinoLogger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { configureApp } from './app-setup';
 import { AppConfig } from './config/app-config';
-import { ConfigError } from './config/load-config';
+import { ConfigError, loadConfig } from './config/load-config';
 import { ExecutorService } from './executor/executor.service';
 import { LifecycleService } from './health/lifecycle.service';
 import { JobsService } from './jobs/jobs.service';
 
 async function bootstrap(): Promise<void> {
-  const app = await NestFactory.create(AppModule, { bufferLogs: false });
+  // Fail fast with one clear line (naming the key) before Nest starts anything.
+  loadConfig();
+  const app = await NestFactory.create(AppModule, { bufferLogs: true });
+  app.useLogger(app.get(PinoLogger));
   configureApp(app);
   const config = app.get(AppConfig);
   const logger = new Logger('Main');

@@ -1,0 +1,41 @@
+import { Module } from '@nestjs/common';
+import { LoggerModule } from 'nestjs-pino';
+import { AppConfig } from '../config/app-config';
+
+/** Paths never written to logs, whatever a caller or script sends. */
+export const REDACT = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["idempotency-key"]',
+  'res.headers["set-cookie"]',
+  '*.privateKey',
+  '*.password',
+  '*.passphrase',
+  '*.token',
+  '*.env',
+];
+
+/** Structured logs: pino JSON in production, pretty in development, quiet in tests. */
+@Module({
+  imports: [
+    LoggerModule.forRootAsync({
+      inject: [AppConfig],
+      useFactory: (config: AppConfig) => ({
+        pinoHttp: {
+          level: config.nodeEnv === 'test' ? 'warn' : 'info',
+          redact: { paths: REDACT, censor: '[redacted]' },
+          // Probes and scrapes every few seconds are noise.
+          autoLogging: { ignore: (req) => /^\/(health|metrics)/.test(req.url ?? '') },
+          transport:
+            config.nodeEnv === 'development'
+              ? {
+                  target: 'pino-pretty',
+                  options: { singleLine: true, translateTime: 'SYS:HH:MM:ss.l' },
+                }
+              : undefined,
+        },
+      }),
+    }),
+  ],
+})
+export class LoggingModule {}
