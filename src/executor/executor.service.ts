@@ -125,6 +125,7 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
     const { plan } = entry;
     const id = plan.execution.id;
     await this.repo.updateExecution(id, { status: 'running', startedAt: Date.now() });
+    this.logger.log({ msg: 'execution started', executionId: id, targets: plan.targets.length });
     const perJob = new Semaphore(Math.max(1, plan.concurrency));
     let failures = 0;
     await Promise.all(
@@ -225,6 +226,16 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
       data: { ...record, serverId: target.serverId, serverName: target.serverName },
     });
     this.metrics.targets.inc({ status: outcome.status });
+    this.logger.log({
+      msg: 'target finished',
+      executionId: id,
+      serverId: target.serverId,
+      status: outcome.status,
+      exitCode: outcome.exitCode,
+      errorCode: outcome.error?.code,
+      helperMode: outcome.helperMode,
+      durationMs: outcome.finishedAt - outcome.startedAt,
+    });
     for (const [phase, ms] of Object.entries(outcome.phases)) {
       if (ms != null)
         this.metrics.phaseDuration.observe({ phase: phase.replace(/Ms$/, '') }, ms / 1000);
@@ -243,6 +254,7 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
     await this.writer.flush();
     await this.repo.updateExecution(id, { status, finishedAt: now });
     this.metrics.executions.inc({ status });
+    this.logger.log({ msg: 'execution finished', executionId: id, status, ...summary });
     this.metrics.executionDuration.observe((now - found.execution.createdAt) / 1000);
   }
 }
