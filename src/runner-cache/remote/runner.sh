@@ -262,12 +262,16 @@ run() {
 			set -- "$4" bash "$1/script"
 			;;
 		python)
+			# helpers/sitecustomize.py is imported at startup from here and puts
+			# `cronium` into builtins (it chains to any sitecustomize it shadows).
 			export PYTHONPATH="$2/helpers${PYTHONPATH:+:$PYTHONPATH}"
 			set -- "$4" python3 "$1/script"
 			;;
 		node)
+			# -r preloads the helpers (sets globalThis.cronium); NODE_PATH keeps
+			# require('cronium') resolving to the same module instance.
 			export NODE_PATH="$2/helpers${NODE_PATH:+:$NODE_PATH}"
-			set -- "$4" node "$1/script"
+			set -- "$4" node -r "$2/helpers/cronium.js" "$1/script"
 			;;
 		esac
 		# Not a group leader (async list, no job control), so setsid doesn't
