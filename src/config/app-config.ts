@@ -100,6 +100,8 @@ export class RuntimeConfig {
   @IsNumber() @Min(1) ratePerSecond!: number;
   @IsInt() @Min(1) burst!: number;
   @IsInt() @Min(1024) maxBodyBytes!: number;
+  /** Also serve the helper API on 127.0.0.1:<port> (benchmarks, local debugging); 0 = tunnels only. */
+  @IsInt() @Min(0) @Max(65535) loopbackPort!: number;
 }
 
 export class MetricsConfig {

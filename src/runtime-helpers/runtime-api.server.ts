@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ExecutionTokensService } from '../auth/execution-tokens.service';
@@ -30,7 +30,7 @@ interface Reply {
  * nothing but these routes exists (no jobs API, no /metrics, no /health).
  */
 @Injectable()
-export class RuntimeApiServer implements OnModuleDestroy {
+export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('RuntimeApi');
   private readonly server: http.Server;
 
@@ -52,6 +52,17 @@ export class RuntimeApiServer implements OnModuleDestroy {
   /** Serves one tunnelled connection. */
   serve(stream: Duplex): void {
     this.server.emit('connection', stream);
+  }
+
+  /** Opt-in loopback listener (runtime.loopbackPort) for benchmarks; off by default. */
+  async onModuleInit(): Promise<void> {
+    const port = this.config.runtime.loopbackPort;
+    if (!port) return;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, '127.0.0.1', () => resolve());
+    });
+    this.logger.warn(`runtime API also listening on 127.0.0.1:${port} (runtime.loopbackPort)`);
   }
 
   onModuleDestroy(): void {
