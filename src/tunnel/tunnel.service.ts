@@ -23,7 +23,43 @@ export class TunnelService {
   private readonly logger = new Logger(TunnelService.name);
   private readonly routes = new WeakMap<Client, Map<number, Handler>>();
 
+  /** A port already forwarded per connection, so a job's tunnel is ready when it asks. */
+  private readonly standby = new WeakMap<PooledConnection, Promise<number | null>>();
+
   async open(conn: PooledConnection, handler: Handler, timeoutMs = 10000): Promise<Tunnel> {
+    const table = this.tableFor(conn);
+    const ready = this.standby.get(conn);
+    this.standby.delete(conn);
+    let port = ready ? await ready : null;
+    if (port == null || conn.closed) port = await this.forward(conn, timeoutMs);
+    table.set(port, handler);
+    // This server forwards: have the next job's port ready too (off its critical path).
+    // One standby per connection, so concurrent jobs never leave stray forwards behind.
+    if (!this.standby.has(conn) && !conn.closed) {
+      this.standby.set(conn, this.forward(conn, timeoutMs).catch(() => null));
+    }
+    const routes = table;
+    const client = conn.client;
+    const bound = port;
+    return {
+      port: bound,
+      close: () =>
+        new Promise<void>((resolve) => {
+          routes.delete(bound);
+          if (conn.closed) return resolve();
+          try {
+            client.unforwardIn('127.0.0.1', bound, (err) => {
+              if (err) this.logger.debug(`unforward ${bound}: ${err.message}`);
+              resolve();
+            });
+          } catch {
+            resolve();
+          }
+        }),
+    };
+  }
+
+  private tableFor(conn: PooledConnection): Map<number, Handler> {
     const client = conn.client;
     let table = this.routes.get(client);
     if (!table) {
@@ -38,7 +74,12 @@ export class TunnelService {
         h(stream);
       });
     }
-    const port = await new Promise<number>((resolve, reject) => {
+    return table;
+  }
+
+  private forward(conn: PooledConnection, timeoutMs: number): Promise<number> {
+    const client = conn.client;
+    return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(
         () =>
           reject(
@@ -65,23 +106,5 @@ export class TunnelService {
         );
       }
     });
-    table.set(port, handler);
-    const routes = table;
-    return {
-      port,
-      close: () =>
-        new Promise<void>((resolve) => {
-          routes.delete(port);
-          if (conn.closed) return resolve();
-          try {
-            client.unforwardIn('127.0.0.1', port, (err) => {
-              if (err) this.logger.debug(`unforward ${port}: ${err.message}`);
-              resolve();
-            });
-          } catch {
-            resolve();
-          }
-        }),
-    };
   }
 }
