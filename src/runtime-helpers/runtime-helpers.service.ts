@@ -144,8 +144,10 @@ export class RuntimeHelpersService {
       release: async () => {
         if (!released) {
           released = true;
+          // The session ends now (its token is refused from here on); the port itself is
+          // released in the background, off the target's critical path.
           this.sessions.close(req.targetId);
-          await tunnel.close();
+          void tunnel.close();
         }
         return {
           output: session.output.set ? session.output.value : null,
