@@ -1,5 +1,6 @@
 import { INestApplication, RequestMethod } from '@nestjs/common';
 import { NestExpressApplication } from '@nestjs/platform-express';
+import { WsAdapter } from '@nestjs/platform-ws';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { HttpExceptionFilter } from './common/http-exception.filter';
 import { makeValidationPipe } from './common/validation';
@@ -20,6 +21,8 @@ export function configureApp(app: INestApplication): void {
       { path: 'metrics', method: RequestMethod.GET },
     ],
   });
+  // Plain RFC 6455 websockets (the /v1/status gateway); the HTTP prefix does not apply.
+  app.useWebSocketAdapter(new WsAdapter(app));
   app.useGlobalPipes(makeValidationPipe());
   app.useGlobalFilters(new HttpExceptionFilter());
   const doc = SwaggerModule.createDocument(

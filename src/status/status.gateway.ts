@@ -1,0 +1,266 @@
+import { Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import {
+  ConnectedSocket,
+  MessageBody,
+  OnGatewayConnection,
+  OnGatewayDisconnect,
+  SubscribeMessage,
+  WebSocketGateway,
+} from '@nestjs/websockets';
+import type { IncomingMessage } from 'node:http';
+import { Gauge, register } from 'prom-client';
+import { Subscription } from 'rxjs';
+import type { RawData, WebSocket } from 'ws';
+import { ServiceTokensService } from '../auth/service-tokens.service';
+import { ExecutionsRepository } from '../persistence/executions.repository';
+import { EventWriter } from './event-writer.service';
+import { ExecutionEventsService } from './execution-events.service';
+import { STATUS_LIMITS, StatusConnection, StatusSubscription } from './status-connection';
+import { fromRow } from './status-update';
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const MESSAGES = new Set(['subscribe', 'unsubscribe']);
+/** Client messages are small JSON objects. */
+const MAX_CLIENT_MESSAGE_BYTES = 64 * 1024;
+/** RFC 6455 "policy violation": a missing or invalid token. */
+const CLOSE_UNAUTHORIZED = 1008;
+
+const SUBSCRIBERS_METRIC = 'cronium_websocket_subscribers';
+function subscribersGauge(): Gauge {
+  return (
+    (register.getSingleMetric(SUBSCRIBERS_METRIC) as Gauge | undefined) ??
+    new Gauge({
+      name: SUBSCRIBERS_METRIC,
+      help: 'Active websocket subscriptions to execution status streams',
+      registers: [register],
+    })
+  );
+}
+
+interface SubscribeRequest {
+  executionId: string;
+  serverId?: string;
+  afterSeq: number;
+}
+
+/**
+ * Websocket `/v1/status` (SPEC §4): per-execution status, log, result and summary events,
+ * replayed from the database after `afterSeq`, then live, with no gap and no duplicate.
+ * Plain RFC 6455 (WsAdapter); messages are `{"event": ..., "data": ...}` JSON text frames.
+ */
+@WebSocketGateway({ path: '/v1/status', maxPayload: MAX_CLIENT_MESSAGE_BYTES })
+export class StatusGateway
+  implements OnGatewayConnection, OnGatewayDisconnect, OnModuleInit, OnModuleDestroy
+{
+  private readonly logger = new Logger(StatusGateway.name);
+  private readonly connections = new Map<WebSocket, StatusConnection>();
+  private readonly gauge = subscribersGauge();
+  /** Live routing: one listener on the event stream, subscriptions looked up by execution. */
+  private readonly live = new Map<string, Set<StatusSubscription>>();
+  private stream?: Subscription;
+
+  constructor(
+    private readonly tokens: ServiceTokensService,
+    private readonly events: ExecutionEventsService,
+    private readonly writer: EventWriter,
+    private readonly repo: ExecutionsRepository,
+  ) {}
+
+  /** Authenticates at the handshake: a bad or missing token closes 1008 before any data. */
+  handleConnection(client: WebSocket, req?: IncomingMessage): void {
+    const token =
+      ServiceTokensService.fromHeader(req?.headers?.authorization) ?? queryToken(req?.url);
+    if (!this.tokens.isValid(token)) {
+      client.close(CLOSE_UNAUTHORIZED, 'unauthorized');
+      return;
+    }
+    const conn = new StatusConnection(client, STATUS_LIMITS);
+    this.connections.set(client, conn);
+    // Nest routes `subscribe` and `unsubscribe`; anything else gets an error here.
+    client.on('message', (raw: RawData) => this.checkMessage(conn, raw));
+  }
+
+  handleDisconnect(client: WebSocket): void {
+    const conn = this.connections.get(client);
+    if (!conn) return;
+    this.connections.delete(client);
+    conn.close();
+  }
+
+  onModuleInit(): void {
+    this.stream = this.events.events$.subscribe((e) => {
+      const subs = this.live.get(e.executionId);
+      if (!subs) return;
+      for (const sub of subs) {
+        try {
+          sub.onLive(e);
+        } catch (err: any) {
+          this.logger.error(`live update for ${e.executionId}: ${err?.stack ?? err}`);
+        }
+      }
+    });
+  }
+
+  onModuleDestroy(): void {
+    this.stream?.unsubscribe();
+    for (const conn of this.connections.values()) conn.close();
+    this.connections.clear();
+    this.live.clear();
+  }
+
+  private addLive(sub: StatusSubscription): void {
+    let set = this.live.get(sub.executionId);
+    if (!set) this.live.set(sub.executionId, (set = new Set()));
+    set.add(sub);
+  }
+
+  private removeLive(sub: StatusSubscription): void {
+    const set = this.live.get(sub.executionId);
+    if (!set?.delete(sub)) return;
+    if (!set.size) this.live.delete(sub.executionId);
+  }
+
+  @SubscribeMessage('subscribe')
+  onSubscribe(@ConnectedSocket() client: WebSocket, @MessageBody() data: unknown): void {
+    const conn = this.connections.get(client);
+    if (!conn) return; // not authenticated
+    try {
+      const req = parseSubscribe(data);
+      if (typeof req === 'string') return conn.error(req);
+      this.subscribe(conn, req);
+    } catch (e: any) {
+      this.logger.error(`subscribe: ${e?.stack ?? e}`);
+      conn.error('internal error');
+    }
+  }
+
+  @SubscribeMessage('unsubscribe')
+  onUnsubscribe(@ConnectedSocket() client: WebSocket, @MessageBody() data: unknown): void {
+    const conn = this.connections.get(client);
+    if (!conn) return;
+    const d = (data ?? {}) as Record<string, unknown>;
+    if (typeof d !== 'object' || typeof d.executionId !== 'string' || !UUID_RE.test(d.executionId))
+      return conn.error('unsubscribe: data.executionId must be an execution id (UUID)');
+    if (d.serverId != null && (typeof d.serverId !== 'string' || !UUID_RE.test(d.serverId)))
+      return conn.error('unsubscribe: data.serverId must be a server id (UUID)');
+    for (const sub of [...conn.subs.values()]) {
+      // Without serverId: every subscription to the execution; with it: that one only.
+      if (sub.executionId !== d.executionId.toLowerCase()) continue;
+      if (typeof d.serverId === 'string' && sub.serverId !== d.serverId.toLowerCase()) continue;
+      sub.stop();
+    }
+  }
+
+  /** Malformed JSON or an unknown event: Nest would drop it silently; say why instead. */
+  private checkMessage(conn: StatusConnection, raw: RawData): void {
+    let msg: any;
+    try {
+      msg = JSON.parse(raw.toString());
+    } catch {
+      return conn.error('messages must be JSON: {"event": "subscribe", "data": {...}}');
+    }
+    if (!msg || typeof msg !== 'object' || !MESSAGES.has(msg.event))
+      conn.error('unknown message: event must be "subscribe" or "unsubscribe"');
+  }
+
+  private subscribe(conn: StatusConnection, req: SubscribeRequest): void {
+    const key = `${req.executionId}/${req.serverId ?? '*'}`;
+    conn.subs.get(key)?.stop(); // the same subscription again restarts it
+    if (conn.subs.size >= STATUS_LIMITS.maxSubscriptionsPerSocket)
+      return conn.error(
+        `too many subscriptions on this socket (max ${STATUS_LIMITS.maxSubscriptionsPerSocket})`,
+      );
+    const sub = new StatusSubscription(conn, key, req.executionId, req.serverId, req.afterSeq);
+    // Live first (buffered while replaying), so nothing emitted from now on can be missed.
+    this.addLive(sub);
+    conn.subs.set(key, sub);
+    this.gauge.inc();
+    sub.onStop = () => {
+      this.removeLive(sub);
+      if (conn.subs.get(key) === sub) conn.subs.delete(key);
+      this.gauge.dec();
+    };
+    this.replay(conn, sub).catch((e) => {
+      this.logger.error(`replay of ${req.executionId} failed: ${e?.stack ?? e}`);
+      if (!sub.stopped) {
+        sub.stop();
+        conn.error(`subscription to ${req.executionId} failed: could not read its events`);
+      }
+    });
+  }
+
+  /** Stored events after afterSeq in pages, then the buffered live ones, then live. */
+  private async replay(conn: StatusConnection, sub: StatusSubscription): Promise<void> {
+    const exists = await this.repo.executions.exists({ where: { id: sub.executionId } });
+    if (sub.stopped) return;
+    if (!exists) {
+      sub.stop();
+      return conn.error(`execution ${sub.executionId} not found`);
+    }
+    do {
+      // Everything emitted before the live buffering (re)started is stored after this.
+      await this.writer.flush();
+      for (;;) {
+        if (sub.stopped) return;
+        const qb = this.repo.events
+          .createQueryBuilder('ev')
+          .where('ev.executionId = :id', { id: sub.executionId })
+          .andWhere('ev.seq > :after', { after: sub.lastSeq })
+          .orderBy('ev.seq', 'ASC')
+          .limit(STATUS_LIMITS.replayPage);
+        if (sub.serverId)
+          qb.andWhere('(ev.serverId = :sid OR ev.serverId IS NULL)', { sid: sub.serverId });
+        const rows = await qb.getMany();
+        if (sub.stopped) return;
+        sub.onStored(rows.map(fromRow));
+        if (sub.ended || rows.length < STATUS_LIMITS.replayPage) break;
+        await sub.drained(); // pull the next page only once this one is on the socket
+      }
+      if (!sub.ended) await sub.drained(); // hand over with an empty queue
+      if (sub.stopped) return;
+    } while (!sub.goLive()); // the live buffer overflowed meanwhile: catch up again
+    if (sub.stopped || sub.ended || this.events.isLive(sub.executionId)) return;
+    // Not running here and no `end` after afterSeq: either not started yet, or it ended
+    // at or before afterSeq — then there is nothing more to send, ever.
+    const end = await this.repo.events.findOne({
+      where: { executionId: sub.executionId, type: 'end' },
+      select: { seq: true },
+    });
+    if (end && !sub.stopped && !sub.ended) {
+      sub.stop();
+      conn.error(
+        `execution ${sub.executionId} ended at seq ${end.seq}; there are no events after seq ${sub.lastSeq}`,
+      );
+    }
+  }
+}
+
+function queryToken(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    return new URL(url, 'http://localhost').searchParams.get('token') ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Validates `subscribe` data; a string is the error to send back. */
+function parseSubscribe(data: unknown): SubscribeRequest | string {
+  if (!data || typeof data !== 'object' || Array.isArray(data))
+    return 'subscribe: data must be an object {executionId, serverId?, afterSeq?}';
+  const d = data as Record<string, unknown>;
+  if (typeof d.executionId !== 'string' || !UUID_RE.test(d.executionId))
+    return 'subscribe: data.executionId must be an execution id (UUID)';
+  if (d.serverId !== undefined && d.serverId !== null) {
+    if (typeof d.serverId !== 'string' || !UUID_RE.test(d.serverId))
+      return 'subscribe: data.serverId must be a server id (UUID)';
+  }
+  const afterSeq = d.afterSeq ?? 0;
+  if (typeof afterSeq !== 'number' || !Number.isSafeInteger(afterSeq) || afterSeq < 0)
+    return 'subscribe: data.afterSeq must be an integer >= 0';
+  return {
+    executionId: d.executionId.toLowerCase(),
+    serverId: typeof d.serverId === 'string' ? d.serverId.toLowerCase() : undefined,
+    afterSeq,
+  };
+}
