@@ -315,12 +315,19 @@ export class TargetRun {
       let done = false;
       let idle: NodeJS.Timeout | null = null;
 
+      let dataTick = 0;
       const scheduleIdleFlush = () => {
         if (idle || (!out.hasPending() && !err.hasPending())) return;
+        const armedAt = dataTick;
         idle = setTimeout(() => {
-          idle = null;
-          out.flush();
-          err.flush();
+          // I/O callbacks run before setImmediate ones: output that arrived while the
+          // loop was busy is consumed first, so a line is not cut just because we were late.
+          setImmediate(() => {
+            idle = null;
+            if (dataTick !== armedAt) return scheduleIdleFlush();
+            out.flush();
+            err.flush();
+          });
         }, IDLE_FLUSH_MS);
       };
       const finish = () => {
@@ -342,6 +349,7 @@ export class TargetRun {
       });
 
       channel.on('data', (chunk: Buffer) => {
+        dataTick++;
         if (exit.hello) {
           out.write(chunk);
           return scheduleIdleFlush();
@@ -366,6 +374,7 @@ export class TargetRun {
         scheduleIdleFlush();
       });
       channel.stderr.on('data', (chunk: Buffer) => {
+        dataTick++;
         if (exit.hello) {
           err.write(chunk);
           return scheduleIdleFlush();
