@@ -16,14 +16,29 @@
  * listens on 127.0.0.1 … 127.0.0.A (A = ceil(maxN / K)); endpoint i is
  * 127.0.0.(1 + floor(i / K)) on sshd (i mod K). See bench/README.md.
  */
-import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ensureTestUser, freePort, SshdInstance, startSshd } from '../test/support/sshd';
-
-// compiled to .tmp/scripts/bench/fanout.js
-const root = path.resolve(__dirname, '../../..');
+import { ServiceProcess } from '../test/support/service-process';
+import { ensureTestUser, SshdInstance, startSshd } from '../test/support/sshd';
+import {
+  envCount,
+  idsOf,
+  machineEnv,
+  median,
+  nowMs,
+  nums,
+  onCleanup,
+  opensshVersion,
+  percentile,
+  printTable,
+  runBench,
+  runCmd,
+  sleep,
+  startService,
+  writeResults,
+} from './support';
 
 const SIZES = envList('BENCH_SIZES', [25, 100]);
 const REPEAT = envCount('BENCH_REPEAT', 3); // warm runs per tool and N
@@ -34,7 +49,6 @@ const USER = process.env.BENCH_USER || 'cronium-test';
 const HELPER_MODE = process.env.BENCH_HELPER_MODE || undefined;
 if (HELPER_MODE && !['auto', 'api', 'bundled'].includes(HELPER_MODE))
   throw new Error(`BENCH_HELPER_MODE must be auto, api or bundled, got ${HELPER_MODE}`);
-const FINAL = new Set(['succeeded', 'failed', 'partial', 'cancelled']);
 const TAG = 'fanout';
 
 type Tool = 'cronium' | 'pssh' | 'ansible';
@@ -83,15 +97,6 @@ interface PhaseStats {
   max: number | null;
 }
 
-function envCount(name: string, dflt: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return dflt;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return n;
-}
-
 function envList(name: string, dflt: number[]): number[] {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return dflt;
@@ -101,24 +106,6 @@ function envList(name: string, dflt: number[]): number[] {
   return list;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
-
-function percentile(values: number[], p: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  if (!s.length) return NaN;
-  const idx = ((s.length - 1) * p) / 100;
-  const lo = Math.floor(idx);
-  const hi = Math.ceil(idx);
-  return s[lo] + (s[hi] - s[lo]) * (idx - lo);
-}
-
-const nums = (values: (number | null | undefined)[]) =>
-  values.filter((x): x is number => typeof x === 'number' && !Number.isNaN(x));
-const median = (values: (number | null | undefined)[]) => {
-  const v = nums(values);
-  return v.length ? percentile(v, 50) : null;
-};
 const phaseStats = (values: (number | null | undefined)[]): PhaseStats => {
   const v = nums(values);
   return { p50: v.length ? percentile(v, 50) : null, max: v.length ? Math.max(...v) : null };
@@ -127,86 +114,6 @@ const ratio = (a: number | null, b: number | null) =>
   a === null || b === null || !b ? null : Math.round((a / b) * 100) / 100;
 const round1 = (x: number | null) =>
   x === null || Number.isNaN(x) ? null : Math.round(x * 10) / 10;
-
-/** Cleanup steps, run last-in first-out exactly once, on success, error or signal. */
-const cleanups: { name: string; fn: () => Promise<void> | void }[] = [];
-let cleaning: Promise<void> | undefined;
-let interrupted = false;
-function cleanupAll(): Promise<void> {
-  cleaning ??= (async () => {
-    while (cleanups.length) {
-      const { name, fn } = cleanups.pop()!;
-      try {
-        await fn();
-      } catch (e) {
-        console.error(`cleanup ${name} failed: ${(e as Error).message}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    interrupted = true;
-    console.error(`\n${sig}: tearing down`);
-    void cleanupAll().finally(() => process.exit(130));
-  });
-}
-
-function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-}
-
-/** Runs a command; resolves with its output, exit code and the spawn→exit time in ms. */
-function runCmd(
-  file: string,
-  args: string[],
-  env?: NodeJS.ProcessEnv,
-  timeoutMs = 180_000,
-): Promise<{ ms: number; code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const t0 = nowMs();
-    let t1 = 0;
-    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
-    // Killed on teardown if still running (SIGINT during a run).
-    const entry = { name: `${path.basename(file)} run`, fn: () => void child.kill('SIGKILL') };
-    cleanups.push(entry);
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    let stdout = '';
-    let stderr = '';
-    let code: number | null = null;
-    let exited = false;
-    let closed = false;
-    const done = () => {
-      if (!(exited && closed)) return;
-      clearTimeout(timer);
-      const i = cleanups.indexOf(entry);
-      if (i >= 0) cleanups.splice(i, 1);
-      resolve({ ms: t1 - t0, code, stdout, stderr });
-    };
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('exit', (c) => {
-      t1 = nowMs();
-      code = c;
-      exited = true;
-      done();
-    });
-    child.on('close', () => {
-      closed = true;
-      done();
-    });
-  });
-}
 
 /** utime + stime of a process in ms (clock ticks assumed 100/s, as on Linux x86/arm). */
 function cpuMsOf(pid: number | undefined): number | null {
@@ -250,15 +157,11 @@ async function main(): Promise<void> {
   if (addrs > 250) throw new Error(`BENCH_SIZES / BENCH_SSHD needs ${addrs} addresses (> 250)`);
 
   const benchDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-bench-fanout-'));
-  cleanups.push({
-    name: 'bench dir',
-    fn: () => fs.rmSync(benchDir, { recursive: true, force: true }),
-  });
+  onCleanup('bench dir', () => fs.rmSync(benchDir, { recursive: true, force: true }));
 
   // --- sshd processes and the user -------------------------------------------------------
   const user = USER === 'root' ? 'root' : (await ensureTestUser()).username;
-  const uid = Number(execFileSync('/usr/bin/id', ['-u', user], { encoding: 'utf8' }).trim());
-  const gid = Number(execFileSync('/usr/bin/id', ['-g', user], { encoding: 'utf8' }).trim());
+  const { uid, gid } = idsOf(user);
   const extraListen = Array.from({ length: addrs - 1 }, (_, a) => `ListenAddress 127.0.0.${a + 2}`);
   const sshds: SshdInstance[] = [];
   for (let k = 0; k < K; k++) {
@@ -267,7 +170,7 @@ async function main(): Promise<void> {
       maxSessions: 100,
       extraConfig: extraListen.join('\n'),
     });
-    cleanups.push({ name: `sshd ${s.port}`, fn: () => s.stop() });
+    onCleanup(`sshd ${s.port}`, () => s.stop());
     sshds.push(s);
   }
   // Every sshd has its own client key; put the first one into all authorized_keys so that
@@ -325,9 +228,8 @@ async function main(): Promise<void> {
     'LogLevel=ERROR',
   ];
 
-  const v = spawnSync('/usr/bin/ssh', ['-V'], { encoding: 'utf8' });
   const versions = {
-    openssh: `${v.stderr ?? ''}${v.stdout ?? ''}`.trim(),
+    openssh: opensshVersion('/usr/bin/ssh'),
     pssh: spawnSync('parallel-ssh', ['--version'], { encoding: 'utf8' }).stdout?.trim(),
     ansible: spawnSync('ansible', ['--version'], { encoding: 'utf8' }).stdout?.split('\n')[0],
   };
@@ -373,12 +275,7 @@ async function main(): Promise<void> {
         `${s.coldOk} | ${s.warmOk}${s.allOk ? '' : '  FAILED'}`,
       ];
     });
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((x) => x[i].length)));
-    const fmt = (x: string[]) =>
-      x.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
-    console.log(fmt(header));
-    console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-    for (const x of rows) console.log(fmt(x));
+    printTable(header, rows, 1);
     const c = r.summary.cronium;
     const p = r.summary.pssh;
     const a = r.summary.ansible;
@@ -418,14 +315,7 @@ async function main(): Promise<void> {
       'ControlPersist=60s.',
   );
 
-  const outDir = path.join(root, 'bench/results');
-  fs.mkdirSync(outDir, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const outFile = path.join(outDir, `fanout-${stamp}.json`);
-  const report = {
-    bench: 'fanout',
-    timestamp: new Date().toISOString(),
-    durationSeconds: Math.round((Date.now() - started) / 1000),
+  writeResults('fanout', started, {
     params: {
       sizes: SIZES,
       repeat: REPEAT,
@@ -440,17 +330,11 @@ async function main(): Promise<void> {
     env: {
       node: process.version,
       ...versions,
-      cpus: os.cpus().length,
-      cpuModel: os.cpus()[0]?.model,
-      kernel: os.release(),
-      loadavgAtStart: loadAtStart,
-      loadavgAtEnd: os.loadavg(),
+      ...machineEnv(loadAtStart),
     },
     units: 'ms',
     results: perSize,
-  };
-  fs.writeFileSync(outFile, JSON.stringify(report, null, 2) + '\n');
-  console.log(`results: ${path.relative(root, outFile)} (${report.durationSeconds} s)`);
+  });
 
   // ---------------------------------------------------------------------------------------
   async function runSize(
@@ -498,26 +382,21 @@ async function main(): Promise<void> {
       ANSIBLE_TIMEOUT: '60',
     };
     delete ansibleEnv.ANSIBLE_SSH_ARGS;
-    cleanups.push({
-      name: `ansible ControlPersist masters n=${n}`,
-      fn: () => stopMasters(cpDir),
-    });
+    onCleanup(`ansible ControlPersist masters n=${n}`, () => stopMasters(cpDir));
 
     // --- the service: fresh process, fresh data dir --------------------------------------
-    const svc = await startService(sizeDir);
+    const dataDir = path.join(sizeDir, 'service-data');
+    fs.mkdirSync(dataDir);
+    const svc = await startService({ dataDir });
     for (const e of eps) {
-      const r = await svc.api('POST', '/v1/servers', {
+      await svc.registerServer(e.sshd, {
         name: e.name,
         host: e.host,
-        port: e.port,
         username: who.user,
         privateKey: who.privateKey,
-        hostKey: e.sshd.hostPublicKey,
         baseDir: e.baseDir,
         tags: [TAG],
       });
-      if (r.status !== 201 && r.status !== 200)
-        throw new Error(`POST /v1/servers ${e.name}: ${r.status} ${JSON.stringify(r.body)}`);
     }
 
     const runs: Record<Tool, RunResult[]> = { cronium: [], pssh: [], ansible: [] };
@@ -531,7 +410,7 @@ async function main(): Promise<void> {
     for (let round = 0; round <= REPEAT; round++) {
       const order = TOOLS.map((_, i) => TOOLS[(i + round) % TOOLS.length]);
       for (const t of order) {
-        if (svc.exited() !== null) throw new Error(`service exited (${svc.exited()})`);
+        svc.assertRunning();
         const r = await runTool[t]();
         runs[t].push(r);
         for (const e of r.errors) errors[t].push(`${round === 0 ? 'cold' : `warm#${round}`}: ${e}`);
@@ -596,66 +475,9 @@ async function main(): Promise<void> {
     };
   }
 
-  async function startService(dir: string) {
-    const port = await freePort();
-    const dataDir = path.join(dir, 'service-data');
-    fs.mkdirSync(dataDir);
-    const token = 'bench-' + Math.random().toString(36).slice(2).padEnd(20, 'x');
-    const child = spawn(process.execPath, [path.join(root, 'dist/main.js')], {
-      env: {
-        ...process.env,
-        PORT: String(port),
-        CRONIUM_DATA_DIR: dataDir,
-        CRONIUM_SERVICE_TOKENS: token,
-      },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    let exit: string | null = null;
-    child.once('exit', (code, signal) => (exit = `code ${code}, signal ${signal}`));
-    let stopped = false;
-    const stop = async () => {
-      if (stopped) return;
-      stopped = true;
-      if (exit === null) child.kill('SIGTERM');
-      await waitExit(child, 15_000);
-    };
-    cleanups.push({ name: `service ${port}`, fn: stop });
-    const base = `http://127.0.0.1:${port}`;
-    const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
-    const api = async (method: string, url: string, body?: unknown) => {
-      const res = await fetch(base + url, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.text();
-      let json: any = text;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        /* not json */
-      }
-      return { status: res.status, body: json };
-    };
-    for (let i = 0; ; i++) {
-      if (exit !== null) throw new Error(`service exited during startup (${exit})`);
-      try {
-        if ((await fetch(`${base}/health/ready`)).ok) break;
-      } catch {
-        /* not up yet */
-      }
-      if (i > 300) throw new Error('service did not become ready in 30 s');
-      await sleep(100);
-    }
-    return { api, stop, pid: child.pid, exited: () => exit };
-  }
-
-  async function croniumRun(
-    svc: Awaited<ReturnType<typeof startService>>,
-    n: number,
-  ): Promise<RunResult> {
+  async function croniumRun(svc: ServiceProcess, n: number): Promise<RunResult> {
     const load1 = os.loadavg()[0];
-    const cpu0 = cpuMsOf(svc.pid);
+    const cpu0 = cpuMsOf(svc.child.pid);
     const t0 = nowMs();
     const res = await svc.api('POST', '/v1/jobs', {
       script: { type: 'bash', content: 'echo ok' },
@@ -667,15 +489,9 @@ async function main(): Promise<void> {
       throw new Error(`POST /v1/jobs: ${res.status} ${JSON.stringify(res.body)}`);
     const id: string = res.body.id;
     let polls = 0;
-    let ex: any;
-    for (;;) {
-      polls++;
-      ex = (await svc.api('GET', `/v1/executions/${id}`)).body;
-      if (FINAL.has(ex?.status)) break;
-      await sleep(POLL_MS);
-    }
+    const ex = await svc.waitForExecution(id, { pollMs: POLL_MS, onPoll: () => void polls++ });
     const ms = nowMs() - t0;
-    const cpu1 = cpuMsOf(svc.pid);
+    const cpu1 = cpuMsOf(svc.child.pid);
     const targets: any[] = ex.targets ?? [];
     const errors: string[] = [];
     const errorCodes: Record<string, number> = {};
@@ -790,10 +606,4 @@ async function main(): Promise<void> {
   }
 }
 
-main()
-  .catch((e) => {
-    if (interrupted) return; // errors of requests cut short by the teardown
-    console.error(e);
-    process.exitCode = 1;
-  })
-  .finally(() => cleanupAll());
+runBench(main);

@@ -15,20 +15,29 @@
  * One python job does all of it, timing each call with time.perf_counter() on the server
  * side, in interleaved blocks so machine noise hits every series alike. See bench/README.md.
  */
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { isFinal } from '../test/support/service-process';
 import { freePort, SshdInstance, startSshd } from '../test/support/sshd';
-
-// compiled to .tmp/scripts/bench/helper-latency.js
-const root = path.resolve(__dirname, '../../..');
+import {
+  envCount,
+  machineEnv,
+  onCleanup,
+  opensshVersion,
+  percentile,
+  printTable,
+  runBench,
+  startService,
+  Stats,
+  stats,
+  writeResults,
+} from './support';
 
 const N = envCount('BENCH_N', 1000); // timed calls per series
 const BLOCKS = envCount('BENCH_BLOCKS', 10); // N is split into this many interleaved blocks
 const WARMUP = envCount('BENCH_WARMUP', 50); // untimed calls per series before the blocks
 const GOAL_MS = 1; // the tunnel may add at most this much at p50 (helper series)
-const FINAL = new Set(['succeeded', 'failed', 'partial', 'cancelled']);
 const USER_ID = 'bench';
 const VAR_KEY = 'k';
 const VAR_VALUE = 'v';
@@ -185,87 +194,7 @@ for b, size in enumerate(sizes):
 emit({"type": "done", "ms": (time.perf_counter() - t_start) * 1000.0})
 `;
 
-interface Stats {
-  n: number;
-  p50: number;
-  p95: number;
-  mean: number;
-  min: number;
-  max: number;
-}
-
-function envCount(name: string, dflt: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return dflt;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return n;
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Linear-interpolated percentile (p in 0..100) of an unsorted sample. */
-function percentile(values: number[], p: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  if (!s.length) return NaN;
-  const idx = ((s.length - 1) * p) / 100;
-  const lo = Math.floor(idx);
-  const hi = Math.ceil(idx);
-  return s[lo] + (s[hi] - s[lo]) * (idx - lo);
-}
-
-function stats(values: number[]): Stats {
-  return {
-    n: values.length,
-    p50: percentile(values, 50),
-    p95: percentile(values, 95),
-    mean: values.reduce((a, b) => a + b, 0) / (values.length || 1),
-    min: Math.min(...values),
-    max: Math.max(...values),
-  };
-}
-
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
-
-/** Cleanup steps, run last-in first-out exactly once, on success, error or signal. */
-const cleanups: { name: string; fn: () => Promise<void> | void }[] = [];
-let cleaning: Promise<void> | undefined;
-let interrupted = false;
-function cleanupAll(): Promise<void> {
-  cleaning ??= (async () => {
-    while (cleanups.length) {
-      const { name, fn } = cleanups.pop()!;
-      try {
-        await fn();
-      } catch (e) {
-        console.error(`cleanup ${name} failed: ${(e as Error).message}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    interrupted = true;
-    console.error(`\n${sig}: tearing down`);
-    void cleanupAll().finally(() => process.exit(130));
-  });
-}
-
-function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const t = setTimeout(() => {
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-}
 
 async function main(): Promise<void> {
   const started = Date.now();
@@ -274,7 +203,7 @@ async function main(): Promise<void> {
 
   // --- sshd ----------------------------------------------------------------------------
   const sshd: SshdInstance = await startSshd();
-  cleanups.push({ name: 'sshd', fn: () => sshd.stop() });
+  onCleanup('sshd', () => sshd.stop());
   // baseDir for cronium: under the sshd dir (removed by sshd.stop()), harness user (root).
   const baseDir = path.join(sshd.dir, `cronium-${sshd.username}`);
   fs.mkdirSync(baseDir, { mode: 0o700 });
@@ -283,61 +212,16 @@ async function main(): Promise<void> {
   const port = await freePort();
   let loopbackPort = await freePort();
   while (loopbackPort === port) loopbackPort = await freePort();
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-bench-data-'));
-  cleanups.push({
-    name: 'data dir',
-    fn: () => fs.rmSync(dataDir, { recursive: true, force: true }),
-  });
-  const token = 'bench-' + Math.random().toString(36).slice(2).padEnd(20, 'x');
-  const service = spawn(process.execPath, [path.join(root, 'dist/main.js')], {
+  const svc = await startService({
+    port,
     env: {
-      ...process.env,
-      PORT: String(port),
-      CRONIUM_DATA_DIR: dataDir,
-      CRONIUM_SERVICE_TOKENS: token,
       CRONIUM__RUNTIME__LOOPBACK_PORT: String(loopbackPort),
       CRONIUM__RUNTIME__RATE_PER_SECOND: '100000',
       CRONIUM__RUNTIME__BURST: '100000',
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
   });
-  let serviceExit: string | null = null;
-  service.once('exit', (code, signal) => (serviceExit = `code ${code}, signal ${signal}`));
-  cleanups.push({
-    name: 'service',
-    fn: async () => {
-      if (serviceExit === null) service.kill('SIGTERM');
-      await waitExit(service, 15_000);
-    },
-  });
+  const { api, base } = svc;
 
-  const base = `http://127.0.0.1:${port}`;
-  const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
-  const api = async (method: string, url: string, body?: unknown) => {
-    const res = await fetch(base + url, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let json: any = text;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      /* not json */
-    }
-    return { status: res.status, body: json };
-  };
-  for (let i = 0; ; i++) {
-    if (serviceExit !== null) throw new Error(`service exited during startup (${serviceExit})`);
-    try {
-      if ((await fetch(`${base}/health/ready`)).ok) break;
-    } catch {
-      /* not up yet */
-    }
-    if (i > 300) throw new Error('service did not become ready in 30 s');
-    await sleep(100);
-  }
   // The loopback listener must be up (and speak the runtime API: 401 without a token).
   const probe = await fetch(`http://127.0.0.1:${loopbackPort}/runtime/v1/context`);
   await probe.text();
@@ -345,18 +229,7 @@ async function main(): Promise<void> {
     throw new Error(`runtime loopback listener on ${loopbackPort} answered ${probe.status}`);
   }
 
-  const srv = await api('POST', '/v1/servers', {
-    name: `bench-${sshd.username}`,
-    host: '127.0.0.1',
-    port: sshd.port,
-    username: sshd.username,
-    privateKey: sshd.key.privateKey,
-    hostKey: sshd.hostPublicKey,
-    baseDir,
-  });
-  if (srv.status !== 201 && srv.status !== 200) {
-    throw new Error(`POST /v1/servers: ${srv.status} ${JSON.stringify(srv.body)}`);
-  }
+  const srv = await svc.registerServer(sshd, { name: `bench-${sshd.username}`, baseDir });
   const serverId: string = srv.body.id;
 
   const put = await api('PUT', `/v1/variables/${USER_ID}/${VAR_KEY}`, { value: VAR_VALUE });
@@ -387,14 +260,12 @@ async function main(): Promise<void> {
     throw new Error(`POST /v1/jobs: ${job.status} ${JSON.stringify(job.body)}`);
   const id: string = job.body.id;
 
-  let ex: any;
   let lastProgress = 0;
   let seen = 0;
-  for (;;) {
-    if (serviceExit !== null) throw new Error(`service exited (${serviceExit})`);
-    ex = (await api('GET', `/v1/executions/${id}`)).body;
-    if (FINAL.has(ex?.status)) break;
-    if (Date.now() - lastProgress > 10_000) {
+  const ex = await svc.waitForExecution(id, {
+    pollMs: 250,
+    onPoll: async (polled) => {
+      if (isFinal(polled?.status) || Date.now() - lastProgress <= 10_000) return;
       lastProgress = Date.now();
       const part = await api('GET', `/v1/executions/${id}/logs?afterSeq=${seen}&limit=1000`);
       const batches = (part.body?.entries ?? []).filter((e: any) =>
@@ -402,9 +273,8 @@ async function main(): Promise<void> {
       ).length;
       seen = part.body?.nextSeq ?? seen;
       if (batches) console.error(`  +${batches} batches`);
-    }
-    await sleep(250);
-  }
+    },
+  });
 
   // All log entries, paged.
   const entries: any[] = [];
@@ -471,9 +341,6 @@ async function main(): Promise<void> {
     ...[st[s].p50, st[s].p95, st[s].mean, st[s].min].map((x) => x.toFixed(3)),
   ]);
   const header = ['call', 'path', 'n', 'p50 ms', 'p95 ms', 'mean ms', 'min ms'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const fmt = (r: string[]) =>
-    r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
 
   const diff = (a: Series, b: Series) => ({
     p50: st[a].p50 - st[b].p50,
@@ -497,9 +364,7 @@ async function main(): Promise<void> {
       `reverse tunnel vs direct loopback HTTP\nN=${N} per series, ${BLOCKS} interleaved blocks, ` +
       `${WARMUP} warm-up calls per series, python ${meta.python}\n`,
   );
-  console.log(fmt(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of rows) console.log(fmt(r));
+  printTable(header, rows, 2);
   console.log('');
   const dw = Math.max(...Object.keys(diffs).map((k) => k.length));
   for (const [k, d] of Object.entries(diffs)) {
@@ -524,16 +389,7 @@ async function main(): Promise<void> {
         .join(' ')} on ${os.cpus().length} CPUs`,
   );
 
-  const v = spawnSync('/usr/sbin/sshd', ['-V'], { encoding: 'utf8' });
-  const sshVersion = `${v.stderr ?? ''}${v.stdout ?? ''}`.trim().split('\n')[0];
-  const outDir = path.join(root, 'bench/results');
-  fs.mkdirSync(outDir, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const outFile = path.join(outDir, `helper-latency-${stamp}.json`);
-  const report = {
-    bench: 'helper-latency',
-    timestamp: new Date().toISOString(),
-    durationSeconds: Math.round((Date.now() - started) / 1000),
+  writeResults('helper-latency', started, {
     params: {
       N,
       blocks: BLOCKS,
@@ -546,12 +402,8 @@ async function main(): Promise<void> {
       node: process.version,
       python: meta.python,
       pythonExecutable: meta.executable,
-      openssh: sshVersion,
-      cpus: os.cpus().length,
-      cpuModel: os.cpus()[0]?.model,
-      kernel: os.release(),
-      loadavgAtStart: loadAtStart,
-      loadavgAtEnd: os.loadavg(),
+      openssh: opensshVersion('/usr/sbin/sshd').split('\n')[0],
+      ...machineEnv(loadAtStart),
     },
     endpoints: meta.endpoints,
     execution: { id, phases: target?.phases ?? null, warmupMs: warmup?.ms, scriptMs: done.ms },
@@ -573,15 +425,7 @@ async function main(): Promise<void> {
     ),
     goal: { tunnelAddsAtP50MsAtMost: GOAL_MS, measured: round3(added), met: added <= GOAL_MS },
     samples,
-  };
-  fs.writeFileSync(outFile, JSON.stringify(report, null, 2) + '\n');
-  console.log(`results: ${path.relative(root, outFile)} (${report.durationSeconds} s)`);
+  });
 }
 
-main()
-  .catch((e) => {
-    if (interrupted) return; // errors of requests cut short by the teardown
-    console.error(e);
-    process.exitCode = 1;
-  })
-  .finally(() => cleanupAll());
+runBench(main);

@@ -10,32 +10,34 @@
  * Each tool runs as root (the harness user) and as cronium-test (no pyenv in ~/.bashrc).
  * Rounds are interleaved so machine noise hits every series alike. See bench/README.md.
  */
-import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ensureTestUser, freePort, SshdInstance, startSshd } from '../test/support/sshd';
-
-// compiled to .tmp/scripts/bench/warm-latency.js
-const root = path.resolve(__dirname, '../../..');
+import { ensureTestUser, SshdInstance, startSshd } from '../test/support/sshd';
+import {
+  envCount,
+  idsOf,
+  machineEnv,
+  median,
+  nowMs,
+  onCleanup,
+  opensshVersion,
+  printTable,
+  runBench,
+  runCmd,
+  startService,
+  Stats,
+  stats,
+  writeResults,
+} from './support';
 
 const N = envCount('BENCH_N', 200);
 const FRESH_EVERY = 4; // ssh-fresh runs once every FRESH_EVERY rounds
 const POLL_MS = envCount('BENCH_POLL_MS', 1); // pause between GETs
-const FINAL = new Set(['succeeded', 'failed', 'partial', 'cancelled']);
 const SSH = '/usr/bin/ssh';
 
 type Tool = 'cronium' | 'ssh-mux' | 'ssh-fresh';
 const TOOLS: Tool[] = ['cronium', 'ssh-mux', 'ssh-fresh'];
-
-interface Stats {
-  n: number;
-  p50: number;
-  p95: number;
-  mean: number;
-  min: number;
-  max: number;
-}
 
 interface CroniumSample {
   totalMs: number;
@@ -55,130 +57,21 @@ interface UserCtx {
   sshFresh: number[];
 }
 
-function envCount(name: string, dflt: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return dflt;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return n;
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
-
-/** Linear-interpolated percentile (p in 0..100) of an unsorted sample. */
-function percentile(values: number[], p: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  if (!s.length) return NaN;
-  const idx = ((s.length - 1) * p) / 100;
-  const lo = Math.floor(idx);
-  const hi = Math.ceil(idx);
-  return s[lo] + (s[hi] - s[lo]) * (idx - lo);
-}
-
-function stats(values: number[]): Stats {
-  return {
-    n: values.length,
-    p50: percentile(values, 50),
-    p95: percentile(values, 95),
-    mean: values.reduce((a, b) => a + b, 0) / (values.length || 1),
-    min: Math.min(...values),
-    max: Math.max(...values),
-  };
-}
-
-const median = (values: (number | null)[]) => {
-  const v = values.filter((x): x is number => typeof x === 'number');
-  return v.length ? percentile(v, 50) : null;
-};
-
 const round2 = (x: number | null) =>
   x === null || Number.isNaN(x) ? x : Math.round(x * 100) / 100;
 
-/** Cleanup steps, run last-in first-out exactly once, on success, error or signal. */
-const cleanups: { name: string; fn: () => Promise<void> | void }[] = [];
-let cleaning: Promise<void> | undefined;
-let interrupted = false;
-function cleanupAll(): Promise<void> {
-  cleaning ??= (async () => {
-    while (cleanups.length) {
-      const { name, fn } = cleanups.pop()!;
-      try {
-        await fn();
-      } catch (e) {
-        console.error(`cleanup ${name} failed: ${(e as Error).message}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    interrupted = true;
-    console.error(`\n${sig}: tearing down`);
-    void cleanupAll().finally(() => process.exit(130));
-  });
-}
-
-function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const t = setTimeout(() => {
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-}
-
 /** Runs ssh; resolves with its stdout, exit code and the spawn→exit time in ms. */
-function runSsh(
-  args: string[],
-): Promise<{ ms: number; code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const t0 = nowMs();
-    let t1 = 0;
-    const child = spawn(SSH, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let code: number | null = null;
-    let exited = false;
-    let closed = false;
-    const done = () => {
-      if (exited && closed) resolve({ ms: t1 - t0, code, stdout, stderr });
-    };
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('exit', (c) => {
-      t1 = nowMs();
-      code = c;
-      exited = true;
-      done();
-    });
-    child.on('close', () => {
-      closed = true;
-      done();
-    });
-  });
-}
+const runSsh = (args: string[]) => runCmd(SSH, args);
 
 async function main(): Promise<void> {
   const started = Date.now();
   const loadAtStart = os.loadavg();
   const benchDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-bench-'));
-  cleanups.push({
-    name: 'bench dir',
-    fn: () => fs.rmSync(benchDir, { recursive: true, force: true }),
-  });
+  onCleanup('bench dir', () => fs.rmSync(benchDir, { recursive: true, force: true }));
 
   // --- sshd and users ------------------------------------------------------------------
   const sshd: SshdInstance = await startSshd();
-  cleanups.push({ name: 'sshd', fn: () => sshd.stop() });
+  onCleanup('sshd', () => sshd.stop());
   const testUser = (await ensureTestUser()).username;
   const users = [sshd.username, testUser];
   const keyFile = sshd.key.privateKeyPath!;
@@ -191,8 +84,7 @@ async function main(): Promise<void> {
   for (const user of users) {
     const dir = baseDirOf(user);
     fs.mkdirSync(dir, { mode: 0o700 });
-    const uid = Number(execFileSync('/usr/bin/id', ['-u', user], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('/usr/bin/id', ['-g', user], { encoding: 'utf8' }).trim());
+    const { uid, gid } = idsOf(user);
     fs.chownSync(dir, uid, gid);
   }
 
@@ -227,75 +119,16 @@ async function main(): Promise<void> {
   };
 
   // --- the service ---------------------------------------------------------------------
-  const port = await freePort();
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-bench-data-'));
-  cleanups.push({
-    name: 'data dir',
-    fn: () => fs.rmSync(dataDir, { recursive: true, force: true }),
-  });
-  const token = 'bench-' + Math.random().toString(36).slice(2).padEnd(20, 'x');
-  const service = spawn(process.execPath, [path.join(root, 'dist/main.js')], {
-    env: {
-      ...process.env,
-      PORT: String(port),
-      CRONIUM_DATA_DIR: dataDir,
-      CRONIUM_SERVICE_TOKENS: token,
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  let serviceExit: string | null = null;
-  service.once('exit', (code, signal) => (serviceExit = `code ${code}, signal ${signal}`));
-  cleanups.push({
-    name: 'service',
-    fn: async () => {
-      if (serviceExit === null) service.kill('SIGTERM');
-      await waitExit(service, 15_000);
-    },
-  });
-
-  const base = `http://127.0.0.1:${port}`;
-  const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
-  // Node 20's global fetch is undici with keep-alive on by default.
-  const api = async (method: string, url: string, body?: unknown) => {
-    const res = await fetch(base + url, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let json: any = text;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      /* not json */
-    }
-    return { status: res.status, body: json };
-  };
-  for (let i = 0; ; i++) {
-    if (serviceExit !== null) throw new Error(`service exited during startup (${serviceExit})`);
-    try {
-      if ((await fetch(`${base}/health/ready`)).ok) break;
-    } catch {
-      /* not up yet */
-    }
-    if (i > 300) throw new Error('service did not become ready in 30 s');
-    await sleep(100);
-  }
+  const svc = await startService();
+  const { api, base } = svc;
 
   const ctx: UserCtx[] = [];
   for (const user of users) {
-    const r = await api('POST', '/v1/servers', {
+    const r = await svc.registerServer(sshd, {
       name: `bench-${user}`,
-      host: '127.0.0.1',
-      port: sshd.port,
       username: user,
-      privateKey: sshd.key.privateKey,
-      hostKey: sshd.hostPublicKey,
       baseDir: baseDirOf(user),
     });
-    if (r.status !== 201 && r.status !== 200) {
-      throw new Error(`POST /v1/servers for ${user}: ${r.status} ${JSON.stringify(r.body)}`);
-    }
     ctx.push({ user, serverId: r.body.id, cronium: [], sshMux: [], sshFresh: [] });
   }
 
@@ -309,13 +142,7 @@ async function main(): Promise<void> {
       throw new Error(`POST /v1/jobs: ${res.status} ${JSON.stringify(res.body)}`);
     const id: string = res.body.id;
     let polls = 0;
-    let ex: any;
-    for (;;) {
-      polls++;
-      ex = (await api('GET', `/v1/executions/${id}`)).body;
-      if (FINAL.has(ex?.status)) break;
-      await sleep(POLL_MS);
-    }
+    const ex = await svc.waitForExecution(id, { pollMs: POLL_MS, onPoll: () => void polls++ });
     const totalMs = nowMs() - t0;
     if (ex.status !== 'succeeded') {
       throw new Error(`cronium job as ${c.user} ended ${ex.status}: ${JSON.stringify(ex.targets)}`);
@@ -340,14 +167,11 @@ async function main(): Promise<void> {
       );
     }
     checkSsh(await sshMux(c.user), `ssh-mux warm-up as ${c.user}`);
-    cleanups.push({
-      name: `ControlMaster ${c.user}`,
-      fn: async () => {
-        const r = await runSsh([...common, ...muxOpts, '-O', 'exit', dest(c.user)]);
-        if (r.code !== 0 && !/No such file|Control socket connect/.test(r.stderr)) {
-          throw new Error(`ssh -O exit: ${r.stderr.trim()}`);
-        }
-      },
+    onCleanup(`ControlMaster ${c.user}`, async () => {
+      const r = await runSsh([...common, ...muxOpts, '-O', 'exit', dest(c.user)]);
+      if (r.code !== 0 && !/No such file|Control socket connect/.test(r.stderr)) {
+        throw new Error(`ssh -O exit: ${r.stderr.trim()}`);
+      }
     });
     const check = await runSsh([...common, ...muxOpts, '-O', 'check', dest(c.user)]);
     if (check.code !== 0)
@@ -361,7 +185,7 @@ async function main(): Promise<void> {
   );
   const progressEvery = Math.max(1, Math.round(N / 10));
   for (let i = 0; i < N; i++) {
-    if (serviceExit !== null) throw new Error(`service exited (${serviceExit})`);
+    svc.assertRunning();
     const tasks: (() => Promise<void>)[] = [];
     for (const c of ctx) {
       tasks.push(async () => {
@@ -434,13 +258,8 @@ async function main(): Promise<void> {
   }
 
   const header = ['tool', 'user', 'n', 'p50 ms', 'p95 ms', 'mean ms', 'min ms'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const fmt = (r: string[]) =>
-    r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
   console.log(`\nwarm latency of one \`echo ok\` job (bash), N=${N} rounds, interleaved\n`);
-  console.log(fmt(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of rows) console.log(fmt(r));
+  const widths = printTable(header, rows, 2);
   console.log('');
   for (const c of ctx) {
     const r = ratios[c.user];
@@ -453,37 +272,12 @@ async function main(): Promise<void> {
   }
   console.log(`\ngoal: cronium p50 <= ssh-mux p50 (ratio <= 1.00)`);
 
-  const v = spawnSync(SSH, ['-V'], { encoding: 'utf8' });
-  const sshVersion = `${v.stderr ?? ''}${v.stdout ?? ''}`.trim();
-  const outDir = path.join(root, 'bench/results');
-  fs.mkdirSync(outDir, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const outFile = path.join(outDir, `warm-latency-${stamp}.json`);
-  const report = {
-    bench: 'warm-latency',
-    timestamp: new Date().toISOString(),
-    durationSeconds: Math.round((Date.now() - started) / 1000),
+  writeResults('warm-latency', started, {
     params: { N, freshEvery: FRESH_EVERY, pollMs: POLL_MS, script: 'echo ok (bash)' },
-    env: {
-      node: process.version,
-      openssh: sshVersion,
-      cpus: os.cpus().length,
-      cpuModel: os.cpus()[0]?.model,
-      kernel: os.release(),
-      loadavgAtStart: loadAtStart,
-      loadavgAtEnd: os.loadavg(),
-    },
+    env: { node: process.version, openssh: opensshVersion(SSH), ...machineEnv(loadAtStart) },
     units: 'ms',
     results,
-  };
-  fs.writeFileSync(outFile, JSON.stringify(report, null, 2) + '\n');
-  console.log(`results: ${path.relative(root, outFile)} (${report.durationSeconds} s)`);
+  });
 }
 
-main()
-  .catch((e) => {
-    if (interrupted) return; // errors of requests cut short by the teardown
-    console.error(e);
-    process.exitCode = 1;
-  })
-  .finally(() => cleanupAll());
+runBench(main);

@@ -1,4 +1,3 @@
-import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -11,9 +10,30 @@ import {
   waitForExecution,
 } from './support/app';
 import { alive } from './support/processes';
-import { freePort, SshdInstance, startSshd } from './support/sshd';
+import { SERVICE_MAIN, ServiceProcess, startServiceProcess } from './support/service-process';
+import { SshdInstance, startSshd } from './support/sshd';
 
-const MAIN = path.resolve(__dirname, '../dist/main.js');
+/**
+ * Registers the sshd (host key trusted on first use) and starts a job that runs
+ * `sleep n & sleep n+1`; resolves once the second sleep is running.
+ */
+async function startSleepJob(svc: ServiceProcess, sshd: SshdInstance, name: string) {
+  const srv = await svc.registerServer(sshd, {
+    name,
+    baseDir: `${sshd.dir}/base`,
+    hostKey: undefined,
+  });
+  const n = 4000 + Math.floor(Math.random() * 4000);
+  const job = await svc.api('POST', '/v1/jobs', {
+    script: { type: 'bash', content: `sleep ${n} & sleep ${n + 1}` },
+    targets: { serverIds: [srv.body.id] },
+  });
+  for (let i = 0; (await alive(`sleep ${n + 1}`)).length === 0; i++) {
+    if (i > 200) throw new Error('script never started');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { serverId: srv.body.id as string, job: job.body, n };
+}
 
 describe('service lifecycle (real process, real sshd)', () => {
   let sshd: SshdInstance;
@@ -23,56 +43,18 @@ describe('service lifecycle (real process, real sshd)', () => {
   afterAll(async () => sshd?.stop());
 
   it('closes executions left in flight by a killed process as orchestrator_restarted; the remote tree dies', async () => {
-    expect(fs.existsSync(MAIN)).toBe(true); // npm test builds dist/ first
+    expect(fs.existsSync(SERVICE_MAIN)).toBe(true); // npm test builds dist/ first
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-restart-'));
-    const port = await freePort();
-    const env = {
-      ...process.env,
-      PORT: String(port),
-      CRONIUM_DATA_DIR: dataDir,
-      CRONIUM_SERVICE_TOKENS: TEST_TOKEN,
-      NODE_ENV: 'test',
-    };
-    const child: ChildProcess = spawn(process.execPath, [MAIN], { env, stdio: 'ignore' });
-    const base = `http://127.0.0.1:${port}`;
-    const headers = { Authorization: `Bearer ${TEST_TOKEN}`, 'Content-Type': 'application/json' };
+    const svc = await startServiceProcess({
+      dataDir,
+      token: TEST_TOKEN,
+      env: { NODE_ENV: 'test' },
+      stdio: 'ignore',
+    });
     try {
-      for (let i = 0; ; i++) {
-        const ok = await fetch(`${base}/health/ready`).then(
-          (r) => r.ok,
-          () => false,
-        );
-        if (ok) break;
-        if (i > 300) throw new Error('service did not start');
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      const srv = await fetch(`${base}/v1/servers`, {
-        method: 'POST',
-        headers,
-        body: JSON.stringify({
-          name: 'restart-srv',
-          host: sshd.host,
-          port: sshd.port,
-          username: sshd.username,
-          privateKey: sshd.key.privateKey,
-          baseDir: `${sshd.dir}/base`,
-        }),
-      }).then((r) => r.json());
-      const n = 4000 + Math.floor(Math.random() * 4000);
-      const job = await fetch(`${base}/v1/jobs`, {
-        method: 'POST',
-        headers,
-        body: JSON.stringify({
-          script: { type: 'bash', content: `sleep ${n} & sleep ${n + 1}` },
-          targets: { serverIds: [srv.id] },
-        }),
-      }).then((r) => r.json());
-      for (let i = 0; (await alive(`sleep ${n + 1}`)).length === 0; i++) {
-        if (i > 200) throw new Error('script never started');
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      await svc.waitReady();
+      const { job, n } = await startSleepJob(svc, sshd, 'restart-srv');
+      await svc.stop('SIGKILL');
 
       // Its SSH connection died with it: the runner must have killed the tree.
       for (
@@ -97,7 +79,7 @@ describe('service lifecycle (real process, real sshd)', () => {
         await t.close();
       }
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      await svc.stop('SIGKILL');
     }
   });
 });
@@ -111,71 +93,24 @@ describe('graceful shutdown (real process, real sshd)', () => {
 
   it('on SIGTERM refuses new jobs, turns unready, cancels what outlives the grace, kills remote trees, exits 0', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-term-'));
-    const port = await freePort();
-    const child = spawn(process.execPath, [MAIN], {
-      env: {
-        ...process.env,
-        PORT: String(port),
-        CRONIUM_DATA_DIR: dataDir,
-        CRONIUM_SERVICE_TOKENS: TEST_TOKEN,
-        CRONIUM_SHUTDOWN_GRACE_SECONDS: '2',
-        NODE_ENV: 'test',
-      },
+    const svc = await startServiceProcess({
+      dataDir,
+      token: TEST_TOKEN,
+      env: { CRONIUM_SHUTDOWN_GRACE_SECONDS: '2', NODE_ENV: 'test' },
       stdio: 'ignore',
     });
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    const base = `http://127.0.0.1:${port}`;
-    const headers = { Authorization: `Bearer ${TEST_TOKEN}`, 'Content-Type': 'application/json' };
     try {
-      for (
-        let i = 0;
-        !(await fetch(`${base}/health/ready`).then(
-          (r) => r.ok,
-          () => false,
-        ));
-        i++
-      ) {
-        if (i > 300) throw new Error('service did not start');
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      const srv = await fetch(`${base}/v1/servers`, {
-        method: 'POST',
-        headers,
-        body: JSON.stringify({
-          name: 'term-srv',
-          host: sshd.host,
-          port: sshd.port,
-          username: sshd.username,
-          privateKey: sshd.key.privateKey,
-          baseDir: `${sshd.dir}/base`,
-        }),
-      }).then((r) => r.json());
-      const n = 4000 + Math.floor(Math.random() * 4000);
-      const job = await fetch(`${base}/v1/jobs`, {
-        method: 'POST',
-        headers,
-        body: JSON.stringify({
-          script: { type: 'bash', content: `sleep ${n} & sleep ${n + 1}` },
-          targets: { serverIds: [srv.id] },
-        }),
-      }).then((r) => r.json());
-      for (let i = 0; (await alive(`sleep ${n + 1}`)).length === 0; i++) {
-        if (i > 200) throw new Error('script never started');
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      child.kill('SIGTERM');
+      await svc.waitReady();
+      const { serverId, job, n } = await startSleepJob(svc, sshd, 'term-srv');
+      svc.child.kill('SIGTERM');
       await new Promise((r) => setTimeout(r, 300));
-      expect((await fetch(`${base}/health/ready`)).status).toBe(503);
-      const refused = await fetch(`${base}/v1/jobs`, {
-        method: 'POST',
-        headers,
-        body: JSON.stringify({
-          script: { type: 'bash', content: 'true' },
-          targets: { serverIds: [srv.id] },
-        }),
+      expect((await fetch(`${svc.base}/health/ready`)).status).toBe(503);
+      const refused = await svc.api('POST', '/v1/jobs', {
+        script: { type: 'bash', content: 'true' },
+        targets: { serverIds: [serverId] },
       });
       expect(refused.status).toBe(503);
-      expect(await exited).toBe(0);
+      expect(await svc.exited).toBe(0);
       expect(await alive(`sleep ${n}`)).toEqual([]);
       expect(await alive(`sleep ${n + 1}`)).toEqual([]);
 
@@ -188,7 +123,7 @@ describe('graceful shutdown (real process, real sshd)', () => {
         await t.close();
       }
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      await svc.stop('SIGKILL');
     }
   });
 });

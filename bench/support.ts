@@ -1,0 +1,251 @@
+/**
+ * What the benches share: env parameters, statistics, teardown on success, error or signal,
+ * the service under test, timed commands, the table and the results file.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  REPO_ROOT,
+  ServiceProcess,
+  ServiceProcessOptions,
+  startServiceProcess,
+} from '../test/support/service-process';
+
+/** A positive integer from the environment, or `dflt` when unset or empty. */
+export function envCount(name: string, dflt: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`${name} must be a positive integer, got ${raw}`);
+  return n;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+// --- statistics ---------------------------------------------------------------------------
+
+export interface Stats {
+  n: number;
+  p50: number;
+  p95: number;
+  mean: number;
+  min: number;
+  max: number;
+}
+
+/** Linear-interpolated percentile (p in 0..100) of an unsorted sample. */
+export function percentile(values: number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  const idx = ((s.length - 1) * p) / 100;
+  const lo = Math.floor(idx);
+  const hi = Math.ceil(idx);
+  return s[lo] + (s[hi] - s[lo]) * (idx - lo);
+}
+
+export function stats(values: number[]): Stats {
+  return {
+    n: values.length,
+    p50: percentile(values, 50),
+    p95: percentile(values, 95),
+    mean: values.reduce((a, b) => a + b, 0) / (values.length || 1),
+    min: Math.min(...values),
+    max: Math.max(...values),
+  };
+}
+
+/** The numbers among `values` (no null, undefined or NaN). */
+export const nums = (values: (number | null | undefined)[]) =>
+  values.filter((x): x is number => typeof x === 'number' && !Number.isNaN(x));
+
+/** Median of the numbers among `values`, null if there are none. */
+export const median = (values: (number | null | undefined)[]) => {
+  const v = nums(values);
+  return v.length ? percentile(v, 50) : null;
+};
+
+// --- teardown -----------------------------------------------------------------------------
+
+interface Cleanup {
+  name: string;
+  fn: () => Promise<void> | void;
+}
+
+/** Cleanup steps, run last-in first-out exactly once, on success, error or signal. */
+const cleanups: Cleanup[] = [];
+let cleaning: Promise<void> | undefined;
+let interrupted = false;
+
+/** Adds a teardown step; returns a handle for dropCleanup. */
+export function onCleanup(name: string, fn: () => Promise<void> | void): Cleanup {
+  const entry = { name, fn };
+  cleanups.push(entry);
+  return entry;
+}
+
+/** Removes a teardown step that is no longer needed. */
+export function dropCleanup(entry: Cleanup): void {
+  const i = cleanups.indexOf(entry);
+  if (i >= 0) cleanups.splice(i, 1);
+}
+
+function cleanupAll(): Promise<void> {
+  cleaning ??= (async () => {
+    while (cleanups.length) {
+      const { name, fn } = cleanups.pop()!;
+      try {
+        await fn();
+      } catch (e) {
+        console.error(`cleanup ${name} failed: ${(e as Error).message}`);
+      }
+    }
+  })();
+  return cleaning;
+}
+
+/**
+ * Runs a bench's main, then every cleanup step. On SIGINT or SIGTERM the cleanups run at
+ * once and the process exits 130; the errors of requests cut short by that are not shown.
+ */
+export function runBench(main: () => Promise<void>): void {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      interrupted = true;
+      console.error(`\n${sig}: tearing down`);
+      void cleanupAll().finally(() => process.exit(130));
+    });
+  }
+  main()
+    .catch((e) => {
+      if (interrupted) return;
+      console.error(e);
+      process.exitCode = 1;
+    })
+    .finally(() => cleanupAll());
+}
+
+// --- processes ----------------------------------------------------------------------------
+
+/** Starts the service (fresh data dir unless given), stopped on teardown, and waits until ready. */
+export async function startService(opts: ServiceProcessOptions = {}): Promise<ServiceProcess> {
+  const svc = await startServiceProcess(opts);
+  onCleanup(`service ${svc.port}`, () => svc.stop());
+  await svc.waitReady();
+  return svc;
+}
+
+export interface CmdResult {
+  /** spawn → exit, in ms. */
+  ms: number;
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a command; resolves with its output, exit code and the spawn→exit time in ms.
+ * Killed after timeoutMs, or on teardown if it is still running then.
+ */
+export function runCmd(
+  file: string,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+  timeoutMs = 180_000,
+): Promise<CmdResult> {
+  return new Promise((resolve, reject) => {
+    const t0 = nowMs();
+    let t1 = 0;
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const entry = onCleanup(`${path.basename(file)} run`, () => void child.kill('SIGKILL'));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    let stdout = '';
+    let stderr = '';
+    let code: number | null = null;
+    let exited = false;
+    let closed = false;
+    const done = () => {
+      if (!(exited && closed)) return;
+      clearTimeout(timer);
+      dropCleanup(entry);
+      resolve({ ms: t1 - t0, code, stdout, stderr });
+    };
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('exit', (c) => {
+      t1 = nowMs();
+      code = c;
+      exited = true;
+      done();
+    });
+    child.on('close', () => {
+      closed = true;
+      done();
+    });
+  });
+}
+
+/** `<bin> -V` of an OpenSSH binary (ssh or sshd), trimmed. */
+export function opensshVersion(bin: string): string {
+  const v = spawnSync(bin, ['-V'], { encoding: 'utf8' });
+  return `${v.stderr ?? ''}${v.stdout ?? ''}`.trim();
+}
+
+/** uid and gid of a local user. */
+export function idsOf(user: string): { uid: number; gid: number } {
+  const id = (flag: string) =>
+    Number(execFileSync('/usr/bin/id', [flag, user], { encoding: 'utf8' }).trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+// --- report -------------------------------------------------------------------------------
+
+/**
+ * Prints a table: the header, a line of dashes, the rows; the first `leftColumns` columns
+ * left-aligned, the others right-aligned. Returns the column widths.
+ */
+export function printTable(header: string[], rows: string[][], leftColumns: number): number[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const fmt = (r: string[]) =>
+    r
+      .map((cell, i) => (i < leftColumns ? cell.padEnd(widths[i]) : cell.padStart(widths[i])))
+      .join('  ');
+  console.log(fmt(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(fmt(r));
+  return widths;
+}
+
+/** The machine part of a results file's `env`. */
+export function machineEnv(loadavgAtStart: number[]) {
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    kernel: os.release(),
+    loadavgAtStart,
+    loadavgAtEnd: os.loadavg(),
+  };
+}
+
+/**
+ * Writes bench/results/<bench>-<timestamp>.json: bench, timestamp and durationSeconds
+ * (since `started`, a Date.now()), then `fields`; prints where it went.
+ */
+export function writeResults(bench: string, started: number, fields: Record<string, unknown>) {
+  const outDir = path.join(REPO_ROOT, 'bench/results');
+  fs.mkdirSync(outDir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const outFile = path.join(outDir, `${bench}-${stamp}.json`);
+  const report = {
+    bench,
+    timestamp: new Date().toISOString(),
+    durationSeconds: Math.round((Date.now() - started) / 1000),
+    ...fields,
+  };
+  fs.writeFileSync(outFile, JSON.stringify(report, null, 2) + '\n');
+  console.log(`results: ${path.relative(REPO_ROOT, outFile)} (${report.durationSeconds} s)`);
+}
