@@ -243,6 +243,39 @@ describe('running a script on one server (real sshd)', () => {
     expect(out[out.length - 1].text).toBe('end');
   });
 
+  it("forgets a server's runner cache when the server is edited or deleted", async () => {
+    const { DataSource } = await import('typeorm');
+    const { RunnerCacheEntity } = await import('../src/persistence/entities');
+    const cache = t.app.get(DataSource).getRepository(RunnerCacheEntity);
+    const id = await registerServer(t, sshd, { baseDir: `${sshd.dir}/forget` });
+    const res = await t
+      .http()
+      .post('/v1/jobs')
+      .set(t.auth)
+      .send({ script: { type: 'bash', content: 'true' }, targets: { serverIds: [id] } });
+    await waitForExecution(t, res.body.id);
+    expect(await cache.countBy({ serverId: id })).toBe(1);
+    await t
+      .http()
+      .patch(`/v1/servers/${id}`)
+      .set(t.auth)
+      .send({ tags: ['x'] })
+      .expect(200);
+    expect(await eventually(async () => (await cache.countBy({ serverId: id })) === 0, 3000)).toBe(
+      true,
+    );
+    const again = await t
+      .http()
+      .post('/v1/jobs')
+      .set(t.auth)
+      .send({ script: { type: 'bash', content: 'true' }, targets: { serverIds: [id] } });
+    expect((await waitForExecution(t, again.body.id)).status).toBe('succeeded');
+    await t.http().delete(`/v1/servers/${id}`).set(t.auth).expect(204);
+    expect(await eventually(async () => (await cache.countBy({ serverId: id })) === 0, 3000)).toBe(
+      true,
+    );
+  });
+
   it('pins the host key on first use', async () => {
     const res = await t.http().get(`/v1/servers/${serverId}`).set(t.auth);
     expect(res.body.hostKeyFingerprint).toBe(sshd.hostKeyFingerprint);

@@ -81,9 +81,14 @@ export class RunnerCacheService implements OnModuleInit {
 
   /** The runner was found missing on the server: forget it so the next ensure redeploys. */
   async invalidate(serverId: string): Promise<void> {
+    await this.forget(serverId);
+    this.metrics.runnerCache.inc({ result: 'vanished' });
+  }
+
+  /** Drops what is known about a server (it was edited or deleted). */
+  async forget(serverId: string): Promise<void> {
     for (const k of [...this.memo.keys()]) if (k.startsWith(serverId + '|')) this.memo.delete(k);
     await this.repo.delete({ serverId });
-    this.metrics.runnerCache.inc({ result: 'vanished' });
   }
 
   private async deploy(conn: PooledConnection, baseDir: string): Promise<void> {

@@ -1,5 +1,7 @@
 import { Module, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { Subscription } from 'rxjs';
+import { RunnerCacheModule } from '../runner-cache/runner-cache.module';
+import { RunnerCacheService } from '../runner-cache/runner-cache.service';
 import { SshModule } from '../ssh/ssh.module';
 import { SshPool } from '../ssh/ssh-pool.service';
 import { ServerCheckService } from './server-check.service';
@@ -8,7 +10,7 @@ import { ServersService } from './servers.service';
 
 /** Server inventory: CRUD, credentials sealed at rest, host-key pinning, tags. */
 @Module({
-  imports: [SshModule],
+  imports: [SshModule, RunnerCacheModule],
   controllers: [ServersController],
   providers: [ServersService, ServerCheckService],
   exports: [ServersService],
@@ -19,6 +21,7 @@ export class ServersModule implements OnModuleInit, OnModuleDestroy {
   constructor(
     private readonly servers: ServersService,
     private readonly pool: SshPool,
+    private readonly runnerCache: RunnerCacheService,
   ) {}
 
   /** Trust-on-first-use goes through the inventory; edited/deleted servers lose pooled connections. */
@@ -26,7 +29,12 @@ export class ServersModule implements OnModuleInit, OnModuleDestroy {
     this.pool.setHostKeyLearner((serverId, seen, ep) =>
       this.servers.learnHostKey(serverId, seen, ep),
     );
-    this.subscription = this.servers.changes$.subscribe((id) => this.pool.evictServer(id));
+    // An edited server may be another machine now, a deleted one is gone: drop its
+    // connections and what we believed about its runner.
+    this.subscription = this.servers.changes$.subscribe((id) => {
+      this.pool.evictServer(id);
+      void this.runnerCache.forget(id).catch(() => undefined);
+    });
   }
 
   onModuleDestroy(): void {
