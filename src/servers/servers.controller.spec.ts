@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import request from 'supertest';
 import { configureApp } from '../app-setup';
 import { TargetError } from '../common/error-codes';
+import { MetricsService } from '../metrics/metrics.service';
 import { AppConfig } from '../config/app-config';
 import { loadConfig } from '../config/load-config';
 import { dataSourceOptions } from '../persistence/data-source-options';
@@ -101,8 +102,8 @@ describe('ServersController (HTTP)', () => {
         TypeOrmModule.forRoot(dataSourceOptions('sqlite::memory:')),
         TypeOrmModule.forFeature(ENTITIES),
       ],
-      providers: [{ provide: AppConfig, useValue: config }],
-      exports: [TypeOrmModule, AppConfig],
+      providers: [{ provide: AppConfig, useValue: config }, MetricsService],
+      exports: [TypeOrmModule, AppConfig, MetricsService],
     })
     class TestInfraModule {}
 
