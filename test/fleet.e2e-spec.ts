@@ -228,3 +228,50 @@ describe('runner deployment across a fleet (real sshd)', () => {
     expect(ids).toHaveLength(6);
   });
 });
+
+describe('many connections to one sshd with default limits (real sshd)', () => {
+  let sshd: SshdInstance;
+  let t: TestApp;
+  beforeAll(async () => {
+    // Default MaxStartups (10:30:100) and MaxSessions (10): nothing raised.
+    sshd = await startSshd({ maxStartups: '10:30:100', maxSessions: 10 });
+    t = await startApp();
+  });
+  afterAll(async () => {
+    await t?.close();
+    await sshd?.stop();
+  });
+
+  it('paces 24 distinct handshakes to one host so none is dropped, and shares channels within MaxSessions', async () => {
+    const keys = await Promise.all(Array.from({ length: 24 }, () => sshd.addClientKey('ed25519')));
+    for (const [i, key] of keys.entries()) {
+      await registerServer(t, sshd, {
+        name: `own-key-${i}`,
+        privateKey: key.privateKey,
+        baseDir: `${sshd.dir}/k-${i}`,
+        tags: ['own-keys'],
+      });
+    }
+    // plus 12 records sharing one key: one pooled connection, channels bounded below MaxSessions
+    for (let i = 0; i < 12; i++) {
+      await registerServer(t, sshd, {
+        name: `shared-${i}`,
+        baseDir: `${sshd.dir}/s-${i}`,
+        tags: ['own-keys'],
+      });
+    }
+    const res = await t
+      .http()
+      .post('/v1/jobs')
+      .set(t.auth)
+      .send({
+        script: { type: 'bash', content: 'sleep 0.3; echo ok' },
+        targets: { tags: ['own-keys'] },
+        timeoutSeconds: 120,
+      });
+    const ex = await waitForExecution(t, res.body.id, 180000);
+    const failed = ex.targets.filter((x: any) => x.status !== 'succeeded');
+    expect(failed.map((x: any) => [x.serverName, x.error])).toEqual([]);
+    expect(ex.summary.succeeded).toBe(36);
+  });
+});
