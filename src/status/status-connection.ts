@@ -1,5 +1,5 @@
 import type { ExecutionEvent } from './execution-event';
-import { approxSize, laggedUpdate, toUpdate } from './status-update';
+import { approxSize, laggedUpdate, wireUpdate } from './status-update';
 
 /**
  * Every websocket fan-out limit in one place. Memory per subscription is bounded by
@@ -159,7 +159,7 @@ export class StatusSubscription {
       const e = this.queue[this.head];
       this.queue[this.head++] = undefined as unknown as ExecutionEvent;
       this.queuedBytes -= approxSize(e);
-      this.conn.sendJson({ event: 'update', data: toUpdate(e) });
+      this.conn.sendRaw(wireUpdate(e));
       this.sent = e.seq;
       n++;
     }
@@ -244,9 +244,13 @@ export class StatusConnection {
   }
 
   sendJson(msg: unknown): void {
+    this.sendRaw(JSON.stringify(msg));
+  }
+
+  sendRaw(text: string): void {
     if (!this.isOpen) return;
     try {
-      this.ws.send(JSON.stringify(msg));
+      this.ws.send(text);
     } catch {
       /* the socket is going away; its close handler cleans up */
     }

@@ -41,6 +41,21 @@ export function toUpdate(e: ExecutionEvent): StatusUpdate {
   }
 }
 
+const wireCache = new WeakMap<ExecutionEvent, string>();
+
+/**
+ * The serialized `update` message for an event. Live events are one object shared by
+ * every subscriber, so each is serialized once, not once per subscriber.
+ */
+export function wireUpdate(e: ExecutionEvent): string {
+  let s = wireCache.get(e);
+  if (s === undefined) {
+    s = JSON.stringify({ event: 'update', data: toUpdate(e) });
+    wireCache.set(e, s);
+  }
+  return s;
+}
+
 /** The `lagged` notice: `seq` is the last event delivered, the `afterSeq` to resume from. */
 export function laggedUpdate(executionId: string, seq: number): StatusUpdate {
   return { executionId, seq, type: 'lagged', ts: iso(Date.now()) };
