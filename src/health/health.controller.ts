@@ -11,7 +11,11 @@ import { RunnerCacheService } from '../runner-cache/runner-cache.service';
 import { EventLoopLag } from './event-loop-lag';
 import { LifecycleService } from './lifecycle.service';
 
-const MAX_LAG_MS = 1000;
+/**
+ * Liveness fails only when the event loop is stalled, not merely busy: a heavy websocket
+ * fan-out can push p99 lag past a second without anything being wrong.
+ */
+const MAX_LAG_MS = 5000;
 
 @ApiTags('health')
 @Controller('health')

@@ -228,7 +228,7 @@ export class StatusSubscription {
  * own buffer is above socketHighWater; each event still goes out as its own message.
  */
 /** Batches written per flush before yielding to the event loop. */
-const FLUSH_ROUNDS = 10;
+const FLUSH_ROUNDS = 2;
 
 export class StatusConnection {
   readonly subs = new Map<string, StatusSubscription>();
