@@ -193,7 +193,10 @@ export class TargetRun {
 
   private async ensureRunner(conn: PooledConnection): Promise<void> {
     this.abort.signal.throwIfAborted();
-    await this.deps.setStatus('deploying');
+    // A trusted cached runner needs no remote work: go straight from connecting to running.
+    if (!this.deps.runnerCache.isTrusted(this.target.serverId, this.target.baseDir)) {
+      await this.deps.setStatus('deploying');
+    }
     const t = performance.now();
     const r = await this.deps.runnerCache.ensure(conn, this.target.serverId, this.target.baseDir);
     this.phases.deployMs = (this.phases.deployMs ?? 0) + Math.round(performance.now() - t);

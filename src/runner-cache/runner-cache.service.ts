@@ -79,6 +79,12 @@ export class RunnerCacheService implements OnModuleInit {
     }
   }
 
+  /** True when ensure() would be a cache hit with no remote work (checked in memory only). */
+  isTrusted(serverId: string, baseDir: string): boolean {
+    const e = this.memo.get(`${serverId}|${baseDir}`);
+    return !!e && Date.now() - e.verifiedAt < this.config.runner.trustSeconds * 1000;
+  }
+
   /** The runner was found missing on the server: forget it so the next ensure redeploys. */
   async invalidate(serverId: string): Promise<void> {
     await this.forget(serverId);
