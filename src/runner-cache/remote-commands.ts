@@ -52,7 +52,17 @@ export function collectCommand(baseDir: string, hash: string, runId: string): st
 /** Exit 0 when the runner directory is present and every file matches SHA256SUMS. */
 export function verifyCommand(baseDir: string, hash: string): string {
   assertHash(hash);
-  return `cd ${shellPath(baseDir, 'runners', hash)} 2>/dev/null && sha256sum -c --quiet SHA256SUMS >/dev/null 2>&1`;
+  return `${janitor(shellPath(baseDir))}; cd ${shellPath(baseDir, 'runners', hash)} 2>/dev/null && sha256sum -c --quiet SHA256SUMS >/dev/null 2>&1`;
+}
+
+/**
+ * Removes what interrupted work left behind two days ago or more (longer than any job may
+ * run): run directories whose `collect` never came (the connection dropped) and deploy
+ * temp dirs of killed deploys. Runs only with deploy and re-verify, never on a job's hot
+ * path.
+ */
+function janitor(base: string): string {
+  return `find ${base}/runs ${base}/runners -mindepth 1 -maxdepth 1 -name '[A-Za-z0-9.]*' -mmin +2880 \\( -path '*/runs/*' -o -name '.deploy-*' \\) -exec rm -rf {} + 2>/dev/null`;
 }
 
 /**
@@ -69,6 +79,7 @@ export function deployCommand(baseDir: string, hash: string): string {
     `H=${hash}`,
     'mkdir -p "$B/runners" || exit 71',
     'chmod 700 "$B" "$B/runners"',
+    janitor('"$B"'),
     'T=$(mktemp -d "$B/runners/.deploy-XXXXXX") || exit 71',
     `trap 'rm -rf "$T"' EXIT`,
     'cat > "$T/a.tar" || exit 72',

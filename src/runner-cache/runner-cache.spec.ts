@@ -64,7 +64,7 @@ function recording(conn: PooledConnection): { conn: PooledConnection; commands: 
 }
 
 const isDeploy = (cmd: string) => cmd.includes('mktemp -d');
-const isVerify = (cmd: string) => cmd.startsWith('cd ') && cmd.includes('sha256sum -c');
+const isVerify = (cmd: string) => !isDeploy(cmd) && cmd.includes('sha256sum -c --quiet SHA256SUMS');
 
 async function counterValue(metrics: MetricsService, result: string): Promise<number> {
   const m = await metrics.runnerDeployments.get();
