@@ -1,4 +1,5 @@
 import type { ClientChannel } from 'ssh2';
+import { TargetError } from '../common/error-codes';
 import type { PooledConnection } from '../ssh/ssh.types';
 
 interface Standby {
@@ -19,6 +20,7 @@ interface Standby {
 export class RunnerChannels {
   private readonly standby = new WeakMap<PooledConnection, Standby>();
   private readonly preparing = new WeakSet<PooledConnection>();
+  private readonly mixed = new WeakSet<PooledConnection>();
 
   constructor(private readonly prewarm: boolean) {}
 
@@ -29,11 +31,31 @@ export class RunnerChannels {
     if (s) {
       s.detach();
       if (!s.dead && s.command === command && !conn.closed) channel = s.channel;
-      else s.channel.close();
+      else {
+        s.channel.close();
+        // Several runners (base dirs) share this connection: a standby would mostly be
+        // thrown away, and closing channels briefly still count against MaxSessions.
+        if (!s.dead) this.mixed.add(conn);
+      }
     }
-    channel ??= await conn.exec(command);
-    if (this.prewarm) this.prepare(conn, command);
+    channel ??= await this.exec(conn, command);
+    if (this.prewarm && !this.mixed.has(conn)) this.prepare(conn, command);
     return channel;
+  }
+
+  /**
+   * sshd frees a session only when its close is acknowledged, so a burst can briefly hit
+   * MaxSessions ("Channel open failure"): that is worth a short wait and another try.
+   */
+  private async exec(conn: PooledConnection, command: string): Promise<ClientChannel> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await conn.exec(command);
+      } catch (e) {
+        if (!(e instanceof TargetError) || !e.retryable || attempt >= 4 || conn.closed) throw e;
+        await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+      }
+    }
   }
 
   /** Drops the standby of a connection (e.g. its runner was redeployed). */
