@@ -20,11 +20,8 @@ const CONTROL_RE = /[\p{Cc}\p{Zl}\p{Zp}]/u;
 const HOST_LABEL_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})$/;
 const ZONE_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const BASE_DIR_SEGMENT_RE = /^[A-Za-z0-9._-]+$/;
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export function isUuid(s: unknown): s is string {
-  return typeof s === 'string' && UUID_RE.test(s);
-}
+export { isUuid } from '../common/uuid';
 
 export function checkName(v: unknown, field = 'name'): string | null {
   if (typeof v !== 'string') return `${field} must be a string`;

@@ -1,4 +1,5 @@
 import { Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { isUuid } from '../common/uuid';
 import {
   ConnectedSocket,
   MessageBody,
@@ -18,7 +19,6 @@ import { ExecutionEventsService } from './execution-events.service';
 import { STATUS_LIMITS, StatusConnection, StatusSubscription } from './status-connection';
 import { fromRow } from './status-update';
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MESSAGES = new Set(['subscribe', 'unsubscribe']);
 /** Client messages are small JSON objects. */
 const MAX_CLIENT_MESSAGE_BYTES = 64 * 1024;
@@ -139,9 +139,9 @@ export class StatusGateway
     const conn = this.connections.get(client);
     if (!conn) return;
     const d = (data ?? {}) as Record<string, unknown>;
-    if (typeof d !== 'object' || typeof d.executionId !== 'string' || !UUID_RE.test(d.executionId))
+    if (typeof d !== 'object' || typeof d.executionId !== 'string' || !isUuid(d.executionId))
       return conn.error('unsubscribe: data.executionId must be an execution id (UUID)');
-    if (d.serverId != null && (typeof d.serverId !== 'string' || !UUID_RE.test(d.serverId)))
+    if (d.serverId != null && (typeof d.serverId !== 'string' || !isUuid(d.serverId)))
       return conn.error('unsubscribe: data.serverId must be a server id (UUID)');
     for (const sub of [...conn.subs.values()]) {
       // Without serverId: every subscription to the execution; with it: that one only.
@@ -249,10 +249,10 @@ function parseSubscribe(data: unknown): SubscribeRequest | string {
   if (!data || typeof data !== 'object' || Array.isArray(data))
     return 'subscribe: data must be an object {executionId, serverId?, afterSeq?}';
   const d = data as Record<string, unknown>;
-  if (typeof d.executionId !== 'string' || !UUID_RE.test(d.executionId))
+  if (typeof d.executionId !== 'string' || !isUuid(d.executionId))
     return 'subscribe: data.executionId must be an execution id (UUID)';
   if (d.serverId !== undefined && d.serverId !== null) {
-    if (typeof d.serverId !== 'string' || !UUID_RE.test(d.serverId))
+    if (typeof d.serverId !== 'string' || !isUuid(d.serverId))
       return 'subscribe: data.serverId must be a server id (UUID)';
   }
   const afterSeq = d.afterSeq ?? 0;
