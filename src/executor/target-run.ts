@@ -10,7 +10,7 @@ import type {
   PreparedHelpers,
   RuntimeHelpersService,
 } from '../runtime-helpers/runtime-helpers.service';
-import { runCommand as runHousekeeping } from '../ssh/run-command';
+import { execCommand } from '../ssh/run-command';
 import type { RunnerCacheService } from '../runner-cache/runner-cache.service';
 import type { SshPool } from '../ssh/ssh-pool.service';
 import type { PooledConnection } from '../ssh/ssh.types';
@@ -182,7 +182,7 @@ export class TargetRun {
       this.target.targetId,
     );
     try {
-      const r = await runHousekeeping(conn, cmd, undefined, 30000, true);
+      const r = await execCommand(conn, cmd, undefined, 30000, true);
       if (r.code !== 0) throw new Error(`collect exited ${r.code}: ${r.stderr.trim()}`);
       return await this.deps.helpers.applyBundled(this.plan.execution.userId, r.stdoutRaw!);
     } catch (e: any) {

@@ -6,7 +6,7 @@ import { TargetError } from '../common/error-codes';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { RunnerCacheEntity } from '../persistence/entities';
-import { runCommand } from '../ssh/run-command';
+import { execCommand } from '../ssh/run-command';
 import { PooledConnection } from '../ssh/ssh.types';
 import { deployCommand, verifyCommand } from './remote-commands';
 import { buildRunnerArtifact, RunnerArtifact } from './runner-artifact';
@@ -56,7 +56,7 @@ export class RunnerCacheService implements OnModuleInit {
     const attempt = (async (): Promise<EnsureResult> => {
       if (entry) {
         this.metrics.runnerCache.inc({ result: 'stale' });
-        const ok = await runCommand(conn, verifyCommand(baseDir, this.artifact.hash)).then(
+        const ok = await execCommand(conn, verifyCommand(baseDir, this.artifact.hash)).then(
           (r) => r.code === 0,
           () => false,
         );
@@ -103,7 +103,7 @@ export class RunnerCacheService implements OnModuleInit {
       await retry(
         this.config.runner.deployRetry,
         async () => {
-          const r = await runCommand(conn, deployCommand(baseDir, hash), tar);
+          const r = await execCommand(conn, deployCommand(baseDir, hash), tar);
           if (r.code !== 0) {
             const why =
               (r.stdout.match(/CRONIUM1 error (.*)/)?.[1] ?? r.stderr.trim()) || `exit ${r.code}`;

@@ -15,7 +15,7 @@ const MAX_CAPTURE = 16 << 20;
  * Runs one short housekeeping command (deploy, verify, collect) on its own channel,
  * feeding `stdin` and collecting bounded output. Rejects if the connection drops.
  */
-export async function runCommand(
+export async function execCommand(
   conn: PooledConnection,
   command: string,
   stdin?: Buffer,

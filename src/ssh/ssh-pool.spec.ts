@@ -10,7 +10,7 @@ import { AppConfig } from '../config/app-config';
 import { loadConfig } from '../config/load-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { Connection } from './pooled-connection';
-import { runCommand } from './run-command';
+import { execCommand } from './run-command';
 import { SshPool } from './ssh-pool.service';
 import { HostKeyLearner, PooledConnection, SshEndpoint } from './ssh.types';
 
@@ -140,7 +140,7 @@ describe('SshPool (real sshd)', () => {
     expect(first.connection.closed).toBe(false);
     expect(first.connection.hostKey.fingerprint).toBe(sshd.hostKeyFingerprint);
     expect(first.connection.hostKey.type).toBe('ssh-ed25519');
-    const r1 = await runCommand(first.connection, 'echo hello; id -un');
+    const r1 = await execCommand(first.connection, 'echo hello; id -un');
     expect(r1.code).toBe(0);
     expect(r1.stdout).toBe(`hello\n${sshd.username}\n`);
     first.release();
@@ -149,7 +149,7 @@ describe('SshPool (real sshd)', () => {
     const second = await pool.acquire(ep);
     expect(second.reused).toBe(true);
     expect(second.connection.id).toBe(first.connection.id);
-    const r2 = await runCommand(second.connection, 'exit 3');
+    const r2 = await execCommand(second.connection, 'exit 3');
     expect(r2.code).toBe(3);
     second.release();
 
@@ -204,8 +204,8 @@ describe('SshPool (real sshd)', () => {
 
     // both leased channels really are usable at once
     const [a, b] = await Promise.all([
-      runCommand(l1.connection, 'echo one'),
-      runCommand(l2.connection, 'echo two'),
+      execCommand(l1.connection, 'echo one'),
+      execCommand(l2.connection, 'echo two'),
     ]);
     expect([a.stdout, b.stdout]).toEqual(['one\n', 'two\n']);
 
@@ -215,7 +215,7 @@ describe('SshPool (real sshd)', () => {
     expect(l3.connection.id).toBe(l1.connection.id);
     expect(conn.busy).toBe(2);
     expect(pool.size).toBe(1); // no second connection was opened
-    expect((await runCommand(l3.connection, 'echo three')).stdout).toBe('three\n');
+    expect((await execCommand(l3.connection, 'echo three')).stdout).toBe('three\n');
     l2.release();
     l3.release();
     expect(conn.busy).toBe(0);
@@ -300,7 +300,7 @@ describe('SshPool (real sshd)', () => {
       ep,
     );
     expect(lease.connection.hostKey.fingerprint).toBe(sshd.hostKeyFingerprint);
-    expect((await runCommand(lease.connection, 'echo ok')).stdout).toBe('ok\n');
+    expect((await execCommand(lease.connection, 'echo ok')).stdout).toBe('ok\n');
     lease.release();
   });
 
@@ -446,7 +446,7 @@ describe('SshPool (real sshd)', () => {
       await delay(700);
       const lease = await pool.acquire(ep);
       expect(lease.reused).toBe(false);
-      expect((await runCommand(lease.connection, 'echo via-proxy')).stdout).toBe('via-proxy\n');
+      expect((await execCommand(lease.connection, 'echo via-proxy')).stdout).toBe('via-proxy\n');
       lease.release();
       await pool.onApplicationShutdown();
     } finally {
@@ -476,7 +476,7 @@ describe('SshPool (real sshd)', () => {
     const fresh = await pool.acquire(ep);
     expect(fresh.reused).toBe(false);
     expect(fresh.connection.id).not.toBe(conn.id);
-    expect((await runCommand(fresh.connection, 'echo back')).stdout).toBe('back\n');
+    expect((await execCommand(fresh.connection, 'echo back')).stdout).toBe('back\n');
     fresh.release();
   });
 
@@ -486,7 +486,7 @@ describe('SshPool (real sshd)', () => {
     const held = await pool.acquire(ep);
     const waiter = pool.acquire(ep);
     expect(await settledWithin(waiter, 200)).toBe(false);
-    const running = runCommand(held.connection, 'sleep 30').then(
+    const running = execCommand(held.connection, 'sleep 30').then(
       () => 'finished',
       (e: Error) => e,
     );
@@ -538,7 +538,7 @@ describe('SshPool (real sshd)', () => {
     pool.evictServer(epBusy.serverId);
     await delay(300);
     expect(busy.connection.closed).toBe(false);
-    expect((await runCommand(busy.connection, 'echo still-here')).stdout).toBe('still-here\n');
+    expect((await execCommand(busy.connection, 'echo still-here')).stdout).toBe('still-here\n');
     busy.release();
 
     const again = await pool.acquire(epIdle);
