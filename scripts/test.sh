@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 source scripts/ensure-deps.sh
 apt_install /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client python3:python3 pgrep:procps setsid:util-linux
 node_deps
+# Lint and format first: seconds, and a failure here needs no sshd to explain it.
+npm run --silent lint
+npm run --silent format:check
 npx tsc --noEmit -p tsconfig.json
 npm run --silent build # the lifecycle e2e runs the built service as a real process
 npx jest --config jest.config.js --runInBand "$@"

@@ -29,7 +29,9 @@ export function configureApp(app: INestApplication): void {
     app,
     new DocumentBuilder()
       .setTitle('cronium-orchestrator')
-      .setDescription('Runs scripts on remote servers over SSH. Authenticate with a service bearer token.')
+      .setDescription(
+        'Runs scripts on remote servers over SSH. Authenticate with a service bearer token.',
+      )
       .setVersion('1')
       .addBearerAuth()
       .build(),

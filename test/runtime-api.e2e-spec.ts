@@ -1,14 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  logsOf,
-  registerServer,
-  startApp,
-  TestApp,
-  waitForExecution,
-  waitForTargetStatus,
-} from './support/app';
+import { logsOf, registerServer, startApp, TestApp, waitForExecution } from './support/app';
 import { alive, eventually } from './support/processes';
 import { sh, SshdInstance, startSshd } from './support/sshd';
 

@@ -36,7 +36,10 @@ export class TunnelService {
     // This server forwards: have the next job's port ready too (off its critical path).
     // One standby per connection, so concurrent jobs never leave stray forwards behind.
     if (!this.standby.has(conn) && !conn.closed) {
-      this.standby.set(conn, this.forward(conn, timeoutMs).catch(() => null));
+      this.standby.set(
+        conn,
+        this.forward(conn, timeoutMs).catch(() => null),
+      );
     }
     const routes = table;
     const client = conn.client;
