@@ -57,6 +57,7 @@ export class SshConfig {
   @IsInt() @Min(0) idleTimeoutMs!: number;
   @IsInt() @Min(1) maxConcurrentHandshakes!: number;
   @ValidateNested() @Type(() => RetryConfig) connectRetry!: RetryConfig;
+  @ValidateNested() @Type(() => RetryConfig) channelOpenRetry!: RetryConfig;
   @ValidateNested() @Type(() => BreakerConfig) breaker!: BreakerConfig;
 }
 
@@ -74,6 +75,7 @@ export class ExecutorConfig {
   @IsInt() @Min(256) maxLineBytes!: number;
   @IsInt() @Min(1) defaultConcurrency!: number;
   @IsInt() @Min(1) globalConcurrency!: number;
+  @IsInt() @Min(1) collectTimeoutSeconds!: number;
   @IsBoolean() prewarmRunner!: boolean;
 }
 

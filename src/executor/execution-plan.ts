@@ -1,6 +1,6 @@
 import type { ExecutionEntity } from '../persistence/entities';
 import type { SshEndpoint } from '../ssh/ssh.types';
-import type { ScriptType } from './run-payload';
+export type ScriptType = 'bash' | 'python' | 'node'; // TODO(merge): moves to executions/
 
 export type HelperMode = 'auto' | 'api' | 'bundled';
 

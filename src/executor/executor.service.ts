@@ -11,7 +11,7 @@ import { EventWriter } from '../status/event-writer.service';
 import { ExecutionEventsService } from '../status/execution-events.service';
 import { executionStatus, summarize } from './aggregate';
 import type { ExecutionPlan, TargetPlan } from './execution-plan';
-import { RunnerChannels } from './runner-channels';
+import { RunnerChannels } from '../runner/runner-channels';
 import { TargetOutcome, TargetRun } from './target-run';
 
 interface Running {
@@ -46,7 +46,10 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
     private readonly helpers: RuntimeHelpersService,
   ) {
     this.global = new Semaphore(config.executor.globalConcurrency);
-    this.runnerChannels = new RunnerChannels(config.executor.prewarmRunner);
+    this.runnerChannels = new RunnerChannels(
+      config.executor.prewarmRunner,
+      config.ssh.channelOpenRetry,
+    );
   }
 
   /** Executions a previous process left in flight can never finish: close them now. */
@@ -72,10 +75,6 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     await this.drain(0);
-  }
-
-  get activeCount(): number {
-    return this.running.size;
   }
 
   /** Starts an execution in the background. */
@@ -105,10 +104,6 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
     entry.cancelled = true;
     for (const run of entry.runs.values()) run.stop('cancelled');
     return true;
-  }
-
-  isRunning(executionId: string): boolean {
-    return this.running.has(executionId);
   }
 
   /** Waits up to `graceMs` for running executions, then cancels what is left and waits for it. */
@@ -179,6 +174,7 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
           capBytes: exec.outputCapBytes,
           maxLineBytes: exec.maxLineBytes,
           killGraceSeconds: exec.killGraceSeconds,
+          collectTimeoutMs: exec.collectTimeoutSeconds * 1000,
         },
         setStatus: async (status: TargetStatus, patch = {}) => {
           await this.repo.updateTarget(target.targetId, { ...patch, status });

@@ -8,7 +8,8 @@ import { MetricsService } from '../metrics/metrics.service';
 import { RunnerCacheEntity } from '../persistence/entities';
 import { execCommand } from '../ssh/run-command';
 import { PooledConnection } from '../ssh/ssh.types';
-import { deployCommand, verifyCommand } from './remote-commands';
+import { deployCommand, verifyCommand } from '../runner/commands';
+import { parseErrorLine } from '../runner/protocol';
 import { buildRunnerArtifact, RunnerArtifact } from './runner-artifact';
 
 export interface EnsureResult {
@@ -103,10 +104,9 @@ export class RunnerCacheService implements OnModuleInit {
       await retry(
         this.config.runner.deployRetry,
         async () => {
-          const r = await execCommand(conn, deployCommand(baseDir, hash), tar);
+          const r = await execCommand(conn, deployCommand(baseDir, hash), { stdin: tar });
           if (r.code !== 0) {
-            const why =
-              (r.stdout.match(/CRONIUM1 error (.*)/)?.[1] ?? r.stderr.trim()) || `exit ${r.code}`;
+            const why = (parseErrorLine(r.stdout) ?? r.stderr.trim()) || `exit ${r.code}`;
             throw new TargetError('deploy_failed', `runner deployment failed: ${why}`, true);
           }
         },

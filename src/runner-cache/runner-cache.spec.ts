@@ -21,15 +21,6 @@ import { dataSourceOptions } from '../persistence/data-source-options';
 import { RunnerCacheEntity } from '../persistence/entities';
 import { SshPool } from '../ssh/ssh-pool.service';
 import { PooledConnection, SshEndpoint, SshLease } from '../ssh/ssh.types';
-import {
-  collectCommand,
-  deployCommand,
-  runCommand,
-  runnerScriptPath,
-  shellPath,
-  shellQuote,
-  verifyCommand,
-} from './remote-commands';
 import { buildRunnerArtifact, REMOTE_DIR } from './runner-artifact';
 import { RunnerCacheService } from './runner-cache.service';
 
@@ -42,9 +33,6 @@ function recording(conn: PooledConnection): { conn: PooledConnection; commands: 
     get id() {
       return conn.id;
     },
-    get client() {
-      return conn.client;
-    },
     get hostKey() {
       return conn.hostKey;
     },
@@ -54,11 +42,14 @@ function recording(conn: PooledConnection): { conn: PooledConnection; commands: 
     get closed() {
       return conn.closed;
     },
-    exec(command: string) {
+    exec(command, wire) {
       commands.push(command);
-      return conn.exec(command);
+      return conn.exec(command, wire);
     },
     onClose: (listener) => conn.onClose(listener),
+    forwardIn: (address, port) => conn.forwardIn(address, port),
+    unforwardIn: (address, port) => conn.unforwardIn(address, port),
+    onForwardedConnection: (handler) => conn.onForwardedConnection(handler),
   };
   return { conn: wrapped, commands };
 }
@@ -454,113 +445,5 @@ describe('buildRunnerArtifact', () => {
   it('refuses a source dir without runner.sh', () => {
     fs.writeFileSync(path.join(tmp, 'VERSION'), '1\n');
     expect(() => buildRunnerArtifact(tmp)).toThrow(/runner\.sh missing/);
-  });
-});
-
-describe('remote commands', () => {
-  const HASH = 'ab'.repeat(32);
-
-  it.each([
-    '~/a;rm -rf /',
-    '../x',
-    '/a/../b',
-    '$(x)',
-    '~/../etc',
-    '/a/./b',
-    'relative/dir',
-    '',
-    '/a b',
-    "/a'b",
-    '~root',
-    '/a/`id`',
-    '/a\nb',
-  ])('shellPath rejects %j', (bad) => {
-    expect(() => shellPath(bad)).toThrow(/unsafe baseDir/);
-  });
-
-  it.each([
-    ['~', '"$HOME"'],
-    ['~/', '"$HOME"'],
-    ['~/.cache/cronium', `"$HOME"/'.cache/cronium'`],
-    ['/opt/x', `'/opt/x'`],
-    ['/opt/x/', `'/opt/x'`],
-    ['/', `'/'`],
-  ])('shellPath accepts %j', (good, expected) => {
-    expect(shellPath(good)).toBe(expected);
-  });
-
-  it('shellPath rejects unsafe extra parts', () => {
-    expect(shellPath('/opt/x', 'runners', HASH)).toBe(`'/opt/x/runners/${HASH}'`);
-    for (const bad of ['..', '.', 'a/b', 'a b', '$(id)', '']) {
-      expect(() => shellPath('/opt/x', bad)).toThrow(/unsafe path part/);
-    }
-  });
-
-  it('the generated words expand to the intended path under a real shell', async () => {
-    const cases: [string, string][] = [
-      ['~', '/home/u x'],
-      ['~/.cache/cronium', '/home/u x/.cache/cronium'],
-      ['/opt/x', '/opt/x'],
-    ];
-    for (const [base, expected] of cases) {
-      const word = shellPath(base, 'runners', HASH, 'runner.sh');
-      const r = await sh(`HOME='/home/u x'; printf '%s|' ${word}`);
-      expect(r.code).toBe(0);
-      expect(r.stdout).toBe(`${expected}/runners/${HASH}/runner.sh|`);
-    }
-  });
-
-  it('runCommand and collectCommand are exactly one command with a single path word', async () => {
-    const cmd = runCommand('~/.cache/cronium', HASH);
-    expect(cmd).toBe(`exec sh "$HOME"/'.cache/cronium/runners/${HASH}/runner.sh' run`);
-    expect(runCommand('/opt/x', HASH)).toBe(`exec sh '/opt/x/runners/${HASH}/runner.sh' run`);
-    // replace `exec sh` with a printer: the shell must see exactly three words
-    const r = await sh(
-      `HOME=/h; set -- ${cmd.replace(/^exec sh /, '')}; echo "$#"; printf '%s\\n' "$@"`,
-    );
-    expect(r.stdout).toBe(`2\n/h/.cache/cronium/runners/${HASH}/runner.sh\nrun\n`);
-    expect(collectCommand('/opt/x', HASH, 'run-123')).toBe(
-      `exec sh '/opt/x/runners/${HASH}/runner.sh' collect run-123`,
-    );
-    expect(() => collectCommand('/opt/x', HASH, 'a;b')).toThrow(/bad run id/);
-    expect(() => collectCommand('/opt/x', HASH, '')).toThrow(/bad run id/);
-    expect(runnerScriptPath('/opt/x', HASH)).toBe(`'/opt/x/runners/${HASH}/runner.sh'`);
-  });
-
-  it('shellQuote round-trips awkward strings through sh', async () => {
-    const s = `it's "quoted" $HOME \`id\` ; \\ end`;
-    const r = await sh(`printf '%s' ${shellQuote(s)}`);
-    expect(r.stdout).toBe(s);
-  });
-
-  it.each([
-    'G'.repeat(64),
-    'AB'.repeat(32),
-    'ab'.repeat(31),
-    'ab'.repeat(33),
-    `${'a'.repeat(60)};id;`,
-    '$(id)',
-  ])('deploy/run/verify commands reject the non-hex hash %j', (bad) => {
-    expect(() => deployCommand('/opt/x', bad)).toThrow(/bad runner hash/);
-    expect(() => runCommand('/opt/x', bad)).toThrow(/bad runner hash/);
-    expect(() => verifyCommand('/opt/x', bad)).toThrow(/bad runner hash/);
-    expect(() => collectCommand('/opt/x', bad, 'r1')).toThrow(/bad runner hash/);
-  });
-
-  it('deployCommand and verifyCommand reject an unsafe baseDir', () => {
-    expect(() => deployCommand('~/a;rm -rf /', HASH)).toThrow(/unsafe baseDir/);
-    expect(() => verifyCommand('../x', HASH)).toThrow(/unsafe baseDir/);
-  });
-
-  it('deployCommand is valid sh', async () => {
-    const file = path.join(os.tmpdir(), `cronium-deploy-${process.pid}.sh`);
-    fs.writeFileSync(file, deployCommand('~/.cache/cronium', HASH));
-    try {
-      const r = await sh(`sh -n '${file}'`);
-      expect(r.stderr).toBe('');
-      expect(r.code).toBe(0);
-    } finally {
-      fs.rmSync(file, { force: true });
-    }
   });
 });

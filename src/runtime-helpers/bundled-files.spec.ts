@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { bundledFiles, parseCollected, readBundledResults } from './bundled-files';
+import { parseCollected } from '../runner/protocol';
+import { bundledFiles, readBundledResults } from './bundled-files';
 
 function collectAnswer(files: Record<string, string | Buffer>): Buffer {
   const parts: Buffer[] = [Buffer.from(`CRONIUM1 collect ${Object.keys(files).length}\n`)];

@@ -1,4 +1,4 @@
-import { shellQuote } from '../runner-cache/remote-commands';
+import { shellQuote } from '../runner/protocol';
 import { autoValue, rawRender } from './variables.service';
 
 /** Files the service writes into the run directory for bundled mode (docs/runtime-helpers.md). */
@@ -19,26 +19,6 @@ export function bundledFiles(
       `CRONIUM_INPUT_RAW=${shellQuote(rawRender(input ?? null))}\n` +
       `declare -gA CRONIUM_VARS=(${entries})\n`,
   };
-}
-
-/** Splits the runner's `collect` answer into its files. */
-export function parseCollected(out: Buffer): Map<string, Buffer> {
-  const files = new Map<string, Buffer>();
-  let pos = out.indexOf(0x0a);
-  const header = out.subarray(0, pos).toString('utf8');
-  const m = /^CRONIUM1 collect (\d+)$/.exec(header);
-  if (!m) throw new Error(`unexpected collect answer: ${header.slice(0, 80)}`);
-  for (let i = 0; i < Number(m[1]); i++) {
-    const nl = out.indexOf(0x0a, pos + 1);
-    const [name, len] = out
-      .subarray(pos + 1, nl)
-      .toString('utf8')
-      .split(' ');
-    const n = Number(len);
-    files.set(name, out.subarray(nl + 1, nl + 1 + n));
-    pos = nl + n;
-  }
-  return files;
 }
 
 export interface BundledResults {

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import type { ClientChannel } from 'ssh2';
 import { isTargetError, TargetError } from '../common/error-codes';
 import { AppConfig } from '../config/app-config';
+import { execCommand } from '../ssh/run-command';
 import { SshPool } from '../ssh/ssh-pool.service';
 import { SshLease } from '../ssh/ssh.types';
 import { ServerCheckResult } from './dto/server-view.dto';
@@ -33,7 +33,15 @@ export class ServerCheckService {
       const conn = lease.connection;
       const seen = conn.hostKey;
       const started = performance.now();
-      const exitCode = await this.runTrue(await conn.exec('true'));
+      const timeoutMs = this.config.ssh.readyTimeoutMs;
+      const { code: exitCode } = await execCommand(conn, 'true', {
+        timeoutMs,
+        timeoutError: () =>
+          new TargetError(
+            'connect_failed',
+            `no answer to \`true\` within ${Math.round(timeoutMs / 1000)} s`,
+          ),
+      });
       const latencyMs = round(performance.now() - started);
       if (exitCode !== 0) {
         return failure(
@@ -65,34 +73,6 @@ export class ServerCheckService {
     } finally {
       lease?.release();
     }
-  }
-
-  /** Waits for the channel to close; resolves its exit code (null when killed by a signal). */
-  private runTrue(channel: ClientChannel): Promise<number | null> {
-    const timeoutMs = this.config.ssh.readyTimeoutMs;
-    return new Promise((resolve, reject) => {
-      let code: number | null = null;
-      const timer = setTimeout(() => {
-        channel.close();
-        reject(
-          new TargetError(
-            'connect_failed',
-            `no answer to \`true\` within ${Math.round(timeoutMs / 1000)} s`,
-          ),
-        );
-      }, timeoutMs);
-      channel.on('exit', (c: number | null) => {
-        code = typeof c === 'number' ? c : null;
-      });
-      channel.on('close', () => {
-        clearTimeout(timer);
-        resolve(code);
-      });
-      channel.on('error', () => undefined); // 'close' follows
-      channel.resume();
-      channel.stderr.resume();
-      channel.end();
-    });
   }
 }
 

@@ -43,12 +43,12 @@ class FakePool {
     }
     const exitCode = this.exitCode;
     return {
-      reused: false,
       release: () => this.released++,
       connection: {
         hostKey: this.hostKey,
         connectMs: 12,
-        exec: async (cmd: string) => {
+        onClose: () => () => undefined,
+        exec: async (cmd: string, wire?: (ch: any) => void) => {
           expect(cmd).toBe('true');
           const ch: any = new EventEmitter();
           ch.stderr = new EventEmitter();
@@ -60,6 +60,7 @@ class FakePool {
             ch.emit('exit', exitCode);
             ch.emit('close');
           }, 2);
+          wire?.(ch);
           return ch;
         },
       },

@@ -1,7 +1,7 @@
 import type { Client, ClientChannel } from 'ssh2';
 import { TargetError } from '../common/error-codes';
 import { Semaphore } from '../common/semaphore';
-import { PooledConnection, SeenHostKey } from './ssh.types';
+import { ForwardedConnectionHandler, PooledConnection, SeenHostKey } from './ssh.types';
 
 let nextId = 1;
 
@@ -32,7 +32,7 @@ export class Connection implements PooledConnection {
     return this.slots.inUse;
   }
 
-  exec(command: string): Promise<ClientChannel> {
+  exec(command: string, wire?: (channel: ClientChannel) => void): Promise<ClientChannel> {
     if (this.closed) return Promise.reject(this.lostError());
     return new Promise((resolve, reject) => {
       try {
@@ -47,12 +47,56 @@ export class Connection implements PooledConnection {
                     true,
                   ),
             );
-          } else resolve(channel);
+            return;
+          }
+          wire?.(channel);
+          resolve(channel);
         });
       } catch (err) {
         reject(this.closed ? this.lostError() : err);
       }
     });
+  }
+
+  forwardIn(address: string, port: number): Promise<number> {
+    if (this.closed) return Promise.reject(this.lostError());
+    return new Promise((resolve, reject) => {
+      try {
+        this.client.forwardIn(address, port, (err, bound) => {
+          if (err) {
+            reject(
+              this.closed
+                ? this.lostError()
+                : new TargetError(
+                    'tunnel_failed',
+                    `remote port forwarding refused: ${err.message}`,
+                  ),
+            );
+          } else resolve(bound);
+        });
+      } catch (err: any) {
+        reject(
+          this.closed
+            ? this.lostError()
+            : new TargetError('tunnel_failed', err?.message ?? String(err)),
+        );
+      }
+    });
+  }
+
+  unforwardIn(address: string, port: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      try {
+        this.client.unforwardIn(address, port, (err) => (err ? reject(err) : resolve()));
+      } catch (err) {
+        reject(err);
+      }
+    });
+  }
+
+  onForwardedConnection(handler: ForwardedConnectionHandler): void {
+    this.client.on('tcp connection', (info, accept, reject) => handler(info, accept, reject));
   }
 
   onClose(listener: (err?: Error) => void): () => void {

@@ -1,3 +1,5 @@
+import type { ClientChannel } from 'ssh2';
+import { TargetError } from '../common/error-codes';
 import { PooledConnection } from './ssh.types';
 
 export interface CommandResult {
@@ -5,24 +7,32 @@ export interface CommandResult {
   signal: string | null;
   stdout: string;
   stderr: string;
-  /** The stdout bytes, when asked for (binary-safe). */
-  stdoutRaw?: Buffer;
+  /** The stdout bytes (binary-safe). */
+  stdoutRaw: Buffer;
+}
+
+export interface ExecOptions {
+  /** Fed to the command's stdin, then closed (closed at once without it). */
+  stdin?: Buffer;
+  timeoutMs?: number;
+  /** The error a timeout rejects with (default: a plain "timed out" error). */
+  timeoutError?: (timeoutMs: number) => Error;
 }
 
 const MAX_CAPTURE = 16 << 20;
 
 /**
- * Runs one short housekeeping command (deploy, verify, collect) on its own channel,
- * feeding `stdin` and collecting bounded output. Rejects if the connection drops.
+ * Runs one short command (deploy, verify, collect, a server check) on its own channel,
+ * feeding stdin and collecting bounded output. Rejects with `connection_lost` when the
+ * connection drops first. Listeners are attached as the channel opens, so an exit status
+ * that arrives in the same packet burst as the open confirmation is not missed.
  */
-export async function execCommand(
+export function execCommand(
   conn: PooledConnection,
   command: string,
-  stdin?: Buffer,
-  timeoutMs = 60000,
-  raw = false,
+  opts: ExecOptions = {},
 ): Promise<CommandResult> {
-  const channel = await conn.exec(command);
+  const timeoutMs = opts.timeoutMs ?? 60000;
   return new Promise((resolve, reject) => {
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -31,41 +41,58 @@ export async function execCommand(
     let code: number | null = null;
     let signal: string | null = null;
     let gotExit = false;
+    let channel: ClientChannel | null = null;
+    const lost = () =>
+      new TargetError('connection_lost', `SSH connection lost while running a command`);
     const timer = setTimeout(() => {
-      channel.close();
-      reject(new Error(`command timed out after ${timeoutMs} ms`));
+      channel?.close();
+      offClose();
+      reject(
+        opts.timeoutError?.(timeoutMs) ?? new Error(`command timed out after ${timeoutMs} ms`),
+      );
     }, timeoutMs);
-    const offClose = conn.onClose((e) => {
+    const offClose = conn.onClose(() => {
       clearTimeout(timer);
-      reject(e ?? new Error('connection closed'));
+      reject(lost());
     });
-    channel.on('data', (d: Buffer) => {
-      if (outLen < MAX_CAPTURE) out.push(d);
-      outLen += d.length;
-    });
-    channel.stderr.on('data', (d: Buffer) => {
-      if (errLen < MAX_CAPTURE) err.push(d);
-      errLen += d.length;
-    });
-    channel.on('exit', (c: number | null, s?: string) => {
-      gotExit = true;
-      code = c;
-      signal = s ?? null;
-    });
-    channel.on('close', () => {
+    const fail = (e: unknown) => {
       clearTimeout(timer);
       offClose();
-      if (!gotExit && conn.closed) return reject(new Error('connection closed'));
-      const stdoutRaw = Buffer.concat(out);
-      resolve({
-        code,
-        signal,
-        ...(raw ? { stdoutRaw } : {}),
-        stdout: stdoutRaw.toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-      });
-    });
-    if (stdin) channel.end(stdin);
-    else channel.end();
+      reject(e);
+    };
+    conn
+      .exec(command, (ch) => {
+        channel = ch;
+        ch.on('data', (d: Buffer) => {
+          if (outLen < MAX_CAPTURE) out.push(d);
+          outLen += d.length;
+        });
+        ch.stderr.on('data', (d: Buffer) => {
+          if (errLen < MAX_CAPTURE) err.push(d);
+          errLen += d.length;
+        });
+        ch.on('exit', (c: number | null, s?: string) => {
+          gotExit = true;
+          code = c;
+          signal = s ?? null;
+        });
+        ch.on('error', () => undefined); // 'close' follows
+        ch.on('close', () => {
+          clearTimeout(timer);
+          offClose();
+          if (!gotExit && conn.closed) return reject(lost());
+          const stdoutRaw = Buffer.concat(out);
+          resolve({
+            code,
+            signal,
+            stdoutRaw,
+            stdout: stdoutRaw.toString('utf8'),
+            stderr: Buffer.concat(err).toString('utf8'),
+          });
+        });
+        if (opts.stdin) ch.end(opts.stdin);
+        else ch.end();
+      })
+      .catch(fail);
   });
 }

@@ -98,7 +98,7 @@ export class SshPool implements OnApplicationShutdown {
       }
       group.connections = group.connections.filter((c) => !c.closed);
       const free = group.connections.find((c) => c.slots.tryAcquire());
-      if (free) return this.lease(free, true);
+      if (free) return this.lease(free);
       if (group.connecting) {
         // Share the attempt in flight, including its failure: one handshake per group.
         // Only this caller's own signal stops its wait; the attempt goes on for the rest.
@@ -107,7 +107,7 @@ export class SshPool implements OnApplicationShutdown {
       }
       if (group.connections.length === 0) {
         const conn = await raceAbort(this.connectInto(group, ep), signal);
-        if (conn.slots.tryAcquire()) return this.lease(conn, false);
+        if (conn.slots.tryAcquire()) return this.lease(conn);
         continue;
       }
       // All slots busy: wait for the least busy connection.
@@ -125,7 +125,7 @@ export class SshPool implements OnApplicationShutdown {
         target.slots.release();
         continue;
       }
-      return this.lease(target, true);
+      return this.lease(target);
     }
   }
 
@@ -152,13 +152,12 @@ export class SshPool implements OnApplicationShutdown {
     this.groups.clear();
   }
 
-  private lease(conn: Connection, reused: boolean): SshLease {
+  private lease(conn: Connection): SshLease {
     let released = false;
     conn.lastUsed = Date.now();
     this.metrics.sshChannels.inc();
     return {
       connection: conn,
-      reused,
       release: () => {
         if (released) return;
         released = true;
@@ -210,7 +209,7 @@ export class SshPool implements OnApplicationShutdown {
     return b;
   }
 
-  private async connectWithRetry(ep: SshEndpoint, signal?: AbortSignal): Promise<Connection> {
+  private async connectWithRetry(ep: SshEndpoint): Promise<Connection> {
     const breaker = this.breakerFor(ep);
     if (!breaker.tryPass()) {
       throw new TargetError(
@@ -222,9 +221,8 @@ export class SshPool implements OnApplicationShutdown {
     try {
       const conn = await retry(
         this.config.ssh.connectRetry,
-        () => withLimit(this.handshakesFor(ep), () => this.connectOnce(ep, signal), signal),
+        () => withLimit(this.handshakesFor(ep), () => this.connectOnce(ep)),
         (e) => e instanceof TargetError && e.retryable,
-        signal,
       );
       breaker.success();
       return conn;
@@ -239,7 +237,7 @@ export class SshPool implements OnApplicationShutdown {
     }
   }
 
-  private connectOnce(ep: SshEndpoint, signal?: AbortSignal): Promise<Connection> {
+  private connectOnce(ep: SshEndpoint): Promise<Connection> {
     const started = performance.now();
     return new Promise<Connection>((resolve, reject) => {
       const client = new Client();
@@ -249,12 +247,9 @@ export class SshPool implements OnApplicationShutdown {
       const fail = (err: unknown) => {
         if (settled) return;
         settled = true;
-        signal?.removeEventListener('abort', onAbort);
         client.destroy();
         reject(classifySshError(err, mismatch));
       };
-      const onAbort = () => fail(new TargetError('cancelled', 'cancelled while connecting'));
-      signal?.addEventListener('abort', onAbort, { once: true });
 
       client.on('error', fail);
       client.on('close', () => fail(new Error('Connection lost before handshake')));
@@ -267,7 +262,6 @@ export class SshPool implements OnApplicationShutdown {
               return fail(new Error(mismatch));
             }
             settled = true;
-            signal?.removeEventListener('abort', onAbort);
             client.removeListener('error', fail);
             client.on('error', (e: Error) => this.logger.debug(`ssh ${ep.host}: ${e.message}`));
             resolve(

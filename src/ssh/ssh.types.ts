@@ -1,4 +1,5 @@
-import type { Client, ClientChannel } from 'ssh2';
+import type { Duplex } from 'node:stream';
+import type { ClientChannel } from 'ssh2';
 
 /** Everything the pool needs to reach one server; credentials already decrypted. */
 export interface SshEndpoint {
@@ -29,23 +30,44 @@ export type HostKeyLearner = (
   endpoint: SshEndpoint,
 ) => Promise<boolean>;
 
+/** A remote forward's incoming connection, as sshd reports it. */
+export interface ForwardedConnection {
+  destIP: string;
+  destPort: number;
+  srcIP: string;
+  srcPort: number;
+}
+
+/** Accepts an incoming forwarded connection (returns its stream) or refuses it. */
+export type ForwardedConnectionHandler = (
+  info: ForwardedConnection,
+  accept: () => Duplex,
+  reject: () => void,
+) => void;
+
 export interface PooledConnection {
   readonly id: number;
-  readonly client: Client;
   readonly hostKey: SeenHostKey;
   readonly connectMs: number;
   /** True once the underlying SSH connection is gone. */
   readonly closed: boolean;
-  /** Opens one exec channel; rejects with TargetError('connection_lost') when the connection is gone. */
-  exec(command: string): Promise<ClientChannel>;
+  /**
+   * Opens one exec channel; rejects with TargetError('connection_lost') when the
+   * connection is gone. `wire` runs as the channel opens, before any of its events.
+   */
+  exec(command: string, wire?: (channel: ClientChannel) => void): Promise<ClientChannel>;
   /** Registers a listener for the connection going away; returns an unsubscribe function. */
   onClose(listener: (err?: Error) => void): () => void;
+  /** Asks sshd to listen on the remote `address:port` (0: sshd picks); resolves the port. */
+  forwardIn(address: string, port: number): Promise<number>;
+  /** Stops a remote listener opened by forwardIn. */
+  unforwardIn(address: string, port: number): Promise<void>;
+  /** Receives every incoming connection on this connection's remote forwards. */
+  onForwardedConnection(handler: ForwardedConnectionHandler): void;
 }
 
 /** One channel slot on a pooled connection, held for the duration of one target's work. */
 export interface SshLease {
   readonly connection: PooledConnection;
-  /** Whether this lease opened a fresh connection (cold) or reused one (warm). */
-  readonly reused: boolean;
   release(): void;
 }

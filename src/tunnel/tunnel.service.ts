@@ -1,6 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Duplex } from 'node:stream';
-import type { Client } from 'ssh2';
 import { TargetError } from '../common/error-codes';
 import type { PooledConnection } from '../ssh/ssh.types';
 
@@ -13,26 +12,26 @@ export interface Tunnel {
 type Handler = (stream: Duplex) => void;
 
 /**
- * Per-execution reverse tunnels: `forwardIn('127.0.0.1', 0)` makes sshd pick a free port
- * on the remote loopback, so concurrent executions on one server never collide. Every
+ * Per-target reverse tunnels: `forwardIn('127.0.0.1', 0)` makes sshd pick a free port on
+ * the remote loopback, so concurrent targets on one server never collide. Every
  * connection arriving on that port is handed to the given handler (the runtime-helper
- * API), and nothing else.
+ * API), and nothing else. Built only on the pooled connection's forwarding operations.
  */
 @Injectable()
 export class TunnelService {
   private readonly logger = new Logger(TunnelService.name);
-  private readonly routes = new WeakMap<Client, Map<number, Handler>>();
+  private readonly routes = new WeakMap<PooledConnection, Map<number, Handler>>();
 
   /** A port already forwarded per connection, so a job's tunnel is ready when it asks. */
   private readonly standby = new WeakMap<PooledConnection, Promise<number | null>>();
 
   async open(conn: PooledConnection, handler: Handler, timeoutMs = 10000): Promise<Tunnel> {
-    const table = this.tableFor(conn);
+    const routes = this.tableFor(conn);
     const ready = this.standby.get(conn);
     this.standby.delete(conn);
     let port = ready ? await ready : null;
     if (port == null || conn.closed) port = await this.forward(conn, timeoutMs);
-    table.set(port, handler);
+    routes.set(port, handler);
     // This server forwards: have the next job's port ready too (off its critical path).
     // One standby per connection, so concurrent jobs never leave stray forwards behind.
     if (!this.standby.has(conn) && !conn.closed) {
@@ -41,35 +40,25 @@ export class TunnelService {
         this.forward(conn, timeoutMs).catch(() => null),
       );
     }
-    const routes = table;
-    const client = conn.client;
     const bound = port;
     return {
       port: bound,
-      close: () =>
-        new Promise<void>((resolve) => {
-          routes.delete(bound);
-          if (conn.closed) return resolve();
-          try {
-            client.unforwardIn('127.0.0.1', bound, (err) => {
-              if (err) this.logger.debug(`unforward ${bound}: ${err.message}`);
-              resolve();
-            });
-          } catch {
-            resolve();
-          }
-        }),
+      close: async () => {
+        routes.delete(bound);
+        await conn
+          .unforwardIn('127.0.0.1', bound)
+          .catch((err) => this.logger.debug(`unforward ${bound}: ${err?.message ?? err}`));
+      },
     };
   }
 
   private tableFor(conn: PooledConnection): Map<number, Handler> {
-    const client = conn.client;
-    let table = this.routes.get(client);
+    let table = this.routes.get(conn);
     if (!table) {
       const routes = new Map<number, Handler>();
       table = routes;
-      this.routes.set(client, routes);
-      client.on('tcp connection', (info, accept, reject) => {
+      this.routes.set(conn, routes);
+      conn.onForwardedConnection((info, accept, reject) => {
         const h = routes.get(info.destPort);
         if (!h || info.destIP !== '127.0.0.1') return reject();
         const stream = accept();
@@ -81,7 +70,6 @@ export class TunnelService {
   }
 
   private forward(conn: PooledConnection, timeoutMs: number): Promise<number> {
-    const client = conn.client;
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(
         () =>
@@ -90,24 +78,16 @@ export class TunnelService {
           ),
         timeoutMs,
       );
-      try {
-        client.forwardIn('127.0.0.1', 0, (err, bound) => {
+      conn.forwardIn('127.0.0.1', 0).then(
+        (port) => {
           clearTimeout(timer);
-          if (err) {
-            reject(
-              new TargetError('tunnel_failed', `remote port forwarding refused: ${err.message}`),
-            );
-          } else resolve(bound);
-        });
-      } catch (e: any) {
-        clearTimeout(timer);
-        reject(
-          new TargetError(
-            conn.closed ? 'connection_lost' : 'tunnel_failed',
-            e?.message ?? String(e),
-          ),
-        );
-      }
+          resolve(port);
+        },
+        (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
     });
   }
 }

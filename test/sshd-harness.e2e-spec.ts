@@ -7,7 +7,14 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Client, ConnectConfig } from 'ssh2';
-import { ensureTestUser, SshdInstance, sh, sha256Fingerprint, startSshd, stopAll } from './sshd';
+import {
+  ensureTestUser,
+  SshdInstance,
+  sh,
+  sha256Fingerprint,
+  startSshd,
+  stopAll,
+} from './support/sshd';
 
 interface SshRun {
   stdout: string;

@@ -23,10 +23,6 @@ export class OutputCapture {
     private readonly onTruncate: (keptBytes: number) => void,
   ) {}
 
-  get keptBytes(): number {
-    return this.kept;
-  }
-
   hasPending(): boolean {
     return this.pendingBytes > 0;
   }

@@ -1,4 +1,5 @@
 import type { ClientChannel } from 'ssh2';
+import { retry, RetryPolicy } from '../common/backoff';
 import { TargetError } from '../common/error-codes';
 import type { PooledConnection } from '../ssh/ssh.types';
 
@@ -22,7 +23,10 @@ export class RunnerChannels {
   private readonly preparing = new WeakSet<PooledConnection>();
   private readonly mixed = new WeakSet<PooledConnection>();
 
-  constructor(private readonly prewarm: boolean) {}
+  constructor(
+    private readonly prewarm: boolean,
+    private readonly openRetry: RetryPolicy,
+  ) {}
 
   async open(conn: PooledConnection, command: string): Promise<ClientChannel> {
     const s = this.standby.get(conn);
@@ -47,15 +51,12 @@ export class RunnerChannels {
    * sshd frees a session only when its close is acknowledged, so a burst can briefly hit
    * MaxSessions ("Channel open failure"): that is worth a short wait and another try.
    */
-  private async exec(conn: PooledConnection, command: string): Promise<ClientChannel> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await conn.exec(command);
-      } catch (e) {
-        if (!(e instanceof TargetError) || !e.retryable || attempt >= 4 || conn.closed) throw e;
-        await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
-      }
-    }
+  private exec(conn: PooledConnection, command: string): Promise<ClientChannel> {
+    return retry(
+      this.openRetry,
+      () => conn.exec(command),
+      (e) => e instanceof TargetError && e.retryable && !conn.closed,
+    );
   }
 
   /** Drops the standby of a connection (e.g. its runner was redeployed). */

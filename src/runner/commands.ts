@@ -4,9 +4,7 @@
  * server's baseDir, which the inventory validates to `~`, `~/…` or `/…` made of
  * [A-Za-z0-9._-] segments and which is single-quoted here all the same.
  */
-export function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
+import { shellQuote } from './protocol';
 
 const BASE_DIR_RE = /^(~|~\/[A-Za-z0-9._\-/]*|\/[A-Za-z0-9._\-/]*)$/;
 
@@ -69,6 +67,7 @@ function janitor(base: string): string {
  * Reads the artifact tar on stdin into a private temp dir, checks its sha256, extracts
  * and re-checks every file, then renames the directory into place in one step. Any
  * failure removes the temp dir (trap), so a failed deployment leaves nothing behind.
+ * It answers `CRONIUM1 deployed`, or `CRONIUM1 error <why>` (see protocol.ts).
  */
 export function deployCommand(baseDir: string, hash: string): string {
   assertHash(hash);
