@@ -16,10 +16,10 @@ import type { PooledConnection, SshLease } from '../ssh/ssh.types';
 import type { ExecutionPlan, TargetPlan } from './execution-plan';
 
 export interface TargetRunDeps {
-  pool: SshPool;
-  runnerCache: RunnerCacheService;
+  pool: Pick<SshPool, 'acquire'>;
+  runnerCache: Pick<RunnerCacheService, 'artifact' | 'ensure' | 'isTrusted' | 'invalidate'>;
   runnerChannels: RunnerChannels;
-  helpers: RuntimeHelpersService;
+  helpers: Pick<RuntimeHelpersService, 'prepare' | 'applyBundled'>;
   limits: {
     capBytes: number;
     maxLineBytes: number;

@@ -1,0 +1,266 @@
+/**
+ * One target's phases against a real sshd and the real runner, with small fakes of our
+ * own collaborators (runner cache, runtime helpers): statuses in order, outcomes for
+ * success, failure, cancel, timeout, unreachable hosts, a vanished runner and bundled
+ * collection.
+ */
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { freePort, SshdInstance, startSshd, stopAll } from '../../test/support/sshd';
+import { AppConfig } from '../config/app-config';
+import { loadConfig } from '../config/load-config';
+import { MetricsService } from '../metrics/metrics.service';
+import type { ExecutionEntity, TargetStatus } from '../persistence/entities';
+import { deployCommand } from '../runner/commands';
+import { RunnerChannels } from '../runner/runner-channels';
+import { buildRunnerArtifact } from '../runner-cache/runner-artifact';
+import type { EnsureResult } from '../runner-cache/runner-cache.service';
+import type { HelperRequest, PreparedHelpers } from '../runtime-helpers/runtime-helpers.service';
+import { execCommand } from '../ssh/run-command';
+import { SshPool } from '../ssh/ssh-pool.service';
+import type { PooledConnection, SshEndpoint } from '../ssh/ssh.types';
+import type { ExecutionPlan, TargetPlan } from './execution-plan';
+import { TargetRun, TargetRunDeps } from './target-run';
+
+jest.setTimeout(60000);
+
+const TEST_YAML = path.resolve(__dirname, '../../config/test.yaml');
+const artifact = buildRunnerArtifact();
+
+let sshd: SshdInstance;
+let dir: string;
+let config: AppConfig;
+let pool: SshPool;
+let targetSeq = 0;
+
+beforeAll(async () => {
+  Logger.overrideLogger(['error']);
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-target-run-'));
+  sshd = await startSshd();
+  config = loadConfig({
+    NODE_ENV: 'test',
+    CRONIUM_CONFIG: TEST_YAML,
+    CRONIUM_DATA_DIR: path.join(dir, 'data'),
+  });
+  pool = new SshPool(config, new MetricsService());
+});
+
+afterAll(async () => {
+  await pool?.onApplicationShutdown();
+  await sshd?.stop();
+  await stopAll();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** The runner cache, reduced to what a target needs: deploys for real on a miss. */
+class FakeRunnerCache {
+  readonly artifact = artifact;
+  trusted = false;
+  deployed = false;
+  ensureCalls = 0;
+  invalidated = 0;
+  isTrusted() {
+    return this.trusted;
+  }
+  async ensure(conn: PooledConnection, _serverId: string, baseDir: string): Promise<EnsureResult> {
+    this.ensureCalls++;
+    if (this.deployed) return { outcome: 'hit' };
+    const r = await execCommand(conn, deployCommand(baseDir, artifact.hash), {
+      stdin: artifact.tar,
+    });
+    if (r.code !== 0) throw new Error(`deploy failed: ${r.stdout}${r.stderr}`);
+    this.deployed = true;
+    return { outcome: 'deployed' };
+  }
+  async invalidate() {
+    this.invalidated++;
+    this.deployed = false;
+  }
+}
+
+/** Runtime helpers reduced to files and env: no tunnel. */
+class FakeHelpers {
+  requests: HelperRequest[] = [];
+  collected: Buffer[] = [];
+  released = 0;
+  keep = false;
+  async prepare(_conn: PooledConnection, req: HelperRequest): Promise<PreparedHelpers> {
+    this.requests.push(req);
+    return {
+      mode: 'bundled',
+      fallbackReason: null,
+      endpoint: null,
+      env: { CRONIUM_HELPER_MODE: 'bundled' },
+      files: { 'input.json': JSON.stringify(req.input) },
+      keep: this.keep,
+      tunnelMs: null,
+      release: async () => {
+        this.released++;
+        return { output: null, condition: null };
+      },
+    };
+  }
+  async applyBundled(_userId: string | null, collected: Buffer) {
+    this.collected.push(collected);
+    return { output: 'collected', condition: true };
+  }
+}
+
+interface Harness {
+  run: TargetRun;
+  statuses: TargetStatus[];
+  logs: { stream: string; text: string }[];
+  cache: FakeRunnerCache;
+  helpers: FakeHelpers;
+}
+
+function endpoint(over: Partial<SshEndpoint> = {}): SshEndpoint {
+  return {
+    serverId: 'srv-1',
+    serverName: 'web-1',
+    host: sshd.host,
+    port: sshd.port,
+    username: sshd.username,
+    privateKey: sshd.key.privateKey,
+    hostKeyFingerprint: sshd.hostKeyFingerprint,
+    hostKeyType: null,
+    ...over,
+  };
+}
+
+function harness(
+  script: string,
+  opts: { timeoutSeconds?: number; endpoint?: SshEndpoint; baseDir?: string } = {},
+): Harness {
+  const statuses: TargetStatus[] = [];
+  const logs: { stream: string; text: string }[] = [];
+  const cache = new FakeRunnerCache();
+  const helpers = new FakeHelpers();
+  const deps: TargetRunDeps = {
+    pool,
+    runnerCache: cache,
+    runnerChannels: new RunnerChannels(false, config.ssh.channelOpenRetry),
+    helpers,
+    limits: { capBytes: 1 << 20, maxLineBytes: 4096, killGraceSeconds: 1, collectTimeoutMs: 10000 },
+    setStatus: async (status) => {
+      statuses.push(status);
+    },
+    log: (stream, text) => logs.push({ stream, text }),
+  };
+  const execution = { id: `exec-${++targetSeq}`, jobId: null, eventId: null, userId: 'u1' };
+  const target: TargetPlan = {
+    targetId: `target-${process.pid}-${targetSeq}`,
+    position: 0,
+    serverId: 'srv-1',
+    serverName: 'web-1',
+    baseDir: opts.baseDir ?? path.join(dir, 'base'),
+    endpoint: async () => opts.endpoint ?? endpoint(),
+  };
+  const plan: ExecutionPlan = {
+    execution: execution as ExecutionEntity,
+    targets: [target],
+    script: { type: 'bash', content: script },
+    env: { WHO: 'tester' },
+    input: { n: 1 },
+    timeoutSeconds: opts.timeoutSeconds ?? 30,
+    helperMode: 'bundled',
+    concurrency: 1,
+    maxErrors: null,
+    failFast: false,
+  };
+  return { run: new TargetRun(deps, plan, target), statuses, logs, cache, helpers };
+}
+
+const lines = (h: Harness, stream: string) =>
+  h.logs.filter((l) => l.stream === stream).map((l) => l.text);
+
+describe('TargetRun', () => {
+  it('connects, deploys, runs and succeeds, with statuses in order and phases measured', async () => {
+    const h = harness(
+      'echo "hello $WHO from $CRONIUM_SERVER_ID"; cat "$CRONIUM_RUN_DIR/input.json" 2>/dev/null || true',
+    );
+    const out = await h.run.run();
+    expect(out).toMatchObject({ status: 'succeeded', exitCode: 0, signal: null, error: null });
+    expect(h.statuses).toEqual(['connecting', 'deploying', 'running']);
+    expect(lines(h, 'stdout')[0]).toBe('hello tester from srv-1');
+    expect(lines(h, 'system').some((l) => l.startsWith('runner deployed'))).toBe(true);
+    expect(lines(h, 'system').some((l) => /^runner \S+ on .*; helper mode bundled$/.test(l))).toBe(
+      true,
+    );
+    expect(out.phases.connectMs).not.toBeNull();
+    expect(out.phases.deployMs).not.toBeNull();
+    expect(out.phases.runMs).not.toBeNull();
+    expect(out.finishedAt).toBeGreaterThanOrEqual(out.startedAt);
+    expect(h.helpers.requests[0]).toMatchObject({ mode: 'bundled', input: { n: 1 }, userId: 'u1' });
+    expect(h.helpers.released).toBeGreaterThan(0);
+  });
+
+  it('skips the deploying status when the cached runner is trusted', async () => {
+    const h = harness('exit 0');
+    h.cache.trusted = true;
+    h.cache.deployed = true;
+    await h.run.run();
+    expect(h.statuses).toEqual(['connecting', 'running']);
+  });
+
+  it('a non-zero exit is a failed target with its exact code and no error', async () => {
+    const h = harness('echo bad >&2; exit 7');
+    const out = await h.run.run();
+    expect(out).toMatchObject({ status: 'failed', exitCode: 7, error: null });
+    expect(lines(h, 'stderr')).toEqual(['bad']);
+  });
+
+  it('stop("cancelled") mid-run ends the target cancelled', async () => {
+    const h = harness('echo up; sleep 30');
+    const done = h.run.run();
+    while (!lines(h, 'stdout').includes('up')) await new Promise((r) => setTimeout(r, 20));
+    h.run.stop('cancelled');
+    h.run.stop('timed_out'); // idempotent: the first reason stays
+    const out = await done;
+    expect(out.status).toBe('cancelled');
+    expect(out.finishedAt - out.startedAt).toBeLessThan(15000);
+  });
+
+  it('the timeout ends the target timed_out', async () => {
+    const h = harness('sleep 30', { timeoutSeconds: 1 });
+    const out = await h.run.run();
+    expect(out.status).toBe('timed_out');
+    expect(out.finishedAt - out.startedAt).toBeLessThan(15000);
+  });
+
+  it('an unreachable host fails with connect_failed and never reaches running', async () => {
+    const h = harness('exit 0', { endpoint: endpoint({ port: await freePort() }) });
+    const out = await h.run.run();
+    expect(out.status).toBe('failed');
+    expect(out.error?.code).toBe('connect_failed');
+    expect(h.statuses).toEqual(['connecting']);
+    expect(out.phases.runMs).toBeNull();
+  });
+
+  it('a runner that vanished is redeployed once and the script still runs', async () => {
+    const baseDir = path.join(dir, 'vanishing');
+    const h = harness('echo ran', { baseDir });
+    h.cache.trusted = true;
+    h.cache.deployed = true; // the cache believes it is there; it never was
+    const out = await h.run.run();
+    expect(out.status).toBe('succeeded');
+    expect(h.cache.invalidated).toBe(1);
+    expect(h.cache.ensureCalls).toBe(2);
+    expect(lines(h, 'system')).toContain(
+      'runner missing on the server; redeploying and retrying once',
+    );
+    expect(lines(h, 'stdout')).toEqual(['ran']);
+  });
+
+  it('bundled mode with keep collects the run directory once and applies it', async () => {
+    const h = harness('echo done');
+    h.helpers.keep = true;
+    const out = await h.run.run();
+    expect(out).toMatchObject({ status: 'succeeded', output: 'collected', condition: true });
+    expect(h.helpers.collected).toHaveLength(1);
+    expect(h.helpers.collected[0].toString('utf8')).toMatch(/^CRONIUM1 collect \d+\n/);
+  });
+});
