@@ -67,7 +67,7 @@ describe('running a script on one server (real sshd)', () => {
     expect(by('stdout')).toEqual(['out1', 'out2', 'no newline']);
     expect(by('stderr')).toEqual(['err1']);
     expect(by('system').join('\n')).toMatch(/runner 1\.0\.0 on Linux/);
-    // the per-execution directory is gone
+    // the target's run directory is gone
     expect(await eventually(async () => fs.readdirSync(`${baseDir}/runs`).length === 0, 3000)).toBe(
       true,
     );

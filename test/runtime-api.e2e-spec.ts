@@ -37,7 +37,7 @@ async function results(t: TestApp, id: string): Promise<Record<string, any>> {
   return out;
 }
 
-describe('runtime-helper API over the per-execution tunnel (real sshd)', () => {
+describe('runtime-helper API over the per-target tunnel (real sshd)', () => {
   let sshd: SshdInstance;
   let t: TestApp;
   let serverId: string;

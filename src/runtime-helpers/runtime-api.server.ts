@@ -26,7 +26,7 @@ interface Reply {
 
 /**
  * The runtime-helper API. It has its own HTTP server that never listens on a port: it
- * only serves streams handed over by the per-execution tunnels, so through a tunnel
+ * only serves streams handed over by the per-target tunnels, so through a tunnel
  * nothing but these routes exists (no jobs API, no /metrics, no /health).
  */
 @Injectable()

@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { TunnelService } from './tunnel.service';
 
-/** Per-execution SSH reverse tunnels onto the runtime-helper API. */
+/** Per-target SSH reverse tunnels onto the runtime-helper API. */
 @Module({ providers: [TunnelService], exports: [TunnelService] })
 export class TunnelModule {}
