@@ -1,5 +1,5 @@
 import type { ClientChannel } from 'ssh2';
-import { TargetError } from '../common/error-codes';
+import { TargetError } from '../executions/error-codes';
 import type { PooledConnection } from '../ssh/ssh.types';
 
 interface Standby {

@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { ExecutionTokensService } from '../auth/execution-tokens.service';
-import { TargetError } from '../common/error-codes';
 import { AppConfig } from '../config/app-config';
+import { TargetError } from '../executions/error-codes';
 import { MetricsService } from '../metrics/metrics.service';
 import type { PooledConnection } from '../ssh/ssh.types';
 import { TunnelService } from '../tunnel/tunnel.service';

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { ClientChannel } from 'ssh2';
-import { isTargetError, TargetError } from '../common/error-codes';
 import { AppConfig } from '../config/app-config';
+import { isTargetError, TargetError } from '../executions/error-codes';
 import { SshPool } from '../ssh/ssh-pool.service';
 import { SshLease } from '../ssh/ssh.types';
 import { ServerCheckResult } from './dto/server-view.dto';

@@ -1,6 +1,6 @@
 import type { Client, ClientChannel } from 'ssh2';
-import { TargetError } from '../common/error-codes';
 import { Semaphore } from '../common/semaphore';
+import { TargetError } from '../executions/error-codes';
 import { PooledConnection, SeenHostKey } from './ssh.types';
 
 let nextId = 1;

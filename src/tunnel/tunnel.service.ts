@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Duplex } from 'node:stream';
 import type { Client } from 'ssh2';
-import { TargetError } from '../common/error-codes';
+import { TargetError } from '../executions/error-codes';
 import type { PooledConnection } from '../ssh/ssh.types';
 
 export interface Tunnel {
