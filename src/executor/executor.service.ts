@@ -1,8 +1,9 @@
 import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { Semaphore } from '../common/semaphore';
 import { AppConfig } from '../config/app-config';
+import type { TargetStatus } from '../executions/statuses';
 import { MetricsService } from '../metrics/metrics.service';
-import type { ExecutionTargetEntity, TargetStatus } from '../persistence/entities';
+import type { ExecutionTargetEntity } from '../persistence/entities';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { RunnerCacheService } from '../runner-cache/runner-cache.service';
 import { RuntimeHelpersService } from '../runtime-helpers/runtime-helpers.service';

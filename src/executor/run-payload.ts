@@ -1,6 +1,5 @@
+import type { ScriptType } from '../executions/request';
 import { shellQuote } from '../runner-cache/remote-commands';
-
-export type ScriptType = 'bash' | 'python' | 'node';
 
 export interface RunPayloadInput {
   runId: string;

@@ -1,6 +1,8 @@
 import type { ClientChannel } from 'ssh2';
 import { TargetError } from '../executions/error-codes';
-import type { ExecutionTargetEntity, TargetPhases, TargetStatus } from '../persistence/entities';
+import type { TargetPhases } from '../executions/records';
+import type { TargetStatus } from '../executions/statuses';
+import type { ExecutionTargetEntity } from '../persistence/entities';
 import {
   collectCommand as remoteCollectCommand,
   runCommand as remoteRunCommand,

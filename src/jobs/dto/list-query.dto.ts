@@ -1,14 +1,13 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, Max, Min } from 'class-validator';
+import { EXECUTION_STATUSES, ExecutionStatus } from '../../executions/statuses';
 
 export class ListExecutionsQuery {
-  @ApiPropertyOptional({
-    enum: ['queued', 'running', 'succeeded', 'failed', 'partial', 'cancelled'],
-  })
+  @ApiPropertyOptional({ enum: [...EXECUTION_STATUSES] })
   @IsOptional()
-  @IsIn(['queued', 'running', 'succeeded', 'failed', 'partial', 'cancelled'])
-  status?: 'queued' | 'running' | 'succeeded' | 'failed' | 'partial' | 'cancelled';
+  @IsIn(EXECUTION_STATUSES)
+  status?: ExecutionStatus;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
   @IsOptional()
