@@ -1,6 +1,7 @@
 import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { Semaphore } from '../common/semaphore';
 import { AppConfig } from '../config/app-config';
+import { executionStatus, summarize } from '../executions/aggregate';
 import type { TargetStatus } from '../executions/statuses';
 import { MetricsService } from '../metrics/metrics.service';
 import type { ExecutionTargetEntity } from '../persistence/entities';
@@ -10,7 +11,6 @@ import { RuntimeHelpersService } from '../runtime-helpers/runtime-helpers.servic
 import { SshPool } from '../ssh/ssh-pool.service';
 import { EventWriter } from '../status/event-writer.service';
 import { ExecutionEventsService } from '../status/execution-events.service';
-import { executionStatus, summarize } from './aggregate';
 import type { ExecutionPlan, TargetPlan } from './execution-plan';
 import { RunnerChannels } from './runner-channels';
 import { TargetOutcome, TargetRun } from './target-run';

@@ -10,9 +10,9 @@ import {
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
+import { executionView } from '../executions/execution-view';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { ListExecutionsQuery, LogsQuery } from './dto/list-query.dto';
-import { executionView } from './execution-view';
 import { JobsService } from './jobs.service';
 
 @ApiTags('executions')

@@ -9,13 +9,13 @@ import {
 import { randomUUID } from 'node:crypto';
 import { isUuid } from '../common/uuid';
 import { AppConfig } from '../config/app-config';
+import { executionView, ExecutionView } from '../executions/execution-view';
 import type { ExecutionPlan } from '../executor/execution-plan';
 import { ExecutorService } from '../executor/executor.service';
 import type { ExecutionEntity, ExecutionTargetEntity } from '../persistence/entities';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { ServersService } from '../servers/servers.service';
 import { CreateJobDto } from './dto/create-job.dto';
-import { executionView, ExecutionView } from './execution-view';
 
 /** Turns a validated job request into an execution plan and hands it to the executor. */
 @Injectable()
