@@ -6,13 +6,12 @@ import {
   PayloadTooLargeException,
   ServiceUnavailableException,
 } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
 import { isUuid } from '../common/uuid';
 import { AppConfig } from '../config/app-config';
+import { newExecution, newTarget } from '../executions/execution-factory';
 import { executionView, ExecutionView } from '../executions/execution-view';
 import type { ExecutionPlan } from '../executor/execution-plan';
 import { ExecutorService } from '../executor/executor.service';
-import type { ExecutionEntity, ExecutionTargetEntity } from '../persistence/entities';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { ServersService } from '../servers/servers.service';
 import { CreateJobDto } from './dto/create-job.dto';
@@ -43,29 +42,7 @@ export class JobsService {
       const existing = await this.repo.findByIdempotencyKey(idempotencyKey);
       if (existing) return this.view(existing.id);
     }
-    const limits = this.config.limits;
-    const scriptBytes = Buffer.byteLength(dto.script.content);
-    if (scriptBytes > limits.maxScriptBytes) {
-      throw new PayloadTooLargeException(
-        `script.content is ${scriptBytes} bytes; the limit is ${limits.maxScriptBytes}`,
-      );
-    }
-    if (
-      dto.input !== undefined &&
-      Buffer.byteLength(JSON.stringify(dto.input)) > limits.maxInputBytes
-    ) {
-      throw new PayloadTooLargeException(`input is larger than ${limits.maxInputBytes} bytes`);
-    }
-    const env = dto.env ?? {};
-    if (Object.keys(env).length > limits.maxEnvVars) {
-      throw new BadRequestException(`env has more than ${limits.maxEnvVars} variables`);
-    }
-    const timeoutSeconds = dto.timeoutSeconds ?? this.config.executor.defaultTimeoutSeconds;
-    if (timeoutSeconds > this.config.executor.maxTimeoutSeconds) {
-      throw new BadRequestException(
-        `timeoutSeconds must not be greater than ${this.config.executor.maxTimeoutSeconds}`,
-      );
-    }
+    const { scriptBytes, env, timeoutSeconds } = this.checkLimits(dto);
     const { serverIds = [], tags = [] } = dto.targets;
     if (!serverIds.length && !tags.length) {
       throw new BadRequestException('targets must name at least one server id or tag');
@@ -75,17 +52,14 @@ export class JobsService {
       throw new BadRequestException(`no server carries any of the tags ${tags.join(', ')}`);
     }
 
-    const now = Date.now();
     const helperMode = dto.helperMode ?? 'auto';
     const concurrency = dto.concurrency ?? this.config.executor.defaultConcurrency;
-    const execution: ExecutionEntity = {
-      id: randomUUID(),
-      name: dto.name ?? null,
-      jobId: dto.jobId ?? null,
-      eventId: dto.eventId ?? null,
-      userId: dto.userId ?? null,
-      status: 'queued',
-      idempotencyKey: idempotencyKey ?? null,
+    const execution = newExecution({
+      name: dto.name,
+      jobId: dto.jobId,
+      eventId: dto.eventId,
+      userId: dto.userId,
+      idempotencyKey,
       request: {
         scriptType: dto.script.type,
         scriptBytes,
@@ -97,30 +71,8 @@ export class JobsService {
         failFast: dto.failFast ?? false,
         targets: { serverIds, tags },
       },
-      createdAt: now,
-      startedAt: null,
-      finishedAt: null,
-    };
-    const targets: ExecutionTargetEntity[] = servers.map((s, position) => ({
-      id: randomUUID(),
-      executionId: execution.id,
-      position,
-      serverId: s.id,
-      serverName: s.name,
-      status: 'queued',
-      exitCode: null,
-      signal: null,
-      errorCode: null,
-      errorMessage: null,
-      helperMode: null,
-      fallbackReason: null,
-      output: null,
-      condition: null,
-      truncated: false,
-      startedAt: null,
-      finishedAt: null,
-      phases: { connectMs: null, deployMs: null, tunnelMs: null, runMs: null },
-    }));
+    });
+    const targets = servers.map((s, position) => newTarget(execution.id, position, s));
     try {
       await this.repo.create(execution, targets);
     } catch (e) {
@@ -167,6 +119,34 @@ export class JobsService {
       throw new ConflictException(`execution ${id} is already ${current.status}`);
     }
     return current;
+  }
+
+  /** The request limits (limits.*, executor.maxTimeoutSeconds) a validated DTO can still break. */
+  private checkLimits(dto: CreateJobDto) {
+    const limits = this.config.limits;
+    const scriptBytes = Buffer.byteLength(dto.script.content);
+    if (scriptBytes > limits.maxScriptBytes) {
+      throw new PayloadTooLargeException(
+        `script.content is ${scriptBytes} bytes; the limit is ${limits.maxScriptBytes}`,
+      );
+    }
+    if (
+      dto.input !== undefined &&
+      Buffer.byteLength(JSON.stringify(dto.input)) > limits.maxInputBytes
+    ) {
+      throw new PayloadTooLargeException(`input is larger than ${limits.maxInputBytes} bytes`);
+    }
+    const env = dto.env ?? {};
+    if (Object.keys(env).length > limits.maxEnvVars) {
+      throw new BadRequestException(`env has more than ${limits.maxEnvVars} variables`);
+    }
+    const timeoutSeconds = dto.timeoutSeconds ?? this.config.executor.defaultTimeoutSeconds;
+    if (timeoutSeconds > this.config.executor.maxTimeoutSeconds) {
+      throw new BadRequestException(
+        `timeoutSeconds must not be greater than ${this.config.executor.maxTimeoutSeconds}`,
+      );
+    }
+    return { scriptBytes, env, timeoutSeconds };
   }
 }
 
