@@ -15,6 +15,15 @@ import { ExecutorService } from '../executor/executor.service';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { ServersService } from '../servers/servers.service';
 import { CreateJobDto } from './dto/create-job.dto';
+import { DEFAULT_LIST_LIMIT, ListExecutionsQuery } from './dto/list-query.dto';
+import { decodeCursor, encodeCursor } from './execution-cursor';
+
+/** One page of GET /v1/executions, newest first. */
+export interface ExecutionPage {
+  items: ExecutionView[];
+  /** null on the last page. */
+  nextCursor: string | null;
+}
 
 /** Turns a validated job request into an execution plan and hands it to the executor. */
 @Injectable()
@@ -111,6 +120,22 @@ export class JobsService {
     const found = isUuid(id) ? await this.repo.find(id) : null;
     if (!found) throw new NotFoundException(`execution ${id} not found`);
     return executionView(found.execution, found.targets);
+  }
+
+  /** Newest first; `nextCursor` is set while a full page came back. */
+  async list(q: ListExecutionsQuery): Promise<ExecutionPage> {
+    const limit = q.limit ?? DEFAULT_LIST_LIMIT;
+    const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+    const rows = await this.repo.list({ status: q.status, limit, cursor });
+    const targets = await this.repo.targetsOf(rows.map((r) => r.id));
+    const items = rows.map((r) =>
+      executionView(
+        r,
+        targets.filter((t) => t.executionId === r.id),
+      ),
+    );
+    const last = rows[rows.length - 1];
+    return { items, nextCursor: rows.length === limit && last ? encodeCursor(last) : null };
   }
 
   async cancel(id: string): Promise<ExecutionView> {
