@@ -1,8 +1,6 @@
+import type { HelperMode, ScriptType } from '../executions/request';
 import type { ExecutionEntity } from '../persistence/entities';
 import type { SshEndpoint } from '../ssh/ssh.types';
-export type ScriptType = 'bash' | 'python' | 'node'; // TODO(merge): moves to executions/
-
-export type HelperMode = 'auto' | 'api' | 'bundled';
 
 /** One server of an execution: who it is and how to reach it (credentials fetched late). */
 export interface TargetPlan {

@@ -1,15 +1,16 @@
 import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { Semaphore } from '../common/semaphore';
 import { AppConfig } from '../config/app-config';
+import { executionStatus, summarize } from '../executions/aggregate';
+import type { TargetStatus } from '../executions/statuses';
 import { MetricsService } from '../metrics/metrics.service';
-import type { ExecutionTargetEntity, TargetStatus } from '../persistence/entities';
+import type { ExecutionTargetEntity } from '../persistence/entities';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { RunnerCacheService } from '../runner-cache/runner-cache.service';
 import { RuntimeHelpersService } from '../runtime-helpers/runtime-helpers.service';
 import { SshPool } from '../ssh/ssh-pool.service';
 import { EventWriter } from '../status/event-writer.service';
 import { ExecutionEventsService } from '../status/execution-events.service';
-import { executionStatus, summarize } from './aggregate';
 import type { ExecutionPlan, TargetPlan } from './execution-plan';
 import { RunnerChannels } from '../runner/runner-channels';
 import { TargetOutcome, TargetRun } from './target-run';

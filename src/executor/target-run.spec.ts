@@ -13,7 +13,8 @@ import { freePort, SshdInstance, startSshd, stopAll } from '../../test/support/s
 import { AppConfig } from '../config/app-config';
 import { loadConfig } from '../config/load-config';
 import { MetricsService } from '../metrics/metrics.service';
-import type { ExecutionEntity, TargetStatus } from '../persistence/entities';
+import type { TargetStatus } from '../executions/statuses';
+import type { ExecutionEntity } from '../persistence/entities';
 import { deployCommand } from '../runner/commands';
 import { RunnerChannels } from '../runner/runner-channels';
 import { buildRunnerArtifact } from '../runner-cache/runner-artifact';

@@ -1,5 +1,6 @@
-import { TargetError } from '../common/error-codes';
-import type { ExecutionTargetEntity, TargetPhases, TargetStatus } from '../persistence/entities';
+import { TargetError } from '../executions/error-codes';
+import type { TargetPhases, TargetRecord } from '../executions/records';
+import type { TargetStatus } from '../executions/statuses';
 import { collectCommand, runCommand } from '../runner/commands';
 import { OutputCapture } from '../runner/output-capture';
 import type { RunnerChannels } from '../runner/runner-channels';
@@ -26,7 +27,7 @@ export interface TargetRunDeps {
     killGraceSeconds: number;
     collectTimeoutMs: number;
   };
-  setStatus: (status: TargetStatus, patch?: Partial<ExecutionTargetEntity>) => Promise<void>;
+  setStatus: (status: TargetStatus, patch?: Partial<TargetRecord>) => Promise<void>;
   log: (stream: 'stdout' | 'stderr' | 'system', text: string) => void;
 }
 

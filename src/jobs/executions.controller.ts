@@ -12,7 +12,6 @@ import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { ListExecutionsQuery, LogsQuery } from './dto/list-query.dto';
-import { executionView } from './execution-view';
 import { JobsService } from './jobs.service';
 
 @ApiTags('executions')
@@ -26,26 +25,8 @@ export class ExecutionsController {
 
   @Get()
   @ApiOperation({ summary: 'List executions, newest first' })
-  async list(@Query() q: ListExecutionsQuery) {
-    const limit = q.limit ?? 50;
-    let cursor: { createdAt: number; id: string } | undefined;
-    if (q.cursor) {
-      const [c, id] = q.cursor.split('.');
-      cursor = { createdAt: Number(c), id };
-    }
-    const rows = await this.repo.list({ status: q.status, limit, cursor });
-    const targets = await this.repo.targetsOf(rows.map((r) => r.id));
-    const items = rows.map((r) =>
-      executionView(
-        r,
-        targets.filter((t) => t.executionId === r.id),
-      ),
-    );
-    const last = rows[rows.length - 1];
-    return {
-      items,
-      nextCursor: rows.length === limit && last ? `${last.createdAt}.${last.id}` : null,
-    };
+  list(@Query() q: ListExecutionsQuery) {
+    return this.jobs.list(q);
   }
 
   @Get(':id')

@@ -6,16 +6,24 @@ import {
   PayloadTooLargeException,
   ServiceUnavailableException,
 } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
 import { isUuid } from '../common/uuid';
 import { AppConfig } from '../config/app-config';
+import { newExecution, newTarget } from '../executions/execution-factory';
+import { executionView, ExecutionView } from '../executions/execution-view';
 import type { ExecutionPlan } from '../executor/execution-plan';
 import { ExecutorService } from '../executor/executor.service';
-import type { ExecutionEntity, ExecutionTargetEntity } from '../persistence/entities';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { ServersService } from '../servers/servers.service';
 import { CreateJobDto } from './dto/create-job.dto';
-import { executionView, ExecutionView } from './execution-view';
+import { DEFAULT_LIST_LIMIT, ListExecutionsQuery } from './dto/list-query.dto';
+import { decodeCursor, encodeCursor } from './execution-cursor';
+
+/** One page of GET /v1/executions, newest first. */
+export interface ExecutionPage {
+  items: ExecutionView[];
+  /** null on the last page. */
+  nextCursor: string | null;
+}
 
 /** Turns a validated job request into an execution plan and hands it to the executor. */
 @Injectable()
@@ -43,29 +51,7 @@ export class JobsService {
       const existing = await this.repo.findByIdempotencyKey(idempotencyKey);
       if (existing) return this.view(existing.id);
     }
-    const limits = this.config.limits;
-    const scriptBytes = Buffer.byteLength(dto.script.content);
-    if (scriptBytes > limits.maxScriptBytes) {
-      throw new PayloadTooLargeException(
-        `script.content is ${scriptBytes} bytes; the limit is ${limits.maxScriptBytes}`,
-      );
-    }
-    if (
-      dto.input !== undefined &&
-      Buffer.byteLength(JSON.stringify(dto.input)) > limits.maxInputBytes
-    ) {
-      throw new PayloadTooLargeException(`input is larger than ${limits.maxInputBytes} bytes`);
-    }
-    const env = dto.env ?? {};
-    if (Object.keys(env).length > limits.maxEnvVars) {
-      throw new BadRequestException(`env has more than ${limits.maxEnvVars} variables`);
-    }
-    const timeoutSeconds = dto.timeoutSeconds ?? this.config.executor.defaultTimeoutSeconds;
-    if (timeoutSeconds > this.config.executor.maxTimeoutSeconds) {
-      throw new BadRequestException(
-        `timeoutSeconds must not be greater than ${this.config.executor.maxTimeoutSeconds}`,
-      );
-    }
+    const { scriptBytes, env, timeoutSeconds } = this.checkLimits(dto);
     const { serverIds = [], tags = [] } = dto.targets;
     if (!serverIds.length && !tags.length) {
       throw new BadRequestException('targets must name at least one server id or tag');
@@ -75,17 +61,14 @@ export class JobsService {
       throw new BadRequestException(`no server carries any of the tags ${tags.join(', ')}`);
     }
 
-    const now = Date.now();
     const helperMode = dto.helperMode ?? 'auto';
     const concurrency = dto.concurrency ?? this.config.executor.defaultConcurrency;
-    const execution: ExecutionEntity = {
-      id: randomUUID(),
-      name: dto.name ?? null,
-      jobId: dto.jobId ?? null,
-      eventId: dto.eventId ?? null,
-      userId: dto.userId ?? null,
-      status: 'queued',
-      idempotencyKey: idempotencyKey ?? null,
+    const execution = newExecution({
+      name: dto.name,
+      jobId: dto.jobId,
+      eventId: dto.eventId,
+      userId: dto.userId,
+      idempotencyKey,
       request: {
         scriptType: dto.script.type,
         scriptBytes,
@@ -97,30 +80,8 @@ export class JobsService {
         failFast: dto.failFast ?? false,
         targets: { serverIds, tags },
       },
-      createdAt: now,
-      startedAt: null,
-      finishedAt: null,
-    };
-    const targets: ExecutionTargetEntity[] = servers.map((s, position) => ({
-      id: randomUUID(),
-      executionId: execution.id,
-      position,
-      serverId: s.id,
-      serverName: s.name,
-      status: 'queued',
-      exitCode: null,
-      signal: null,
-      errorCode: null,
-      errorMessage: null,
-      helperMode: null,
-      fallbackReason: null,
-      output: null,
-      condition: null,
-      truncated: false,
-      startedAt: null,
-      finishedAt: null,
-      phases: { connectMs: null, deployMs: null, tunnelMs: null, runMs: null },
-    }));
+    });
+    const targets = servers.map((s, position) => newTarget(execution.id, position, s));
     try {
       await this.repo.create(execution, targets);
     } catch (e) {
@@ -161,12 +122,56 @@ export class JobsService {
     return executionView(found.execution, found.targets);
   }
 
+  /** Newest first; `nextCursor` is set while a full page came back. */
+  async list(q: ListExecutionsQuery): Promise<ExecutionPage> {
+    const limit = q.limit ?? DEFAULT_LIST_LIMIT;
+    const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+    const rows = await this.repo.list({ status: q.status, limit, cursor });
+    const targets = await this.repo.targetsOf(rows.map((r) => r.id));
+    const items = rows.map((r) =>
+      executionView(
+        r,
+        targets.filter((t) => t.executionId === r.id),
+      ),
+    );
+    const last = rows[rows.length - 1];
+    return { items, nextCursor: rows.length === limit && last ? encodeCursor(last) : null };
+  }
+
   async cancel(id: string): Promise<ExecutionView> {
     const current = await this.view(id);
     if (!this.executor.cancel(id)) {
       throw new ConflictException(`execution ${id} is already ${current.status}`);
     }
     return current;
+  }
+
+  /** The request limits (limits.*, executor.maxTimeoutSeconds) a validated DTO can still break. */
+  private checkLimits(dto: CreateJobDto) {
+    const limits = this.config.limits;
+    const scriptBytes = Buffer.byteLength(dto.script.content);
+    if (scriptBytes > limits.maxScriptBytes) {
+      throw new PayloadTooLargeException(
+        `script.content is ${scriptBytes} bytes; the limit is ${limits.maxScriptBytes}`,
+      );
+    }
+    if (
+      dto.input !== undefined &&
+      Buffer.byteLength(JSON.stringify(dto.input)) > limits.maxInputBytes
+    ) {
+      throw new PayloadTooLargeException(`input is larger than ${limits.maxInputBytes} bytes`);
+    }
+    const env = dto.env ?? {};
+    if (Object.keys(env).length > limits.maxEnvVars) {
+      throw new BadRequestException(`env has more than ${limits.maxEnvVars} variables`);
+    }
+    const timeoutSeconds = dto.timeoutSeconds ?? this.config.executor.defaultTimeoutSeconds;
+    if (timeoutSeconds > this.config.executor.maxTimeoutSeconds) {
+      throw new BadRequestException(
+        `timeoutSeconds must not be greater than ${this.config.executor.maxTimeoutSeconds}`,
+      );
+    }
+    return { scriptBytes, env, timeoutSeconds };
   }
 }
 

@@ -1,13 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, In, MoreThan, Not, Repository } from 'typeorm';
-import {
-  ExecutionEntity,
-  ExecutionEventEntity,
-  ExecutionStatus,
-  ExecutionTargetEntity,
-  TERMINAL_TARGET_STATUSES,
-} from './entities';
+import { ExecutionStatus, TERMINAL_TARGET_STATUSES } from '../executions/statuses';
+import { ExecutionEntity, ExecutionEventEntity, ExecutionTargetEntity } from './entities';
 
 export interface ExecutionWithTargets {
   execution: ExecutionEntity;

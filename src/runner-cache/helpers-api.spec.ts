@@ -12,13 +12,12 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { ScriptType as Lang } from '../executions/request';
 
 const SRC_HELPERS = path.resolve(__dirname, 'remote', 'helpers');
 const TOKEN = 'tok-123.abc';
 
 jest.setTimeout(60000);
-
-type Lang = 'bash' | 'python' | 'node';
 
 // ---------------------------------------------------------------- the stand-in API
 

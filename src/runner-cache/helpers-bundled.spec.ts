@@ -8,14 +8,13 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { ScriptType as Lang } from '../executions/request';
 import { bundledFiles, readBundledResults } from '../runtime-helpers/bundled-files';
 
 const SRC_HELPERS = path.resolve(__dirname, 'remote', 'helpers');
 const TOOL_ERROR = 'toolAction needs API mode (helperMode bundled has no network)';
 
 jest.setTimeout(60000);
-
-type Lang = 'bash' | 'python' | 'node';
 
 let tmp: string;
 let helpers: string; // a copy: python must not write __pycache__ into the sources

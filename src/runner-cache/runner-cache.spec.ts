@@ -13,9 +13,9 @@ import {
   stopAll,
   TEST_USER,
 } from '../../test/support/sshd';
-import { TargetError } from '../common/error-codes';
 import { AppConfig } from '../config/app-config';
 import { loadConfig } from '../config/load-config';
+import { TargetError } from '../executions/error-codes';
 import { MetricsService } from '../metrics/metrics.service';
 import { dataSourceOptions } from '../persistence/data-source-options';
 import { RunnerCacheEntity } from '../persistence/entities';

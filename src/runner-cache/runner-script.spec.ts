@@ -7,6 +7,7 @@ import { randomInt } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { ScriptType } from '../executions/request';
 
 const REMOTE_DIR = path.resolve(__dirname, 'remote');
 const VERSION = fs.readFileSync(path.join(REMOTE_DIR, 'VERSION'), 'utf8').trim();
@@ -19,7 +20,6 @@ jest.setTimeout(20000);
 
 // ---------------------------------------------------------------- protocol helpers
 
-type ScriptType = 'bash' | 'python' | 'node';
 interface Section {
   name: string;
   data: string | Buffer;

@@ -3,7 +3,7 @@
  * runner exchange, and the parsers for what the runner prints. Nothing here touches a
  * channel; `runner-session.ts` holds the conversation, `commands.ts` the command lines.
  */
-import type { ScriptType } from '../executor/execution-plan'; // TODO(merge): executions/
+import type { ScriptType } from '../executions/request';
 
 /** The protocol word that starts every line the runner (or the deploy step) prints. */
 export const PROTOCOL = 'CRONIUM1';

@@ -1,6 +1,6 @@
 import type { ClientChannel } from 'ssh2';
 import { retry, RetryPolicy } from '../common/backoff';
-import { TargetError } from '../common/error-codes';
+import { TargetError } from '../executions/error-codes';
 import type { PooledConnection } from '../ssh/ssh.types';
 
 interface Standby {

@@ -1,7 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { ExecutionTokensService } from '../auth/execution-tokens.service';
-import { TargetError } from '../common/error-codes';
 import { AppConfig } from '../config/app-config';
+import { TargetError } from '../executions/error-codes';
+import type { HelperMode, ResolvedHelperMode } from '../executions/request';
 import { MetricsService } from '../metrics/metrics.service';
 import type { PooledConnection } from '../ssh/ssh.types';
 import { TunnelService } from '../tunnel/tunnel.service';
@@ -21,7 +22,7 @@ export interface HelperRequest {
   userId: string | null;
   input: unknown;
   timeoutSeconds: number;
-  mode: 'auto' | 'api' | 'bundled';
+  mode: HelperMode;
 }
 
 export interface HelperResults {
@@ -31,7 +32,7 @@ export interface HelperResults {
 
 /** Helpers set up for one target: env and files for the runner, and how to finish. */
 export interface PreparedHelpers {
-  mode: 'api' | 'bundled';
+  mode: ResolvedHelperMode;
   fallbackReason: string | null;
   /** The API endpoint as the script sees it (API mode), for the log; never the token. */
   endpoint: string | null;

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { ExecutionClaims } from '../auth/execution-tokens.service';
+import type { ResolvedHelperMode } from '../executions/request';
 
 export interface RuntimeContext {
   executionId: string;
@@ -8,7 +9,7 @@ export interface RuntimeContext {
   userId: string;
   serverId: string;
   serverName: string;
-  helperMode: 'api' | 'bundled';
+  helperMode: ResolvedHelperMode;
 }
 
 /** What one running target may see and what it has set. */

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { isTargetError, TargetError } from '../common/error-codes';
+import { isTargetError, TargetError } from '../executions/error-codes';
 import { AppConfig } from '../config/app-config';
 import { execCommand } from '../ssh/run-command';
 import { SshPool } from '../ssh/ssh-pool.service';

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
 import { configureApp } from '../app-setup';
-import { TargetError } from '../common/error-codes';
+import { TargetError } from '../executions/error-codes';
 import { MetricsService } from '../metrics/metrics.service';
 import { AppConfig } from '../config/app-config';
 import { loadConfig } from '../config/load-config';

@@ -1,5 +1,5 @@
 import type { Client, ClientChannel } from 'ssh2';
-import { TargetError } from '../common/error-codes';
+import { TargetError } from '../executions/error-codes';
 import { Semaphore } from '../common/semaphore';
 import { ForwardedConnectionHandler, PooledConnection, SeenHostKey } from './ssh.types';
 

@@ -1,5 +1,5 @@
 import type { ClientChannel } from 'ssh2';
-import { TargetError } from '../common/error-codes';
+import { TargetError } from '../executions/error-codes';
 import { PooledConnection } from './ssh.types';
 
 export interface CommandResult {

@@ -1,4 +1,4 @@
-import { TargetError } from '../common/error-codes';
+import { TargetError } from '../executions/error-codes';
 
 /** Maps an ssh2/socket error to the spec's error codes; `retryable` marks transient ones. */
 export function classifySshError(err: any, hostKeyMismatch: string | null): TargetError {

@@ -1,4 +1,4 @@
-import { targetView } from '../jobs/execution-view';
+import { targetView } from '../executions/execution-view';
 import type { ExecutionEventEntity, ExecutionTargetEntity } from '../persistence/entities';
 import type { ExecutionEvent } from './execution-event';
 

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Duplex } from 'node:stream';
-import { TargetError } from '../common/error-codes';
+import { TargetError } from '../executions/error-codes';
 import type { PooledConnection } from '../ssh/ssh.types';
 
 export interface Tunnel {

@@ -21,6 +21,7 @@ import {
   ValidatorConstraintInterface,
   Validate,
 } from 'class-validator';
+import { HELPER_MODES, HelperMode, SCRIPT_TYPES, ScriptType } from '../../executions/request';
 
 export const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -76,9 +77,9 @@ class MaxErrorsRule implements ValidatorConstraintInterface {
 }
 
 export class ScriptDto {
-  @ApiProperty({ enum: ['bash', 'python', 'node'] })
-  @IsIn(['bash', 'python', 'node'])
-  type!: 'bash' | 'python' | 'node';
+  @ApiProperty({ enum: [...SCRIPT_TYPES] })
+  @IsIn(SCRIPT_TYPES)
+  type!: ScriptType;
 
   @ApiProperty({ description: 'The script body (size limit: limits.maxScriptBytes)' })
   @IsString()
@@ -141,10 +142,10 @@ export class CreateJobDto {
   @Max(7 * 24 * 3600)
   timeoutSeconds?: number;
 
-  @ApiPropertyOptional({ enum: ['auto', 'api', 'bundled'], default: 'auto' })
+  @ApiPropertyOptional({ enum: [...HELPER_MODES], default: 'auto' })
   @IsOptional()
-  @IsIn(['auto', 'api', 'bundled'])
-  helperMode?: 'auto' | 'api' | 'bundled';
+  @IsIn(HELPER_MODES)
+  helperMode?: HelperMode;
 
   @ApiPropertyOptional({ minimum: 1, default: 50 })
   @IsOptional()

@@ -1,16 +1,18 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, Max, Min } from 'class-validator';
+import { IsIn, IsInt, IsOptional, IsString, IsUUID, Max, Min } from 'class-validator';
+import { EXECUTION_STATUSES, ExecutionStatus } from '../../executions/statuses';
+
+/** Page size of GET /v1/executions when `limit` is absent. */
+export const DEFAULT_LIST_LIMIT = 50;
 
 export class ListExecutionsQuery {
-  @ApiPropertyOptional({
-    enum: ['queued', 'running', 'succeeded', 'failed', 'partial', 'cancelled'],
-  })
+  @ApiPropertyOptional({ enum: [...EXECUTION_STATUSES] })
   @IsOptional()
-  @IsIn(['queued', 'running', 'succeeded', 'failed', 'partial', 'cancelled'])
-  status?: 'queued' | 'running' | 'succeeded' | 'failed' | 'partial' | 'cancelled';
+  @IsIn(EXECUTION_STATUSES)
+  status?: ExecutionStatus;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
+  @ApiPropertyOptional({ minimum: 1, maximum: 200, default: DEFAULT_LIST_LIMIT })
   @IsOptional()
   @Type(() => Number)
   @IsInt()
@@ -18,10 +20,10 @@ export class ListExecutionsQuery {
   @Max(200)
   limit?: number;
 
-  @ApiPropertyOptional({ description: 'nextCursor of the previous page' })
+  /** Checked by decodeCursor, which says what is wrong with it. */
+  @ApiPropertyOptional({ description: 'nextCursor of the previous page (opaque)' })
   @IsOptional()
   @IsString()
-  @Matches(/^\d{1,16}\.[0-9a-f-]{36}$/, { message: 'cursor is not a cursor this API returned' })
   cursor?: string;
 }
 

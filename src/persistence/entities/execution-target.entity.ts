@@ -1,35 +1,11 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import type { TargetPhases, TargetRecord } from '../../executions/records';
+import type { TargetStatus } from '../../executions/statuses';
 import { epochMs, jsonText } from '../columns';
-
-export type TargetStatus =
-  | 'queued'
-  | 'connecting'
-  | 'deploying'
-  | 'running'
-  | 'succeeded'
-  | 'failed'
-  | 'timed_out'
-  | 'cancelled'
-  | 'skipped';
-
-export const TERMINAL_TARGET_STATUSES: TargetStatus[] = [
-  'succeeded',
-  'failed',
-  'timed_out',
-  'cancelled',
-  'skipped',
-];
-
-export interface TargetPhases {
-  connectMs: number | null;
-  deployMs: number | null;
-  tunnelMs: number | null;
-  runMs: number | null;
-}
 
 @Entity('execution_targets')
 @Index(['executionId', 'position'])
-export class ExecutionTargetEntity {
+export class ExecutionTargetEntity implements TargetRecord {
   /** Also the remote run directory's name. */
   @PrimaryColumn({ type: 'varchar', length: 36 }) id!: string;
   @Column({ type: 'varchar', length: 36 }) executionId!: string;

@@ -1,30 +1,12 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import type { ExecutionRecord } from '../../executions/records';
+import type { ExecutionRequestSummary } from '../../executions/request';
+import type { ExecutionStatus } from '../../executions/statuses';
 import { epochMs, jsonText } from '../columns';
-
-export type ExecutionStatus =
-  | 'queued'
-  | 'running'
-  | 'succeeded'
-  | 'failed'
-  | 'partial'
-  | 'cancelled';
-
-/** What the execution was asked to do, minus secrets: env values, input and script stay in memory. */
-export interface ExecutionRequestSummary {
-  scriptType: 'bash' | 'python' | 'node';
-  scriptBytes: number;
-  envNames: string[];
-  timeoutSeconds: number;
-  helperMode: 'auto' | 'api' | 'bundled';
-  concurrency: number;
-  maxErrors: number | string | null;
-  failFast: boolean;
-  targets: { serverIds?: string[]; tags?: string[] };
-}
 
 @Entity('executions')
 @Index(['createdAt', 'id'])
-export class ExecutionEntity {
+export class ExecutionEntity implements ExecutionRecord {
   @PrimaryColumn({ type: 'varchar', length: 36 }) id!: string;
   @Column({ type: 'varchar', length: 200, nullable: true }) name!: string | null;
   @Column({ type: 'varchar', length: 200, nullable: true }) jobId!: string | null;

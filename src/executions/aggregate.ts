@@ -1,4 +1,4 @@
-import type { ExecutionStatus, TargetStatus } from '../persistence/entities';
+import type { ExecutionStatus, TargetStatus } from './statuses';
 
 export interface Summary {
   total: number;

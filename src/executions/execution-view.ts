@@ -1,9 +1,9 @@
-import { summarize } from '../executor/aggregate';
-import type { ExecutionEntity, ExecutionTargetEntity } from '../persistence/entities';
+import { summarize } from './aggregate';
+import type { ExecutionRecord, TargetRecord } from './records';
 
 const iso = (ms: number | null) => (ms == null ? null : new Date(ms).toISOString());
 
-export function targetView(t: ExecutionTargetEntity) {
+export function targetView(t: TargetRecord) {
   return {
     serverId: t.serverId,
     serverName: t.serverName,
@@ -24,7 +24,7 @@ export function targetView(t: ExecutionTargetEntity) {
 }
 
 /** The execution as the API shows it (spec §4); never env values, input or the script. */
-export function executionView(e: ExecutionEntity, targets: ExecutionTargetEntity[]) {
+export function executionView(e: ExecutionRecord, targets: TargetRecord[]) {
   return {
     id: e.id,
     name: e.name,

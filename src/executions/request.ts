@@ -1,0 +1,24 @@
+export const SCRIPT_TYPES = ['bash', 'python', 'node'] as const;
+
+export type ScriptType = (typeof SCRIPT_TYPES)[number];
+
+/** `auto` tries the helper API over a tunnel and falls back to bundled files. */
+export const HELPER_MODES = ['auto', 'api', 'bundled'] as const;
+
+export type HelperMode = (typeof HELPER_MODES)[number];
+
+/** The mode a target actually ran with, once `auto` has been decided. */
+export type ResolvedHelperMode = Exclude<HelperMode, 'auto'>;
+
+/** What the execution was asked to do, minus secrets: env values, input and script stay in memory. */
+export interface ExecutionRequestSummary {
+  scriptType: ScriptType;
+  scriptBytes: number;
+  envNames: string[];
+  timeoutSeconds: number;
+  helperMode: HelperMode;
+  concurrency: number;
+  maxErrors: number | string | null;
+  failFast: boolean;
+  targets: { serverIds?: string[]; tags?: string[] };
+}

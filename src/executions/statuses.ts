@@ -1,0 +1,31 @@
+/** Where one target of an execution is; the last five are final. */
+export type TargetStatus =
+  | 'queued'
+  | 'connecting'
+  | 'deploying'
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'timed_out'
+  | 'cancelled'
+  | 'skipped';
+
+export const TERMINAL_TARGET_STATUSES: readonly TargetStatus[] = [
+  'succeeded',
+  'failed',
+  'timed_out',
+  'cancelled',
+  'skipped',
+];
+
+/** Also the values `GET /v1/executions?status=` accepts. */
+export const EXECUTION_STATUSES = [
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'partial',
+  'cancelled',
+] as const;
+
+export type ExecutionStatus = (typeof EXECUTION_STATUSES)[number];
