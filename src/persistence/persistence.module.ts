@@ -2,10 +2,22 @@ import { Global, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AppConfig } from '../config/app-config';
 import { dataSourceOptions } from './data-source-options';
-import { ENTITIES } from './entities';
 import { ExecutionsRepository } from './executions.repository';
+import { RunnerCacheRepository } from './runner-cache.repository';
+import { ServersRepository } from './servers.repository';
+import { VariablesRepository } from './variables.repository';
 
-/** The database (SQLite file by default, PostgreSQL by DATABASE_URL) and its entities. */
+const REPOSITORIES = [
+  ExecutionsRepository,
+  ServersRepository,
+  RunnerCacheRepository,
+  VariablesRepository,
+];
+
+/**
+ * The database (SQLite file by default, PostgreSQL by DATABASE_URL), one repository per
+ * aggregate. TypeORM stays in here: other modules see the repositories' named methods only.
+ */
 @Global()
 @Module({
   imports: [
@@ -13,9 +25,8 @@ import { ExecutionsRepository } from './executions.repository';
       inject: [AppConfig],
       useFactory: (config: AppConfig) => dataSourceOptions(config.database.url),
     }),
-    TypeOrmModule.forFeature(ENTITIES),
   ],
-  providers: [ExecutionsRepository],
-  exports: [TypeOrmModule, ExecutionsRepository],
+  providers: REPOSITORIES,
+  exports: REPOSITORIES,
 })
 export class PersistenceModule {}
