@@ -3,6 +3,7 @@ import { Semaphore } from '../common/semaphore';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import type { ExecutionTargetEntity, TargetStatus } from '../persistence/entities';
+import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { RunnerCacheService } from '../runner-cache/runner-cache.service';
 import { RuntimeHelpersService } from '../runtime-helpers/runtime-helpers.service';
@@ -38,6 +39,7 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
   constructor(
     private readonly config: AppConfig,
     private readonly repo: ExecutionsRepository,
+    private readonly storedEvents: ExecutionEventsRepository,
     private readonly events: ExecutionEventsService,
     private readonly writer: EventWriter,
     private readonly pool: SshPool,
@@ -52,7 +54,7 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
   /** Executions a previous process left in flight can never finish: close them now. */
   async onModuleInit(): Promise<void> {
     for (const execution of await this.repo.unfinished()) {
-      const { seq, logSeq } = await this.repo.lastSeqs(execution.id);
+      const { seq, logSeq } = await this.storedEvents.lastSeqs(execution.id);
       this.events.open(execution.id, seq, logSeq);
       const now = Date.now();
       for (const t of await this.repo.unfinishedTargets(execution.id)) {

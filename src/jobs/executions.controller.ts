@@ -10,6 +10,7 @@ import {
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
+import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { ListExecutionsQuery, LogsQuery } from './dto/list-query.dto';
 import { executionView } from './execution-view';
@@ -22,6 +23,7 @@ export class ExecutionsController {
   constructor(
     private readonly jobs: JobsService,
     private readonly repo: ExecutionsRepository,
+    private readonly events: ExecutionEventsRepository,
   ) {}
 
   @Get()
@@ -75,7 +77,7 @@ export class ExecutionsController {
       throw new BadRequestException(`server ${q.serverId} is not a target of execution ${id}`);
     }
     const afterSeq = q.afterSeq ?? 0;
-    const rows = await this.repo.logs(id, afterSeq, q.limit ?? 1000, q.serverId);
+    const rows = await this.events.logs(id, afterSeq, q.limit ?? 1000, q.serverId);
     if (q.format === 'text') {
       const names = new Map(execution.targets.map((t) => [t.serverId, t.serverName]));
       res.type('text/plain; charset=utf-8');

@@ -2,6 +2,7 @@ import { Global, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AppConfig } from '../config/app-config';
 import { dataSourceOptions } from './data-source-options';
+import { ExecutionEventsRepository } from './execution-events.repository';
 import { ExecutionsRepository } from './executions.repository';
 import { RunnerCacheRepository } from './runner-cache.repository';
 import { ServersRepository } from './servers.repository';
@@ -9,6 +10,7 @@ import { VariablesRepository } from './variables.repository';
 
 const REPOSITORIES = [
   ExecutionsRepository,
+  ExecutionEventsRepository,
   ServersRepository,
   RunnerCacheRepository,
   VariablesRepository,

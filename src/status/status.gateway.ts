@@ -13,6 +13,7 @@ import { Gauge, register } from 'prom-client';
 import { Subscription } from 'rxjs';
 import type { RawData, WebSocket } from 'ws';
 import { ServiceTokensService } from '../auth/service-tokens.service';
+import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { EventWriter } from './event-writer.service';
 import { ExecutionEventsService } from './execution-events.service';
@@ -63,7 +64,8 @@ export class StatusGateway
     private readonly tokens: ServiceTokensService,
     private readonly events: ExecutionEventsService,
     private readonly writer: EventWriter,
-    private readonly repo: ExecutionsRepository,
+    private readonly executions: ExecutionsRepository,
+    private readonly stored: ExecutionEventsRepository,
   ) {}
 
   /** Authenticates at the handshake: a bad or missing token closes 1008 before any data. */
@@ -191,7 +193,7 @@ export class StatusGateway
 
   /** Stored events after afterSeq in pages, then the buffered live ones, then live. */
   private async replay(conn: StatusConnection, sub: StatusSubscription): Promise<void> {
-    const exists = await this.repo.executions.exists({ where: { id: sub.executionId } });
+    const exists = await this.executions.exists(sub.executionId);
     if (sub.stopped) return;
     if (!exists) {
       sub.stop();
@@ -202,15 +204,12 @@ export class StatusGateway
       await this.writer.flush();
       for (;;) {
         if (sub.stopped) return;
-        const qb = this.repo.events
-          .createQueryBuilder('ev')
-          .where('ev.executionId = :id', { id: sub.executionId })
-          .andWhere('ev.seq > :after', { after: sub.lastSeq })
-          .orderBy('ev.seq', 'ASC')
-          .limit(STATUS_LIMITS.replayPage);
-        if (sub.serverId)
-          qb.andWhere('(ev.serverId = :sid OR ev.serverId IS NULL)', { sid: sub.serverId });
-        const rows = await qb.getMany();
+        const rows = await this.stored.replayPage(
+          sub.executionId,
+          sub.lastSeq,
+          STATUS_LIMITS.replayPage,
+          sub.serverId,
+        );
         if (sub.stopped) return;
         sub.onStored(rows.map(fromRow));
         if (sub.ended || rows.length < STATUS_LIMITS.replayPage) break;
@@ -222,14 +221,11 @@ export class StatusGateway
     if (sub.stopped || sub.ended || this.events.isLive(sub.executionId)) return;
     // Not running here and no `end` after afterSeq: either not started yet, or it ended
     // at or before afterSeq — then there is nothing more to send, ever.
-    const end = await this.repo.events.findOne({
-      where: { executionId: sub.executionId, type: 'end' },
-      select: { seq: true },
-    });
-    if (end && !sub.stopped && !sub.ended) {
+    const endSeq = await this.stored.endSeq(sub.executionId);
+    if (endSeq !== null && !sub.stopped && !sub.ended) {
       sub.stop();
       conn.error(
-        `execution ${sub.executionId} ended at seq ${end.seq}; there are no events after seq ${sub.lastSeq}`,
+        `execution ${sub.executionId} ended at seq ${endSeq}; there are no events after seq ${sub.lastSeq}`,
       );
     }
   }
