@@ -1,6 +1,7 @@
 import { Global, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AppConfig } from '../config/app-config';
+import { DatabaseProbe } from './database-probe';
 import { dataSourceOptions } from './data-source-options';
 import { ExecutionEventsRepository } from './execution-events.repository';
 import { ExecutionsRepository } from './executions.repository';
@@ -14,6 +15,7 @@ const REPOSITORIES = [
   ServersRepository,
   RunnerCacheRepository,
   VariablesRepository,
+  DatabaseProbe,
 ];
 
 /**
