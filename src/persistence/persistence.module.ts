@@ -1,4 +1,4 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AppConfig } from '../config/app-config';
 import { DatabaseProbe } from './database-probe';
@@ -22,7 +22,6 @@ const REPOSITORIES = [
  * The database (SQLite file by default, PostgreSQL by DATABASE_URL), one repository per
  * aggregate. TypeORM stays in here: other modules see the repositories' named methods only.
  */
-@Global()
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({

@@ -11,7 +11,6 @@ import { TargetError } from '../common/error-codes';
 import { MetricsService } from '../metrics/metrics.service';
 import { AppConfig } from '../config/app-config';
 import { loadConfig } from '../config/load-config';
-import { PersistenceModule } from '../persistence/persistence.module';
 import { SshPool } from '../ssh/ssh-pool.service';
 import { SeenHostKey, SshEndpoint } from '../ssh/ssh.types';
 import { ServersModule } from './servers.module';
@@ -96,7 +95,6 @@ describe('ServersController (HTTP)', () => {
 
     @Global()
     @Module({
-      imports: [PersistenceModule],
       providers: [{ provide: AppConfig, useValue: config }, MetricsService],
       exports: [AppConfig, MetricsService],
     })
