@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { Semaphore } from '../common/semaphore';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
@@ -30,7 +30,7 @@ interface Running {
  * nothing of websockets.
  */
 @Injectable()
-export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
+export class ExecutorService implements OnModuleInit {
   private readonly logger = new Logger(ExecutorService.name);
   private readonly running = new Map<string, Running>();
   private readonly global: Semaphore;
@@ -70,10 +70,6 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
       await this.finalize(execution.id, false, now);
       this.logger.warn(`execution ${execution.id} closed as orchestrator_restarted`);
     }
-  }
-
-  async onApplicationShutdown(): Promise<void> {
-    await this.drain(0);
   }
 
   get activeCount(): number {
