@@ -13,11 +13,12 @@ import { Gauge, register } from 'prom-client';
 import { Subscription } from 'rxjs';
 import type { RawData, WebSocket } from 'ws';
 import { ServiceTokensService } from '../auth/service-tokens.service';
+import { AppConfig } from '../config/app-config';
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { EventWriter } from './event-writer.service';
 import { ExecutionEventsService } from './execution-events.service';
-import { STATUS_LIMITS, StatusConnection, StatusSubscription } from './status-connection';
+import { StatusConnection, StatusLimits, StatusSubscription } from './status-connection';
 import { fromRow } from './status-update';
 
 const MESSAGES = new Set(['subscribe', 'unsubscribe']);
@@ -59,14 +60,18 @@ export class StatusGateway
   /** Live routing: one listener on the event stream, subscriptions looked up by execution. */
   private readonly live = new Map<string, Set<StatusSubscription>>();
   private stream?: Subscription;
+  private readonly limits: StatusLimits;
 
   constructor(
+    config: AppConfig,
     private readonly tokens: ServiceTokensService,
     private readonly events: ExecutionEventsService,
     private readonly writer: EventWriter,
     private readonly executions: ExecutionsRepository,
     private readonly stored: ExecutionEventsRepository,
-  ) {}
+  ) {
+    this.limits = config.status;
+  }
 
   /** Authenticates at the handshake: a bad or missing token closes 1008 before any data. */
   handleConnection(client: WebSocket, req?: IncomingMessage): void {
@@ -76,7 +81,7 @@ export class StatusGateway
       client.close(CLOSE_UNAUTHORIZED, 'unauthorized');
       return;
     }
-    const conn = new StatusConnection(client, STATUS_LIMITS);
+    const conn = new StatusConnection(client, this.limits);
     this.connections.set(client, conn);
     // Nest routes `subscribe` and `unsubscribe`; anything else gets an error here.
     client.on('message', (raw: RawData) => this.checkMessage(conn, raw));
@@ -168,9 +173,9 @@ export class StatusGateway
   private subscribe(conn: StatusConnection, req: SubscribeRequest): void {
     const key = `${req.executionId}/${req.serverId ?? '*'}`;
     conn.subs.get(key)?.stop(); // the same subscription again restarts it
-    if (conn.subs.size >= STATUS_LIMITS.maxSubscriptionsPerSocket)
+    if (conn.subs.size >= this.limits.maxSubscriptionsPerSocket)
       return conn.error(
-        `too many subscriptions on this socket (max ${STATUS_LIMITS.maxSubscriptionsPerSocket})`,
+        `too many subscriptions on this socket (max ${this.limits.maxSubscriptionsPerSocket})`,
       );
     const sub = new StatusSubscription(conn, key, req.executionId, req.serverId, req.afterSeq);
     // Live first (buffered while replaying), so nothing emitted from now on can be missed.
@@ -207,12 +212,12 @@ export class StatusGateway
         const rows = await this.stored.replayPage(
           sub.executionId,
           sub.lastSeq,
-          STATUS_LIMITS.replayPage,
+          this.limits.replayPage,
           sub.serverId,
         );
         if (sub.stopped) return;
         sub.onStored(rows.map(fromRow));
-        if (sub.ended || rows.length < STATUS_LIMITS.replayPage) break;
+        if (sub.ended || rows.length < this.limits.replayPage) break;
         await sub.drained(); // pull the next page only once this one is on the socket
       }
       if (!sub.ended) await sub.drained(); // hand over with an empty queue
