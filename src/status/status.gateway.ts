@@ -9,11 +9,11 @@ import {
   WebSocketGateway,
 } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
-import { Gauge, register } from 'prom-client';
 import { Subscription } from 'rxjs';
 import type { RawData, WebSocket } from 'ws';
 import { ServiceTokensService } from '../auth/service-tokens.service';
 import { AppConfig } from '../config/app-config';
+import { MetricsService } from '../metrics/metrics.service';
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { EventWriter } from './event-writer.service';
@@ -26,18 +26,6 @@ const MESSAGES = new Set(['subscribe', 'unsubscribe']);
 const MAX_CLIENT_MESSAGE_BYTES = 64 * 1024;
 /** RFC 6455 "policy violation": a missing or invalid token. */
 const CLOSE_UNAUTHORIZED = 1008;
-
-const SUBSCRIBERS_METRIC = 'cronium_websocket_subscribers';
-function subscribersGauge(): Gauge {
-  return (
-    (register.getSingleMetric(SUBSCRIBERS_METRIC) as Gauge | undefined) ??
-    new Gauge({
-      name: SUBSCRIBERS_METRIC,
-      help: 'Active websocket subscriptions to execution status streams',
-      registers: [register],
-    })
-  );
-}
 
 interface SubscribeRequest {
   executionId: string;
@@ -56,7 +44,6 @@ export class StatusGateway
 {
   private readonly logger = new Logger(StatusGateway.name);
   private readonly connections = new Map<WebSocket, StatusConnection>();
-  private readonly gauge = subscribersGauge();
   /** Live routing: one listener on the event stream, subscriptions looked up by execution. */
   private readonly live = new Map<string, Set<StatusSubscription>>();
   private stream?: Subscription;
@@ -69,6 +56,7 @@ export class StatusGateway
     private readonly writer: EventWriter,
     private readonly executions: ExecutionsRepository,
     private readonly stored: ExecutionEventsRepository,
+    private readonly metrics: MetricsService,
   ) {
     this.limits = config.status;
   }
@@ -181,11 +169,11 @@ export class StatusGateway
     // Live first (buffered while replaying), so nothing emitted from now on can be missed.
     this.addLive(sub);
     conn.subs.set(key, sub);
-    this.gauge.inc();
+    this.metrics.websocketSubscribers.inc();
     sub.onStop = () => {
       this.removeLive(sub);
       if (conn.subs.get(key) === sub) conn.subs.delete(key);
-      this.gauge.dec();
+      this.metrics.websocketSubscribers.dec();
     };
     this.replay(conn, sub).catch((e) => {
       this.logger.error(`replay of ${req.executionId} failed: ${e?.stack ?? e}`);
