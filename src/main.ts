@@ -6,9 +6,7 @@ import { AppModule } from './app.module';
 import { configureApp } from './app-setup';
 import { AppConfig } from './config/app-config';
 import { ConfigError, loadConfig } from './config/load-config';
-import { ExecutorService } from './executor/executor.service';
-import { LifecycleService } from './health/lifecycle.service';
-import { JobsService } from './jobs/jobs.service';
+import { ShutdownService } from './health/shutdown.service';
 
 async function bootstrap(): Promise<void> {
   // Fail fast with one clear line (naming the key) before Nest starts anything.
@@ -16,23 +14,9 @@ async function bootstrap(): Promise<void> {
   const app = await NestFactory.create(AppModule, { bufferLogs: true });
   app.useLogger(app.get(PinoLogger));
   configureApp(app);
+  app.get(ShutdownService).listen(app);
   const config = app.get(AppConfig);
   const logger = new Logger('Main');
-
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    const grace = config.shutdown.graceSeconds;
-    logger.log(`${signal}: draining (up to ${grace} s), then cancelling what is left`);
-    app.get(LifecycleService).startDraining();
-    app.get(JobsService).stopAccepting();
-    await app.get(ExecutorService).drain(grace * 1000);
-    await app.close();
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
 
   await app.listen(config.port, '0.0.0.0');
   logger.log(`listening on :${config.port} (database ${config.database.url.split(':')[0]})`);

@@ -5,9 +5,11 @@ import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../src/persistence/data-source-options';
 import {
   ExecutionEntity,
+  ExecutionEventEntity,
   ExecutionTargetEntity,
   VariableEntity,
 } from '../src/persistence/entities';
+import { ExecutionEventsRepository } from '../src/persistence/execution-events.repository';
 import { ExecutionsRepository } from '../src/persistence/executions.repository';
 import { registerServer, startApp, waitForExecution } from './support/app';
 import { freshSchema, postgresReachableSync } from './support/postgres';
@@ -69,11 +71,13 @@ function repositoryContract(name: string, url: () => Promise<string>) {
   describe(`persistence on ${name}`, () => {
     let ds: DataSource;
     let repo: ExecutionsRepository;
+    let events: ExecutionEventsRepository;
 
     beforeAll(async () => {
       ds = new DataSource(dataSourceOptions(await url()));
       await ds.initialize(); // runs the migrations
       repo = new ExecutionsRepository(ds);
+      events = new ExecutionEventsRepository(ds);
     });
     afterAll(async () => ds?.destroy());
 
@@ -140,12 +144,52 @@ function repositoryContract(name: string, url: () => Promise<string>) {
       }));
       let logSeq = 0;
       for (const r of rows) if (r.type === 'log') r.logSeq = ++logSeq;
-      await repo.events.insert(rows as any);
-      const page = await repo.logs(uuid(1), 10, 5);
+      await events.insertMany(rows as any);
+      const page = await events.logs(uuid(1), 10, 5);
       expect(page.map((r) => r.logSeq)).toEqual([11, 12, 13, 14, 15]);
       expect(page[0].text).toContain("✓ 'quoted'");
-      expect(await repo.lastSeqs(uuid(1))).toEqual({ seq: 250, logSeq: 200 });
-      expect(await repo.lastSeqs(uuid(77))).toEqual({ seq: 0, logSeq: 0 });
+      expect(await events.lastSeqs(uuid(1))).toEqual({ seq: 250, logSeq: 200 });
+      expect(await events.lastSeqs(uuid(77))).toEqual({ seq: 0, logSeq: 0 });
+    });
+
+    it('inserts events in bulk over several chunks and replays them per server', async () => {
+      const ex = uuid(30);
+      await repo.create(execution(ex, 1_763_800_000_300), []);
+      const servers = [uuid(31), uuid(32)];
+      const rows: ExecutionEventEntity[] = Array.from({ length: 4500 }, (_, i) => ({
+        executionId: ex,
+        seq: i + 1,
+        type: 'log',
+        serverId: servers[i % 2],
+        logSeq: i + 1,
+        stream: 'stdout',
+        ts: 1_763_800_000_000 + i,
+        text: `line ${i}`,
+        data: null,
+      }));
+      rows.push({
+        ...rows[0],
+        seq: 4501,
+        type: 'end',
+        serverId: null,
+        logSeq: null,
+        stream: null,
+        text: null,
+        data: { status: 'succeeded' },
+      });
+      expect(await events.endSeq(ex)).toBeNull();
+      await events.insertMany(rows);
+      expect(await events.lastSeqs(ex)).toEqual({ seq: 4501, logSeq: 4500 });
+      expect(await events.endSeq(ex)).toBe(4501);
+      expect(await repo.exists(ex)).toBe(true);
+      expect(await repo.exists(uuid(39))).toBe(false);
+
+      const page = await events.replayPage(ex, 4490, 1000);
+      expect(page.map((r) => r.seq)).toEqual([...Array(11).keys()].map((i) => 4491 + i));
+      expect(page[page.length - 1].data).toEqual({ status: 'succeeded' });
+      const mine = await events.replayPage(ex, 4490, 1000, servers[0]);
+      expect(mine.map((r) => r.seq)).toEqual([4491, 4493, 4495, 4497, 4499, 4501]);
+      expect(await events.replayPage(ex, 0, 3, servers[1])).toHaveLength(3);
     });
 
     it('stores any JSON as a variable value', async () => {

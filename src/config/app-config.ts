@@ -106,6 +106,32 @@ export class RuntimeConfig {
   @IsInt() @Min(0) @Max(65535) loopbackPort!: number;
 }
 
+/**
+ * Every websocket fan-out limit (`/v1/status`). Memory per subscription is bounded by
+ * maxQueuedEvents / maxQueuedBytes (plus one replay page while replaying), and per socket
+ * by socketHighWater on top of that.
+ */
+export class StatusConfig {
+  /**
+   * Events waiting for one subscription (live backlog) before it is dropped as `lagged`.
+   * Sized for bursts, not for steady state: a script that prints fast can emit tens of
+   * thousands of short lines within one event-loop turn (one large SSH read), before any
+   * socket could take them, and a reader that keeps up must not be dropped for that.
+   */
+  @IsInt() @Min(1) maxQueuedEvents!: number;
+  /** Same, in approximate bytes on the wire (what bounds memory for long lines). */
+  @IsInt() @Min(1) maxQueuedBytes!: number;
+  /** No more writes while the socket holds this much unsent data (ws.bufferedAmount). */
+  @IsInt() @Min(1) socketHighWater!: number;
+  /** Queued events go out every flushIntervalMs, or at once when flushBatch are waiting. */
+  @IsInt() @Min(1) flushIntervalMs!: number;
+  @IsInt() @Min(1) flushBatch!: number;
+  /** Stored events read per query when replaying. */
+  @IsInt() @Min(1) replayPage!: number;
+  /** Subscriptions one socket may hold. */
+  @IsInt() @Min(1) maxSubscriptionsPerSocket!: number;
+}
+
 export class MetricsConfig {
   @IsNumber() @Min(0) logIntervalSeconds!: number;
 }
@@ -123,6 +149,7 @@ export class AppConfig {
   @ValidateNested() @Type(() => ExecutorConfig) executor!: ExecutorConfig;
   @ValidateNested() @Type(() => LimitsConfig) limits!: LimitsConfig;
   @ValidateNested() @Type(() => ShutdownConfig) shutdown!: ShutdownConfig;
+  @ValidateNested() @Type(() => StatusConfig) status!: StatusConfig;
   @ValidateNested() @Type(() => MetricsConfig) metrics!: MetricsConfig;
   @ValidateNested() @Type(() => ToolActionsConfig) toolActions!: ToolActionsConfig;
   @ValidateNested() @Type(() => RuntimeConfig) runtime!: RuntimeConfig;

@@ -97,6 +97,26 @@ describe('loadConfig', () => {
     });
   });
 
+  it('has the websocket fan-out limits, each overridable as CRONIUM__STATUS__…', () => {
+    expect(load().status).toEqual({
+      maxQueuedEvents: 100_000,
+      maxQueuedBytes: 16 * 1024 * 1024,
+      socketHighWater: 1024 * 1024,
+      flushIntervalMs: 50,
+      flushBatch: 100,
+      replayPage: 1000,
+      maxSubscriptionsPerSocket: 100,
+    });
+    const c = load({
+      CRONIUM__STATUS__MAX_SUBSCRIPTIONS_PER_SOCKET: '7',
+      CRONIUM__STATUS__REPLAY_PAGE: '250',
+    });
+    expect(c.status.maxSubscriptionsPerSocket).toBe(7);
+    expect(c.status.replayPage).toBe(250);
+    expect(c.status.flushBatch).toBe(100);
+    expect(configError({ CRONIUM__STATUS__FLUSH_BATCH: '0' })).toMatch(/status\.flushBatch/);
+  });
+
   it('a generic override of a list splits on commas and trims each item', () => {
     const c = load({
       CRONIUM__AUTH__SERVICE_TOKENS: 'token-aaaaaaaaaaaaaaaa, token-bbbbbbbbbbbbbbbb ,',

@@ -45,3 +45,22 @@ export interface TargetRecord {
   finishedAt: number | null;
   phases: TargetPhases;
 }
+
+export type ExecutionEventType = 'status' | 'log' | 'result' | 'summary' | 'end';
+export type LogStream = 'stdout' | 'stderr' | 'system';
+
+/**
+ * One stored event of an execution. `seq` numbers all events (websocket replay);
+ * `logSeq` numbers log entries only, gap-free, for the logs API.
+ */
+export interface ExecutionEventRecord {
+  executionId: string;
+  seq: number;
+  type: ExecutionEventType;
+  serverId: string | null;
+  logSeq: number | null;
+  stream: LogStream | null;
+  ts: number;
+  text: string | null;
+  data: Record<string, unknown> | null;
+}

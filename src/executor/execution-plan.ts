@@ -1,5 +1,5 @@
 import type { HelperMode, ScriptType } from '../executions/request';
-import type { ExecutionEntity } from '../persistence/entities';
+import type { ExecutionRecord } from '../executions/records';
 import type { SshEndpoint } from '../ssh/ssh.types';
 
 /** One server of an execution: who it is and how to reach it (credentials fetched late). */
@@ -15,7 +15,7 @@ export interface TargetPlan {
 
 /** Everything needed to run an execution; secrets (env, script, input) stay in memory only. */
 export interface ExecutionPlan {
-  execution: ExecutionEntity;
+  execution: ExecutionRecord;
   targets: TargetPlan[];
   script: { type: ScriptType; content: string };
   env: Record<string, string>;

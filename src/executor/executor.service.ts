@@ -1,10 +1,11 @@
-import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { Semaphore } from '../common/semaphore';
 import { AppConfig } from '../config/app-config';
 import { executionStatus, summarize } from '../executions/aggregate';
 import type { TargetStatus } from '../executions/statuses';
 import { MetricsService } from '../metrics/metrics.service';
-import type { ExecutionTargetEntity } from '../persistence/entities';
+import type { TargetRecord } from '../executions/records';
+import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { RunnerCacheService } from '../runner-cache/runner-cache.service';
 import { RuntimeHelpersService } from '../runtime-helpers/runtime-helpers.service';
@@ -30,7 +31,7 @@ interface Running {
  * nothing of websockets.
  */
 @Injectable()
-export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
+export class ExecutorService implements OnModuleInit {
   private readonly logger = new Logger(ExecutorService.name);
   private readonly running = new Map<string, Running>();
   private readonly global: Semaphore;
@@ -39,6 +40,7 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
   constructor(
     private readonly config: AppConfig,
     private readonly repo: ExecutionsRepository,
+    private readonly storedEvents: ExecutionEventsRepository,
     private readonly events: ExecutionEventsService,
     private readonly writer: EventWriter,
     private readonly pool: SshPool,
@@ -56,11 +58,11 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
   /** Executions a previous process left in flight can never finish: close them now. */
   async onModuleInit(): Promise<void> {
     for (const execution of await this.repo.unfinished()) {
-      const { seq, logSeq } = await this.repo.lastSeqs(execution.id);
+      const { seq, logSeq } = await this.storedEvents.lastSeqs(execution.id);
       this.events.open(execution.id, seq, logSeq);
       const now = Date.now();
       for (const t of await this.repo.unfinishedTargets(execution.id)) {
-        const patch: Partial<ExecutionTargetEntity> = {
+        const patch: Partial<TargetRecord> = {
           status: 'failed',
           errorCode: 'orchestrator_restarted',
           errorMessage: 'the orchestrator restarted while this target was in flight',
@@ -72,10 +74,6 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
       await this.finalize(execution.id, false, now);
       this.logger.warn(`execution ${execution.id} closed as orchestrator_restarted`);
     }
-  }
-
-  async onApplicationShutdown(): Promise<void> {
-    await this.drain(0);
   }
 
   /** Starts an execution in the background. */
@@ -192,7 +190,7 @@ export class ExecutorService implements OnModuleInit, OnApplicationShutdown {
     const outcome = await run.run();
     entry.runs.delete(target.targetId);
 
-    const record: Partial<ExecutionTargetEntity> = {
+    const record: Partial<TargetRecord> = {
       status: outcome.status,
       exitCode: outcome.exitCode,
       signal: outcome.signal,

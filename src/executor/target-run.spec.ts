@@ -14,7 +14,7 @@ import { AppConfig } from '../config/app-config';
 import { loadConfig } from '../config/load-config';
 import { MetricsService } from '../metrics/metrics.service';
 import type { TargetStatus } from '../executions/statuses';
-import type { ExecutionEntity } from '../persistence/entities';
+import type { ExecutionRecord } from '../executions/records';
 import { deployCommand } from '../runner/commands';
 import { RunnerChannels } from '../runner/runner-channels';
 import { buildRunnerArtifact } from '../runner-cache/runner-artifact';
@@ -161,7 +161,7 @@ function harness(
     endpoint: async () => opts.endpoint ?? endpoint(),
   };
   const plan: ExecutionPlan = {
-    execution: execution as ExecutionEntity,
+    execution: execution as ExecutionRecord,
     targets: [target],
     script: { type: 'bash', content: script },
     env: { WHO: 'tester' },

@@ -1,12 +1,8 @@
 import { Controller, Get, OnModuleDestroy } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
-import {
-  HealthCheck,
-  HealthCheckService,
-  HealthIndicatorService,
-  TypeOrmHealthIndicator,
-} from '@nestjs/terminus';
+import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
 import { Public } from '../auth/public.decorator';
+import { DatabaseProbe, DatabaseTimeoutError } from '../persistence/database-probe';
 import { RunnerCacheService } from '../runner-cache/runner-cache.service';
 import { EventLoopLag } from './event-loop-lag';
 import { LifecycleService } from './lifecycle.service';
@@ -16,6 +12,7 @@ import { LifecycleService } from './lifecycle.service';
  * fan-out can push p99 lag past a second without anything being wrong.
  */
 const MAX_LAG_MS = 5000;
+const DATABASE_TIMEOUT_MS = 2000;
 
 @ApiTags('health')
 @Controller('health')
@@ -25,7 +22,7 @@ export class HealthController implements OnModuleDestroy {
   constructor(
     private readonly health: HealthCheckService,
     private readonly indicators: HealthIndicatorService,
-    private readonly db: TypeOrmHealthIndicator,
+    private readonly db: DatabaseProbe,
     private readonly runner: RunnerCacheService,
     private readonly lifecycle: LifecycleService,
   ) {}
@@ -48,7 +45,7 @@ export class HealthController implements OnModuleDestroy {
   @HealthCheck()
   ready() {
     return this.health.check([
-      () => this.db.pingCheck('database', { timeout: 2000 }),
+      () => this.database(),
       () => {
         const s = this.indicators.check('runner');
         try {
@@ -64,6 +61,16 @@ export class HealthController implements OnModuleDestroy {
       },
       () => this.eventLoop(),
     ]);
+  }
+
+  private async database() {
+    const s = this.indicators.check('database');
+    try {
+      await this.db.ping(DATABASE_TIMEOUT_MS);
+      return s.up();
+    } catch (e) {
+      return e instanceof DatabaseTimeoutError ? s.down(e.message) : s.down();
+    }
   }
 
   private eventLoop() {

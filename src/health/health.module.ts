@@ -1,15 +1,23 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
+import { ExecutorModule } from '../executor/executor.module';
+import { JobsModule } from '../jobs/jobs.module';
+import { PersistenceModule } from '../persistence/persistence.module';
 import { RunnerCacheModule } from '../runner-cache/runner-cache.module';
 import { HealthController } from './health.controller';
 import { LifecycleService } from './lifecycle.service';
+import { ShutdownService } from './shutdown.service';
 
-/** Liveness and readiness probes (terminus). */
-@Global()
+/** Liveness and readiness probes (terminus), and the graceful shutdown that drains them. */
 @Module({
-  imports: [TerminusModule.forRoot({ logger: false }), RunnerCacheModule],
+  imports: [
+    TerminusModule.forRoot({ logger: false }),
+    PersistenceModule,
+    RunnerCacheModule,
+    JobsModule,
+    ExecutorModule,
+  ],
   controllers: [HealthController],
-  providers: [LifecycleService],
-  exports: [LifecycleService],
+  providers: [LifecycleService, ShutdownService],
 })
 export class HealthModule {}

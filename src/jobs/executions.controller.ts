@@ -1,16 +1,6 @@
-import {
-  BadRequestException,
-  Controller,
-  Get,
-  HttpCode,
-  Param,
-  Post,
-  Query,
-  Res,
-} from '@nestjs/common';
+import { Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { ExecutionsRepository } from '../persistence/executions.repository';
 import { ListExecutionsQuery, LogsQuery } from './dto/list-query.dto';
 import { JobsService } from './jobs.service';
 
@@ -18,10 +8,7 @@ import { JobsService } from './jobs.service';
 @ApiBearerAuth()
 @Controller('executions')
 export class ExecutionsController {
-  constructor(
-    private readonly jobs: JobsService,
-    private readonly repo: ExecutionsRepository,
-  ) {}
+  constructor(private readonly jobs: JobsService) {}
 
   @Get()
   @ApiOperation({ summary: 'List executions, newest first' })
@@ -51,28 +38,24 @@ export class ExecutionsController {
     @Query() q: LogsQuery,
     @Res({ passthrough: true }) res: Response,
   ) {
-    const execution = await this.jobs.view(id);
-    if (q.serverId && !execution.targets.some((t) => t.serverId === q.serverId)) {
-      throw new BadRequestException(`server ${q.serverId} is not a target of execution ${id}`);
-    }
-    const afterSeq = q.afterSeq ?? 0;
-    const rows = await this.repo.logs(id, afterSeq, q.limit ?? 1000, q.serverId);
+    const { execution, entries } = await this.jobs.logs(id, q);
     if (q.format === 'text') {
       const names = new Map(execution.targets.map((t) => [t.serverId, t.serverName]));
       res.type('text/plain; charset=utf-8');
-      return rows
+      return entries
         .map((r) => `[${names.get(r.serverId ?? '') ?? r.serverId}] ${r.text ?? ''}\n`)
         .join('');
     }
+    const afterSeq = q.afterSeq ?? 0;
     return {
-      entries: rows.map((r) => ({
+      entries: entries.map((r) => ({
         seq: r.logSeq,
         serverId: r.serverId,
         stream: r.stream,
         ts: new Date(r.ts).toISOString(),
         text: r.text,
       })),
-      nextSeq: rows.length ? rows[rows.length - 1].logSeq : afterSeq,
+      nextSeq: entries.length ? entries[entries.length - 1].logSeq : afterSeq,
     };
   }
 }

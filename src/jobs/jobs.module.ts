@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { ExecutorModule } from '../executor/executor.module';
+import { PersistenceModule } from '../persistence/persistence.module';
 import { ServersModule } from '../servers/servers.module';
 import { ExecutionsController } from './executions.controller';
 import { JobsController } from './jobs.controller';
@@ -7,7 +8,7 @@ import { JobsService } from './jobs.service';
 
 /** REST API for jobs and executions. */
 @Module({
-  imports: [ServersModule, ExecutorModule],
+  imports: [PersistenceModule, ServersModule, ExecutorModule],
   controllers: [JobsController, ExecutionsController],
   providers: [JobsService],
   exports: [JobsService],

@@ -14,6 +14,7 @@ import type { ExecutionRecord, TargetRecord } from '../executions/records';
 import type { ExecutionRequestSummary } from '../executions/request';
 import type { ExecutionPlan } from '../executor/execution-plan';
 import type { ExecutorService } from '../executor/executor.service';
+import type { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import type { ServerEntity } from '../persistence/entities';
 import type { ExecutionsRepository, ListQuery } from '../persistence/executions.repository';
 import type { ServersService, TargetSelector } from '../servers/servers.service';
@@ -170,6 +171,7 @@ describe('JobsService', () => {
       repo as unknown as ExecutionsRepository,
       servers as unknown as ServersService,
       executor as unknown as ExecutorService,
+      {} as ExecutionEventsRepository,
     );
   });
 

@@ -12,10 +12,12 @@ import { newExecution, newTarget } from '../executions/execution-factory';
 import { executionView, ExecutionView } from '../executions/execution-view';
 import type { ExecutionPlan } from '../executor/execution-plan';
 import { ExecutorService } from '../executor/executor.service';
+import type { ExecutionEventRecord } from '../executions/records';
+import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { ServersService } from '../servers/servers.service';
 import { CreateJobDto } from './dto/create-job.dto';
-import { DEFAULT_LIST_LIMIT, ListExecutionsQuery } from './dto/list-query.dto';
+import { DEFAULT_LIST_LIMIT, ListExecutionsQuery, LogsQuery } from './dto/list-query.dto';
 import { decodeCursor, encodeCursor } from './execution-cursor';
 
 /** One page of GET /v1/executions, newest first. */
@@ -35,6 +37,7 @@ export class JobsService {
     private readonly repo: ExecutionsRepository,
     private readonly servers: ServersService,
     private readonly executor: ExecutorService,
+    private readonly events: ExecutionEventsRepository,
   ) {}
 
   /** Graceful shutdown: refuse new jobs from now on. */
@@ -123,6 +126,19 @@ export class JobsService {
   }
 
   /** Newest first; `nextCursor` is set while a full page came back. */
+  /** One page of an execution's log entries, in sequence order. */
+  async logs(
+    id: string,
+    q: LogsQuery,
+  ): Promise<{ execution: ExecutionView; entries: ExecutionEventRecord[] }> {
+    const execution = await this.view(id);
+    if (q.serverId && !execution.targets.some((t) => t.serverId === q.serverId)) {
+      throw new BadRequestException(`server ${q.serverId} is not a target of execution ${id}`);
+    }
+    const entries = await this.events.logs(id, q.afterSeq ?? 0, q.limit ?? 1000, q.serverId);
+    return { execution, entries };
+  }
+
   async list(q: ListExecutionsQuery): Promise<ExecutionPage> {
     const limit = q.limit ?? DEFAULT_LIST_LIMIT;
     const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);

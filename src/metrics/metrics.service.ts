@@ -63,6 +63,10 @@ export class MetricsService {
     'Helper set-ups: api (tunnel opened), fallback (bundled instead, by reason), failed',
     ['result', 'reason'],
   );
+  readonly websocketSubscribers = this.gauge(
+    'cronium_websocket_subscribers',
+    'Active websocket subscriptions to execution status streams',
+  );
   readonly breakerOpens = this.counter(
     'cronium_ssh_breaker_opens_total',
     'Circuit-breaker openings',

@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, In, MoreThan, Not, Repository } from 'typeorm';
+import { DataSource, In, Not, Repository } from 'typeorm';
 import { ExecutionStatus, TERMINAL_TARGET_STATUSES } from '../executions/statuses';
-import { ExecutionEntity, ExecutionEventEntity, ExecutionTargetEntity } from './entities';
+import { ExecutionEntity, ExecutionTargetEntity } from './entities';
 
 export interface ExecutionWithTargets {
   execution: ExecutionEntity;
@@ -16,17 +16,15 @@ export interface ListQuery {
   cursor?: { createdAt: number; id: string };
 }
 
-/** All reads and writes of executions, their targets and their events. */
+/** All reads and writes of executions and their targets (events: ExecutionEventsRepository). */
 @Injectable()
 export class ExecutionsRepository {
-  readonly executions: Repository<ExecutionEntity>;
-  readonly targets: Repository<ExecutionTargetEntity>;
-  readonly events: Repository<ExecutionEventEntity>;
+  private readonly executions: Repository<ExecutionEntity>;
+  private readonly targets: Repository<ExecutionTargetEntity>;
 
   constructor(@InjectDataSource() private readonly db: DataSource) {
     this.executions = db.getRepository(ExecutionEntity);
     this.targets = db.getRepository(ExecutionTargetEntity);
-    this.events = db.getRepository(ExecutionEventEntity);
   }
 
   /**
@@ -47,6 +45,10 @@ export class ExecutionsRepository {
 
   findByIdempotencyKey(key: string): Promise<ExecutionEntity | null> {
     return this.executions.findOneBy({ idempotencyKey: key });
+  }
+
+  exists(id: string): Promise<boolean> {
+    return this.executions.exists({ where: { id } });
   }
 
   async find(id: string): Promise<ExecutionWithTargets | null> {
@@ -86,29 +88,6 @@ export class ExecutionsRepository {
 
   async updateExecution(id: string, patch: Partial<ExecutionEntity>): Promise<void> {
     await this.executions.update({ id }, patch as any);
-  }
-
-  logs(executionId: string, afterSeq: number, limit: number, serverId?: string) {
-    return this.events.find({
-      where: {
-        executionId,
-        type: 'log',
-        logSeq: MoreThan(afterSeq),
-        ...(serverId ? { serverId } : {}),
-      },
-      order: { logSeq: 'ASC' },
-      take: limit,
-    });
-  }
-
-  async lastSeqs(executionId: string): Promise<{ seq: number; logSeq: number }> {
-    const row = await this.events
-      .createQueryBuilder('ev')
-      .select('MAX(ev.seq)', 'seq')
-      .addSelect('MAX(ev.logSeq)', 'logSeq')
-      .where('ev.executionId = :executionId', { executionId })
-      .getRawOne();
-    return { seq: Number(row?.seq ?? 0), logSeq: Number(row?.logSeq ?? 0) };
   }
 
   /** Executions a previous process left unfinished. */

@@ -1,21 +1,35 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AppConfig } from '../config/app-config';
+import { DatabaseProbe } from './database-probe';
 import { dataSourceOptions } from './data-source-options';
-import { ENTITIES } from './entities';
+import { ExecutionEventsRepository } from './execution-events.repository';
 import { ExecutionsRepository } from './executions.repository';
+import { RunnerCacheRepository } from './runner-cache.repository';
+import { ServersRepository } from './servers.repository';
+import { VariablesRepository } from './variables.repository';
 
-/** The database (SQLite file by default, PostgreSQL by DATABASE_URL) and its entities. */
-@Global()
+const REPOSITORIES = [
+  ExecutionsRepository,
+  ExecutionEventsRepository,
+  ServersRepository,
+  RunnerCacheRepository,
+  VariablesRepository,
+  DatabaseProbe,
+];
+
+/**
+ * The database (SQLite file by default, PostgreSQL by DATABASE_URL), one repository per
+ * aggregate. TypeORM stays in here: other modules see the repositories' named methods only.
+ */
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
       inject: [AppConfig],
       useFactory: (config: AppConfig) => dataSourceOptions(config.database.url),
     }),
-    TypeOrmModule.forFeature(ENTITIES),
   ],
-  providers: [ExecutionsRepository],
-  exports: [TypeOrmModule, ExecutionsRepository],
+  providers: REPOSITORIES,
+  exports: REPOSITORIES,
 })
 export class PersistenceModule {}

@@ -1,11 +1,10 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import { Repository } from 'typeorm';
 import { retry } from '../common/backoff';
 import { AppConfig } from '../config/app-config';
 import { TargetError } from '../executions/error-codes';
 import { MetricsService } from '../metrics/metrics.service';
 import { RunnerCacheEntity } from '../persistence/entities';
+import { RunnerCacheRepository } from '../persistence/runner-cache.repository';
 import { execCommand } from '../ssh/run-command';
 import { PooledConnection } from '../ssh/ssh.types';
 import { deployCommand, verifyCommand } from '../runner/commands';
@@ -32,7 +31,7 @@ export class RunnerCacheService implements OnModuleInit {
   constructor(
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
-    @InjectRepository(RunnerCacheEntity) private readonly repo: Repository<RunnerCacheEntity>,
+    private readonly repo: RunnerCacheRepository,
   ) {}
 
   onModuleInit(): void {
@@ -95,7 +94,7 @@ export class RunnerCacheService implements OnModuleInit {
   /** Drops what is known about a server (it was edited or deleted). */
   async forget(serverId: string): Promise<void> {
     for (const k of [...this.memo.keys()]) if (k.startsWith(serverId + '|')) this.memo.delete(k);
-    await this.repo.delete({ serverId });
+    await this.repo.deleteServer(serverId);
   }
 
   private async deploy(conn: PooledConnection, baseDir: string): Promise<void> {
@@ -127,20 +126,20 @@ export class RunnerCacheService implements OnModuleInit {
     const key = `${serverId}|${baseDir}`;
     const hit = this.memo.get(key);
     if (hit) return hit;
-    const row = await this.repo.findOneBy({ serverId, runnerHash: this.artifact.hash });
+    const row = await this.repo.find(serverId, this.artifact.hash);
     if (!row || row.baseDir !== baseDir) return null;
     this.memo.set(key, row);
     return row;
   }
 
   private async remember(serverId: string, baseDir: string, deployedAt: number): Promise<void> {
-    const row = this.repo.create({
+    const row: RunnerCacheEntity = {
       serverId,
       runnerHash: this.artifact.hash,
       baseDir,
       deployedAt,
       verifiedAt: Date.now(),
-    });
+    };
     await this.repo.save(row);
     this.memo.set(`${serverId}|${baseDir}`, row);
   }

@@ -19,6 +19,7 @@ import { TargetError } from '../executions/error-codes';
 import { MetricsService } from '../metrics/metrics.service';
 import { dataSourceOptions } from '../persistence/data-source-options';
 import { RunnerCacheEntity } from '../persistence/entities';
+import { RunnerCacheRepository } from '../persistence/runner-cache.repository';
 import { SshPool } from '../ssh/ssh-pool.service';
 import { PooledConnection, SshEndpoint, SshLease } from '../ssh/ssh.types';
 import { buildRunnerArtifact, REMOTE_DIR } from './runner-artifact';
@@ -126,7 +127,7 @@ describe('RunnerCacheService (real sshd, real sqlite)', () => {
   }
 
   function service(config = makeConfig()) {
-    return { svc: new RunnerCacheService(config, metrics, repo), config };
+    return { svc: new RunnerCacheService(config, metrics, new RunnerCacheRepository(ds)), config };
   }
 
   let baseSeq = 0;

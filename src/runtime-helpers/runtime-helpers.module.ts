@@ -1,4 +1,6 @@
 import { Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module';
+import { PersistenceModule } from '../persistence/persistence.module';
 import { TunnelModule } from '../tunnel/tunnel.module';
 import { RuntimeApiServer } from './runtime-api.server';
 import { RuntimeHelpersService } from './runtime-helpers.service';
@@ -9,7 +11,7 @@ import { VariablesService } from './variables.service';
 
 /** The helper API used by running scripts (through tunnels), bundled-mode results, variables. */
 @Module({
-  imports: [TunnelModule],
+  imports: [AuthModule, PersistenceModule, TunnelModule],
   controllers: [VariablesController],
   providers: [
     RuntimeHelpersService,

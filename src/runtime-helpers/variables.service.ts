@@ -1,19 +1,15 @@
 import { Injectable } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import { Repository } from 'typeorm';
-import { VariableEntity } from '../persistence/entities';
+import { VariablesRepository } from '../persistence/variables.repository';
 
 export const DEFAULT_SCOPE = 'default';
 
 /** Runtime variables, scoped per userId and persisted. */
 @Injectable()
 export class VariablesService {
-  constructor(
-    @InjectRepository(VariableEntity) private readonly repo: Repository<VariableEntity>,
-  ) {}
+  constructor(private readonly repo: VariablesRepository) {}
 
   async get(userId: string, key: string): Promise<{ found: boolean; value: unknown }> {
-    const row = await this.repo.findOneBy({ userId, key });
+    const row = await this.repo.find(userId, key);
     return row ? { found: true, value: row.value } : { found: false, value: undefined };
   }
 
@@ -22,13 +18,12 @@ export class VariablesService {
   }
 
   async remove(userId: string, key: string): Promise<boolean> {
-    const r = await this.repo.delete({ userId, key });
-    return (r.affected ?? 0) > 0;
+    return this.repo.delete(userId, key);
   }
 
   /** Every variable of a scope (the bundled-mode snapshot). */
   async all(userId: string): Promise<Record<string, unknown>> {
-    const rows = await this.repo.find({ where: { userId }, order: { key: 'ASC' } });
+    const rows = await this.repo.listScope(userId);
     return Object.fromEntries(rows.map((r) => [r.key, r.value]));
   }
 }

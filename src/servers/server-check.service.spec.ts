@@ -8,7 +8,7 @@ import { AppConfig } from '../config/app-config';
 import { loadConfig } from '../config/load-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { dataSourceOptions } from '../persistence/data-source-options';
-import { ServerEntity } from '../persistence/entities/server.entity';
+import { ServersRepository } from '../persistence/servers.repository';
 import { SshPool } from '../ssh/ssh-pool.service';
 import { ServerCheckService } from './server-check.service';
 import { ServersService } from './servers.service';
@@ -39,7 +39,7 @@ describe('ServerCheckService (real sshd)', () => {
     });
     ds = new DataSource(dataSourceOptions('sqlite::memory:'));
     await ds.initialize();
-    servers = new ServersService(ds.getRepository(ServerEntity), config);
+    servers = new ServersService(new ServersRepository(ds), config);
     pool = new SshPool(config, new MetricsService());
     pool.setHostKeyLearner((id, seen) => servers.learnHostKey(id, seen));
     servers.changes$.subscribe((id) => pool.evictServer(id));

@@ -1,6 +1,5 @@
 import { Global, INestApplication, Logger, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { TypeOrmModule } from '@nestjs/typeorm';
 import { EventEmitter } from 'node:events';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -12,8 +11,6 @@ import { TargetError } from '../executions/error-codes';
 import { MetricsService } from '../metrics/metrics.service';
 import { AppConfig } from '../config/app-config';
 import { loadConfig } from '../config/load-config';
-import { dataSourceOptions } from '../persistence/data-source-options';
-import { ENTITIES } from '../persistence/entities';
 import { SshPool } from '../ssh/ssh-pool.service';
 import { SeenHostKey, SshEndpoint } from '../ssh/ssh.types';
 import { ServersModule } from './servers.module';
@@ -99,12 +96,8 @@ describe('ServersController (HTTP)', () => {
 
     @Global()
     @Module({
-      imports: [
-        TypeOrmModule.forRoot(dataSourceOptions('sqlite::memory:')),
-        TypeOrmModule.forFeature(ENTITIES),
-      ],
       providers: [{ provide: AppConfig, useValue: config }, MetricsService],
-      exports: [TypeOrmModule, AppConfig, MetricsService],
+      exports: [AppConfig, MetricsService],
     })
     class TestInfraModule {}
 

@@ -1,5 +1,6 @@
 import { Module, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { Subscription } from 'rxjs';
+import { PersistenceModule } from '../persistence/persistence.module';
 import { RunnerCacheModule } from '../runner-cache/runner-cache.module';
 import { RunnerCacheService } from '../runner-cache/runner-cache.service';
 import { SshModule } from '../ssh/ssh.module';
@@ -10,7 +11,7 @@ import { ServersService } from './servers.service';
 
 /** Server inventory: CRUD, credentials sealed at rest, host-key pinning, tags. */
 @Module({
-  imports: [SshModule, RunnerCacheModule],
+  imports: [PersistenceModule, SshModule, RunnerCacheModule],
   controllers: [ServersController],
   providers: [ServersService, ServerCheckService],
   exports: [ServersService],

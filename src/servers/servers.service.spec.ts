@@ -9,6 +9,7 @@ import { loadConfig } from '../config/load-config';
 import { TargetError } from '../executions/error-codes';
 import { dataSourceOptions } from '../persistence/data-source-options';
 import { ServerEntity } from '../persistence/entities/server.entity';
+import { ServersRepository } from '../persistence/servers.repository';
 import { CreateServerDto } from './dto/create-server.dto';
 import { ServersService } from './servers.service';
 
@@ -73,8 +74,8 @@ describe('ServersService (SQLite)', () => {
 
   beforeEach(async () => {
     await repo().clear();
-    svc = new ServersService(repo(), tofuConfig);
-    strict = new ServersService(repo(), strictConfig);
+    svc = new ServersService(new ServersRepository(ds), tofuConfig);
+    strict = new ServersService(new ServersRepository(ds), strictConfig);
   });
 
   afterAll(async () => {
@@ -162,7 +163,7 @@ describe('ServersService (SQLite)', () => {
 
     it('cannot open credentials with another secrets key', async () => {
       const a = await svc.create(base());
-      const other = new ServersService(repo(), {
+      const other = new ServersService(new ServersRepository(ds), {
         ...tofuConfig,
         secrets: { key: 'y'.repeat(64) },
       } as AppConfig);

@@ -6,14 +6,14 @@ import {
   NotFoundException,
   OnModuleDestroy,
 } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { Observable, Subject } from 'rxjs';
-import { FindOptionsWhere, In, IsNull, Repository } from 'typeorm';
 import { SecretBox, SecretBoxError } from '../common/secret-box';
 import { AppConfig } from '../config/app-config';
 import { TargetError } from '../executions/error-codes';
 import { ServerEntity } from '../persistence/entities/server.entity';
+import { ServersRepository } from '../persistence/servers.repository';
+import { isUniqueViolation } from '../persistence/write-errors';
 import { SeenHostKey, SshEndpoint } from '../ssh/ssh.types';
 import { CreateServerDto } from './dto/create-server.dto';
 import { ServerView } from './dto/server-view.dto';
@@ -60,7 +60,7 @@ export class ServersService implements OnModuleDestroy {
   readonly changes$: Observable<string> = this.changes.asObservable();
 
   constructor(
-    @InjectRepository(ServerEntity) private readonly repo: Repository<ServerEntity>,
+    private readonly repo: ServersRepository,
     private readonly config: AppConfig,
   ) {
     this.box = new SecretBox(config.secrets.key);
@@ -102,7 +102,7 @@ export class ServersService implements OnModuleDestroy {
     await this.assertNameFree(dto.name);
     const now = Date.now();
     const id = randomUUID();
-    const entity = this.repo.create({
+    const entity: ServerEntity = {
       id,
       name: dto.name,
       host: dto.host,
@@ -116,7 +116,7 @@ export class ServersService implements OnModuleDestroy {
       baseDir: dto.baseDir ?? null,
       createdAt: now,
       updatedAt: now,
-    });
+    };
     try {
       await this.repo.insert(entity);
     } catch (e) {
@@ -127,7 +127,7 @@ export class ServersService implements OnModuleDestroy {
   }
 
   async list(): Promise<ServerView[]> {
-    const rows = await this.repo.find({ order: { name: 'ASC' } });
+    const rows = await this.repo.list();
     return rows.map((r) => this.toView(r));
   }
 
@@ -209,8 +209,7 @@ export class ServersService implements OnModuleDestroy {
     if (Object.keys(patch).length === 0) return this.toView(current);
     patch.updatedAt = Math.max(Date.now(), current.updatedAt + 1);
     try {
-      const res = await this.repo.update({ id: current.id }, patch);
-      if (res.affected === 0) throw this.notFound(id);
+      if (!(await this.repo.update(current.id, patch))) throw this.notFound(id);
     } catch (e) {
       throw this.mapWriteError(e, patch.name ?? current.name);
     }
@@ -226,8 +225,7 @@ export class ServersService implements OnModuleDestroy {
   async remove(id: string): Promise<void> {
     if (!isUuid(id)) throw this.notFound(id);
     const key = id.toLowerCase();
-    const res = await this.repo.delete({ id: key });
-    if (!res.affected) throw this.notFound(id);
+    if (!(await this.repo.delete(key))) throw this.notFound(id);
     this.changes.next(key);
     this.logger.log(`server ${key} deleted`);
   }
@@ -237,7 +235,7 @@ export class ServersService implements OnModuleDestroy {
   /** The stored row; 404 (`server <id> not found`) for unknown or malformed ids. */
   async getEntity(id: string): Promise<ServerEntity> {
     if (!isUuid(id)) throw this.notFound(id);
-    const row = await this.repo.findOneBy({ id: id.toLowerCase() });
+    const row = await this.repo.findById(id.toLowerCase());
     if (!row) throw this.notFound(id);
     return row;
   }
@@ -282,7 +280,7 @@ export class ServersService implements OnModuleDestroy {
 
     if (ids.length) {
       const valid = ids.filter(isUuid).map((s) => s.toLowerCase());
-      const rows = valid.length ? await this.repo.findBy({ id: In([...new Set(valid)]) }) : [];
+      const rows = valid.length ? await this.repo.findByIds([...new Set(valid)]) : [];
       for (const r of rows) found.set(r.id, r);
       const unknown = ids.filter((s) => !isUuid(s) || !found.has(s.toLowerCase()));
       if (unknown.length) {
@@ -294,11 +292,7 @@ export class ServersService implements OnModuleDestroy {
       }
     }
     if (tags.size) {
-      // Tags live in a JSON text column (one schema for SQLite and PostgreSQL); the
-      // inventory is small enough to filter here.
-      for (const r of await this.repo.find()) {
-        if (!found.has(r.id) && (r.tags ?? []).some((t) => tags.has(t))) found.set(r.id, r);
-      }
+      for (const r of await this.repo.findByAnyTag(tags)) if (!found.has(r.id)) found.set(r.id, r);
     }
     return [...found.values()].sort((a, b) =>
       a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : 1,
@@ -320,20 +314,14 @@ export class ServersService implements OnModuleDestroy {
     if (this.hostKeyPolicy === 'strict') return false;
     if (!isUuid(serverId) || !seen?.fingerprint) return false;
     const id = serverId.toLowerCase();
-    const where: FindOptionsWhere<ServerEntity> = { id, hostKeyFingerprint: IsNull() };
-    if (expect)
-      Object.assign(where, { host: expect.host, port: expect.port, username: expect.username });
-    const res = await this.repo.update(where, {
-      hostKeyFingerprint: seen.fingerprint,
-      hostKeyType: seen.type ?? null,
-    });
-    if (res.affected === 1) {
+    const key = { fingerprint: seen.fingerprint, type: seen.type ?? null };
+    if (await this.repo.pinHostKeyIfUnset(id, key, expect)) {
       this.logger.log(
         `server ${id}: host key ${seen.fingerprint} (${seen.type}) pinned on first use`,
       );
       return true;
     }
-    const row = await this.repo.findOneBy({ id });
+    const row = await this.repo.findById(id);
     if (!row || row.hostKeyFingerprint !== seen.fingerprint) return false;
     if (
       expect &&
@@ -343,10 +331,7 @@ export class ServersService implements OnModuleDestroy {
     }
     if (row.hostKeyType === null && seen.type) {
       // Pinned by fingerprint alone: remember the type now that a matching key was seen.
-      await this.repo.update(
-        { id, hostKeyFingerprint: seen.fingerprint, hostKeyType: IsNull() },
-        { hostKeyType: seen.type },
-      );
+      await this.repo.setHostKeyTypeIfUnset(id, seen.fingerprint, seen.type);
     }
     return true;
   }
@@ -452,7 +437,7 @@ export class ServersService implements OnModuleDestroy {
   }
 
   private async assertNameFree(name: string, exceptId?: string): Promise<void> {
-    const other = await this.repo.findOneBy({ name });
+    const other = await this.repo.findByName(name);
     if (other && other.id !== exceptId) throw this.nameConflict(name);
   }
 
@@ -466,16 +451,7 @@ export class ServersService implements OnModuleDestroy {
 
   /** Unique-name races that slipped past the pre-check become 409, not 500. */
   private mapWriteError(e: unknown, name: string): unknown {
-    const d = (e as any)?.driverError ?? e;
-    const code = d?.code;
-    if (
-      code === '23505' ||
-      code === 'SQLITE_CONSTRAINT_UNIQUE' ||
-      /UNIQUE constraint failed|duplicate key value/i.test(String(d?.message ?? ''))
-    ) {
-      return this.nameConflict(name);
-    }
-    return e;
+    return isUniqueViolation(e) ? this.nameConflict(name) : e;
   }
 }
 

@@ -1,7 +1,7 @@
 import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { Subscription } from 'rxjs';
-import { DataSource } from 'typeorm';
+import type { ExecutionEventRecord } from '../executions/records';
+import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionEvent } from './execution-event';
 import { ExecutionEventsService } from './execution-events.service';
 
@@ -16,11 +16,10 @@ export class EventWriter implements OnModuleInit, OnApplicationShutdown {
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
   private sub?: Subscription;
-  private sqliteInsert: ((rows: unknown[][]) => void) | null = null;
 
   constructor(
     private readonly events: ExecutionEventsService,
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly repo: ExecutionEventsRepository,
   ) {}
 
   onModuleInit(): void {
@@ -52,25 +51,10 @@ export class EventWriter implements OnModuleInit, OnApplicationShutdown {
 
   private async write(batch: ExecutionEvent[]): Promise<void> {
     if (!batch.length) return;
-    const rows = batch.map((e) => [
-      e.executionId,
-      e.seq,
-      e.type,
-      e.serverId ?? null,
-      e.logSeq ?? null,
-      e.stream ?? null,
-      e.ts,
-      e.text ?? null,
-      e.type === 'log' ? null : jsonOrNull(eventData(e)),
-    ]);
+    const rows = batch.map(toStored);
     for (let attempt = 0; ; attempt++) {
       try {
-        // Chunks, yielding between them: a flood of output must not hold the event loop
-        // (websockets, probes and the API share it).
-        for (let i = 0; i < rows.length; i += CHUNK) {
-          await this.insert(rows.slice(i, i + CHUNK));
-          if (i + CHUNK < rows.length) await new Promise((r) => setImmediate(r));
-        }
+        await this.repo.insertMany(rows);
         return;
       } catch (err: any) {
         if (attempt >= 2) {
@@ -83,60 +67,21 @@ export class EventWriter implements OnModuleInit, OnApplicationShutdown {
       }
     }
   }
-
-  /**
-   * SQLite: one prepared statement in one transaction per chunk (better-sqlite3 runs it
-   * synchronously at native speed); PostgreSQL: one multi-row INSERT per chunk.
-   */
-  private async insert(rows: unknown[][]): Promise<void> {
-    if (this.db.options.type === 'better-sqlite3') {
-      if (!this.sqliteInsert) {
-        const sqlite = (this.db.driver as any).databaseConnection;
-        const stmt = sqlite.prepare(
-          `INSERT INTO execution_events (${COLUMNS}) VALUES (${COLUMN_LIST.map(() => '?').join(',')})`,
-        );
-        this.sqliteInsert = sqlite.transaction((chunk: unknown[][]) => {
-          for (const r of chunk) stmt.run(r);
-        });
-      }
-      this.sqliteInsert!(rows);
-      return;
-    }
-    for (let i = 0; i < rows.length; i += PG_ROWS) {
-      const part = rows.slice(i, i + PG_ROWS);
-      const values = part
-        .map(
-          (_, j) =>
-            `(${COLUMN_LIST.map((__, k) => `$${j * COLUMN_LIST.length + k + 1}`).join(',')})`,
-        )
-        .join(',');
-      await this.db.query(
-        `INSERT INTO execution_events (${COLUMNS}) VALUES ${values}`,
-        part.flat(),
-      );
-    }
-  }
 }
 
-const COLUMN_LIST = [
-  'executionId',
-  'seq',
-  'type',
-  'serverId',
-  'logSeq',
-  'stream',
-  'ts',
-  'text',
-  'data',
-];
-const COLUMNS = COLUMN_LIST.map((c) => `"${c}"`).join(',');
-/** Rows written between yields to the event loop. */
-const CHUNK = 2000;
-/** 9 parameters a row: well under PostgreSQL's 65535 bound parameters. */
-const PG_ROWS = 1000;
-
-function jsonOrNull(d: Record<string, unknown> | null): string | null {
-  return d == null ? null : JSON.stringify(d);
+/** The stored form: `status` (status and summary events) is kept inside `data`. */
+function toStored(e: ExecutionEvent): ExecutionEventRecord {
+  return {
+    executionId: e.executionId,
+    seq: e.seq,
+    type: e.type,
+    serverId: e.serverId ?? null,
+    logSeq: e.logSeq ?? null,
+    stream: e.stream ?? null,
+    ts: e.ts,
+    text: e.text ?? null,
+    data: e.type === 'log' ? null : eventData(e),
+  };
 }
 
 function eventData(e: ExecutionEvent): Record<string, unknown> | null {

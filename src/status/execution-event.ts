@@ -1,4 +1,4 @@
-import type { LogStream } from '../persistence/entities';
+import type { LogStream } from '../executions/records';
 
 export type ExecutionEventType = 'status' | 'log' | 'result' | 'summary' | 'end';
 

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { filter, Observable, Subject } from 'rxjs';
+import { Observable, Subject } from 'rxjs';
 import { EmittedEvent, ExecutionEvent } from './execution-event';
 
 interface Counters {
@@ -34,10 +34,6 @@ export class ExecutionEventsService {
     this.subject.next(full);
     if (event.type === 'end') this.counters.delete(executionId);
     return full;
-  }
-
-  forExecution(executionId: string): Observable<ExecutionEvent> {
-    return this.events$.pipe(filter((e) => e.executionId === executionId));
   }
 
   isLive(executionId: string): boolean {

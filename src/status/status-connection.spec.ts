@@ -1,10 +1,15 @@
+import * as os from 'node:os';
+import { loadConfig } from '../config/load-config';
 import type { ExecutionEvent } from './execution-event';
-import {
-  STATUS_LIMITS,
-  StatusConnection,
-  StatusSubscription,
-  WireSocket,
-} from './status-connection';
+import { StatusConnection, StatusSubscription, WireSocket } from './status-connection';
+
+/** The configured defaults (config/default.yaml, `status:`). */
+const STATUS_LIMITS = loadConfig({
+  CRONIUM_DATA_DIR: os.tmpdir(),
+  CRONIUM_JWT_SECRET: 'j'.repeat(40),
+  CRONIUM_SECRETS_KEY: 'k'.repeat(40),
+  CRONIUM_SERVICE_TOKENS: 'token-aaaaaaaaaaaaaaaa',
+}).status;
 
 const EX = '11111111-1111-4111-8111-111111111111';
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';

@@ -1,32 +1,9 @@
+import type { StatusConfig } from '../config/app-config';
 import type { ExecutionEvent } from './execution-event';
 import { approxSize, laggedUpdate, wireUpdate } from './status-update';
 
-/**
- * Every websocket fan-out limit in one place. Memory per subscription is bounded by
- * maxQueuedEvents / maxQueuedBytes (plus one replay page while replaying), and per
- * socket by socketHighWater on top of that.
- */
-export const STATUS_LIMITS = {
-  /**
-   * Events waiting for one subscription (live backlog) before it is dropped as `lagged`.
-   * Sized for bursts, not for steady state: a script that prints fast can emit tens of
-   * thousands of short lines within one event-loop turn (one large SSH read), before any
-   * socket could take them, and a reader that keeps up must not be dropped for that.
-   */
-  maxQueuedEvents: 100_000,
-  /** Same, in approximate bytes on the wire (what bounds memory for long lines). */
-  maxQueuedBytes: 16 * 1024 * 1024,
-  /** No more writes while the socket holds this much unsent data (ws.bufferedAmount). */
-  socketHighWater: 1024 * 1024,
-  /** Queued events go out every flushIntervalMs, or at once when flushBatch are waiting. */
-  flushIntervalMs: 50,
-  flushBatch: 100,
-  /** Stored events read per query when replaying. */
-  replayPage: 1000,
-  /** Subscriptions one socket may hold. */
-  maxSubscriptionsPerSocket: 100,
-};
-export type StatusLimits = typeof STATUS_LIMITS;
+/** The fan-out limits (config `status:`). */
+export type StatusLimits = StatusConfig;
 
 /** The part of a `ws` WebSocket used here (a fake in unit tests). */
 export interface WireSocket {
@@ -239,7 +216,7 @@ export class StatusConnection {
 
   constructor(
     readonly ws: WireSocket,
-    readonly limits: StatusLimits = STATUS_LIMITS,
+    readonly limits: StatusLimits,
   ) {}
 
   get isOpen(): boolean {

@@ -1,5 +1,5 @@
 import { targetView } from '../executions/execution-view';
-import type { ExecutionEventEntity, ExecutionTargetEntity } from '../persistence/entities';
+import type { ExecutionEventRecord, TargetRecord } from '../executions/records';
 import type { ExecutionEvent } from './execution-event';
 
 /** `data` of a server → client `update` message (SPEC §4 "Websocket /v1/status"). */
@@ -30,7 +30,7 @@ export function toUpdate(e: ExecutionEvent): StatusUpdate {
     case 'log':
       return { ...base, serverId: e.serverId ?? null, stream: e.stream, text: e.text ?? '' };
     case 'result': {
-      const record = targetView((e.data ?? {}) as unknown as ExecutionTargetEntity);
+      const record = targetView((e.data ?? {}) as unknown as TargetRecord);
       return { ...base, ...record, serverId: e.serverId ?? record.serverId ?? null, ...base };
     }
     case 'summary':
@@ -65,7 +65,7 @@ export function laggedUpdate(executionId: string, seq: number): StatusUpdate {
  * A stored row back to the event the executor emitted (EventWriter stores `status` inside
  * `data` for status and summary events).
  */
-export function fromRow(r: ExecutionEventEntity): ExecutionEvent {
+export function fromRow(r: ExecutionEventRecord): ExecutionEvent {
   const e: ExecutionEvent = {
     executionId: r.executionId,
     seq: Number(r.seq),

@@ -9,14 +9,16 @@ import {
   WebSocketGateway,
 } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
-import { Gauge, register } from 'prom-client';
 import { Subscription } from 'rxjs';
 import type { RawData, WebSocket } from 'ws';
 import { ServiceTokensService } from '../auth/service-tokens.service';
+import { AppConfig } from '../config/app-config';
+import { MetricsService } from '../metrics/metrics.service';
+import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { EventWriter } from './event-writer.service';
 import { ExecutionEventsService } from './execution-events.service';
-import { STATUS_LIMITS, StatusConnection, StatusSubscription } from './status-connection';
+import { StatusConnection, StatusLimits, StatusSubscription } from './status-connection';
 import { fromRow } from './status-update';
 
 const MESSAGES = new Set(['subscribe', 'unsubscribe']);
@@ -24,18 +26,6 @@ const MESSAGES = new Set(['subscribe', 'unsubscribe']);
 const MAX_CLIENT_MESSAGE_BYTES = 64 * 1024;
 /** RFC 6455 "policy violation": a missing or invalid token. */
 const CLOSE_UNAUTHORIZED = 1008;
-
-const SUBSCRIBERS_METRIC = 'cronium_websocket_subscribers';
-function subscribersGauge(): Gauge {
-  return (
-    (register.getSingleMetric(SUBSCRIBERS_METRIC) as Gauge | undefined) ??
-    new Gauge({
-      name: SUBSCRIBERS_METRIC,
-      help: 'Active websocket subscriptions to execution status streams',
-      registers: [register],
-    })
-  );
-}
 
 interface SubscribeRequest {
   executionId: string;
@@ -54,17 +44,22 @@ export class StatusGateway
 {
   private readonly logger = new Logger(StatusGateway.name);
   private readonly connections = new Map<WebSocket, StatusConnection>();
-  private readonly gauge = subscribersGauge();
   /** Live routing: one listener on the event stream, subscriptions looked up by execution. */
   private readonly live = new Map<string, Set<StatusSubscription>>();
   private stream?: Subscription;
+  private readonly limits: StatusLimits;
 
   constructor(
+    config: AppConfig,
     private readonly tokens: ServiceTokensService,
     private readonly events: ExecutionEventsService,
     private readonly writer: EventWriter,
-    private readonly repo: ExecutionsRepository,
-  ) {}
+    private readonly executions: ExecutionsRepository,
+    private readonly stored: ExecutionEventsRepository,
+    private readonly metrics: MetricsService,
+  ) {
+    this.limits = config.status;
+  }
 
   /** Authenticates at the handshake: a bad or missing token closes 1008 before any data. */
   handleConnection(client: WebSocket, req?: IncomingMessage): void {
@@ -74,7 +69,7 @@ export class StatusGateway
       client.close(CLOSE_UNAUTHORIZED, 'unauthorized');
       return;
     }
-    const conn = new StatusConnection(client, STATUS_LIMITS);
+    const conn = new StatusConnection(client, this.limits);
     this.connections.set(client, conn);
     // Nest routes `subscribe` and `unsubscribe`; anything else gets an error here.
     client.on('message', (raw: RawData) => this.checkMessage(conn, raw));
@@ -166,19 +161,19 @@ export class StatusGateway
   private subscribe(conn: StatusConnection, req: SubscribeRequest): void {
     const key = `${req.executionId}/${req.serverId ?? '*'}`;
     conn.subs.get(key)?.stop(); // the same subscription again restarts it
-    if (conn.subs.size >= STATUS_LIMITS.maxSubscriptionsPerSocket)
+    if (conn.subs.size >= this.limits.maxSubscriptionsPerSocket)
       return conn.error(
-        `too many subscriptions on this socket (max ${STATUS_LIMITS.maxSubscriptionsPerSocket})`,
+        `too many subscriptions on this socket (max ${this.limits.maxSubscriptionsPerSocket})`,
       );
     const sub = new StatusSubscription(conn, key, req.executionId, req.serverId, req.afterSeq);
     // Live first (buffered while replaying), so nothing emitted from now on can be missed.
     this.addLive(sub);
     conn.subs.set(key, sub);
-    this.gauge.inc();
+    this.metrics.websocketSubscribers.inc();
     sub.onStop = () => {
       this.removeLive(sub);
       if (conn.subs.get(key) === sub) conn.subs.delete(key);
-      this.gauge.dec();
+      this.metrics.websocketSubscribers.dec();
     };
     this.replay(conn, sub).catch((e) => {
       this.logger.error(`replay of ${req.executionId} failed: ${e?.stack ?? e}`);
@@ -191,7 +186,7 @@ export class StatusGateway
 
   /** Stored events after afterSeq in pages, then the buffered live ones, then live. */
   private async replay(conn: StatusConnection, sub: StatusSubscription): Promise<void> {
-    const exists = await this.repo.executions.exists({ where: { id: sub.executionId } });
+    const exists = await this.executions.exists(sub.executionId);
     if (sub.stopped) return;
     if (!exists) {
       sub.stop();
@@ -202,18 +197,15 @@ export class StatusGateway
       await this.writer.flush();
       for (;;) {
         if (sub.stopped) return;
-        const qb = this.repo.events
-          .createQueryBuilder('ev')
-          .where('ev.executionId = :id', { id: sub.executionId })
-          .andWhere('ev.seq > :after', { after: sub.lastSeq })
-          .orderBy('ev.seq', 'ASC')
-          .limit(STATUS_LIMITS.replayPage);
-        if (sub.serverId)
-          qb.andWhere('(ev.serverId = :sid OR ev.serverId IS NULL)', { sid: sub.serverId });
-        const rows = await qb.getMany();
+        const rows = await this.stored.replayPage(
+          sub.executionId,
+          sub.lastSeq,
+          this.limits.replayPage,
+          sub.serverId,
+        );
         if (sub.stopped) return;
         sub.onStored(rows.map(fromRow));
-        if (sub.ended || rows.length < STATUS_LIMITS.replayPage) break;
+        if (sub.ended || rows.length < this.limits.replayPage) break;
         await sub.drained(); // pull the next page only once this one is on the socket
       }
       if (!sub.ended) await sub.drained(); // hand over with an empty queue
@@ -222,14 +214,11 @@ export class StatusGateway
     if (sub.stopped || sub.ended || this.events.isLive(sub.executionId)) return;
     // Not running here and no `end` after afterSeq: either not started yet, or it ended
     // at or before afterSeq — then there is nothing more to send, ever.
-    const end = await this.repo.events.findOne({
-      where: { executionId: sub.executionId, type: 'end' },
-      select: { seq: true },
-    });
-    if (end && !sub.stopped && !sub.ended) {
+    const endSeq = await this.stored.endSeq(sub.executionId);
+    if (endSeq !== null && !sub.stopped && !sub.ended) {
       sub.stop();
       conn.error(
-        `execution ${sub.executionId} ended at seq ${end.seq}; there are no events after seq ${sub.lastSeq}`,
+        `execution ${sub.executionId} ended at seq ${endSeq}; there are no events after seq ${sub.lastSeq}`,
       );
     }
   }

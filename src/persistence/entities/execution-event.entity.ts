@@ -1,16 +1,12 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { epochMs, jsonText } from '../columns';
 
-export type ExecutionEventType = 'status' | 'log' | 'result' | 'summary' | 'end';
-export type LogStream = 'stdout' | 'stderr' | 'system';
+import type { ExecutionEventRecord, ExecutionEventType, LogStream } from '../../executions/records';
 
-/**
- * Every event of an execution, in order. `seq` numbers all events (websocket replay);
- * `logSeq` numbers log entries only, gap-free, for the logs API.
- */
+/** Every event of an execution, in order (see ExecutionEventRecord). */
 @Entity('execution_events')
 @Index(['executionId', 'logSeq'])
-export class ExecutionEventEntity {
+export class ExecutionEventEntity implements ExecutionEventRecord {
   @PrimaryColumn({ type: 'varchar', length: 36 }) executionId!: string;
   @PrimaryColumn({ type: 'integer' }) seq!: number;
   @Column({ type: 'varchar', length: 16 }) type!: ExecutionEventType;

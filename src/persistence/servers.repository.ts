@@ -1,0 +1,87 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, FindOptionsWhere, In, IsNull, Repository } from 'typeorm';
+import { ServerEntity } from './entities/server.entity';
+
+/** The endpoint a host key was seen on: a pin is only learned while the server still has it. */
+export type ServerEndpointFields = Pick<ServerEntity, 'host' | 'port' | 'username'>;
+
+/** All reads and writes of the server inventory. */
+@Injectable()
+export class ServersRepository {
+  private readonly servers: Repository<ServerEntity>;
+
+  constructor(@InjectDataSource() db: DataSource) {
+    this.servers = db.getRepository(ServerEntity);
+  }
+
+  async insert(server: ServerEntity): Promise<void> {
+    await this.servers.insert(server);
+  }
+
+  /** Every server, ordered by name. */
+  list(): Promise<ServerEntity[]> {
+    return this.servers.find({ order: { name: 'ASC' } });
+  }
+
+  findById(id: string): Promise<ServerEntity | null> {
+    return this.servers.findOneBy({ id });
+  }
+
+  findByName(name: string): Promise<ServerEntity | null> {
+    return this.servers.findOneBy({ name });
+  }
+
+  findByIds(ids: string[]): Promise<ServerEntity[]> {
+    return this.servers.findBy({ id: In(ids) });
+  }
+
+  /**
+   * Servers carrying any of the tags. Tags live in a JSON text column (one schema for
+   * SQLite and PostgreSQL); the inventory is small enough to filter here.
+   */
+  async findByAnyTag(tags: ReadonlySet<string>): Promise<ServerEntity[]> {
+    const rows = await this.servers.find();
+    return rows.filter((r) => (r.tags ?? []).some((t) => tags.has(t)));
+  }
+
+  /** False when no server has that id. */
+  async update(id: string, patch: Partial<ServerEntity>): Promise<boolean> {
+    const res = await this.servers.update({ id }, patch);
+    return res.affected !== 0;
+  }
+
+  /** False when no server has that id. */
+  async delete(id: string): Promise<boolean> {
+    const res = await this.servers.delete({ id });
+    return !!res.affected;
+  }
+
+  /**
+   * Pins a host key if the server has none yet (conditional UPDATE … WHERE
+   * hostKeyFingerprint IS NULL, so the first caller wins); with `expect`, only while the
+   * server still points at that endpoint. True when this call pinned it.
+   */
+  async pinHostKeyIfUnset(
+    id: string,
+    key: { fingerprint: string; type: string | null },
+    expect?: ServerEndpointFields,
+  ): Promise<boolean> {
+    const where: FindOptionsWhere<ServerEntity> = { id, hostKeyFingerprint: IsNull() };
+    if (expect)
+      Object.assign(where, { host: expect.host, port: expect.port, username: expect.username });
+    const res = await this.servers.update(where, {
+      hostKeyFingerprint: key.fingerprint,
+      hostKeyType: key.type,
+    });
+    return res.affected === 1;
+  }
+
+  /** Records the key type of a key pinned by fingerprint alone (no-op once it is known). */
+  async setHostKeyTypeIfUnset(id: string, fingerprint: string, type: string): Promise<void> {
+    await this.servers.update(
+      { id, hostKeyFingerprint: fingerprint, hostKeyType: IsNull() },
+      { hostKeyType: type },
+    );
+  }
+}
