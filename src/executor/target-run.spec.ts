@@ -9,27 +9,22 @@ import { Logger } from '@nestjs/common';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { FakeHelpers, FakeRunnerCache } from '../../test/support/executor-fakes';
 import { freePort, SshdInstance, startSshd, stopAll } from '../../test/support/sshd';
 import { AppConfig } from '../config/app-config';
 import { loadConfig } from '../config/load-config';
 import { MetricsService } from '../metrics/metrics.service';
 import type { TargetStatus } from '../executions/statuses';
 import type { ExecutionRecord } from '../executions/records';
-import { deployCommand } from '../runner/commands';
 import { RunnerChannels } from '../runner/runner-channels';
-import { buildRunnerArtifact } from '../runner-cache/runner-artifact';
-import type { EnsureResult } from '../runner-cache/runner-cache.service';
-import type { HelperRequest, PreparedHelpers } from '../runtime-helpers/runtime-helpers.service';
-import { execCommand } from '../ssh/run-command';
 import { SshPool } from '../ssh/ssh-pool.service';
-import type { PooledConnection, SshEndpoint } from '../ssh/ssh.types';
+import type { SshEndpoint } from '../ssh/ssh.types';
 import type { ExecutionPlan, TargetPlan } from './execution-plan';
 import { TargetRun, TargetRunDeps } from './target-run';
 
 jest.setTimeout(60000);
 
 const TEST_YAML = path.resolve(__dirname, '../../config/test.yaml');
-const artifact = buildRunnerArtifact();
 
 let sshd: SshdInstance;
 let dir: string;
@@ -55,60 +50,6 @@ afterAll(async () => {
   await stopAll();
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-/** The runner cache, reduced to what a target needs: deploys for real on a miss. */
-class FakeRunnerCache {
-  readonly artifact = artifact;
-  trusted = false;
-  deployed = false;
-  ensureCalls = 0;
-  invalidated = 0;
-  isTrusted() {
-    return this.trusted;
-  }
-  async ensure(conn: PooledConnection, _serverId: string, baseDir: string): Promise<EnsureResult> {
-    this.ensureCalls++;
-    if (this.deployed) return { outcome: 'hit' };
-    const r = await execCommand(conn, deployCommand(baseDir, artifact.hash), {
-      stdin: artifact.tar,
-    });
-    if (r.code !== 0) throw new Error(`deploy failed: ${r.stdout}${r.stderr}`);
-    this.deployed = true;
-    return { outcome: 'deployed' };
-  }
-  async invalidate() {
-    this.invalidated++;
-    this.deployed = false;
-  }
-}
-
-/** Runtime helpers reduced to files and env: no tunnel. */
-class FakeHelpers {
-  requests: HelperRequest[] = [];
-  collected: Buffer[] = [];
-  released = 0;
-  keep = false;
-  async prepare(_conn: PooledConnection, req: HelperRequest): Promise<PreparedHelpers> {
-    this.requests.push(req);
-    return {
-      mode: 'bundled',
-      fallbackReason: null,
-      endpoint: null,
-      env: { CRONIUM_HELPER_MODE: 'bundled' },
-      files: { 'input.json': JSON.stringify(req.input) },
-      keep: this.keep,
-      tunnelMs: null,
-      release: async () => {
-        this.released++;
-        return { output: null, condition: null };
-      },
-    };
-  }
-  async applyBundled(_userId: string | null, collected: Buffer) {
-    this.collected.push(collected);
-    return { output: 'collected', condition: true };
-  }
-}
 
 interface Harness {
   run: TargetRun;

@@ -1,0 +1,267 @@
+/**
+ * The executor's fan-out against a real sshd, a real SQLite file and the real event
+ * stream and writer, with fakes of our own runner cache and helpers: concurrency, the
+ * error budget, fail-fast, cancel, drain, aggregation, events, and start-up recovery.
+ */
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DataSource } from 'typeorm';
+import { FakeHelpers, FakeRunnerCache } from '../../test/support/executor-fakes';
+import { SshdInstance, startSshd, stopAll } from '../../test/support/sshd';
+import { AppConfig } from '../config/app-config';
+import { loadConfig } from '../config/load-config';
+import { newExecution, newTarget } from '../executions/execution-factory';
+import type { TargetRecord } from '../executions/records';
+import { MetricsService } from '../metrics/metrics.service';
+import { dataSourceOptions } from '../persistence/data-source-options';
+import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
+import { ExecutionsRepository } from '../persistence/executions.repository';
+import type { RunnerCacheService } from '../runner-cache/runner-cache.service';
+import type { RuntimeHelpersService } from '../runtime-helpers/runtime-helpers.service';
+import { SshPool } from '../ssh/ssh-pool.service';
+import { EventWriter } from '../status/event-writer.service';
+import type { ExecutionEvent } from '../status/execution-event';
+import { ExecutionEventsService } from '../status/execution-events.service';
+import type { ExecutionPlan } from './execution-plan';
+import { ExecutorService } from './executor.service';
+
+jest.setTimeout(90000);
+
+const TEST_YAML = path.resolve(__dirname, '../../config/test.yaml');
+
+let sshd: SshdInstance;
+let dir: string;
+let config: AppConfig;
+let ds: DataSource;
+let repo: ExecutionsRepository;
+let storedEvents: ExecutionEventsRepository;
+let events: ExecutionEventsService;
+let writer: EventWriter;
+let pool: SshPool;
+let executor: ExecutorService;
+let seen: ExecutionEvent[];
+
+beforeAll(async () => {
+  Logger.overrideLogger(['error']);
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-executor-'));
+  sshd = await startSshd();
+  config = loadConfig({
+    NODE_ENV: 'test',
+    CRONIUM_CONFIG: TEST_YAML,
+    CRONIUM_DATA_DIR: path.join(dir, 'data'),
+  });
+  ds = new DataSource(dataSourceOptions(`sqlite:${path.join(dir, 'executor.db')}`));
+  await ds.initialize();
+  repo = new ExecutionsRepository(ds);
+  storedEvents = new ExecutionEventsRepository(ds);
+  events = new ExecutionEventsService();
+  writer = new EventWriter(events, storedEvents);
+  writer.onModuleInit();
+  events.events$.subscribe((e) => seen.push(e));
+  pool = new SshPool(config, new MetricsService());
+  const cache = new FakeRunnerCache();
+  executor = new ExecutorService(
+    config,
+    repo,
+    storedEvents,
+    events,
+    writer,
+    pool,
+    cache as unknown as RunnerCacheService,
+    new MetricsService(),
+    new FakeHelpers() as unknown as RuntimeHelpersService,
+  );
+});
+
+beforeEach(() => {
+  seen = [];
+});
+
+afterAll(async () => {
+  await executor?.drain(0);
+  await writer?.onApplicationShutdown();
+  await pool?.onApplicationShutdown();
+  await ds?.destroy();
+  await sshd?.stop();
+  await stopAll();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+interface JobOptions {
+  targets: number;
+  concurrency?: number;
+  maxErrors?: number | null;
+  failFast?: boolean;
+  timeoutSeconds?: number;
+}
+
+/** Persists an execution with `n` targets on the one sshd and returns its plan. */
+async function plan(script: string, o: JobOptions): Promise<ExecutionPlan> {
+  const execution = newExecution({
+    request: {
+      scriptType: 'bash',
+      scriptBytes: script.length,
+      envNames: [],
+      timeoutSeconds: o.timeoutSeconds ?? 30,
+      helperMode: 'bundled',
+      concurrency: o.concurrency ?? 50,
+      maxErrors: o.maxErrors ?? null,
+      failFast: o.failFast ?? false,
+      targets: { serverIds: [], tags: [] },
+    },
+  });
+  const servers = Array.from({ length: o.targets }, (_, i) => ({
+    id: `00000000-0000-4000-8000-${String(i + 1).padStart(12, '0')}`,
+    name: `web-${i + 1}`,
+  }));
+  const targets = servers.map((s, i) => newTarget(execution.id, i, s));
+  await repo.create(execution, targets);
+  return {
+    execution,
+    targets: targets.map((t, i) => ({
+      targetId: t.id,
+      position: i,
+      serverId: t.serverId,
+      serverName: t.serverName,
+      baseDir: path.join(dir, 'base'),
+      endpoint: async () => ({
+        serverId: t.serverId,
+        serverName: t.serverName,
+        host: sshd.host,
+        port: sshd.port,
+        username: sshd.username,
+        privateKey: sshd.key.privateKey,
+        hostKeyFingerprint: sshd.hostKeyFingerprint,
+        hostKeyType: null,
+      }),
+    })),
+    script: { type: 'bash', content: script },
+    env: {},
+    input: null,
+    timeoutSeconds: o.timeoutSeconds ?? 30,
+    helperMode: 'bundled',
+    concurrency: o.concurrency ?? 50,
+    maxErrors: o.maxErrors ?? null,
+    failFast: o.failFast ?? false,
+  };
+}
+
+async function finished(id: string) {
+  for (;;) {
+    const found = await repo.find(id);
+    if (found && !['queued', 'running'].includes(found.execution.status)) return found;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** The most targets whose [startedAt, finishedAt] intervals overlap at one instant. */
+function maxOverlap(targets: TargetRecord[]): number {
+  const edges = targets.flatMap((t) => [
+    [t.startedAt!, 1],
+    [t.finishedAt!, -1],
+  ]);
+  edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let now = 0;
+  let max = 0;
+  for (const [, d] of edges) max = Math.max(max, (now += d));
+  return max;
+}
+
+const statusesOf = (targets: TargetRecord[]) => targets.map((t) => t.status);
+
+describe('ExecutorService', () => {
+  it('runs every target, aggregates, and emits result, summary and end with gap-free seqs', async () => {
+    const p = await plan('echo "on $CRONIUM_SERVER_ID"', { targets: 3 });
+    executor.start(p);
+    const { execution, targets } = await finished(p.execution.id);
+    expect(execution.status).toBe('succeeded');
+    expect(statusesOf(targets)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    const mine = seen.filter((e) => e.executionId === p.execution.id);
+    expect(mine.map((e) => e.seq)).toEqual(mine.map((_, i) => i + 1));
+    expect(mine.filter((e) => e.type === 'result')).toHaveLength(3);
+    expect(mine.slice(-2).map((e) => e.type)).toEqual(['summary', 'end']);
+    expect(mine.at(-2)).toMatchObject({ status: 'succeeded', data: { total: 3, succeeded: 3 } });
+    await writer.flush();
+    const stored = await storedEvents.replayPage(p.execution.id, 0, 1000);
+    expect(stored.map((e) => e.seq)).toEqual(mine.map((e) => e.seq));
+  });
+
+  it('never runs more targets at once than the job concurrency', async () => {
+    const p = await plan('sleep 0.4', { targets: 6, concurrency: 2 });
+    executor.start(p);
+    const { targets } = await finished(p.execution.id);
+    expect(statusesOf(targets).every((s) => s === 'succeeded')).toBe(true);
+    expect(maxOverlap(targets)).toBeLessThanOrEqual(2);
+
+    // the same job unbounded really does overlap (so the check above can fail)
+    const wide = await plan('sleep 0.4', { targets: 6, concurrency: 6 });
+    executor.start(wide);
+    expect(maxOverlap((await finished(wide.execution.id)).targets)).toBeGreaterThan(2);
+  });
+
+  it('skips targets not yet started once the error budget is spent', async () => {
+    const p = await plan('exit 1', { targets: 5, concurrency: 1, maxErrors: 1 });
+    executor.start(p);
+    const { execution, targets } = await finished(p.execution.id);
+    expect(statusesOf(targets)).toEqual(['failed', 'failed', 'skipped', 'skipped', 'skipped']);
+    expect(execution.status).toBe('failed');
+  });
+
+  it('failFast also cancels the targets already running', async () => {
+    const p = await plan(
+      '[ "$CRONIUM_SERVER_ID" = 00000000-0000-4000-8000-000000000001 ] && exit 1; sleep 30',
+      {
+        targets: 3,
+        maxErrors: 0,
+        failFast: true,
+      },
+    );
+    const started = Date.now();
+    executor.start(p);
+    const { execution, targets } = await finished(p.execution.id);
+    expect(Date.now() - started).toBeLessThan(20000);
+    expect(statusesOf(targets)).toEqual(['failed', 'cancelled', 'cancelled']);
+    expect(execution.status).toBe('failed');
+  });
+
+  it('cancel ends a running execution cancelled; an unknown one is not running here', async () => {
+    const p = await plan('sleep 30', { targets: 2 });
+    executor.start(p);
+    while (!seen.some((e) => e.executionId === p.execution.id && e.status === 'running')) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(executor.cancel(p.execution.id)).toBe(true);
+    const { execution, targets } = await finished(p.execution.id);
+    expect(execution.status).toBe('cancelled');
+    expect(statusesOf(targets)).toEqual(['cancelled', 'cancelled']);
+    expect(executor.cancel(p.execution.id)).toBe(false);
+    expect(executor.cancel('00000000-0000-4000-8000-00000000dead')).toBe(false);
+  });
+
+  it('drain waits out the grace, then cancels what is left', async () => {
+    const quick = await plan('sleep 0.2', { targets: 1 });
+    const slow = await plan('sleep 30', { targets: 1 });
+    executor.start(quick);
+    executor.start(slow);
+    const t0 = Date.now();
+    await executor.drain(1500);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1400);
+    expect((await finished(quick.execution.id)).execution.status).toBe('succeeded');
+    expect((await finished(slow.execution.id)).execution.status).toBe('cancelled');
+  });
+
+  it('closes what a previous process left in flight as orchestrator_restarted', async () => {
+    const p = await plan('true', { targets: 2 });
+    await repo.updateExecution(p.execution.id, { status: 'running', startedAt: Date.now() });
+    await repo.updateTarget(p.targets[0].targetId, { status: 'running' });
+    await repo.updateTarget(p.targets[1].targetId, { status: 'succeeded', exitCode: 0 });
+    await executor.onModuleInit();
+    const { execution, targets } = await finished(p.execution.id);
+    expect(execution.status).toBe('partial');
+    expect(targets[0]).toMatchObject({ status: 'failed', errorCode: 'orchestrator_restarted' });
+    expect(targets[1].status).toBe('succeeded');
+  });
+});
