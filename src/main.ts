@@ -7,10 +7,13 @@ import { configureApp } from './app-setup';
 import { AppConfig } from './config/app-config';
 import { ConfigError, loadConfig } from './config/load-config';
 import { ShutdownService } from './health/shutdown.service';
+import { DatabaseInUseError, lockSqliteDatabase } from './persistence/sqlite-lock';
 
 async function bootstrap(): Promise<void> {
   // Fail fast with one clear line (naming the key) before Nest starts anything.
-  loadConfig();
+  const { database } = loadConfig();
+  // One process per SQLite file: a second one is refused before it touches anything.
+  lockSqliteDatabase(database.url);
   const app = await NestFactory.create(AppModule, { bufferLogs: true });
   app.useLogger(app.get(PinoLogger));
   configureApp(app);
@@ -23,7 +26,7 @@ async function bootstrap(): Promise<void> {
 }
 
 bootstrap().catch((e) => {
-  if (e instanceof ConfigError) {
+  if (e instanceof ConfigError || e instanceof DatabaseInUseError) {
     console.error(`cronium-orchestrator: ${e.message}`);
     process.exit(78);
   }

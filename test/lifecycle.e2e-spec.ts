@@ -82,6 +82,67 @@ describe('service lifecycle (real process, real sshd)', () => {
       await svc.stop('SIGKILL');
     }
   });
+  it('refuses a second process on the same SQLite file at boot; the first one runs on untouched', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-twice-'));
+    const first = await startServiceProcess({
+      dataDir,
+      token: TEST_TOKEN,
+      env: { NODE_ENV: 'test' },
+      stdio: 'ignore',
+    });
+    try {
+      await first.waitReady();
+      const srv = await first.registerServer(sshd, { name: 'twice-srv' });
+      const job = await first.api('POST', '/v1/jobs', {
+        script: { type: 'bash', content: 'echo one; sleep 2; echo two' },
+        targets: { serverIds: [srv.body.id] },
+      });
+      expect(job.status).toBe(202);
+
+      const second = await startServiceProcess({
+        dataDir,
+        token: TEST_TOKEN,
+        env: { NODE_ENV: 'test' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      second.child.stderr!.on('data', (d) => (stderr += d));
+      expect(await second.exited).toBe(78);
+      expect(stderr).toMatch(/cronium\.db is in use by another process \(pid \d+/);
+      expect(stderr).toContain('DATABASE_URL=postgres://');
+
+      const done = await first.waitForExecution(job.body.id);
+      expect(done.status).toBe('succeeded');
+      const logs = await first.api('GET', `/v1/executions/${job.body.id}/logs`);
+      const stdout = logs.body.entries.filter((e: any) => e.stream === 'stdout');
+      expect(stdout.map((e: any) => e.text)).toEqual(['one', 'two']);
+      expect(logs.body.entries.map((e: any) => e.seq)).toEqual(
+        logs.body.entries.map((_: unknown, i: number) => i + 1),
+      );
+
+      // A lock left by a process that died (kill -9) does not block the next start.
+      await first.stop('SIGKILL');
+      expect(fs.existsSync(path.join(dataDir, 'cronium.db.lock'))).toBe(true);
+      const next = await startServiceProcess({
+        dataDir,
+        token: TEST_TOKEN,
+        env: { NODE_ENV: 'test' },
+        stdio: 'ignore',
+      });
+      try {
+        await next.waitReady();
+        expect((await next.api('GET', `/v1/executions/${job.body.id}`)).body.status).toBe(
+          'succeeded',
+        );
+      } finally {
+        await next.stop();
+      }
+      expect(fs.existsSync(path.join(dataDir, 'cronium.db.lock'))).toBe(false);
+    } finally {
+      await first.stop('SIGKILL');
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('graceful shutdown (real process, real sshd)', () => {
