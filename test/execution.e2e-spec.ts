@@ -147,17 +147,31 @@ describe('running a script on one server (real sshd)', () => {
     expect(await eventually(async () => (await alive(`sleep ${n}`)).length === 0, 5000)).toBe(true);
   });
 
-  it('ends connection_lost when the SSH connection drops, and the runner kills its tree', async () => {
-    const n = uniq();
-    const res = await submit({ script: { type: 'bash', content: `sleep ${n} & sleep ${n + 1}` } });
+  it('a dropped SSH connection is a pause: the service re-attaches and the job ends with its real exit code', async () => {
+    const res = await submit({
+      script: {
+        type: 'bash',
+        content: 'for i in 1 2 3 4 5 6; do echo "tick $i"; sleep 0.5; done; echo err >&2; exit 3',
+      },
+    });
     await waitForTargetStatus(t, res.body.id, 'running');
-    expect(await eventually(async () => (await alive(`sleep ${n + 1}`)).length === 1)).toBe(true);
+    expect(
+      await eventually(async () => (await logsOf(t, res.body.id)).some((l) => l.text === 'tick 2')),
+    ).toBe(true);
     await sshd.killConnections();
     const ex = await waitForExecution(t, res.body.id);
-    expect(ex.targets[0].status).toBe('failed');
-    expect(ex.targets[0].error.code).toBe('connection_lost');
-    expect(await eventually(async () => (await alive(`sleep ${n}`)).length === 0, 8000)).toBe(true);
-    expect(await alive(`sleep ${n + 1}`)).toEqual([]);
+    expect(ex.targets[0]).toMatchObject({ status: 'failed', exitCode: 3 });
+    expect(ex.targets[0].error).toBeUndefined();
+    const logs = await logsOf(t, res.body.id);
+    const stdout = logs.filter((l) => l.stream === 'stdout').map((l) => l.text);
+    expect(stdout).toEqual(['tick 1', 'tick 2', 'tick 3', 'tick 4', 'tick 5', 'tick 6']);
+    expect(logs.filter((l) => l.stream === 'stderr').map((l) => l.text)).toEqual(['err']);
+    expect(
+      logs.some(
+        (l) => l.stream === 'system' && /^connection lost; re-attached after \d+ ms$/.test(l.text),
+      ),
+    ).toBe(true);
+    expect(logs.map((l) => l.seq)).toEqual(logs.map((_, i) => i + 1));
     // the pool reconnects for the next job
     const next = await run({ script: { type: 'bash', content: 'echo back' } });
     expect(next.status).toBe('succeeded');

@@ -42,13 +42,13 @@ describe('service lifecycle (real process, real sshd)', () => {
   });
   afterAll(async () => sshd?.stop());
 
-  it('closes executions left in flight by a killed process as orchestrator_restarted; the remote tree dies', async () => {
+  it('a service killed and not restarted: after the lease the runner kills the tree; a later start closes it as orchestrator_restarted', async () => {
     expect(fs.existsSync(SERVICE_MAIN)).toBe(true); // npm test builds dist/ first
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-restart-'));
     const svc = await startServiceProcess({
       dataDir,
       token: TEST_TOKEN,
-      env: { NODE_ENV: 'test' },
+      env: { NODE_ENV: 'test', CRONIUM__RUNNER__LEASE_SECONDS: '2' },
       stdio: 'ignore',
     });
     try {
@@ -56,7 +56,7 @@ describe('service lifecycle (real process, real sshd)', () => {
       const { job, n } = await startSleepJob(svc, sshd, 'restart-srv');
       await svc.stop('SIGKILL');
 
-      // Its SSH connection died with it: the runner must have killed the tree.
+      // Nobody is attached any more: once the lease runs out the runner kills the tree.
       for (
         let i = 0;
         (await alive(`sleep ${n}`)).length + (await alive(`sleep ${n + 1}`)).length > 0;
@@ -82,6 +82,58 @@ describe('service lifecycle (real process, real sshd)', () => {
       await svc.stop('SIGKILL');
     }
   });
+  it('a service killed mid-run and started again re-attaches: the job ends with its real exit code and every line once', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-reattach-'));
+    const start = () =>
+      startServiceProcess({
+        dataDir,
+        token: TEST_TOKEN,
+        env: { NODE_ENV: 'test' },
+        stdio: 'ignore',
+      });
+    const first = await start();
+    let second: ServiceProcess | null = null;
+    try {
+      await first.waitReady();
+      const srv = await first.registerServer(sshd, { name: 'reattach-srv' });
+      const job = await first.api('POST', '/v1/jobs', {
+        script: {
+          type: 'bash',
+          content:
+            'for i in $(seq 1 12); do echo "tick $i"; sleep 0.25; done; echo bye >&2; exit 4',
+        },
+        targets: { serverIds: [srv.body.id] },
+      });
+      expect(job.status).toBe(202);
+      for (let i = 0; ; i++) {
+        const logs = await first.api('GET', `/v1/executions/${job.body.id}/logs`);
+        if (logs.body.entries.some((e: any) => e.text === 'tick 3')) break;
+        if (i > 200) throw new Error('the script never printed');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await first.stop('SIGKILL');
+
+      second = await start();
+      await second.waitReady();
+      const done = await second.waitForExecution(job.body.id, { timeoutMs: 60000 });
+      expect(done.status).toBe('failed');
+      expect(done.targets[0]).toMatchObject({ status: 'failed', exitCode: 4 });
+      expect(done.targets[0].error).toBeUndefined();
+      const logs = (await second.api('GET', `/v1/executions/${job.body.id}/logs`)).body.entries;
+      const stdout = logs.filter((e: any) => e.stream === 'stdout').map((e: any) => e.text);
+      expect(stdout).toEqual(Array.from({ length: 12 }, (_, i) => `tick ${i + 1}`));
+      expect(logs.filter((e: any) => e.stream === 'stderr').map((e: any) => e.text)).toEqual([
+        'bye',
+      ]);
+      expect(logs.map((e: any) => e.seq)).toEqual(logs.map((_: unknown, i: number) => i + 1));
+      expect(logs.some((e: any) => e.text === 'taken over; re-attached to the run')).toBe(true);
+    } finally {
+      await first.stop('SIGKILL');
+      await second?.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a second process on the same SQLite file at boot; the first one runs on untouched', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-twice-'));
     const first = await startServiceProcess({

@@ -38,6 +38,8 @@ function execution(id: string, createdAt: number, key: string | null = null): Ex
     createdAt,
     startedAt: null,
     finishedAt: null,
+    ownerId: null,
+    heartbeatAt: null,
   };
 }
 
@@ -61,6 +63,7 @@ function target(id: string, executionId: string, position: number): ExecutionTar
     startedAt: null,
     finishedAt: null,
     phases: { connectMs: 1, deployMs: null, tunnelMs: null, runMs: 3 },
+    replicaId: null,
   };
 }
 
@@ -162,10 +165,11 @@ function repositoryContract(name: string, url: () => Promise<string>) {
         type: 'log',
         serverId: servers[i % 2],
         logSeq: i + 1,
-        stream: 'stdout',
+        stream: i % 3 === 0 ? 'stderr' : 'stdout',
         ts: 1_763_800_000_000 + i,
         text: `line ${i}`,
         data: null,
+        byteOffset: (i + 1) * 8,
       }));
       rows.push({
         ...rows[0],
@@ -176,6 +180,7 @@ function repositoryContract(name: string, url: () => Promise<string>) {
         stream: null,
         text: null,
         data: { status: 'succeeded' },
+        byteOffset: null,
       });
       expect(await events.endSeq(ex)).toBeNull();
       await events.insertMany(rows);
@@ -190,6 +195,18 @@ function repositoryContract(name: string, url: () => Promise<string>) {
       const mine = await events.replayPage(ex, 4490, 1000, servers[0]);
       expect(mine.map((r) => r.seq)).toEqual([4491, 4493, 4495, 4497, 4499, 4501]);
       expect(await events.replayPage(ex, 0, 3, servers[1])).toHaveLength(3);
+
+      // A follower resumes each stream just past its last stored entry.
+      const last = (server: number, stream: 'stdout' | 'stderr') =>
+        rows
+          .filter((r) => r.serverId === servers[server] && r.stream === stream)
+          .reduce((m, r) => Math.max(m, r.byteOffset ?? 0), 0);
+      expect(await events.resumeOffsets(ex, servers[0])).toEqual({
+        stdout: last(0, 'stdout'),
+        stderr: last(0, 'stderr'),
+      });
+      expect(last(0, 'stderr')).toBeGreaterThan(0);
+      expect(await events.resumeOffsets(ex, uuid(39))).toEqual({ stdout: 0, stderr: 0 });
     });
 
     it('stores any JSON as a variable value', async () => {

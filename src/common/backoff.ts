@@ -6,7 +6,11 @@ export interface RetryPolicy {
 }
 
 /** Exponential backoff with full jitter: a random delay in [d/2, d], d = initial·factor^n capped. */
-export function backoffDelay(policy: RetryPolicy, attempt: number, random = Math.random): number {
+export function backoffDelay(
+  policy: Omit<RetryPolicy, 'attempts'>,
+  attempt: number,
+  random = Math.random,
+): number {
   const d = Math.min(policy.maxDelayMs, policy.initialDelayMs * Math.pow(policy.factor, attempt));
   return Math.round(d / 2 + (random() * d) / 2);
 }

@@ -16,11 +16,15 @@ import {
 } from 'class-validator';
 
 /** Typed, validated configuration. Every timeout, limit and retry count lives here. */
-export class RetryConfig {
-  @IsInt() @Min(1) @Max(20) attempts!: number;
+/** Exponential backoff with jitter between tries. */
+export class BackoffConfig {
   @IsInt() @Min(0) initialDelayMs!: number;
   @IsNumber() @Min(1) factor!: number;
   @IsInt() @Min(0) maxDelayMs!: number;
+}
+
+export class RetryConfig extends BackoffConfig {
+  @IsInt() @Min(1) @Max(20) attempts!: number;
 }
 
 export class DatabaseConfig {
@@ -65,6 +69,10 @@ export class RunnerConfig {
   @IsString() baseDir!: string;
   @IsInt() @Min(0) trustSeconds!: number;
   @ValidateNested() @Type(() => RetryConfig) deployRetry!: RetryConfig;
+  @IsInt() @Min(1) leaseSeconds!: number;
+  @IsInt() @Min(1) heartbeatSeconds!: number;
+  /** Bounded by the lease, not by a count. */
+  @ValidateNested() @Type(() => BackoffConfig) reattachBackoff!: BackoffConfig;
 }
 
 export class ExecutorConfig {
@@ -77,6 +85,8 @@ export class ExecutorConfig {
   @IsInt() @Min(1) globalConcurrency!: number;
   @IsInt() @Min(1) collectTimeoutSeconds!: number;
   @IsBoolean() prewarmRunner!: boolean;
+  @IsInt() @Min(1) ownerHeartbeatSeconds!: number;
+  @IsInt() @Min(2) ownerStaleSeconds!: number;
 }
 
 export class LimitsConfig {
@@ -139,6 +149,8 @@ export class MetricsConfig {
 export class AppConfig {
   @IsInt() @Min(0) @Max(65535) port!: number;
   @IsString() dataDir!: string;
+  /** Who runs a target: recorded on it, in logs and in metrics. */
+  @IsString() @Matches(/^[A-Za-z0-9._:-]{1,128}$/) replicaId!: string;
   @IsIn(['development', 'production', 'test']) nodeEnv!: string;
   @ValidateNested() @Type(() => DatabaseConfig) database!: DatabaseConfig;
   @ValidateNested() @Type(() => AuthConfig) auth!: AuthConfig;

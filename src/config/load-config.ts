@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { plainToInstance } from 'class-transformer';
 import { validateSync, ValidationError } from 'class-validator';
@@ -28,6 +29,7 @@ const NAMED_ENV: Record<string, { key: string; parse?: (v: string) => unknown }>
   CRONIUM_JWT_SECRET: { key: 'auth.jwtSecret' },
   CRONIUM_SECRETS_KEY: { key: 'secrets.key' },
   CRONIUM_SHUTDOWN_GRACE_SECONDS: { key: 'shutdown.graceSeconds' },
+  CRONIUM_REPLICA_ID: { key: 'replicaId' },
   NODE_ENV: { key: 'nodeEnv' },
 };
 
@@ -175,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     setPath(merged, key, parse ? parse(value) : value);
   }
 
+  if (isEmpty(merged.replicaId)) merged.replicaId = `${os.hostname()}-${process.pid}`;
   if (isEmpty(merged.database?.url)) {
     setPath(merged, 'database.url', `sqlite:${path.join(merged.dataDir, 'cronium.db')}`);
   }

@@ -31,6 +31,8 @@ describe('execution factory', () => {
       createdAt: e.createdAt,
       startedAt: null,
       finishedAt: null,
+      ownerId: null,
+      heartbeatAt: null,
     });
     expect(e.createdAt).toBeGreaterThanOrEqual(before);
     expect(e.createdAt).toBeLessThanOrEqual(Date.now());
@@ -47,6 +49,11 @@ describe('execution factory', () => {
       createdAt: 1_763_800_000_000,
     };
     expect(newExecution({ ...given, request })).toMatchObject({ ...given, status: 'queued' });
+  });
+
+  it('an owned execution starts with its owner heartbeat at its creation time', () => {
+    const e = newExecution({ request, ownerId: 'replica-a', createdAt: 1_763_800_000_000 });
+    expect(e).toMatchObject({ ownerId: 'replica-a', heartbeatAt: 1_763_800_000_000 });
   });
 
   it('makes a queued target for a server, with no result and no phase timed', () => {

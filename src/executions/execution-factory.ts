@@ -12,6 +12,8 @@ export interface NewExecution {
   request: ExecutionRequestSummary;
   /** Epoch milliseconds; now when absent. */
   createdAt?: number;
+  /** The replica that accepted it and drives it (it heartbeats from creation on). */
+  ownerId?: string;
 }
 
 /** A queued execution with a fresh id: not started, nothing finished. */
@@ -28,6 +30,8 @@ export function newExecution(e: NewExecution): ExecutionRecord {
     createdAt: e.createdAt ?? Date.now(),
     startedAt: null,
     finishedAt: null,
+    ownerId: e.ownerId ?? null,
+    heartbeatAt: e.ownerId ? (e.createdAt ?? Date.now()) : null,
   };
 }
 
@@ -59,5 +63,6 @@ export function newTarget(
     startedAt: null,
     finishedAt: null,
     phases: { connectMs: null, deployMs: null, tunnelMs: null, runMs: null },
+    replicaId: null,
   };
 }

@@ -20,6 +20,7 @@ export function targetView(t: TargetRecord) {
     finishedAt: iso(t.finishedAt),
     durationMs: t.startedAt != null && t.finishedAt != null ? t.finishedAt - t.startedAt : null,
     phases: t.phases,
+    replicaId: t.replicaId ?? null,
   };
 }
 

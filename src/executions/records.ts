@@ -14,6 +14,9 @@ export interface ExecutionRecord {
   createdAt: number;
   startedAt: number | null;
   finishedAt: number | null;
+  /** The replica that drives it; another one takes it over once its heartbeat is stale. */
+  ownerId: string | null;
+  heartbeatAt: number | null;
 }
 
 export interface TargetPhases {
@@ -44,6 +47,8 @@ export interface TargetRecord {
   startedAt: number | null;
   finishedAt: number | null;
   phases: TargetPhases;
+  /** The replica that runs (or ran) this target. */
+  replicaId: string | null;
 }
 
 export type ExecutionEventType = 'status' | 'log' | 'result' | 'summary' | 'end';
@@ -63,4 +68,6 @@ export interface ExecutionEventRecord {
   ts: number;
   text: string | null;
   data: Record<string, unknown> | null;
+  /** `log` only: the byte offset just past this entry in its stream (re-attach resumes there). */
+  byteOffset: number | null;
 }

@@ -2,13 +2,21 @@ import { Module } from '@nestjs/common';
 import { PersistenceModule } from '../persistence/persistence.module';
 import { RunnerCacheModule } from '../runner-cache/runner-cache.module';
 import { RuntimeHelpersModule } from '../runtime-helpers/runtime-helpers.module';
+import { ServersModule } from '../servers/servers.module';
 import { SshModule } from '../ssh/ssh.module';
 import { StatusModule } from '../status/status.module';
 import { ExecutorService } from './executor.service';
 
 /** Single- and multi-server execution: fan-out, limits, budget, timeouts, cancellation. */
 @Module({
-  imports: [PersistenceModule, StatusModule, SshModule, RunnerCacheModule, RuntimeHelpersModule],
+  imports: [
+    PersistenceModule,
+    StatusModule,
+    SshModule,
+    ServersModule,
+    RunnerCacheModule,
+    RuntimeHelpersModule,
+  ],
   providers: [ExecutorService],
   exports: [ExecutorService],
 })

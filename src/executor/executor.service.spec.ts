@@ -21,6 +21,7 @@ import { ExecutionEventsRepository } from '../persistence/execution-events.repos
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import type { RunnerCacheService } from '../runner-cache/runner-cache.service';
 import type { RuntimeHelpersService } from '../runtime-helpers/runtime-helpers.service';
+import type { ServersService } from '../servers/servers.service';
 import { SshPool } from '../ssh/ssh-pool.service';
 import { EventWriter } from '../status/event-writer.service';
 import type { ExecutionEvent } from '../status/execution-event';
@@ -73,6 +74,10 @@ beforeAll(async () => {
     cache as unknown as RunnerCacheService,
     new MetricsService(),
     new FakeHelpers() as unknown as RuntimeHelpersService,
+    {
+      getEndpoint: async (serverId: string) => ({ ...sshdEndpoint(), serverId }),
+      baseDirOfServer: async () => path.join(dir, 'base'),
+    } as unknown as ServersService,
   );
 });
 
@@ -81,6 +86,7 @@ beforeEach(() => {
 });
 
 afterAll(async () => {
+  executor?.onModuleDestroy();
   await executor?.drain(0);
   await writer?.onApplicationShutdown();
   await pool?.onApplicationShutdown();
@@ -89,6 +95,19 @@ afterAll(async () => {
   await stopAll();
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+function sshdEndpoint() {
+  return {
+    serverId: 'srv',
+    serverName: 'srv',
+    host: sshd.host,
+    port: sshd.port,
+    username: sshd.username,
+    privateKey: sshd.key.privateKey,
+    hostKeyFingerprint: sshd.hostKeyFingerprint,
+    hostKeyType: null,
+  };
+}
 
 interface JobOptions {
   targets: number;
@@ -127,16 +146,7 @@ async function plan(script: string, o: JobOptions): Promise<ExecutionPlan> {
       serverId: t.serverId,
       serverName: t.serverName,
       baseDir: path.join(dir, 'base'),
-      endpoint: async () => ({
-        serverId: t.serverId,
-        serverName: t.serverName,
-        host: sshd.host,
-        port: sshd.port,
-        username: sshd.username,
-        privateKey: sshd.key.privateKey,
-        hostKeyFingerprint: sshd.hostKeyFingerprint,
-        hostKeyType: null,
-      }),
+      endpoint: async () => ({ ...sshdEndpoint(), serverId: t.serverId, serverName: t.serverName }),
     })),
     script: { type: 'bash', content: script },
     env: {},
@@ -253,15 +263,28 @@ describe('ExecutorService', () => {
     expect((await finished(slow.execution.id)).execution.status).toBe('cancelled');
   });
 
-  it('closes what a previous process left in flight as orchestrator_restarted', async () => {
-    const p = await plan('true', { targets: 2 });
-    await repo.updateExecution(p.execution.id, { status: 'running', startedAt: Date.now() });
-    await repo.updateTarget(p.targets[0].targetId, { status: 'running' });
-    await repo.updateTarget(p.targets[1].targetId, { status: 'succeeded', exitCode: 0 });
+  it('takes over what a previous process left in flight; what cannot be re-attached is orchestrator_restarted', async () => {
+    const p = await plan('true', { targets: 3 });
+    await repo.updateExecution(p.execution.id, {
+      status: 'running',
+      startedAt: Date.now(),
+      ownerId: 'a-process-that-died',
+      heartbeatAt: Date.now(),
+    });
+    // running, but its run is not on the server: attach finds no such run
+    await repo.updateTarget(p.targets[0].targetId, { status: 'running', startedAt: Date.now() });
+    // never reached its server: its script lived only in the dead process
+    await repo.updateTarget(p.targets[1].targetId, { status: 'connecting' });
+    await repo.updateTarget(p.targets[2].targetId, { status: 'succeeded', exitCode: 0 });
     await executor.onModuleInit();
     const { execution, targets } = await finished(p.execution.id);
     expect(execution.status).toBe('partial');
+    expect(execution.ownerId).toBe(config.replicaId);
     expect(targets[0]).toMatchObject({ status: 'failed', errorCode: 'orchestrator_restarted' });
-    expect(targets[1].status).toBe('succeeded');
+    expect(targets[0].replicaId).toBe(config.replicaId);
+    expect(targets[1]).toMatchObject({ status: 'failed', errorCode: 'orchestrator_restarted' });
+    expect(targets[2].status).toBe('succeeded');
+    const results = seen.filter((e) => e.executionId === p.execution.id && e.type === 'result');
+    expect(results).toHaveLength(2);
   });
 });

@@ -1,10 +1,12 @@
-import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { Semaphore } from '../common/semaphore';
 import { AppConfig } from '../config/app-config';
 import { executionStatus, summarize } from '../executions/aggregate';
 import type { TargetStatus } from '../executions/statuses';
 import { MetricsService } from '../metrics/metrics.service';
-import type { TargetRecord } from '../executions/records';
+import type { ExecutionRecord, TargetRecord } from '../executions/records';
+import { resolveMaxErrors } from '../executions/max-errors';
+import { ServersService } from '../servers/servers.service';
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { RunnerCacheService } from '../runner-cache/runner-cache.service';
@@ -31,11 +33,13 @@ interface Running {
  * nothing of websockets.
  */
 @Injectable()
-export class ExecutorService implements OnModuleInit {
+export class ExecutorService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(ExecutorService.name);
   private readonly running = new Map<string, Running>();
   private readonly global: Semaphore;
   private readonly runnerChannels: RunnerChannels;
+  private ticker: NodeJS.Timeout | null = null;
+  private ticking = false;
 
   constructor(
     private readonly config: AppConfig,
@@ -47,6 +51,7 @@ export class ExecutorService implements OnModuleInit {
     private readonly runnerCache: RunnerCacheService,
     private readonly metrics: MetricsService,
     private readonly helpers: RuntimeHelpersService,
+    private readonly servers: ServersService,
   ) {
     this.global = new Semaphore(config.executor.globalConcurrency);
     this.runnerChannels = new RunnerChannels(
@@ -55,29 +60,132 @@ export class ExecutorService implements OnModuleInit {
     );
   }
 
-  /** Executions a previous process left in flight can never finish: close them now. */
+  /**
+   * Takes over what a previous process left in flight (on SQLite, which one process
+   * holds at a time, everything unfinished; elsewhere what this replica owned or what
+   * has gone stale), then keeps this replica's heartbeat and sweeps for stale owners.
+   */
   async onModuleInit(): Promise<void> {
-    for (const execution of await this.repo.unfinished()) {
-      const { seq, logSeq } = await this.storedEvents.lastSeqs(execution.id);
-      this.events.open(execution.id, seq, logSeq);
-      const now = Date.now();
-      for (const t of await this.repo.unfinishedTargets(execution.id)) {
-        const patch: Partial<TargetRecord> = {
-          status: 'failed',
-          errorCode: 'orchestrator_restarted',
-          errorMessage: 'the orchestrator restarted while this target was in flight',
-          finishedAt: now,
-        };
-        await this.repo.updateTarget(t.id, patch);
-        this.events.emit(execution.id, { type: 'status', serverId: t.serverId, status: 'failed' });
-      }
-      await this.finalize(execution.id, false, now);
-      this.logger.warn(`execution ${execution.id} closed as orchestrator_restarted`);
+    await this.takeOver(this.config.database.url.startsWith('sqlite:'));
+    const every = this.config.executor.ownerHeartbeatSeconds * 1000;
+    this.ticker = setInterval(() => void this.tick(), every);
+    this.ticker.unref();
+  }
+
+  onModuleDestroy(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = null;
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      await this.repo.heartbeat(this.config.replicaId, Date.now());
+      await this.takeOver(false);
+    } catch (e: any) {
+      this.logger.warn(`owner heartbeat or take-over failed: ${e?.message ?? e}`);
+    } finally {
+      this.ticking = false;
     }
+  }
+
+  private async takeOver(exclusive: boolean): Promise<void> {
+    const now = Date.now();
+    const staleBefore = exclusive
+      ? Number.MAX_SAFE_INTEGER
+      : now - this.config.executor.ownerStaleSeconds * 1000;
+    for (const execution of await this.repo.unfinished()) {
+      if (this.running.has(execution.id)) continue;
+      if (execution.ownerId === this.config.replicaId && execution.status === 'queued') continue;
+      if (!(await this.repo.claim(execution.id, this.config.replicaId, now, staleBefore))) continue;
+      await this.resume(execution);
+    }
+  }
+
+  /**
+   * Continues an execution another process started: running targets are re-attached
+   * from the offsets of their stored log entries; targets that never reached the server
+   * cannot be started (script and env lived only in that process) and are closed as
+   * orchestrator_restarted.
+   */
+  private async resume(execution: ExecutionRecord): Promise<void> {
+    const id = execution.id;
+    const { seq, logSeq } = await this.storedEvents.lastSeqs(id);
+    this.events.open(id, seq, logSeq);
+    const now = Date.now();
+    const attachable: TargetRecord[] = [];
+    for (const t of await this.repo.unfinishedTargets(id)) {
+      if (t.status === 'running') attachable.push(t);
+      else await this.closeRestarted(id, t, now);
+    }
+    if (!attachable.length) {
+      await this.finalize(id, false, now);
+      this.logger.warn(`execution ${id} closed as orchestrator_restarted`);
+      return;
+    }
+    this.logger.warn(`execution ${id}: re-attaching ${attachable.length} target(s)`);
+    const r = execution.request;
+    const plan: ExecutionPlan = {
+      execution,
+      targets: attachable.map((t) => ({
+        targetId: t.id,
+        position: t.position,
+        serverId: t.serverId,
+        serverName: t.serverName,
+        baseDir: '',
+        endpoint: () => this.servers.getEndpoint(t.serverId),
+      })),
+      script: { type: r.scriptType, content: '' },
+      env: {},
+      input: null,
+      timeoutSeconds: r.timeoutSeconds,
+      helperMode: r.helperMode,
+      concurrency: r.concurrency,
+      maxErrors: resolveMaxErrors(r.maxErrors, attachable.length),
+      failFast: r.failFast,
+    };
+    for (const [i, t] of attachable.entries()) {
+      plan.targets[i].baseDir = await this.servers.baseDirOfServer(t.serverId).catch(() => '');
+    }
+    this.track(plan, (entry) =>
+      Promise.all(
+        plan.targets.map(async (target, i) => {
+          const t = attachable[i];
+          const from = await this.storedEvents.resumeOffsets(id, t.serverId);
+          await this.runTarget(entry, target, (run) =>
+            run.resume(from, t.helperMode, t.startedAt ?? now),
+          );
+        }),
+      ).then(() => this.finalize(id, entry.cancelled, Date.now())),
+    );
+  }
+
+  private async closeRestarted(id: string, t: TargetRecord, now: number): Promise<void> {
+    const patch: Partial<TargetRecord> = {
+      status: 'failed',
+      errorCode: 'orchestrator_restarted',
+      errorMessage: 'the orchestrator restarted before this target reached its server',
+      finishedAt: now,
+    };
+    await this.repo.updateTarget(t.id, patch);
+    this.events.emit(id, { type: 'status', serverId: t.serverId, status: 'failed' });
+    this.events.emit(id, {
+      type: 'result',
+      serverId: t.serverId,
+      data: { ...t, ...patch, serverId: t.serverId, serverName: t.serverName },
+    });
+    this.metrics.targets.inc({ status: 'failed' });
   }
 
   /** Starts an execution in the background. */
   start(plan: ExecutionPlan): void {
+    this.events.open(plan.execution.id);
+    this.track(plan, (entry) => this.run(entry));
+  }
+
+  /** Runs `work` for an execution in the background, registered so cancel and drain see it. */
+  private track(plan: ExecutionPlan, work: (entry: Running) => Promise<unknown>): void {
     const entry: Running = {
       plan,
       runs: new Map(),
@@ -87,8 +195,8 @@ export class ExecutorService implements OnModuleInit {
     };
     this.running.set(plan.execution.id, entry);
     this.metrics.activeExecutions.inc();
-    this.events.open(plan.execution.id);
-    entry.done = this.run(entry)
+    entry.done = work(entry)
+      .then(() => undefined)
       .catch((e) => this.logger.error(`execution ${plan.execution.id} crashed: ${e?.stack ?? e}`))
       .finally(() => {
         this.running.delete(plan.execution.id);
@@ -160,7 +268,11 @@ export class ExecutorService implements OnModuleInit {
     this.metrics.targets.inc({ status });
   }
 
-  private async runTarget(entry: Running, target: TargetPlan): Promise<TargetOutcome> {
+  private async runTarget(
+    entry: Running,
+    target: TargetPlan,
+    how: (run: TargetRun) => Promise<TargetOutcome> = (run) => run.run(),
+  ): Promise<TargetOutcome> {
     const id = entry.plan.execution.id;
     const exec = this.config.executor;
     const run = new TargetRun(
@@ -174,20 +286,24 @@ export class ExecutorService implements OnModuleInit {
           maxLineBytes: exec.maxLineBytes,
           killGraceSeconds: exec.killGraceSeconds,
           collectTimeoutMs: exec.collectTimeoutSeconds * 1000,
+          leaseSeconds: this.config.runner.leaseSeconds,
+          heartbeatMs: this.config.runner.heartbeatSeconds * 1000,
+          reattachBackoff: this.config.runner.reattachBackoff,
         },
+        replicaId: this.config.replicaId,
         setStatus: async (status: TargetStatus, patch = {}) => {
           await this.repo.updateTarget(target.targetId, { ...patch, status });
           this.events.emit(id, { type: 'status', serverId: target.serverId, status });
         },
-        log: (stream, text) => {
-          this.events.emit(id, { type: 'log', serverId: target.serverId, stream, text });
+        log: (stream, text, offset) => {
+          this.events.emit(id, { type: 'log', serverId: target.serverId, stream, text, offset });
         },
       },
       entry.plan,
       target,
     );
     entry.runs.set(target.targetId, run);
-    const outcome = await run.run();
+    const outcome = await how(run);
     entry.runs.delete(target.targetId);
 
     const record: Partial<TargetRecord> = {

@@ -86,7 +86,16 @@ function harness(
     runnerCache: cache,
     runnerChannels: new RunnerChannels(false, config.ssh.channelOpenRetry),
     helpers,
-    limits: { capBytes: 1 << 20, maxLineBytes: 4096, killGraceSeconds: 1, collectTimeoutMs: 10000 },
+    limits: {
+      capBytes: 1 << 20,
+      maxLineBytes: 4096,
+      killGraceSeconds: 1,
+      collectTimeoutMs: 10000,
+      leaseSeconds: 10,
+      heartbeatMs: 1000,
+      reattachBackoff: config.runner.reattachBackoff,
+    },
+    replicaId: 'replica-test',
     setStatus: async (status) => {
       statuses.push(status);
     },
@@ -197,12 +206,27 @@ describe('TargetRun', () => {
     expect(lines(h, 'stdout')).toEqual(['ran']);
   });
 
+  it('a dropped connection is a pause: it re-attaches and ends with the real exit code, every line once', async () => {
+    const h = harness('for i in 1 2 3 4 5 6 7 8; do echo "n $i"; sleep 0.2; done; exit 6');
+    h.cache.trusted = true;
+    h.cache.deployed = true;
+    const done = h.run.run();
+    while (!lines(h, 'stdout').includes('n 2')) await new Promise((r) => setTimeout(r, 20));
+    await sshd.killConnections();
+    const out = await done;
+    expect(out).toMatchObject({ status: 'failed', exitCode: 6, error: null });
+    expect(lines(h, 'stdout')).toEqual(['n 1', 'n 2', 'n 3', 'n 4', 'n 5', 'n 6', 'n 7', 'n 8']);
+    expect(
+      lines(h, 'system').some((l) => /^connection lost; re-attached after \d+ ms$/.test(l)),
+    ).toBe(true);
+  });
+
   it('bundled mode with keep collects the run directory once and applies it', async () => {
     const h = harness('echo done');
     h.helpers.keep = true;
     const out = await h.run.run();
     expect(out).toMatchObject({ status: 'succeeded', output: 'collected', condition: true });
     expect(h.helpers.collected).toHaveLength(1);
-    expect(h.helpers.collected[0].toString('utf8')).toMatch(/^CRONIUM1 collect \d+\n/);
+    expect(h.helpers.collected[0].toString('utf8')).toMatch(/^CRONIUM2 collect \d+\n/);
   });
 });

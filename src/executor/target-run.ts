@@ -1,7 +1,8 @@
+import { backoffDelay, RetryPolicy, sleep } from '../common/backoff';
 import { TargetError } from '../executions/error-codes';
 import type { TargetPhases, TargetRecord } from '../executions/records';
 import type { TargetStatus } from '../executions/statuses';
-import { collectCommand, runCommand } from '../runner/commands';
+import { attachCommand, collectCommand, runCommand } from '../runner/commands';
 import { OutputCapture } from '../runner/output-capture';
 import type { RunnerChannels } from '../runner/runner-channels';
 import { RunnerExit, RunnerSession } from '../runner/runner-session';
@@ -26,9 +27,17 @@ export interface TargetRunDeps {
     maxLineBytes: number;
     killGraceSeconds: number;
     collectTimeoutMs: number;
+    /** The runner's lease: how long a script outlives a lost connection. */
+    leaseSeconds: number;
+    heartbeatMs: number;
+    /** Pause between re-attach attempts after a drop (the lease bounds them). */
+    reattachBackoff: Omit<RetryPolicy, 'attempts'>;
   };
   setStatus: (status: TargetStatus, patch?: Partial<TargetRecord>) => Promise<void>;
-  log: (stream: 'stdout' | 'stderr' | 'system', text: string) => void;
+  /** Recorded on the target as it starts. */
+  replicaId: string;
+  /** `offset`: for stdout/stderr, the stream offset just past the entry. */
+  log: (stream: 'stdout' | 'stderr' | 'system', text: string, offset?: number) => void;
 }
 
 export type StopReason = 'cancelled' | 'timed_out';
@@ -61,7 +70,16 @@ export class TargetRun {
   private readonly abort = new AbortController();
   private stopReason: StopReason | null = null;
   private session: RunnerSession | null = null;
+  /** The pooled connection this target holds a channel slot on (changes on re-attach). */
+  private lease: SshLease | null = null;
   private truncated = false;
+  /** Kept across re-attaches, so a line cut by a drop continues where it stopped. */
+  private out: OutputCapture;
+  private err: OutputCapture;
+  /** When the connection was lost, while re-attaching. */
+  private lostAt: number | null = null;
+  /** Set when this process took the target over from one that stopped or died. */
+  private takenOver = false;
   private readonly phases: TargetPhases = {
     connectMs: null,
     deployMs: null,
@@ -73,7 +91,10 @@ export class TargetRun {
     private readonly deps: TargetRunDeps,
     private readonly plan: ExecutionPlan,
     readonly target: TargetPlan,
-  ) {}
+  ) {
+    this.out = this.capture('stdout');
+    this.err = this.capture('stderr');
+  }
 
   /** Asks the runner to kill the remote tree; idempotent. */
   stop(reason: StopReason): void {
@@ -103,11 +124,72 @@ export class TargetRun {
     };
   }
 
-  private async attempt(startedAt: number): Promise<Result> {
-    await this.deps.setStatus('connecting', { startedAt });
-    const lease = await this.connect();
+  /**
+   * Takes over a target another process started (it restarted, or died): attach from the
+   * offsets of the stored log entries, with the deadline counted from the real start.
+   * Helpers come back as files (bundled mode collects as usual); an API-mode tunnel and
+   * token died with that process.
+   */
+  async resume(
+    from: { stdout: number; stderr: number },
+    helperMode: string | null,
+    startedAt: number,
+  ): Promise<TargetOutcome> {
+    this.takenOver = true;
+    this.out = this.capture('stdout', from.stdout);
+    this.err = this.capture('stderr', from.stderr);
+    const left = startedAt + this.plan.timeoutSeconds * 1000 - Date.now();
+    const timer = setTimeout(() => this.stop('timed_out'), Math.max(0, left));
+    let result: Result;
     try {
-      const conn = lease.connection;
+      result = await this.attemptResume(helperMode === 'bundled' ? 'bundled' : 'api');
+    } catch (e) {
+      result = this.failure(e);
+    } finally {
+      clearTimeout(timer);
+    }
+    return {
+      ...result,
+      truncated: this.truncated,
+      phases: this.phases,
+      startedAt,
+      finishedAt: Date.now(),
+    };
+  }
+
+  private async attemptResume(mode: 'api' | 'bundled'): Promise<Result> {
+    const helpers: PreparedHelpers = {
+      mode,
+      fallbackReason: null,
+      endpoint: null,
+      env: {},
+      files: {},
+      keep: mode === 'bundled',
+      tunnelMs: null,
+      reconnect: async () => mode === 'bundled',
+      release: async () => ({ output: null, condition: null }),
+    };
+    await this.deps.setStatus('running', { replicaId: this.deps.replicaId });
+    this.lease = await this.connect();
+    try {
+      await this.ensureRunner(this.lease.connection);
+      let exit = await this.follow(this.lease.connection, helpers, 'attach');
+      if (exit.lost) exit = await this.reattach(helpers, exit);
+      this.out.flush();
+      this.err.flush();
+      const results = await this.results(helpers, exit);
+      return { ...this.classify(exit), helperMode: mode, fallbackReason: null, ...results };
+    } finally {
+      this.lease?.release();
+      this.lease = null;
+    }
+  }
+
+  private async attempt(startedAt: number): Promise<Result> {
+    await this.deps.setStatus('connecting', { startedAt, replicaId: this.deps.replicaId });
+    this.lease = await this.connect();
+    try {
+      const conn = this.lease.connection;
       await this.ensureRunner(conn);
       const helpers = await this.prepareHelpers(conn);
       try {
@@ -115,8 +197,11 @@ export class TargetRun {
           helperMode: helpers.mode,
           fallbackReason: helpers.fallbackReason,
         });
-        const exit = await this.runScript(conn, helpers);
-        const results = await this.results(conn, helpers, exit);
+        let exit = await this.runScript(conn, helpers);
+        if (exit.lost) exit = await this.reattach(helpers, exit);
+        this.out.flush();
+        this.err.flush();
+        const results = await this.results(helpers, exit);
         return {
           ...this.classify(exit),
           helperMode: helpers.mode,
@@ -127,7 +212,8 @@ export class TargetRun {
         await helpers.release();
       }
     } finally {
-      lease.release();
+      this.lease?.release();
+      this.lease = null;
     }
   }
 
@@ -178,60 +264,119 @@ export class TargetRun {
 
   /** Runs the script; a runner that vanished from the server is redeployed once. */
   private async runScript(conn: PooledConnection, helpers: PreparedHelpers): Promise<RunnerExit> {
-    const exit = await this.runOnce(conn, helpers);
+    const exit = await this.follow(conn, helpers, 'start');
     if (!exit.runnerMissing || this.stopReason) return exit;
     // Tmp cleaners and reinstalls happen: redeploy and try once more.
     this.deps.log('system', 'runner missing on the server; redeploying and retrying once');
     await this.deps.runnerCache.invalidate(this.target.serverId);
     this.deps.runnerChannels.discard(conn);
     await this.ensureRunner(conn);
-    return this.runOnce(conn, helpers);
+    return this.follow(conn, helpers, 'start');
   }
 
-  private async runOnce(conn: PooledConnection, helpers: PreparedHelpers): Promise<RunnerExit> {
-    this.abort.signal.throwIfAborted();
+  /**
+   * The connection dropped while the script ran, which goes on under the runner's lease:
+   * reconnect and re-attach from the offsets received so far until the trailer arrives,
+   * the run turns out gone, or a whole lease has passed.
+   */
+  private async reattach(helpers: PreparedHelpers, lost: RunnerExit): Promise<RunnerExit> {
+    const { limits, pool, log } = this.deps;
+    this.lostAt = Date.now();
+    const until = this.lostAt + limits.leaseSeconds * 1000;
+    let exit = lost;
+    for (let attempt = 0; exit.lost && Date.now() < until; attempt++) {
+      if (attempt > 0) await sleep(backoffDelay(limits.reattachBackoff, attempt - 1));
+      this.lease?.release();
+      this.lease = null;
+      try {
+        // No abort signal: a cancel or timeout must still reach the runner.
+        this.lease = await pool.acquire(await this.target.endpoint());
+        if (!(await helpers.reconnect(this.lease.connection))) {
+          log('system', 'the helper API port could not be forwarded again; helper calls will fail');
+        }
+        exit = await this.follow(this.lease.connection, helpers, 'attach');
+      } catch (e: any) {
+        log('system', `re-attach attempt ${attempt + 1} failed: ${e?.message ?? e}`);
+        exit = { ...exit, lost: true };
+      }
+      if (exit.unknownRun) break;
+    }
+    this.lostAt = null;
+    return exit;
+  }
+
+  private capture(stream: 'stdout' | 'stderr', from = 0): OutputCapture {
+    const { limits, log } = this.deps;
+    return new OutputCapture(
+      { capBytes: limits.capBytes, maxLineBytes: limits.maxLineBytes },
+      (line, offset) => log(stream, line, offset),
+      (kept) => {
+        this.truncated = true;
+        log('system', `${stream} truncated after ${kept} bytes; the rest was discarded`);
+      },
+      from,
+    );
+  }
+
+  /** One runner session: start the run, or attach to it from the offsets received. */
+  private async follow(
+    conn: PooledConnection,
+    helpers: PreparedHelpers,
+    how: 'start' | 'attach',
+  ): Promise<RunnerExit> {
+    if (how === 'start') this.abort.signal.throwIfAborted();
     const { runnerCache, limits, log } = this.deps;
-    const capture = (stream: 'stdout' | 'stderr') =>
-      new OutputCapture(
-        { capBytes: limits.capBytes, maxLineBytes: limits.maxLineBytes },
-        (line) => log(stream, line),
-        (kept) => {
-          this.truncated = true;
-          log('system', `${stream} truncated after ${kept} bytes; the rest was discarded`);
-        },
-      );
     const session = new RunnerSession(conn, this.deps.runnerChannels, {
-      command: runCommand(this.target.baseDir, runnerCache.artifact.hash),
       killGraceSeconds: limits.killGraceSeconds,
-      stdout: capture('stdout'),
-      stderr: capture('stderr'),
+      heartbeatMs: limits.heartbeatMs,
+      stdout: this.out,
+      stderr: this.err,
       onReady: (ready) => {
+        if (ready.kind === 'attached') {
+          if (this.lostAt === null) return log('system', 'taken over; re-attached to the run');
+          return log('system', `connection lost; re-attached after ${Date.now() - this.lostAt} ms`);
+        }
         const via = helpers.endpoint ? ` via ${helpers.endpoint}` : '';
         log(
           'system',
           `runner ${ready.version} on ${ready.platform}; helper mode ${helpers.mode}${via}`,
         );
       },
+      onNoise: (text) => log('system', `login environment said on stderr: ${text}`),
     });
     this.session = session;
     if (this.stopReason) session.signal(this.stopReason === 'timed_out' ? 'timeout' : 'cancel');
     const { execution } = this.plan;
+    const hash = runnerCache.artifact.hash;
     try {
-      const exit = await session.run({
-        runId: this.target.targetId,
-        scriptType: this.plan.script.type,
-        graceSeconds: limits.killGraceSeconds,
-        script: this.plan.script.content,
-        env: {
-          ...this.plan.env,
-          ...helpers.env,
-          CRONIUM_EXECUTION_ID: execution.id,
-          CRONIUM_JOB_ID: execution.jobId ?? execution.id,
-          CRONIUM_SERVER_ID: this.target.serverId,
-        },
-        files: helpers.files,
-        keep: helpers.keep,
-      });
+      const exit =
+        how === 'attach'
+          ? await session.attach(
+              attachCommand(
+                this.target.baseDir,
+                hash,
+                this.target.targetId,
+                this.out.position,
+                this.err.position,
+              ),
+            )
+          : await session.start(runCommand(this.target.baseDir, hash), {
+              runId: this.target.targetId,
+              scriptType: this.plan.script.type,
+              graceSeconds: limits.killGraceSeconds,
+              timeoutSeconds: this.plan.timeoutSeconds,
+              leaseSeconds: limits.leaseSeconds,
+              script: this.plan.script.content,
+              env: {
+                ...this.plan.env,
+                ...helpers.env,
+                CRONIUM_EXECUTION_ID: execution.id,
+                CRONIUM_JOB_ID: execution.jobId ?? execution.id,
+                CRONIUM_SERVER_ID: this.target.serverId,
+              },
+              files: helpers.files,
+              keep: helpers.keep,
+            });
       this.phases.runMs = (this.phases.runMs ?? 0) + exit.durationMs;
       return exit;
     } finally {
@@ -240,13 +385,10 @@ export class TargetRun {
   }
 
   /** Ends the helpers' session and reads what the script handed them. */
-  private async results(
-    conn: PooledConnection,
-    helpers: PreparedHelpers,
-    exit: RunnerExit,
-  ): Promise<HelperResults> {
+  private async results(helpers: PreparedHelpers, exit: RunnerExit): Promise<HelperResults> {
     const results = await helpers.release();
-    if (helpers.keep && exit.started && !conn.closed) return this.collect(conn);
+    const conn = this.lease?.connection;
+    if (helpers.keep && exit.ended && conn && !conn.closed) return this.collect(conn);
     return results;
   }
 
@@ -271,17 +413,30 @@ export class TargetRun {
   private classify(exit: RunnerExit): Classified {
     const base = { exitCode: exit.exitCode, signal: exit.signal };
     if (this.stopReason) return { ...base, status: this.stopReason, error: null };
-    if (exit.lost) {
-      const message = 'the SSH connection dropped while the script ran';
-      return { ...base, status: 'failed', error: { code: 'connection_lost', message } };
+    if (exit.ended) {
+      if (exit.reason === 'cancel') return { ...base, status: 'cancelled', error: null };
+      if (exit.reason === 'timeout') return { ...base, status: 'timed_out', error: null };
+      if (exit.reason === 'lease') {
+        const message = 'nobody re-attached within the lease; the runner killed the script';
+        return { ...base, status: 'failed', error: { code: this.lostCode(), message } };
+      }
+      return { ...base, status: exit.exitCode === 0 ? 'succeeded' : 'failed', error: null };
     }
-    if (!exit.started) {
-      const message = exit.runnerMissing
-        ? 'runner missing on the server even after redeploying'
-        : `runner failed before the script started: ${exit.runnerError ?? 'no output'}`;
-      return { ...base, status: 'failed', error: { code: 'runner_error', message } };
+    if (exit.lost || exit.unknownRun) {
+      const message = exit.unknownRun
+        ? 'the run was gone when re-attaching (its lease had run out)'
+        : 'the SSH connection dropped and re-attaching failed for a whole lease';
+      return { ...base, status: 'failed', error: { code: this.lostCode(), message } };
     }
-    return { ...base, status: exit.exitCode === 0 ? 'succeeded' : 'failed', error: null };
+    const message = exit.runnerMissing
+      ? 'runner missing on the server even after redeploying'
+      : `runner failed before the script started: ${exit.runnerError ?? 'no output'}`;
+    return { ...base, status: 'failed', error: { code: 'runner_error', message } };
+  }
+
+  /** A run lost while its orchestrator was gone is `orchestrator_restarted`. */
+  private lostCode(): 'connection_lost' | 'orchestrator_restarted' {
+    return this.takenOver ? 'orchestrator_restarted' : 'connection_lost';
   }
 
   private failure(e: unknown): Result {

@@ -9,6 +9,7 @@ import {
 import { isUuid } from '../common/uuid';
 import { AppConfig } from '../config/app-config';
 import { newExecution, newTarget } from '../executions/execution-factory';
+import { resolveMaxErrors } from '../executions/max-errors';
 import { executionView, ExecutionView } from '../executions/execution-view';
 import type { ExecutionPlan } from '../executor/execution-plan';
 import { ExecutorService } from '../executor/executor.service';
@@ -72,6 +73,7 @@ export class JobsService {
       eventId: dto.eventId,
       userId: dto.userId,
       idempotencyKey,
+      ownerId: this.config.replicaId,
       request: {
         scriptType: dto.script.type,
         scriptBytes,
@@ -189,11 +191,4 @@ export class JobsService {
     }
     return { scriptBytes, env, timeoutSeconds };
   }
-}
-
-/** A count stays a count; "N%" becomes floor(N% of the targets). */
-export function resolveMaxErrors(v: number | string | undefined, total: number): number | null {
-  if (v === undefined || v === null) return null;
-  if (typeof v === 'number') return v;
-  return Math.floor((Number(v.slice(0, -1)) / 100) * total);
 }

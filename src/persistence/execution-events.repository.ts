@@ -16,11 +16,12 @@ const COLUMN_LIST = [
   'ts',
   'text',
   'data',
+  'byteOffset',
 ] as const;
 const COLUMNS = COLUMN_LIST.map((c) => `"${c}"`).join(',');
 /** Rows written between yields to the event loop. */
 const CHUNK = 2000;
-/** 9 parameters a row: well under PostgreSQL's 65535 bound parameters. */
+/** 10 parameters a row: well under PostgreSQL's 65535 bound parameters. */
 const PG_ROWS = 1000;
 
 type Row = unknown[];
@@ -107,6 +108,30 @@ export class ExecutionEventsRepository {
   }
 
   /**
+   * Where a follower resumes for one target: the byte offset just past the last stored
+   * log entry of each stream (0 when none).
+   */
+  async resumeOffsets(
+    executionId: string,
+    serverId: string,
+  ): Promise<{ stdout: number; stderr: number }> {
+    const rows: { stream: string; offset: string | number | null }[] = await this.events
+      .createQueryBuilder('ev')
+      .select('ev.stream', 'stream')
+      .addSelect('MAX(ev.byteOffset)', 'offset')
+      .where('ev.executionId = :executionId AND ev.serverId = :serverId AND ev.type = :type', {
+        executionId,
+        serverId,
+        type: 'log',
+      })
+      .andWhere('ev.stream IN (:...streams)', { streams: ['stdout', 'stderr'] })
+      .groupBy('ev.stream')
+      .getRawMany();
+    const at = (s: string) => Number(rows.find((r) => r.stream === s)?.offset ?? 0);
+    return { stdout: at('stdout'), stderr: at('stderr') };
+  }
+
+  /**
    * SQLite: one prepared statement in one transaction per chunk (better-sqlite3 runs it
    * synchronously at native speed); PostgreSQL: one multi-row INSERT per chunk.
    */
@@ -152,5 +177,6 @@ function toRow(e: ExecutionEventRecord): Row {
     e.ts,
     e.text ?? null,
     e.data == null ? null : JSON.stringify(e.data),
+    e.byteOffset ?? null,
   ];
 }

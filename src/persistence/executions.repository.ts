@@ -90,9 +90,35 @@ export class ExecutionsRepository {
     await this.executions.update({ id }, patch as any);
   }
 
-  /** Executions a previous process left unfinished. */
+  /** Executions not finished yet, whoever drives them. */
   unfinished(): Promise<ExecutionEntity[]> {
     return this.executions.find({ where: { status: In(['queued', 'running']) } });
+  }
+
+  /** The owner is alive: renews its heartbeat on every execution it still drives. */
+  async heartbeat(ownerId: string, now: number): Promise<void> {
+    await this.executions.update(
+      { ownerId, status: In(['queued', 'running']) },
+      { heartbeatAt: now },
+    );
+  }
+
+  /**
+   * Takes an unfinished execution over, atomically: only when it is already ours, or its
+   * owner's heartbeat is older than `staleBefore` (or it has none). True when we own it now.
+   */
+  async claim(id: string, ownerId: string, now: number, staleBefore: number): Promise<boolean> {
+    const r = await this.executions
+      .createQueryBuilder()
+      .update()
+      .set({ ownerId, heartbeatAt: now })
+      .where('id = :id AND status IN (:...live)', { id, live: ['queued', 'running'] })
+      .andWhere(
+        '("ownerId" = :ownerId OR "ownerId" IS NULL OR "heartbeatAt" IS NULL OR "heartbeatAt" < :stale)',
+        { ownerId, stale: staleBefore },
+      )
+      .execute();
+    return (r.affected ?? 0) > 0;
   }
 
   unfinishedTargets(executionId: string): Promise<ExecutionTargetEntity[]> {

@@ -42,6 +42,21 @@ export function runCommand(baseDir: string, hash: string): string {
   return `exec sh ${runnerScriptPath(baseDir, hash)} run`;
 }
 
+/** Follows a run that already exists from the byte offsets received so far. */
+export function attachCommand(
+  baseDir: string,
+  hash: string,
+  runId: string,
+  stdoutOffset: number,
+  stderrOffset: number,
+): string {
+  assertRunId(runId);
+  for (const n of [stdoutOffset, stderrOffset]) {
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error('bad offset');
+  }
+  return `exec sh ${runnerScriptPath(baseDir, hash)} attach ${runId} ${stdoutOffset} ${stderrOffset}`;
+}
+
 export function collectCommand(baseDir: string, hash: string, runId: string): string {
   assertRunId(runId);
   return `exec sh ${runnerScriptPath(baseDir, hash)} collect ${runId}`;

@@ -52,3 +52,48 @@ describe('OutputCapture', () => {
     expect(lines).toEqual(['a\uFFFD\uFFFDb']);
   });
 });
+
+describe('OutputCapture offsets', () => {
+  it('gives each entry the stream offset just past it, newline included, from a start offset', () => {
+    const seen: [string, number][] = [];
+    const c = new OutputCapture(
+      { capBytes: 1024, maxLineBytes: 4 },
+      (l, end) => seen.push([l, end]),
+      () => undefined,
+      100,
+    );
+    c.write(Buffer.from('ab\ncdefgh'));
+    c.write(Buffer.from('\r\nxy'));
+    c.flush();
+    expect(seen).toEqual([
+      ['ab', 103],
+      ['cdef', 107],
+      ['gh', 111],
+      ['xy', 113],
+    ]);
+    expect(c.position).toBe(113);
+  });
+
+  it('keeps counting offsets past the cap, so a resume never re-reads dropped bytes', () => {
+    const seen: [string, number][] = [];
+    const c = new OutputCapture(
+      { capBytes: 4, maxLineBytes: 64 },
+      (l, end) => seen.push([l, end]),
+      () => undefined,
+    );
+    c.write(Buffer.from('abc\ndefgh\n'));
+    c.write(Buffer.from('more\n'));
+    expect(seen).toEqual([['abc', 4]]);
+    expect(c.position).toBe(15);
+  });
+});
+
+describe('OutputCapture after an idle flush', () => {
+  it('the newline that ends a flushed partial line adds no empty entry; a real empty line still does', () => {
+    const { c, lines } = capture();
+    c.write(Buffer.from('abc'));
+    c.flush(); // quiet for a while: the partial line goes out
+    c.write(Buffer.from('\n\nnext\n'));
+    expect(lines).toEqual(['abc', '', 'next']);
+  });
+});

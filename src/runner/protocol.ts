@@ -6,7 +6,7 @@
 import type { ScriptType } from '../executions/request';
 
 /** The protocol word that starts every line the runner (or the deploy step) prints. */
-export const PROTOCOL = 'CRONIUM1';
+export const PROTOCOL = 'CRONIUM2';
 
 /** Single-quotes a string for a POSIX shell (`'` becomes `'\''`). */
 export function shellQuote(s: string): string {
@@ -19,6 +19,10 @@ export interface RunPayloadInput {
   runId: string;
   scriptType: ScriptType;
   graceSeconds: number;
+  /** The runner kills the tree this long after the start, attached or not. */
+  timeoutSeconds: number;
+  /** The runner kills the tree when nobody has been attached for this long. */
+  leaseSeconds: number;
   env: Record<string, string>;
   script: string;
   /** Extra files for the helpers (input.json, context.json, …). */
@@ -50,8 +54,12 @@ export function buildRunPayload(p: RunPayloadInput): Buffer {
   if (p.keep) sections.push(['keep', Buffer.alloc(0)]);
   sections.push(['script', Buffer.from(p.script, 'utf8')]);
   const grace = Math.max(0, Math.ceil(p.graceSeconds));
+  const timeout = Math.max(1, Math.ceil(p.timeoutSeconds));
+  const lease = Math.max(1, Math.ceil(p.leaseSeconds));
   const parts: Buffer[] = [
-    Buffer.from(`${PROTOCOL} ${p.runId} ${p.scriptType} ${grace} ${sections.length}\n`),
+    Buffer.from(
+      `${PROTOCOL} ${p.runId} ${p.scriptType} ${grace} ${timeout} ${lease} ${sections.length}\n`,
+    ),
   ];
   for (const [name, data] of sections) {
     parts.push(Buffer.from(`${name} ${data.length}\n`), data);
@@ -61,8 +69,12 @@ export function buildRunPayload(p: RunPayloadInput): Buffer {
 
 // ── the control stream (service → runner, on stdin after the payload) ────────────────
 
-/** Words the runner obeys on its control stream: both kill the script's whole tree. */
-export type ControlWord = 'cancel' | 'timeout';
+/**
+ * Words the runner obeys on its control stream: `cancel` and `timeout` kill the script's
+ * whole tree, `hb` renews the lease, `ack` says the trailer arrived (the run directory
+ * may go).
+ */
+export type ControlWord = 'cancel' | 'timeout' | 'hb' | 'ack';
 
 export function controlLine(word: ControlWord): string {
   return `${word}\n`;
@@ -74,20 +86,58 @@ export function controlLine(word: ControlWord): string {
 export const FIRST_LINE_MAX = 4096;
 
 export interface ReadyLine {
+  /** `ready`: a new run started; `attached`: following a run that was already there. */
+  kind: 'ready' | 'attached';
   version: string;
   /** `<os> <arch>` as the runner reports them. */
   platform: string;
 }
 
-/** `CRONIUM1 ready <version> <os> <arch>`: the script starts right after this line. */
+/** `CRONIUM2 ready|attached <version> <os> <arch>`: the spooled output follows. */
 export function parseReadyLine(line: string): ReadyLine | null {
-  const m = /^CRONIUM1 ready (\S+) (.*)$/.exec(line);
-  return m ? { version: m[1], platform: m[2] } : null;
+  const m = /^CRONIUM2 (ready|attached) (\S+) (.*)$/.exec(line);
+  return m ? { kind: m[1] as ReadyLine['kind'], version: m[2], platform: m[3] } : null;
 }
 
-/** The message of a `CRONIUM1 error <message>` line anywhere in `text`, else null. */
+/** The message of a `CRONIUM2 error <message>` line anywhere in `text`, else null. */
 export function parseErrorLine(text: string): string | null {
-  return /^CRONIUM1 error (.*)$/m.exec(text)?.[1] ?? null;
+  return /^CRONIUM2 error (.*)$/m.exec(text)?.[1] ?? null;
+}
+
+/** `attach` found no such run: its directory is gone, or its supervisor died. */
+export function isUnknownRun(error: string | null): boolean {
+  return !!error && error.startsWith('unknown run');
+}
+
+/** Why the script ended, as the runner's trailer says. */
+export type EndReason = 'exit' | 'cancel' | 'timeout' | 'lease';
+
+export interface ExitTrailer {
+  exitCode: number;
+  reason: EndReason;
+}
+
+/**
+ * The follower's last stdout bytes: `\nCRONIUM2 exit <code> <reason>\n`, written after
+ * the whole spool and just before it closes stdout, so only a trailer at the end of the
+ * stream counts. The leading newline is the follower's, not the script's.
+ */
+const TRAILER_HEAD = '\nCRONIUM2 exit ';
+const TRAILER = /^\nCRONIUM2 exit (\d{1,3}) (exit|cancel|timeout|lease)\n$/;
+const TRAILER_MAX = 40;
+
+export function parseTrailer(bytes: Buffer): ExitTrailer | null {
+  const m = TRAILER.exec(bytes.toString('latin1'));
+  return m ? { exitCode: Number(m[1]), reason: m[2] as EndReason } : null;
+}
+
+/** Could `bytes` (starting at a newline) still grow into a trailer? */
+export function mayBeTrailer(bytes: Buffer): boolean {
+  if (bytes.length > TRAILER_MAX) return false;
+  const s = bytes.toString('latin1');
+  if (s.length <= TRAILER_HEAD.length) return TRAILER_HEAD.startsWith(s);
+  if (!s.startsWith(TRAILER_HEAD)) return false;
+  return /^\d{1,3}( [a-z]*\n?)?$/.test(s.slice(TRAILER_HEAD.length)) || TRAILER.test(s);
 }
 
 /**
@@ -106,7 +156,7 @@ export function parseCollected(out: Buffer): Map<string, Buffer> {
   const files = new Map<string, Buffer>();
   let pos = out.indexOf(0x0a);
   const header = out.subarray(0, pos).toString('utf8');
-  const m = /^CRONIUM1 collect (\d+)$/.exec(header);
+  const m = /^CRONIUM2 collect (\d+)$/.exec(header);
   if (!m) throw new Error(`unexpected collect answer: ${header.slice(0, 80)}`);
   for (let i = 0; i < Number(m[1]); i++) {
     const nl = out.indexOf(0x0a, pos + 1);

@@ -15,7 +15,7 @@ import { buildRunnerArtifact } from '../runner-cache/runner-artifact';
 import { execCommand } from '../ssh/run-command';
 import { SshPool } from '../ssh/ssh-pool.service';
 import type { PooledConnection, SshLease } from '../ssh/ssh.types';
-import { deployCommand, runCommand } from './commands';
+import { attachCommand, deployCommand, runCommand } from './commands';
 import { OutputCapture } from './output-capture';
 import type { ReadyLine, RunPayloadInput } from './protocol';
 import { RunnerChannels } from './runner-channels';
@@ -78,19 +78,18 @@ interface Transcript {
   stdout: string[];
   stderr: string[];
   ready: ReadyLine[];
+  noise: string[];
 }
 
-function session(
-  conn: PooledConnection = lease.connection,
-  command = runCommand(base, artifact.hash),
-): Transcript {
+function session(conn: PooledConnection = lease.connection): Transcript {
   const stdout: string[] = [];
   const stderr: string[] = [];
   const ready: ReadyLine[] = [];
+  const noise: string[] = [];
   const limits = { capBytes: 1 << 20, maxLineBytes: 4096 };
   const s = new RunnerSession(conn, new RunnerChannels(false, config.ssh.channelOpenRetry), {
-    command,
     killGraceSeconds: 1,
+    heartbeatMs: 500,
     stdout: new OutputCapture(
       limits,
       (l) => stdout.push(l),
@@ -102,8 +101,9 @@ function session(
       () => undefined,
     ),
     onReady: (r) => ready.push(r),
+    onNoise: (text) => noise.push(text),
   });
-  return { session: s, stdout, stderr, ready };
+  return { session: s, stdout, stderr, ready, noise };
 }
 
 function request(script: string, over: Partial<RunPayloadInput> = {}): RunPayloadInput {
@@ -111,6 +111,8 @@ function request(script: string, over: Partial<RunPayloadInput> = {}): RunPayloa
     runId: `run-${process.pid}-${++runId}`,
     scriptType: 'bash',
     graceSeconds: 1,
+    timeoutSeconds: 60,
+    leaseSeconds: 30,
     env: { GREETING: "it's me" },
     script,
     ...over,
@@ -121,34 +123,60 @@ function request(script: string, over: Partial<RunPayloadInput> = {}): RunPayloa
 const processesOf = async (marker: string) =>
   (await sh(`pgrep -f '[${marker[0]}]${marker.slice(1)}' || true`)).stdout.trim();
 
+const run = (t: Transcript, script: string, over: Partial<RunPayloadInput> = {}) =>
+  t.session.start(runCommand(base, artifact.hash), request(script, over));
+
+const until = async (what: () => boolean | Promise<boolean>, ms = 15000) => {
+  const end = Date.now() + ms;
+  while (!(await what())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+const runDir = (id: string) => path.join(base, 'runs', id);
+
 describe('RunnerSession', () => {
-  it('strips the ready line, streams stdout and stderr apart and reports the exit code', async () => {
+  it('strips the ready line and the trailer, streams stdout and stderr apart, reports the exit code', async () => {
     const t = session();
-    const exit = await t.session.run(
-      request('echo "$GREETING"; echo oops >&2; printf "no newline"; exit 3'),
-    );
+    const req = request('echo "$GREETING"; echo oops >&2; printf "no newline"; exit 3');
+    const exit = await t.session.start(runCommand(base, artifact.hash), req);
     expect(exit).toMatchObject<Partial<RunnerExit>>({
       started: true,
+      ended: true,
       exitCode: 3,
+      reason: 'exit',
       signal: null,
       lost: false,
       runnerMissing: false,
+      unknownRun: false,
       runnerError: null,
     });
-    expect(t.ready).toEqual([{ version: artifact.version, platform: expect.any(String) }]);
+    expect(t.ready).toEqual([
+      { kind: 'ready', version: artifact.version, platform: expect.any(String) },
+    ]);
     expect(t.stdout).toEqual(["it's me", 'no newline']);
     expect(t.stderr).toEqual(['oops']);
-    expect(exit.durationMs).toBeGreaterThanOrEqual(0);
-    // the run dir is removed when no `keep` section was sent
-    expect(fs.readdirSync(path.join(base, 'runs'))).toEqual([]);
+    // the ack removes the run dir once the trailer is in
+    await until(() => !fs.existsSync(runDir(req.runId)));
   });
 
-  it('passes what the login shell printed before the ready line to stderr', async () => {
-    const t = session(lease.connection, `echo early-noise >&2; ${runCommand(base, artifact.hash)}`);
-    const exit = await t.session.run(request('echo fine'));
-    expect(exit.started).toBe(true);
-    expect(exit.exitCode).toBe(0);
-    expect(t.stderr).toEqual(['early-noise']);
+  it('adds no line of its own: output ending in a newline, empty lines, a fake trailer', async () => {
+    const t = session();
+    const exit = await run(t, 'printf "a\\n\\nCRONIUM2 exit 0 exit\\nb\\n\\n"; exit 4');
+    expect(exit).toMatchObject({ ended: true, exitCode: 4, reason: 'exit' });
+    expect(t.stdout).toEqual(['a', '', 'CRONIUM2 exit 0 exit', 'b', '']);
+  });
+
+  it('passes what the login shell printed before the ready line to onNoise, not stderr', async () => {
+    const t = session();
+    const exit = await t.session.start(
+      `echo early-noise >&2; ${runCommand(base, artifact.hash)}`,
+      request('echo fine'),
+    );
+    expect(exit).toMatchObject({ ended: true, exitCode: 0 });
+    expect(t.noise).toEqual(['early-noise']);
+    expect(t.stderr).toEqual([]);
     expect(t.stdout).toEqual(['fine']);
   });
 
@@ -158,65 +186,105 @@ describe('RunnerSession', () => {
     t.session.signal('cancel');
     t.session.signal('timeout'); // only the first word counts
     const started = Date.now();
-    const exit = await t.session.run(request(`exec -a ${marker} sleep 30`));
+    const exit = await run(t, `exec -a ${marker} sleep 30`);
     expect(Date.now() - started).toBeLessThan(15000);
-    expect(exit.started).toBe(true);
+    expect(exit).toMatchObject({ ended: true, reason: 'cancel' });
     expect(exit.exitCode).not.toBe(0);
     expect(await processesOf(marker)).toBe('');
   });
 
-  it('a control word while the script runs kills its whole process tree', async () => {
+  it('a timeout word while the script runs kills its whole process tree', async () => {
     const marker = `cronium-session-tree-${process.pid}`;
     const t = session();
-    const done = t.session.run(
-      request(`(exec -a ${marker} sleep 30) & (exec -a ${marker} sleep 31) & echo up; wait`),
+    const done = run(
+      t,
+      `(exec -a ${marker} sleep 30) & (exec -a ${marker} sleep 31) & echo up; wait`,
     );
-    while (!t.stdout.includes('up')) await new Promise((r) => setTimeout(r, 20));
+    await until(() => t.stdout.includes('up'));
     expect(await processesOf(marker)).not.toBe('');
     t.session.signal('timeout');
     const exit = await done;
-    expect(exit.started).toBe(true);
-    expect(exit.exitCode).not.toBe(0);
+    expect(exit).toMatchObject({ ended: true, reason: 'timeout' });
     expect(await processesOf(marker)).toBe('');
   });
 
-  it('tells a vanished runner from a failing one', async () => {
-    const missing = session(lease.connection, runCommand(path.join(dir, 'nowhere'), artifact.hash));
-    const gone = await missing.session.run(request('echo never'));
+  it('tells a vanished runner, an unknown run and a failing runner apart', async () => {
+    const missing = session();
+    const gone = await missing.session.start(
+      runCommand(path.join(dir, 'nowhere'), artifact.hash),
+      request('echo never'),
+    );
     expect(gone).toMatchObject({ started: false, runnerMissing: true, runnerError: null });
-    expect(missing.stdout).toEqual([]);
 
-    // A run id the runner refuses: it answers with a `CRONIUM1 error` line.
+    const stranger = session();
+    const unknown = await stranger.session.attach(
+      attachCommand(base, artifact.hash, `no-such-run-${process.pid}`, 0, 0),
+    );
+    expect(unknown).toMatchObject({ started: false, unknownRun: true, lost: false });
+
+    // A run id the runner refuses: it answers with a `CRONIUM2 error` line.
     const failing = session();
-    const bad = await failing.session.run(request('echo never', { runId: 'bad/id' }));
-    expect(bad.started).toBe(false);
-    expect(bad.runnerMissing).toBe(false);
+    const bad = await run(failing, 'echo never', { runId: 'bad/id' });
+    expect(bad).toMatchObject({ started: false, runnerMissing: false, unknownRun: false });
     expect(bad.runnerError).toMatch(/\S/);
     expect(failing.stdout).toEqual([]);
   });
 
-  it('reports a dropped connection as lost, and the runner kills the script', async () => {
-    const marker = `cronium-session-lost-${process.pid}`;
+  it('after a dropped connection the script goes on; attach resumes with no gap and no duplicate', async () => {
+    const key = await sshd.addClientKey('ed25519');
     const own = await pool.acquire({
       ...endpoint(),
       serverId: 'srv-lost',
-      privateKey: (await sshd.addClientKey('ed25519')).privateKey,
+      privateKey: key.privateKey,
+    });
+    const lines: string[] = [];
+    const limits = { capBytes: 1 << 20, maxLineBytes: 4096 };
+    const out = new OutputCapture(
+      limits,
+      (l) => lines.push(l),
+      () => undefined,
+    );
+    const err = new OutputCapture(
+      limits,
+      () => undefined,
+      () => undefined,
+    );
+    const opts = {
+      killGraceSeconds: 1,
+      heartbeatMs: 200,
+      stdout: out,
+      stderr: err,
+      onReady: () => undefined,
+      onNoise: () => undefined,
+    };
+    const channels = new RunnerChannels(false, config.ssh.channelOpenRetry);
+    const req = request(
+      'i=0; while [ $i -lt 40 ]; do echo "line $i"; i=$((i+1)); sleep 0.05; done; printf partial; sleep 0.05; echo " end"; exit 5',
+    );
+    const first = new RunnerSession(own.connection, channels, opts);
+    const done = first.start(runCommand(base, artifact.hash), req);
+    await until(() => lines.length >= 5);
+    await sshd.killConnections();
+    const lost = await done;
+    own.release();
+    expect(lost).toMatchObject({ started: true, ended: false, lost: true });
+    expect(fs.existsSync(runDir(req.runId))).toBe(true); // the script runs on
+
+    const again = await pool.acquire({
+      ...endpoint(),
+      serverId: 'srv-lost',
+      privateKey: key.privateKey,
     });
     try {
-      const t = session(own.connection);
-      const done = t.session.run(request(`echo up; exec -a ${marker} sleep 30`));
-      while (!t.stdout.includes('up')) await new Promise((r) => setTimeout(r, 20));
-      await sshd.killConnections();
-      const exit = await done;
-      expect(exit.lost).toBe(true);
-      expect(exit.exitCode).toBeNull();
-      // the runner sees EOF on its control stream and kills the tree
-      for (let i = 0; i < 100 && (await processesOf(marker)) !== ''; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      expect(await processesOf(marker)).toBe('');
+      const second = new RunnerSession(again.connection, channels, opts);
+      const exit = await second.attach(
+        attachCommand(base, artifact.hash, req.runId, out.position, err.position),
+      );
+      out.flush();
+      expect(exit).toMatchObject({ started: true, ended: true, exitCode: 5, reason: 'exit' });
+      expect(lines).toEqual([...Array.from({ length: 40 }, (_, i) => `line ${i}`), 'partial end']);
     } finally {
-      own.release();
+      again.release();
     }
   });
 });

@@ -4,15 +4,19 @@ import {
   buildRunPayload,
   ControlWord,
   controlLine,
+  EndReason,
   FIRST_LINE_MAX,
+  isUnknownRun,
   looksLikeMissingRunner,
+  mayBeTrailer,
   parseErrorLine,
   parseReadyLine,
+  parseTrailer,
   ReadyLine,
   RunPayloadInput,
 } from './protocol';
 import type { RunnerChannels } from './runner-channels';
-import { normalizeSignal, signalFromShellStatus } from './signals';
+import { signalFromShellStatus } from './signals';
 
 /** Where one stream's bytes go once the script runs (an OutputCapture). */
 export interface StreamSink {
@@ -24,56 +28,71 @@ export interface StreamSink {
 
 /** How one conversation with a runner ended. */
 export interface RunnerExit {
-  /** The runner printed its ready line, so the script started. */
+  /** The runner printed its ready (or attached) line: spooled output followed. */
   started: boolean;
+  /** The trailer arrived: the script has ended and all its output was delivered. */
+  ended: boolean;
   exitCode: number | null;
   signal: string | null;
-  /** The connection dropped before the channel reported an exit status. */
+  reason: EndReason | null;
+  /** The channel or the connection went away after the start and before the trailer. */
   lost: boolean;
   /** The runner file was not there (the shell could not open it). */
   runnerMissing: boolean;
-  /** Why the runner failed before the script started. */
+  /** `attach` found no such run (its directory or its supervisor is gone). */
+  unknownRun: boolean;
+  /** Why the runner failed before following. */
   runnerError: string | null;
-  /** From sending the payload to the channel's close. */
+  /** From opening the channel to the trailer (or the loss). */
   durationMs: number;
 }
 
 export interface RunnerSessionOptions {
-  /** The runner's command line (commands.ts `runCommand`). */
-  command: string;
   killGraceSeconds: number;
+  /** How often `hb` renews the runner's lease while attached. */
+  heartbeatMs: number;
   stdout: StreamSink;
   stderr: StreamSink;
   onReady: (ready: ReadyLine) => void;
+  /** What the login environment printed on stderr before the runner spoke. */
+  onNoise: (text: string) => void;
 }
 
 const IDLE_FLUSH_MS = 200;
-/** How long past the kill grace we wait for the runner before dropping the channel. */
+/** How long past the kill grace we wait for the trailer before dropping the channel. */
 const HARD_STOP_MARGIN_MS = 5000;
 
 /**
- * One conversation with a runner on one exec channel: send the payload, tell the ready
- * line from what came before it, stream stdout and stderr into their sinks, pass control
- * words on, and report how it ended (exit status, connection lost, runner missing or
- * failed). A session runs once.
+ * One conversation with a runner on one exec channel: start a run (or attach to one),
+ * tell the ready line from what came before it, stream the spooled stdout and stderr
+ * into their sinks, keep the lease alive, pass control words on, and report how it
+ * ended: the trailer (the script's exit code and why), a loss, or a runner that is
+ * missing or failed. A session runs once; a re-attach is a new session.
  */
 export class RunnerSession {
   private channel: ClientChannel | null = null;
-  private word: ControlWord | null = null;
+  private word: 'cancel' | 'timeout' | null = null;
   private hardStop: NodeJS.Timeout | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
   private idle: NodeJS.Timeout | null = null;
   /** Bumped on every chunk, so an idle flush can tell whether output is still coming. */
   private dataTick = 0;
-  /** stdout before the ready line, and stderr before it (the login shell's complaints). */
+  /** stdout before the first line, and stderr before it (the login shell's complaints). */
   private head = Buffer.alloc(0);
   private earlyErr = Buffer.alloc(0);
+  /** stdout bytes held back because they may be the start of the trailer. */
+  private held = Buffer.alloc(0);
   private gotExit = false;
+  private channelExitCode: number | null = null;
   private readonly exit: RunnerExit = {
     started: false,
+    ended: false,
     exitCode: null,
     signal: null,
+    reason: null,
     lost: false,
     runnerMissing: false,
+    unknownRun: false,
     runnerError: null,
     durationMs: 0,
   };
@@ -84,12 +103,27 @@ export class RunnerSession {
     private readonly opts: RunnerSessionOptions,
   ) {}
 
-  /** Starts the run and follows it until the channel closes or the connection drops. */
-  async run(request: RunPayloadInput): Promise<RunnerExit> {
-    const payload = buildRunPayload(request);
-    const channel = await this.channels.open(this.conn, this.opts.command);
-    this.channel = channel;
+  /** Starts a new run (commands.ts `runCommand`) and follows it. */
+  start(command: string, request: RunPayloadInput): Promise<RunnerExit> {
+    return this.follow(command, buildRunPayload(request));
+  }
+
+  /** Follows a run that already exists (commands.ts `attachCommand`). */
+  attach(command: string): Promise<RunnerExit> {
+    return this.follow(command, null);
+  }
+
+  /** Asks the runner to kill the script's whole tree; remembered until the channel opens. */
+  signal(word: 'cancel' | 'timeout'): void {
+    if (this.word) return;
+    this.word = word;
+    this.sendWord();
+  }
+
+  private async follow(command: string, payload: Buffer | null): Promise<RunnerExit> {
     const started = performance.now();
+    const channel = await this.channels.open(this.conn, command);
+    this.channel = channel;
     return new Promise<RunnerExit>((resolve) => {
       let done = false;
       const finish = () => {
@@ -99,39 +133,39 @@ export class RunnerSession {
         this.settle(started);
         resolve(this.exit);
       };
-      const offClose = this.conn.onClose(() => {
-        this.exit.lost = !this.gotExit;
-        finish();
-      });
+      const offClose = this.conn.onClose(() => finish());
       channel.on('data', (chunk: Buffer) => this.onStdout(chunk));
       channel.stderr.on('data', (chunk: Buffer) => this.onStderr(chunk));
-      channel.on('exit', (code: number | null, signal?: string) => {
+      // EOF: the follower has written everything it will write, the trailer last.
+      channel.on('end', () => {
+        if (this.takeTrailer()) {
+          this.send('ack');
+          finish();
+        }
+      });
+      channel.on('exit', (code: number | null) => {
         this.gotExit = true;
-        this.exit.exitCode = code;
-        this.exit.signal = normalizeSignal(signal) ?? signalFromShellStatus(code);
+        this.channelExitCode = code;
       });
       channel.on('close', finish);
       channel.on('error', () => undefined);
-      channel.write(payload);
+      if (payload) channel.write(payload);
       if (this.word) this.sendWord();
     });
   }
 
-  /** Asks the runner to kill the script's whole tree; remembered until the channel opens. */
-  signal(word: ControlWord): void {
-    if (this.word) return;
-    this.word = word;
-    this.sendWord();
+  private send(word: ControlWord): void {
+    try {
+      this.channel?.write(controlLine(word));
+    } catch {
+      /* the channel is already going away */
+    }
   }
 
   private sendWord(): void {
     const ch = this.channel;
     if (!ch || !this.word) return;
-    try {
-      ch.write(controlLine(this.word));
-    } catch {
-      /* the channel is already going away */
-    }
+    this.send(this.word);
     // A runner that cannot answer (host frozen) must not hold the target forever.
     this.hardStop ??= setTimeout(
       () => ch.close(),
@@ -141,10 +175,7 @@ export class RunnerSession {
 
   private onStdout(chunk: Buffer): void {
     this.dataTick++;
-    if (this.exit.started) {
-      this.opts.stdout.write(chunk);
-      return this.scheduleIdleFlush();
-    }
+    if (this.exit.started) return this.onSpool(chunk);
     this.head = Buffer.concat([this.head, chunk]);
     const nl = this.head.indexOf(0x0a);
     if (nl === -1) {
@@ -156,11 +187,52 @@ export class RunnerSession {
     if (!ready) return; // kept in `head` for diagnose()
     this.exit.started = true;
     this.opts.onReady(ready);
-    if (this.earlyErr.length) this.opts.stderr.write(this.earlyErr);
+    if (this.earlyErr.length) this.opts.onNoise(this.earlyErr.toString('utf8').trim());
+    this.earlyErr = Buffer.alloc(0);
+    this.heartbeat = setInterval(() => this.send('hb'), this.opts.heartbeatMs);
+    this.heartbeat.unref();
     const rest = this.head.subarray(nl + 1);
     this.head = Buffer.alloc(0);
-    if (rest.length) this.opts.stdout.write(rest);
+    if (rest.length) this.onSpool(rest);
+  }
+
+  /**
+   * Script stdout, except what may be the trailer: bytes from one of the last two
+   * newlines on are held back while they could still grow into `\nCRONIUM2 exit …\n`.
+   */
+  private onSpool(chunk: Buffer): void {
+    const data = this.held.length ? Buffer.concat([this.held, chunk]) : chunk;
+    let keepFrom = data.length;
+    const last = data.lastIndexOf(0x0a);
+    if (last !== -1) {
+      const before = last > 0 ? data.lastIndexOf(0x0a, last - 1) : -1;
+      if (before !== -1 && mayBeTrailer(data.subarray(before))) keepFrom = before;
+      else if (mayBeTrailer(data.subarray(last))) keepFrom = last;
+    }
+    this.held = Buffer.from(data.subarray(keepFrom));
+    if (keepFrom > 0) this.opts.stdout.write(data.subarray(0, keepFrom));
     this.scheduleIdleFlush();
+  }
+
+  /** At EOF: is what was held back the trailer? Otherwise it was the script's output. */
+  private takeTrailer(): boolean {
+    const trailer = this.exit.started ? parseTrailer(this.held) : null;
+    if (!trailer) {
+      this.releaseHeld();
+      return false;
+    }
+    this.held = Buffer.alloc(0);
+    this.exit.ended = true;
+    this.exit.exitCode = trailer.exitCode;
+    this.exit.signal = signalFromShellStatus(trailer.exitCode);
+    this.exit.reason = trailer.reason;
+    return true;
+  }
+
+  private releaseHeld(): void {
+    if (!this.held.length) return;
+    this.opts.stdout.write(this.held);
+    this.held = Buffer.alloc(0);
   }
 
   private onStderr(chunk: Buffer): void {
@@ -191,22 +263,37 @@ export class RunnerSession {
   }
 
   private settle(started: number): void {
-    if (this.idle) clearTimeout(this.idle);
-    if (this.hardStop) clearTimeout(this.hardStop);
-    this.channel = null;
-    if (!this.exit.started) this.diagnose();
-    this.opts.stdout.flush();
-    this.opts.stderr.flush();
+    for (const t of [this.idle, this.hardStop]) if (t) clearTimeout(t);
+    if (this.heartbeat) clearInterval(this.heartbeat);
     this.exit.durationMs = Math.round(performance.now() - started);
-    if (!this.gotExit && this.conn.closed) this.exit.lost = true;
+    if (!this.exit.started) {
+      this.channel = null;
+      return this.diagnose();
+    }
+    if (this.exit.ended) {
+      this.opts.stdout.flush();
+      this.opts.stderr.flush();
+    } else {
+      // Lost mid-follow. What was held back is resent after a re-attach (its offset was
+      // never counted), and a pending partial line stays pending, so the re-attached
+      // bytes continue it: lines are cut by offset, never by a dropped connection.
+      this.held = Buffer.alloc(0);
+      this.exit.lost = true;
+      this.channel?.close();
+    }
+    this.channel = null;
   }
 
-  /** No ready line: tell a vanished runner from one that failed. */
+  /** No first line: tell a vanished runner from one that failed. */
   private diagnose(): void {
     const stderr = this.earlyErr.toString('utf8').trim();
     const error = parseErrorLine(this.head.toString('utf8'));
-    if (error !== null) this.exit.runnerError = error;
-    else if (looksLikeMissingRunner(this.exit.exitCode, stderr)) this.exit.runnerMissing = true;
-    else this.exit.runnerError ??= stderr.slice(0, 500) || `exit ${this.exit.exitCode}`;
+    const code = this.gotExit ? this.channelExitCode : null;
+    if (error !== null) {
+      this.exit.runnerError = error;
+      this.exit.unknownRun = isUnknownRun(error);
+    } else if (looksLikeMissingRunner(code, stderr)) this.exit.runnerMissing = true;
+    else if (!this.gotExit && this.conn.closed) this.exit.lost = true;
+    else this.exit.runnerError ??= stderr.slice(0, 500) || `exit ${code}`;
   }
 }

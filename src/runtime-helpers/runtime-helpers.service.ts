@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import type { Duplex } from 'node:stream';
 import { ExecutionTokensService } from '../auth/execution-tokens.service';
 import { AppConfig } from '../config/app-config';
 import { TargetError } from '../executions/error-codes';
@@ -41,6 +42,11 @@ export interface PreparedHelpers {
   /** Bundled mode keeps the run directory for one `collect`. */
   keep: boolean;
   tunnelMs: number | null;
+  /**
+   * After a re-attach on a new connection: forwards the same remote port again, so the
+   * script's endpoint keeps working. False when that port could not be had back.
+   */
+  reconnect(conn: PooledConnection): Promise<boolean>;
   /** Ends the session: closes the tunnel, invalidates the token, returns API-mode results. */
   release(): Promise<HelperResults>;
 }
@@ -111,7 +117,8 @@ export class RuntimeHelpersService {
   }
 
   private async prepareApi(conn: PooledConnection, req: HelperRequest, context: RuntimeContext) {
-    const tunnel = await this.tunnels.open(conn, (stream) => this.api.serve(stream));
+    const serve = (stream: Duplex) => this.api.serve(stream);
+    let tunnel = await this.tunnels.open(conn, serve);
     const token = this.tokens.issue(
       {
         jobId: context.jobId,
@@ -143,6 +150,15 @@ export class RuntimeHelpersService {
       files: {},
       keep: false,
       tunnelMs: null,
+      reconnect: async (next) => {
+        if (released) return true;
+        try {
+          tunnel = await this.tunnels.open(next, serve, 10000, tunnel.port);
+          return true;
+        } catch {
+          return false;
+        }
+      },
       release: async () => {
         if (!released) {
           released = true;
@@ -174,6 +190,7 @@ export class RuntimeHelpersService {
       files: bundledFiles(context, req.input, variables),
       keep: true,
       tunnelMs: null,
+      reconnect: async () => true,
       release: async () => ({ output: null, condition: null }),
     };
   }

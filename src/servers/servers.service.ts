@@ -341,6 +341,11 @@ export class ServersService implements OnModuleDestroy {
     return server.baseDir ?? this.config.runner.baseDir;
   }
 
+  /** The remote base directory of a server by id (a restarted execution's targets). */
+  async baseDirOfServer(id: string): Promise<string> {
+    return this.baseDirOf(await this.getEntity(id));
+  }
+
   /** The API view: never credentials. */
   toView(s: ServerEntity): ServerView {
     return {

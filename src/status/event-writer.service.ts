@@ -81,6 +81,7 @@ function toStored(e: ExecutionEvent): ExecutionEventRecord {
     ts: e.ts,
     text: e.text ?? null,
     data: e.type === 'log' ? null : eventData(e),
+    byteOffset: e.offset ?? null,
   };
 }
 

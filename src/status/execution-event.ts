@@ -17,6 +17,8 @@ export interface ExecutionEvent {
   text?: string;
   /** `log` only: gap-free among the execution's log entries. */
   logSeq?: number;
+  /** `log` of stdout/stderr only: the byte offset just past this entry in its stream. */
+  offset?: number;
   /** `result`: the target record; `summary`: counts. */
   data?: Record<string, unknown>;
 }

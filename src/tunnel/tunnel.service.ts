@@ -25,12 +25,25 @@ export class TunnelService {
   /** A port already forwarded per connection, so a job's tunnel is ready when it asks. */
   private readonly standby = new WeakMap<PooledConnection, Promise<number | null>>();
 
-  async open(conn: PooledConnection, handler: Handler, timeoutMs = 10000): Promise<Tunnel> {
+  /**
+   * Forwards a remote loopback port to `handler`. `port` 0 lets sshd pick one (a standby
+   * one when ready); a given port asks for exactly that one (a re-attach keeps the
+   * script's endpoint).
+   */
+  async open(
+    conn: PooledConnection,
+    handler: Handler,
+    timeoutMs = 10000,
+    wanted = 0,
+  ): Promise<Tunnel> {
     const routes = this.tableFor(conn);
-    const ready = this.standby.get(conn);
-    this.standby.delete(conn);
-    let port = ready ? await ready : null;
-    if (port == null || conn.closed) port = await this.forward(conn, timeoutMs);
+    let port: number | null = null;
+    if (wanted === 0) {
+      const ready = this.standby.get(conn);
+      this.standby.delete(conn);
+      port = ready ? await ready : null;
+    }
+    if (port == null || conn.closed) port = await this.forward(conn, timeoutMs, wanted);
     routes.set(port, handler);
     // This server forwards: have the next job's port ready too (off its critical path).
     // One standby per connection, so concurrent jobs never leave stray forwards behind.
@@ -69,7 +82,7 @@ export class TunnelService {
     return table;
   }
 
-  private forward(conn: PooledConnection, timeoutMs: number): Promise<number> {
+  private forward(conn: PooledConnection, timeoutMs: number, port = 0): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(
         () =>
@@ -78,7 +91,7 @@ export class TunnelService {
           ),
         timeoutMs,
       );
-      conn.forwardIn('127.0.0.1', 0).then(
+      conn.forwardIn('127.0.0.1', port).then(
         (port) => {
           clearTimeout(timer);
           resolve(port);

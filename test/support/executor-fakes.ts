@@ -56,6 +56,7 @@ export class FakeHelpers {
       files: { 'input.json': JSON.stringify(req.input) },
       keep: this.keep,
       tunnelMs: null,
+      reconnect: async () => true,
       release: async () => {
         this.released++;
         return { output: null, condition: null };

@@ -19,4 +19,5 @@ export class ExecutionEventEntity implements ExecutionEventRecord {
     string,
     unknown
   > | null;
+  @Column({ type: 'bigint', nullable: true, transformer: epochMs }) byteOffset!: number | null;
 }

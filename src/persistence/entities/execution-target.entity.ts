@@ -25,4 +25,5 @@ export class ExecutionTargetEntity implements TargetRecord {
   @Column({ type: 'bigint', nullable: true, transformer: epochMs }) startedAt!: number | null;
   @Column({ type: 'bigint', nullable: true, transformer: epochMs }) finishedAt!: number | null;
   @Column({ type: 'text', transformer: jsonText }) phases!: TargetPhases;
+  @Column({ type: 'varchar', length: 128, nullable: true }) replicaId!: string | null;
 }

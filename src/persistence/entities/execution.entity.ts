@@ -19,4 +19,6 @@ export class ExecutionEntity implements ExecutionRecord {
   @Column({ type: 'bigint', transformer: epochMs }) createdAt!: number;
   @Column({ type: 'bigint', nullable: true, transformer: epochMs }) startedAt!: number | null;
   @Column({ type: 'bigint', nullable: true, transformer: epochMs }) finishedAt!: number | null;
+  @Column({ type: 'varchar', length: 128, nullable: true }) ownerId!: string | null;
+  @Column({ type: 'bigint', nullable: true, transformer: epochMs }) heartbeatAt!: number | null;
 }

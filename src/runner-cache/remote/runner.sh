@@ -1,31 +1,47 @@
 #!/bin/sh
-# cronium runner: the contract is docs/runner-protocol.md (protocol v1).
+# cronium runner: the contract is docs/runner-protocol.md (protocol v2).
 #
 # POSIX sh only (dash, busybox ash, bash-as-sh); no bashisms.  Every job runs
 # through this file, so the hot path keeps forks to a minimum: paths come from
 # parameter expansion, host facts are cached in a file read with the `read`
-# builtin, and only mkdir, one head per section, the script, the watcher and
-# the final rm are forked.
+# builtin, marker files are created with redirections, and only mkdir, one
+# head per section, the supervisor, the script, the ticker (one sleep a
+# second), two tails, the control reader, the mv of .status and the final rm
+# are forked.
+#
+# Processes of one run (v2: the script outlives the channel that started it):
+#   follower   the exec channel's process (verb run or attach): streams the
+#              spools to the channel, reads the control stream, prints the
+#              trailer.  It may go away at any time; the script carries on.
+#   supervisor detached from the channel; starts the script and waits for it,
+#              then writes .status and exits.
+#   ticker     child of the supervisor: deadline and lease, once a second;
+#              after .status it stays behind as the linger that removes a run
+#              dir nobody comes back for.
 #
 # All runner variables are prefixed cr_ so an exported variable of the login
 # environment with a common name (dir, pid, ...) can't be modified under the
 # script's feet: assigning to an inherited exported variable keeps it exported.
 
-cr_version=1.0.0 # keep equal to ./VERSION
-umask 077        # run dirs 0700, section files 0600
+cr_version=2.0.0 # keep equal to ./VERSION
+umask 077        # run dirs 0700, section and spool files 0600
 set -f           # header lines are split unquoted; never glob them
 
-cr_dir=  # the run dir, once we created it (error paths remove it)
-cr_keep= # set when a `keep` section was received
-cr_pid=  # the script's pid == its process group id (setsid)
-cr_wpid= # the control-stream watcher
-cr_step= # sleep granularity used while waiting for a group to die
+cr_dir=    # the run dir
+cr_mine=   # set while the run dir is ours to remove (created, nothing started)
+cr_keep=   # set when a `keep` section was received
+cr_pid=    # the script's pid == its process group id (setsid)
+cr_step=   # sleep granularity used while waiting for a group to die
+cr_follow= # set while following: a signal then only stops the follower
+cr_t1=     # the follower's tails and control reader
+cr_t2=
+cr_cpid=
 
-say() { printf 'CRONIUM1 %s\n' "$*"; }
+say() { printf 'CRONIUM2 %s\n' "$*"; }
 
 # Setup failure: leave nothing behind, tell the service on stdout, exit 70.
 die() {
-	[ -z "$cr_dir" ] || rm -rf -- "$cr_dir"
+	[ -z "$cr_mine" ] || rm -rf -- "$cr_dir"
 	say "error $*"
 	exit 70
 }
@@ -62,22 +78,23 @@ valid_name() {
 
 # One polling step while waiting for a process group to die; cr_t counts
 # tenths of a second.  Fractional sleep is not POSIX: fall back to 1s.
+# stdin /dev/null: a follower's sleep must not hold the channel's stdin.
 nap() {
 	if [ -z "$cr_step" ]; then
-		if sleep 0.1 2>/dev/null; then
+		if sleep 0.1 </dev/null 2>/dev/null; then
 			cr_t=$((cr_t + 1))
 			return 0
 		fi
 		cr_step=1
 	fi
-	sleep 1
+	sleep 1 </dev/null
 	cr_t=$((cr_t + 10))
 }
 
 # alive <pid | -pgid>: is anything there that has not exited yet?  kill -0
 # also succeeds for zombies, and orphans are zombies until init reaps them,
 # which some container inits do only every second or so.  Zombies hold no
-# pipes and can't be killed anyway, so on Linux the group's members are looked
+# files and can't be killed anyway, so on Linux the group's members are looked
 # up in /proc (builtins only, and only on the kill path) and zombies ignored.
 alive() {
 	kill -0 "$1" 2>/dev/null || return 1
@@ -98,10 +115,11 @@ alive() {
 }
 
 # kill_tree <pgid> <pid-fallback 0|1>: TERM the group, wait up to the grace
-# period for it to disappear, then KILL it.  Right after the fork the child may
-# not have called setsid yet (no such group): with fallback=1 it is then
-# signalled by pid.  The fallback is only used while the child cannot have been
-# reaped, so the pid can't belong to someone else.
+# period for it to disappear, then KILL it (and give the kernel a moment to
+# take the killed ones down).  Right after the fork the child may not have
+# called setsid yet (no such group): with fallback=1 it is then signalled by
+# pid.  The fallback is only used while the child cannot have been reaped, so
+# the pid can't belong to someone else.
 kill_tree() {
 	if kill -TERM "-$1" 2>/dev/null; then
 		cr_g=-$1
@@ -114,33 +132,35 @@ kill_tree() {
 	while alive "$cr_g"; do
 		if [ "$cr_t" -ge $((cr_grace * 10)) ]; then
 			kill -KILL "$cr_g" 2>/dev/null
+			cr_t=0
+			while [ "$cr_t" -lt 10 ] && alive "$cr_g"; do nap; done
 			return 0
 		fi
 		nap
 	done
 }
 
-# The cancel marker rides along with the rm we need anyway (no extra fork).
-finish() {
-	[ -n "$cr_dir" ] || return 0
-	if [ -n "$cr_keep" ]; then
-		[ ! -e "$cr_dir.cancel" ] || rm -f -- "$cr_dir.cancel"
-	elif [ "${1-}" = background ]; then
-		# Detached from the channel's pipes, so the exit status goes out now
-		# and the removal finishes on its own.
-		rm -rf -- "$cr_dir" "$cr_dir.cancel" </dev/null >/dev/null 2>&1 &
-	else
-		rm -rf -- "$cr_dir" "$cr_dir.cancel"
-	fi
+# ask <reason>: a kill was asked for (cancel, timeout, lease).  .control is
+# created with noclobber (O_EXCL), so the first asker's reason is the one
+# that sticks and only that asker kills; the others leave it be.
+ask() {
+	set -C
+	{ printf '%s\n' "$1" >"$cr_dir/.control"; } 2>/dev/null
+	cr_won=$?
+	set +C
+	[ "$cr_won" = 0 ]
 }
 
-# The runner itself got a signal (sshd hung up, admin kill): don't orphan the
-# script, clean up, and report 128+n like sh would.
+# The runner itself got a signal (sshd hung up, admin kill).  While setting up:
+# clean up and report 128+n like sh would.  While following: stop following;
+# the script is the supervisor's business, not ours.
 on_signal() {
 	trap '' HUP INT TERM
-	[ -z "$cr_wpid" ] || kill "$cr_wpid" 2>/dev/null
-	[ -z "$cr_pid" ] || kill_tree "$cr_pid" 1
-	finish
+	if [ -n "$cr_follow" ]; then
+		for cr_p in $cr_t1 $cr_t2 $cr_cpid; do kill "$cr_p" 2>/dev/null; done
+	elif [ -n "$cr_mine" ]; then
+		rm -rf -- "$cr_dir"
+	fi
 	exit "$1"
 }
 
@@ -161,19 +181,26 @@ esac
 cr_runs=$cr_base/runs
 
 # uname forks and its answer never changes for a deployed runner: cache it
-# beside the runner.  Written to a temp name then renamed so concurrent first
-# runs never read a partial file.  A read-only runner dir just means no cache.
+# beside the runner, together with whether tail has --pid (GNU; busybox has
+# not), which the follower needs on every job.  Written to a temp name then
+# renamed so concurrent first runs never read a partial file.  A read-only
+# runner dir just means no cache.
 host_info() {
 	if [ -r "$cr_rd/host-info" ]; then
-		read -r cr_os cr_arch <"$cr_rd/host-info"
-		[ -z "$cr_arch" ] || return 0
+		read -r cr_os cr_arch cr_tail <"$cr_rd/host-info"
+		[ -z "$cr_tail" ] || return 0
 	fi
 	cr_hi=$(uname -sm 2>/dev/null)
 	set -- $cr_hi
 	cr_os=${1:-unknown}
 	cr_arch=${2:-unknown}
+	if tail --pid=$$ -s 0.01 -c 0 /dev/null </dev/null >/dev/null 2>&1; then
+		cr_tail=pid
+	else
+		cr_tail=poll
+	fi
 	{
-		printf '%s %s\n' "$cr_os" "$cr_arch" >"$cr_rd/host-info.$$" &&
+		printf '%s %s %s\n' "$cr_os" "$cr_arch" "$cr_tail" >"$cr_rd/host-info.$$" &&
 			mv -f "$cr_rd/host-info.$$" "$cr_rd/host-info"
 	} 2>/dev/null || rm -f "$cr_rd/host-info.$$" 2>/dev/null
 	return 0
@@ -193,63 +220,20 @@ find_setsid() {
 	unset IFS
 }
 
-run() {
-	# Everything that does not depend on the payload happens before reading it:
-	# the service may open this channel ahead of time (a standby runner), so
-	# this work is then off the job's critical path.
-	host_info
-	find_setsid
-	[ -d "$cr_runs" ] || mkdir -p -- "$cr_runs" || die "cannot create runs directory"
-	IFS= read -r cr_line || die "unexpected end of input"
-	set -- $cr_line
-	[ $# -eq 5 ] && [ "$1" = CRONIUM1 ] || die "bad header"
-	valid_id "$2" || die "bad runId"
-	case $3 in
-	bash | python | node) ;;
-	*) die "bad scriptType" ;;
-	esac
-	valid_num "$4" || die "bad graceSeconds"
-	valid_num "$5" && [ "$5" -le 1000 ] || die "bad sectionCount"
-	cr_id=$2 cr_type=$3 cr_grace=$4 cr_n=$5
+# ---------------------------------------------------------------- supervisor
 
-	# mkdir (not -p) is the exclusive claim on the runId.
-	mkdir -- "$cr_runs/$cr_id" 2>/dev/null || die "run directory already exists or cannot be created"
-	cr_dir=$cr_runs/$cr_id
-	# A marker left by an interrupted earlier attempt would make us wait for
-	# a watcher that is not killing anything.
-	[ ! -e "$cr_dir.cancel" ] || rm -f -- "$cr_dir.cancel"
-
-	cr_i=0
-	while [ "$cr_i" -lt "$cr_n" ]; do
-		IFS= read -r cr_line || die "unexpected end of input"
-		set -- $cr_line
-		[ $# -eq 2 ] || die "bad section header"
-		valid_name "$1" || die "bad section name"
-		valid_num "$2" || die "bad section length"
-		[ ! -e "$cr_dir/$1" ] || die "duplicate section"
-		# GNU head -c never reads past N bytes of a pipe, so the next header
-		# stays on stdin (read is not binary-safe).  NB busybox head reads
-		# through stdio and swallows more: the next read then fails cleanly.
-		# `true`, not `:`: a failed redirection on a special builtin would
-		# exit the shell on the spot, skipping die's cleanup.
-		if [ "$2" = 0 ]; then
-			true 2>/dev/null >"$cr_dir/$1" || die "cannot write section"
-		else
-			head -c "$2" >"$cr_dir/$1" || die "cannot write section"
-		fi
-		[ "$1" != keep ] || cr_keep=1
-		cr_i=$((cr_i + 1))
-	done
-	[ -f "$cr_dir/script" ] || die "missing script section"
-
-	say "ready $cr_version $cr_os $cr_arch"
-
+# Runs in a subshell with stdin/stdout/stderr on /dev/null and HUP ignored, so
+# neither the channel closing nor the connection dropping touches it.
+supervise() {
+	trap '' HUP
 	# The script: own process group (setsid: dash can't do job control without
-	# a tty), stdin /dev/null.  Everything it needs is passed as positional
-	# parameters, because the sourced env file may set any variable; runtime
-	# variables are set after sourcing so the helpers are always reachable.
+	# a tty), stdin /dev/null, stdout/stderr appended to the spools.
+	# Everything it needs is passed as positional parameters, because the
+	# sourced env file may set any variable; runtime variables are set after
+	# sourcing so the helpers are always reachable.
 	set -- "$cr_dir" "$cr_rd" "$cr_type" "$cr_setsid"
 	(
+		trap - HUP # ignored for the supervisor only, not for the script
 		cd "$1" || exit
 		unset CRONIUM_WORK_DIR
 		if [ -f "$1/env" ]; then . "$1/env"; fi
@@ -279,47 +263,336 @@ run() {
 		if [ -n "$1" ]; then exec "$@"; fi
 		shift
 		exec "$@"
-	) </dev/null &
+	) </dev/null >>"$cr_dir/.stdout" 2>>"$cr_dir/.stderr" &
 	cr_pid=$!
-
-	# Control stream.  A non-job-control shell points an async list's stdin at
-	# /dev/null unless redirected, and `<&0` would dup that /dev/null: pass
-	# our stdin as fd 9.  The watcher's stdout/stderr go to /dev/null so a
-	# sleep it may leave behind never holds the channel's pipes open.
-	exec 9<&0
-	(
-		while IFS= read -r cr_w; do
-			case $cr_w in
-			cancel | timeout) break ;;
-			esac
-		done
-		# cancel, timeout or EOF (service gone): kill the tree.  The marker tells
-		# the main shell to let this grace period finish instead of restarting
-		# it.  It sits beside the run dir (runIds have no dot, so it can't
-		# collide), not in it, where the script could create it by accident.
-		true >"$cr_dir.cancel" # `true`: a failure must not stop the kill
-		kill_tree "$cr_pid" 1
-	) <&9 >/dev/null 2>&1 &
-	cr_wpid=$!
-	exec 9<&-
-
-	# 2>/dev/null: dash and busybox report a job killed by a signal
-	# ("Terminated") on the shell's stderr, which is the script's stderr.
-	wait "$cr_pid" 2>/dev/null
+	printf '%s\n' "$cr_pid" >"$cr_dir/.pid"
+	ticker &
+	# A cancel that came before .pid existed found nothing to kill: its
+	# follower wrote .control first and read .pid second, we do the reverse,
+	# so one of us sees the other.
+	[ ! -e "$cr_dir/.control" ] || kill_tree "$cr_pid" 1
+	wait "$cr_pid"
 	cr_rc=$?
-	if [ -e "$cr_dir.cancel" ]; then
-		wait "$cr_wpid" 2>/dev/null # its TERM..KILL sequence is under way
-	else
-		kill "$cr_wpid" 2>/dev/null # blocked in the read builtin: dies at once
+	# Why it ended is decided now: a kill asked for after the leader's own
+	# exit does not change that.
+	cr_why=exit
+	if { read -r cr_w <"$cr_dir/.control"; } 2>/dev/null; then
+		case $cr_w in cancel | timeout | lease) cr_why=$cr_w ;; esac
 	fi
-	cr_wpid=
 	# Background children of the script (sleep 300 &) still in its group: they
-	# would outlive the job and hold stdout/stderr open, so the channel would
-	# never close.  Group only: the leader is reaped, its pid may be reused.
+	# would outlive the job and keep writing to the spools.  Group only: the
+	# leader is reaped, its pid may be reused.
 	kill_tree "$cr_pid" 0
-	cr_pid=
-	finish background
-	exit "$cr_rc"
+	# Atomic: a reader sees no .status or a whole one.  Our exit right after
+	# is what ends a follower's `tail --pid`.
+	printf '%s %s\n' "$cr_rc" "$cr_why" >"$cr_dir/.status.tmp" &&
+		mv -f -- "$cr_dir/.status.tmp" "$cr_dir/.status"
+}
+
+# clock: cr_now in centiseconds of a monotonic clock: /proc/uptime, read by
+# a builtin (no fork).  Without it (cr_up empty) every tick counts a second.
+clock() {
+	if [ -n "$cr_up" ] && { read -r cr_u cr_x </proc/uptime; } 2>/dev/null; then
+		case $cr_u in
+		*[!0123456789.]* | *.*.* | .*) ;;
+		*.??)
+			cr_x=${cr_u#*.}
+			cr_now=$((${cr_u%.*} * 100 + ${cr_x#0}))
+			return 0
+			;;
+		esac
+	fi
+	cr_up=
+	cr_now=$((${cr_now:-0} + 100))
+}
+
+# The ticker: a subshell of the supervisor (stdio /dev/null, HUP ignored),
+# awake once a second.  While the script runs it enforces the absolute
+# deadline and the lease: a follower creates .hb on every `hb` word, the
+# ticker removes it; a lease without one kills the tree.  Once .status
+# exists it is the linger: it removes the run dir when nobody heartbeats it
+# for a whole lease (nobody came to collect), and exits when the run dir is
+# gone.
+ticker() {
+	cr_idle=0 cr_ling= cr_seen= cr_shot= cr_spid= cr_up=1
+	clock
+	cr_end=$((cr_now + cr_timeout * 100))
+	while sleep 1; do
+		clock
+		if [ ! -d "$cr_dir" ]; then
+			# Removed (ack, collect, or under our feet): nothing left to
+			# report to; a script still running has lost its spools.
+			[ -n "$cr_ling" ] || kill_tree "$cr_pid" 0
+			exit 0
+		fi
+		if [ -z "$cr_ling" ]; then
+			if [ -z "$cr_spid" ]; then
+				{ read -r cr_spid <"$cr_dir/.super"; } 2>/dev/null
+				valid_num "$cr_spid" || cr_spid=
+			fi
+			if [ -e "$cr_dir/.status" ]; then
+				cr_ling=1 cr_idle=0
+			elif [ -n "$cr_spid" ] && ! kill -0 "$cr_spid" 2>/dev/null; then
+				# The supervisor died without a status (kill -9): nobody will
+				# report this run; don't let the script outlive it.
+				kill_tree "$cr_pid" 0
+				cr_ling=1 cr_idle=0
+			fi
+		fi
+		if [ -e "$cr_dir/.hb" ]; then
+			rm -f -- "$cr_dir/.hb"
+			cr_idle=0
+		else
+			cr_idle=$((cr_idle + 1))
+		fi
+		if [ -n "$cr_ling" ]; then
+			if [ "$cr_idle" -ge "$cr_lease" ]; then
+				rm -rf -- "$cr_dir"
+				exit 0
+			fi
+		elif [ -z "$cr_seen" ]; then
+			cr_seen=$cr_now
+			if [ -e "$cr_dir/.control" ]; then
+				: # asked by a follower, who is killing the tree
+			elif [ "$cr_now" -ge "$cr_end" ]; then
+				! ask timeout || kill_tree "$cr_pid" 0
+			elif [ "$cr_idle" -ge "$cr_lease" ]; then
+				! ask lease || kill_tree "$cr_pid" 0
+			else
+				cr_seen=
+			fi
+		elif [ -z "$cr_shot" ] && [ "$cr_now" -ge $((cr_seen + cr_grace * 100 + 200)) ]; then
+			# Backstop: whoever asked should have killed the tree by now (a
+			# follower may have died halfway).  KILL only: its TERM went out.
+			kill -KILL "-$cr_pid" 2>/dev/null
+			cr_shot=1
+		fi
+	done
+}
+
+# ---------------------------------------------------------------- follower
+
+# parent_is <pid>: is our parent still <pid> (and not init, after it died)?
+# Linux /proc, read by a builtin; elsewhere assume so.
+parent_is() {
+	cr_want=$1
+	{ read -r cr_l </proc/self/stat; } 2>/dev/null || return 0
+	set -- ${cr_l##*) }
+	[ "$2" = "$cr_want" ]
+}
+
+# control [notify]: the control stream, one word per line.  With notify it
+# runs as a subshell of the follower and tells it (SIGUSR1) when it is done.
+control() {
+	while IFS= read -r cr_w; do
+		case $cr_w in
+		hb) true 2>/dev/null >"$cr_dir/.hb" ;;
+		cancel | timeout)
+			# Too late once .status exists.  No .pid yet: the supervisor
+			# sees .control when it writes .pid and kills the script itself.
+			[ ! -e "$cr_dir/.status" ] && ask "$cr_w" || continue
+			{ read -r cr_p <"$cr_dir/.pid"; } 2>/dev/null || continue
+			! valid_num "$cr_p" || [ -e "$cr_dir/.status" ] || kill_tree "$cr_p" 1
+			;;
+		ack)
+			# The service has everything.  Bundled mode (keep) reads out/
+			# with `collect`, which removes the run dir then.
+			[ -e "$cr_dir/keep" ] || rm -rf -- "$cr_dir" </dev/null
+			break
+			;;
+		esac
+	done
+	if [ -n "${1-}" ] && parent_is $$; then kill -USR1 $$ 2>/dev/null; fi
+}
+
+# waitfor <pid>: until that child is gone, even when a trapped signal
+# interrupts wait (it then returns >128 with the child still there).
+waitfor() {
+	[ -n "$1" ] || return 0
+	while wait "$1"; [ $? -gt 128 ] && kill -0 "$1" 2>/dev/null; do :; done
+}
+
+# from <offset> <spool>: cr_from = tail's +N for a byte offset, or empty when
+# the offset is past the end of the spool: it then delivers nothing (tail -f
+# would take the spool for truncated and start over from byte 0).
+from() {
+	cr_from=$(($1 + 1))
+	[ "$1" != 0 ] || return 0
+	cr_s=$(wc -c <"$2" 2>/dev/null)
+	cr_s=${cr_s##*[!0123456789]} # some wc pad with blanks
+	[ -n "$cr_s" ] && [ "$1" -le "$cr_s" ] || cr_from=
+}
+
+# trailer: `\nCRONIUM2 exit <code> <reason>\n`, the run's result.  The
+# leading newline separates it from output that did not end in one.
+trailer() {
+	{ read -r cr_code cr_why <"$cr_dir/.status"; } 2>/dev/null || return 1
+	printf '\nCRONIUM2 exit %s %s\n' "$cr_code" "$cr_why"
+}
+
+# follow <supervisor pid> <stdout offset> <stderr offset>: stream the spools
+# from those offsets, then the trailer; never kills the script.
+follow() {
+	if [ -e "$cr_dir/.status" ]; then
+		# Finished: everything is in the spools already.
+		tail -c "+$(($2 + 1))" -- "$cr_dir/.stdout" 2>/dev/null
+		tail -c "+$(($3 + 1))" -- "$cr_dir/.stderr" >&2 2>/dev/null
+		trailer || exit 0
+		exec >/dev/null 2>&1 # EOF on the channel: the trailer was the last word
+		control
+		exit 0
+	fi
+	cr_follow=1
+	# Async lists get stdin /dev/null: the tails never hold the channel's stdin.
+	from "$2" "$cr_dir/.stdout"
+	if [ -z "$cr_from" ]; then
+		:
+	elif [ "$cr_tail" = pid ]; then
+		# GNU: after the supervisor is gone, tail reads to EOF and exits
+		# (within -s).  The supervisor exits right after writing .status.
+		tail --pid="$1" -s 0.01 -c "+$cr_from" -f -- "$cr_dir/.stdout" 2>/dev/null &
+		cr_t1=$!
+	else
+		tail -c "+$cr_from" -f -- "$cr_dir/.stdout" 2>/dev/null &
+		cr_t1=$!
+	fi
+	from "$3" "$cr_dir/.stderr"
+	if [ -z "$cr_from" ]; then
+		:
+	elif [ "$cr_tail" = pid ]; then
+		tail --pid="$1" -s 0.01 -c "+$cr_from" -f -- "$cr_dir/.stderr" >&2 2>/dev/null &
+		cr_t2=$!
+	else
+		tail -c "+$cr_from" -f -- "$cr_dir/.stderr" >&2 2>/dev/null &
+		cr_t2=$!
+	fi
+	# The control reader says when it is done (ack, EOF): stop following.
+	cr_stop=
+	trap 'cr_stop=1; for cr_p in $cr_t1 $cr_t2; do kill "$cr_p" 2>/dev/null; done' USR1
+	# A non-job-control shell points an async list's stdin at /dev/null
+	# unless redirected, and `<&0` would dup that /dev/null: pass our stdin
+	# as fd 9.  Its stdout/stderr go to /dev/null so a sleep it may leave
+	# behind never holds the channel's pipes open.
+	exec 9<&0
+	(control notify) <&9 >/dev/null 2>&1 & # ( ): see supervise in run
+	cr_cpid=$!
+	exec 9<&-
+	if [ "$cr_tail" != pid ]; then
+		# busybox tail has no --pid and polls once a second: once .status is
+		# there (the spools are complete), give it one more poll, then stop it.
+		while [ -z "$cr_stop" ] && [ ! -e "$cr_dir/.status" ] && [ -d "$cr_dir" ]; do
+			sleep 1
+		done
+		if [ -z "$cr_stop" ]; then
+			sleep 1.5 2>/dev/null || sleep 2
+			for cr_p in $cr_t1 $cr_t2; do kill "$cr_p" 2>/dev/null; done
+		fi
+	fi
+	waitfor "$cr_t1"
+	cr_t1=
+	waitfor "$cr_t2"
+	cr_t2=
+	if [ -z "$cr_stop" ] && trailer; then
+		exec >/dev/null 2>&1 # EOF on the channel: the trailer was the last word
+		waitfor "$cr_cpid"   # ack or EOF
+	elif [ -z "$cr_stop" ]; then
+		# The tails ended but there is no status: the supervisor is gone
+		# (killed) or the run dir was removed.  Nothing more will come.
+		kill "$cr_cpid" 2>/dev/null
+		waitfor "$cr_cpid"
+	else
+		waitfor "$cr_cpid"
+	fi
+	exit 0
+}
+
+# ---------------------------------------------------------------- verbs
+
+run() {
+	# Everything that does not depend on the payload happens before reading it:
+	# the service may open this channel ahead of time (a standby runner), so
+	# this work is then off the job's critical path.
+	host_info
+	find_setsid
+	[ -d "$cr_runs" ] || mkdir -p -- "$cr_runs" || die "cannot create runs directory"
+	IFS= read -r cr_line || die "unexpected end of input"
+	set -- $cr_line
+	[ $# -eq 7 ] && [ "$1" = CRONIUM2 ] || die "bad header"
+	valid_id "$2" || die "bad runId"
+	case $3 in
+	bash | python | node) ;;
+	*) die "bad scriptType" ;;
+	esac
+	valid_num "$4" || die "bad graceSeconds"
+	valid_num "$5" && [ "$5" -ge 1 ] || die "bad timeoutSeconds"
+	valid_num "$6" && [ "$6" -ge 1 ] || die "bad leaseSeconds"
+	valid_num "$7" && [ "$7" -le 1000 ] || die "bad sectionCount"
+	cr_id=$2 cr_type=$3 cr_grace=$4 cr_timeout=$5 cr_lease=$6 cr_n=$7
+
+	# mkdir (not -p) is the exclusive claim on the runId.
+	cr_dir=$cr_runs/$cr_id
+	mkdir -- "$cr_dir" 2>/dev/null || die "run directory already exists or cannot be created"
+	cr_mine=1
+
+	cr_i=0
+	while [ "$cr_i" -lt "$cr_n" ]; do
+		IFS= read -r cr_line || die "unexpected end of input"
+		set -- $cr_line
+		[ $# -eq 2 ] || die "bad section header"
+		valid_name "$1" || die "bad section name"
+		valid_num "$2" || die "bad section length"
+		[ ! -e "$cr_dir/$1" ] || die "duplicate section"
+		# GNU head -c never reads past N bytes of a pipe, so the next header
+		# stays on stdin (read is not binary-safe).  NB busybox head reads
+		# through stdio and swallows more: the next read then fails cleanly.
+		# `true`, not `:`: a failed redirection on a special builtin would
+		# exit the shell on the spot, skipping die's cleanup.
+		if [ "$2" = 0 ]; then
+			true 2>/dev/null >"$cr_dir/$1" || die "cannot write section"
+		else
+			head -c "$2" >"$cr_dir/$1" || die "cannot write section"
+		fi
+		[ "$1" != keep ] || cr_keep=1
+		cr_i=$((cr_i + 1))
+	done
+	[ -f "$cr_dir/script" ] || die "missing script section"
+	# The spools exist before anyone tails them; .grace is for attach.
+	{ true >"$cr_dir/.stdout" && true >"$cr_dir/.stderr" &&
+		printf '%s\n' "$cr_grace" >"$cr_dir/.grace"; } 2>/dev/null ||
+		die "cannot write run files"
+
+	# From here on the run dir belongs to the supervisor.  The lease starts
+	# renewed (the ticker begins with a zero idle count): no .hb needed.
+	cr_mine=
+	# ( ) and not a bare `supervise ... &`: dash runs a function's
+	# redirections by saving the old fds (the channel's) on fds >= 10, and a
+	# backgrounded function keeps those copies open for its whole life.
+	(supervise) </dev/null >/dev/null 2>&1 &
+	printf '%s\n' "$!" >"$cr_dir/.super"
+	say "ready $cr_version $cr_os $cr_arch"
+	follow "$!" 0 0
+}
+
+# attach <runId> <stdoutOffset> <stderrOffset>: follow a run again, from the
+# byte counts the service already has.
+attach() {
+	valid_id "$1" || die "bad runId"
+	valid_num "$2" && valid_num "$3" || die "bad offset"
+	cr_dir=$cr_runs/$1
+	cr_s=
+	{ read -r cr_s <"$cr_dir/.super"; } 2>/dev/null
+	if [ ! -d "$cr_dir" ] || {
+		[ ! -e "$cr_dir/.status" ] && ! { valid_num "$cr_s" && kill -0 "$cr_s" 2>/dev/null; }
+	}; then
+		say "error unknown run $1"
+		exit 70
+	fi
+	{ read -r cr_grace <"$cr_dir/.grace"; } 2>/dev/null
+	valid_num "$cr_grace" || cr_grace=5
+	host_info
+	true 2>/dev/null >"$cr_dir/.hb" # renews the lease
+	say "attached $cr_version $cr_os $cr_arch"
+	follow "$cr_s" "$2" "$3"
 }
 
 # collect <runId>: out/ files as `<name> <len>\n<bytes>` sections, then rm.
@@ -354,7 +627,7 @@ collect() {
 		# exactly the announced length, even if the file changed meanwhile
 		if [ "$cr_s" != 0 ]; then head -c "$cr_s" <"$cr_f"; fi
 	done
-	rm -rf -- "$cr_d" "$cr_d.cancel"
+	rm -rf -- "$cr_d"
 	exit 0
 }
 
@@ -366,6 +639,10 @@ case ${1-} in
 run)
 	[ $# -eq 1 ] || die usage
 	run
+	;;
+attach)
+	[ $# -eq 4 ] || die usage
+	attach "$2" "$3" "$4"
 	;;
 collect)
 	[ $# -eq 2 ] || die usage
