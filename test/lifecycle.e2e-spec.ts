@@ -68,7 +68,8 @@ describe('service lifecycle (real process, real sshd)', () => {
 
       const t = await startApp({ CRONIUM_DATA_DIR: dataDir });
       try {
-        const ex = await t.http().get(`/v1/executions/${job.id}`).set(t.auth);
+        // it takes the execution over, finds the run ended by its lease (or gone)
+        const ex = { body: await waitForExecution(t, job.id) };
         expect(ex.body.status).toBe('failed');
         expect(ex.body.finishedAt).toEqual(expect.any(String));
         expect(ex.body.targets[0].status).toBe('failed');

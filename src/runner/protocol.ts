@@ -118,26 +118,27 @@ export interface ExitTrailer {
 }
 
 /**
- * The follower's last stdout bytes: `\nCRONIUM2 exit <code> <reason>\n`, written after
- * the whole spool and just before it closes stdout, so only a trailer at the end of the
- * stream counts. The leading newline is the follower's, not the script's.
+ * The follower's last stdout bytes: `CRONIUM2 exit <code> <reason>\n` on a line of its
+ * own, written after the whole spool and just before it closes stdout, so only a trailer
+ * at the end of the stream counts. When the script's stdout did not end in a newline the
+ * follower writes one first (that newline only ends the script's last line).
  */
-const TRAILER_HEAD = '\nCRONIUM2 exit ';
-const TRAILER = /^\nCRONIUM2 exit (\d{1,3}) (exit|cancel|timeout|lease)\n$/;
+const TRAILER_HEAD = 'CRONIUM2 exit ';
+const TRAILER = /^CRONIUM2 exit (\d{1,3}) (exit|cancel|timeout|lease)\n$/;
 const TRAILER_MAX = 40;
 
-export function parseTrailer(bytes: Buffer): ExitTrailer | null {
-  const m = TRAILER.exec(bytes.toString('latin1'));
+export function parseTrailer(line: Buffer): ExitTrailer | null {
+  const m = TRAILER.exec(line.toString('latin1'));
   return m ? { exitCode: Number(m[1]), reason: m[2] as EndReason } : null;
 }
 
-/** Could `bytes` (starting at a newline) still grow into a trailer? */
-export function mayBeTrailer(bytes: Buffer): boolean {
-  if (bytes.length > TRAILER_MAX) return false;
-  const s = bytes.toString('latin1');
+/** Could `line` (bytes from a line start to the end of what arrived) grow into a trailer? */
+export function mayBeTrailer(line: Buffer): boolean {
+  if (line.length > TRAILER_MAX) return false;
+  const s = line.toString('latin1');
   if (s.length <= TRAILER_HEAD.length) return TRAILER_HEAD.startsWith(s);
   if (!s.startsWith(TRAILER_HEAD)) return false;
-  return /^\d{1,3}( [a-z]*\n?)?$/.test(s.slice(TRAILER_HEAD.length)) || TRAILER.test(s);
+  return /^\d{1,3}( [a-z]*\n?)?$/.test(s.slice(TRAILER_HEAD.length));
 }
 
 /**

@@ -28,7 +28,13 @@ export class RunnerChannels {
     private readonly openRetry: RetryPolicy,
   ) {}
 
-  async open(conn: PooledConnection, command: string): Promise<ClientChannel> {
+  /**
+   * A channel running `command`: the standby when it runs the same command, else a new
+   * one. Only `run` channels are prepared ahead (an `attach` names one run and is never
+   * a standby).
+   */
+  async open(conn: PooledConnection, command: string, standby = true): Promise<ClientChannel> {
+    if (!standby) return this.exec(conn, command);
     const s = this.standby.get(conn);
     this.standby.delete(conn);
     let channel: ClientChannel | null = null;
@@ -80,6 +86,8 @@ export class RunnerChannels {
         const onEnd = () => {
           entry.dead = true;
           if (this.standby.get(conn) === entry) this.standby.delete(conn);
+          entry.detach();
+          channel.close(); // a runner that spoke before its payload is of no use
         };
         channel.on('close', onEnd);
         channel.on('exit', onEnd);

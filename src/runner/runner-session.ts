@@ -82,6 +82,8 @@ export class RunnerSession {
   private earlyErr = Buffer.alloc(0);
   /** stdout bytes held back because they may be the start of the trailer. */
   private held = Buffer.alloc(0);
+  /** Whether the next stdout byte starts a line (where a trailer can start). */
+  private lineStart = true;
   private gotExit = false;
   private channelExitCode: number | null = null;
   private readonly exit: RunnerExit = {
@@ -105,12 +107,12 @@ export class RunnerSession {
 
   /** Starts a new run (commands.ts `runCommand`) and follows it. */
   start(command: string, request: RunPayloadInput): Promise<RunnerExit> {
-    return this.follow(command, buildRunPayload(request));
+    return this.follow(command, buildRunPayload(request), true);
   }
 
   /** Follows a run that already exists (commands.ts `attachCommand`). */
   attach(command: string): Promise<RunnerExit> {
-    return this.follow(command, null);
+    return this.follow(command, null, false);
   }
 
   /** Asks the runner to kill the script's whole tree; remembered until the channel opens. */
@@ -120,9 +122,13 @@ export class RunnerSession {
     this.sendWord();
   }
 
-  private async follow(command: string, payload: Buffer | null): Promise<RunnerExit> {
+  private async follow(
+    command: string,
+    payload: Buffer | null,
+    standby: boolean,
+  ): Promise<RunnerExit> {
     const started = performance.now();
-    const channel = await this.channels.open(this.conn, command);
+    const channel = await this.channels.open(this.conn, command, standby);
     this.channel = channel;
     return new Promise<RunnerExit>((resolve) => {
       let done = false;
@@ -186,6 +192,8 @@ export class RunnerSession {
     const ready = parseReadyLine(this.head.subarray(0, nl).toString('utf8'));
     if (!ready) return; // kept in `head` for diagnose()
     this.exit.started = true;
+    // Following from the middle of a line (a drop cut it): no trailer starts there.
+    this.lineStart = !this.opts.stdout.hasPending();
     this.opts.onReady(ready);
     if (this.earlyErr.length) this.opts.onNoise(this.earlyErr.toString('utf8').trim());
     this.earlyErr = Buffer.alloc(0);
@@ -197,20 +205,29 @@ export class RunnerSession {
   }
 
   /**
-   * Script stdout, except what may be the trailer: bytes from one of the last two
-   * newlines on are held back while they could still grow into `\nCRONIUM2 exit …\n`.
+   * Script stdout, except what may be the trailer: the bytes of the last line are held
+   * back while they could still grow into `CRONIUM2 exit …\n`, and a complete line that
+   * is one is held until EOF tells whether it was the last word.
    */
   private onSpool(chunk: Buffer): void {
     const data = this.held.length ? Buffer.concat([this.held, chunk]) : chunk;
+    const nl = data.lastIndexOf(0x0a);
     let keepFrom = data.length;
-    const last = data.lastIndexOf(0x0a);
-    if (last !== -1) {
-      const before = last > 0 ? data.lastIndexOf(0x0a, last - 1) : -1;
-      if (before !== -1 && mayBeTrailer(data.subarray(before))) keepFrom = before;
-      else if (mayBeTrailer(data.subarray(last))) keepFrom = last;
+    if (nl === data.length - 1) {
+      // A complete last line: held only if it is a whole trailer.
+      const prev = nl > 0 ? data.lastIndexOf(0x0a, nl - 1) : -1;
+      const start = prev + 1;
+      if ((prev !== -1 || this.lineStart) && mayBeTrailer(data.subarray(start))) {
+        keepFrom = start;
+      }
+    } else if ((nl !== -1 || this.lineStart) && mayBeTrailer(data.subarray(nl + 1))) {
+      keepFrom = nl + 1;
     }
     this.held = Buffer.from(data.subarray(keepFrom));
-    if (keepFrom > 0) this.opts.stdout.write(data.subarray(0, keepFrom));
+    if (keepFrom > 0) {
+      this.opts.stdout.write(data.subarray(0, keepFrom));
+      this.lineStart = data[keepFrom - 1] === 0x0a;
+    }
     this.scheduleIdleFlush();
   }
 

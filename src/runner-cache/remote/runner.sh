@@ -423,11 +423,17 @@ from() {
 	[ -n "$cr_s" ] && [ "$1" -le "$cr_s" ] || cr_from=
 }
 
-# trailer: `\nCRONIUM2 exit <code> <reason>\n`, the run's result.  The
-# leading newline separates it from output that did not end in one.
+# trailer: `CRONIUM2 exit <code> <reason>\n` on a line of its own, the run's
+# result: after a newline of ours only when the script's stdout did not end in
+# one (so the service can strip exactly what we added).
 trailer() {
 	{ read -r cr_code cr_why <"$cr_dir/.status"; } 2>/dev/null || return 1
-	printf '\nCRONIUM2 exit %s %s\n' "$cr_code" "$cr_why"
+	cr_sep=
+	if [ -s "$cr_dir/.stdout" ]; then
+		cr_nl=$(tail -c 1 -- "$cr_dir/.stdout" | wc -l)
+		[ "${cr_nl##*[!0123456789]}" = 1 ] || cr_sep='\n'
+	fi
+	printf "${cr_sep}CRONIUM2 exit %s %s\n" "$cr_code" "$cr_why"
 }
 
 # follow <supervisor pid> <stdout offset> <stderr offset>: stream the spools
