@@ -320,6 +320,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       startedAt: outcome.startedAt,
       finishedAt: outcome.finishedAt,
       phases: outcome.phases,
+      replicaId: this.config.replicaId,
     };
     if (outcome.error) {
       this.events.emit(id, {
