@@ -1,6 +1,9 @@
 /**
  * Runs remote/runner.sh locally (no ssh) under `sh`, speaking the protocol of
- * docs/runner-protocol.md on its stdin, the way the service does over an exec channel.
+ * docs/runner-protocol.md (v2) on its stdin, the way the service does over an exec channel.
+ *
+ * RUNNER_TEST_SHELL="busybox sh" runs the runner under busybox ash, with busybox's `tail`
+ * (no --pid: the polling follower) first on its PATH.
  */
 import { ChildProcessWithoutNullStreams, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
@@ -12,11 +15,15 @@ import type { ScriptType } from '../executions/request';
 const REMOTE_DIR = path.resolve(__dirname, 'remote');
 const VERSION = fs.readFileSync(path.join(REMOTE_DIR, 'VERSION'), 'utf8').trim();
 const [UNAME_S, UNAME_M] = execFileSync('uname', ['-sm']).toString().trim().split(' ');
-const READY = `CRONIUM1 ready ${VERSION} ${UNAME_S} ${UNAME_M}\n`;
+const READY = `CRONIUM2 ready ${VERSION} ${UNAME_S} ${UNAME_M}\n`;
+const ATTACHED = `CRONIUM2 attached ${VERSION} ${UNAME_S} ${UNAME_M}\n`;
 /** The remote command line is `sh runner.sh ...`; RUNNER_TEST_SHELL="busybox sh" tries another sh. */
 const SHELL = (process.env.RUNNER_TEST_SHELL ?? 'sh').split(' ');
+const BUSYBOX = SHELL[0] === 'busybox';
+/** busybox tail polls once a second and is stopped ~1.5 s after .status appears. */
+const END_SLACK = BUSYBOX ? 3000 : 0;
 
-jest.setTimeout(20000);
+jest.setTimeout(30000);
 
 // ---------------------------------------------------------------- protocol helpers
 
@@ -31,9 +38,17 @@ function envSection(vars: Record<string, string>): Section {
   return { name: 'env', data: lines.join('') };
 }
 
+interface Limits {
+  grace?: number | string;
+  timeout?: number | string;
+  lease?: number | string;
+}
+
 /** Header line + `<name> <byteLength>\n<bytes>` sections. */
-function frame(runId: string, type: string, grace: number | string, sections: Section[]): Buffer {
-  const parts: Buffer[] = [Buffer.from(`CRONIUM1 ${runId} ${type} ${grace} ${sections.length}\n`)];
+function frame(runId: string, type: string, limits: Limits, sections: Section[]): Buffer {
+  const { grace = 1, timeout = 60, lease = 30 } = limits;
+  const header = `CRONIUM2 ${runId} ${type} ${grace} ${timeout} ${lease} ${sections.length}\n`;
+  const parts: Buffer[] = [Buffer.from(header)];
   for (const s of sections) {
     const data = Buffer.isBuffer(s.data) ? s.data : Buffer.from(s.data, 'utf8');
     parts.push(Buffer.from(`${s.name} ${data.length}\n`), data);
@@ -41,8 +56,37 @@ function frame(runId: string, type: string, grace: number | string, sections: Se
   return Buffer.concat(parts);
 }
 
-interface Exit {
+/** `\nCRONIUM2 exit <code> <reason>\n` at the very end of a follower's stdout. */
+const TRAILER = /\nCRONIUM2 exit (\d+) (\w+)\n$/;
+
+interface Result {
+  /** The script's stdout between the ready/attached line and the trailer. */
+  body: Buffer;
+  stderr: Buffer;
+  /** From the trailer; null when there was none. */
   code: number | null;
+  reason: string | null;
+}
+
+/** Splits a follower's stdout into first line, script output and trailer. */
+function parse(stdout: Buffer, stderr: Buffer, first: string): Result {
+  expect(stdout.subarray(0, first.length).toString()).toBe(first);
+  const rest = stdout.subarray(first.length);
+  // The trailer is ASCII: search the tail of the output only, as latin1 so offsets are bytes.
+  const tail = rest.subarray(Math.max(0, rest.length - 100)).toString('latin1');
+  const m = TRAILER.exec(tail);
+  if (!m) return { body: rest, stderr, code: null, reason: null };
+  return {
+    body: rest.subarray(0, rest.length - m[0].length),
+    stderr,
+    code: Number(m[1]),
+    reason: m[2],
+  };
+}
+
+interface Exit {
+  /** The channel's exit status (not the script's: that is in the trailer). */
+  status: number | null;
   signal: NodeJS.Signals | null;
   ms: number;
   stdout: Buffer;
@@ -52,20 +96,31 @@ interface Exit {
 class Runner {
   readonly child: ChildProcessWithoutNullStreams;
   readonly done: Promise<Exit>;
+  readonly t0 = Date.now();
   private out: Buffer[] = [];
   private err: Buffer[] = [];
 
-  constructor(script: string, args: string[], input: Buffer, endStdin: boolean) {
-    const t0 = Date.now();
-    this.child = spawn(SHELL[0], [...SHELL.slice(1), script, ...args], { stdio: 'pipe' });
+  /** detached: the runner leads its own process group, as an sshd session would. */
+  constructor(args: string[], input: Buffer, endStdin: boolean, detached = false) {
+    this.child = spawn(SHELL[0], [...SHELL.slice(1), runnerPath, ...args], {
+      stdio: 'pipe',
+      env: runnerEnv,
+      detached,
+    });
     this.child.stdin.on('error', () => undefined); // EPIPE once the runner is gone
     this.child.stdout.on('data', (b: Buffer) => this.out.push(b));
     this.child.stderr.on('data', (b: Buffer) => this.err.push(b));
     // 'close' (not 'exit'): also waits until every holder of stdout/stderr is gone.
     this.done = new Promise((resolve) => {
-      this.child.on('close', (code, signal) => {
+      this.child.on('close', (status, signal) => {
         this.child.stdin.destroy();
-        resolve({ code, signal, ms: Date.now() - t0, stdout: this.stdout, stderr: this.stderr });
+        resolve({
+          status,
+          signal,
+          ms: Date.now() - this.t0,
+          stdout: this.stdout,
+          stderr: this.stderr,
+        });
       });
     });
     this.child.stdin.write(input);
@@ -86,7 +141,7 @@ class Runner {
     this.child.stdin.end();
   }
 
-  /** Wait for the runner; kill it (by pid) and fail if it takes too long. */
+  /** Wait for the channel to close; kill the runner (by pid) and fail if it takes too long. */
   async finish(timeoutMs = 10000): Promise<Exit> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -104,6 +159,22 @@ class Runner {
 
   async waitForStdout(text: string, timeoutMs = 5000): Promise<void> {
     await waitUntil(() => this.stdout.includes(text), timeoutMs, `stdout to contain ${text}`);
+  }
+
+  async waitForTrailer(timeoutMs = 10000): Promise<void> {
+    await waitUntil(
+      () => TRAILER.test(this.stdout.subarray(-100).toString('latin1')),
+      timeoutMs + END_SLACK,
+      'the exit trailer',
+    );
+  }
+
+  /** Trailer, then `ack` (the run dir goes), then the channel closes. */
+  async complete(first: string, timeoutMs = 10000): Promise<Result & { exit: Exit }> {
+    await this.waitForTrailer(timeoutMs);
+    this.send('ack\n');
+    const exit = await this.finish(5000);
+    return { ...parse(exit.stdout, exit.stderr, first), exit };
   }
 }
 
@@ -131,11 +202,25 @@ function pidsOf(marker: number): number[] {
 function survivors(ms: number[]): number[] {
   return ms.flatMap(pidsOf);
 }
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie still answers kill -0; it is gone for our purposes.
+  try {
+    return !/^\d+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 // ---------------------------------------------------------------- fixture
 
 let base: string;
 let runnerPath: string;
+let runnerEnv: NodeJS.ProcessEnv;
 let runSeq = 0;
 const started: number[] = []; // markers started by tests, cleaned up by pid afterwards
 
@@ -144,9 +229,19 @@ beforeAll(() => {
   const rd = path.join(base, 'runners', 'f4ce0000deadbeef');
   fs.cpSync(REMOTE_DIR, rd, { recursive: true });
   runnerPath = path.join(rd, 'runner.sh');
+  runnerEnv = { ...process.env };
+  if (BUSYBOX) {
+    const bin = path.join(base, 'busybox-bin');
+    fs.mkdirSync(bin);
+    fs.symlinkSync(
+      execFileSync('sh', ['-c', 'command -v busybox']).toString().trim(),
+      path.join(bin, 'tail'),
+    );
+    runnerEnv.PATH = `${bin}:${process.env.PATH}`;
+  }
 });
 
-afterAll(() => {
+afterAll(async () => {
   for (const pid of survivors(started)) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -154,6 +249,7 @@ afterAll(() => {
       /* already gone */
     }
   }
+  // Lingering tickers notice their run dir is gone within a second and exit.
   fs.rmSync(base, { recursive: true, force: true });
 });
 
@@ -161,33 +257,45 @@ function newRunId(): string {
   return `run-${process.pid}-${++runSeq}`;
 }
 const runDir = (runId: string) => path.join(base, 'runs', runId);
-/** The run dir is removed in the background after the runner reports the exit status. */
-const runDirGone = (runId: string) =>
-  waitUntil(() => !fs.existsSync(runDir(runId)), 3000, `run dir ${runId} removed`);
+const runFile = (runId: string, name: string) => path.join(runDir(runId), name);
+const readRunFile = (runId: string, name: string) => fs.readFileSync(runFile(runId, name), 'utf8');
+const runDirGone = (runId: string, timeoutMs = 3000) =>
+  waitUntil(() => !fs.existsSync(runDir(runId)), timeoutMs, `run dir ${runId} removed`);
+const statusWritten = (runId: string, timeoutMs = 6000) =>
+  waitUntil(() => fs.existsSync(runFile(runId, '.status')), timeoutMs, `${runId}/.status`);
 
 function start(
   runId: string,
   type: ScriptType | string,
   sections: Section[],
-  opts: { grace?: number | string; endStdin?: boolean } = {},
+  opts: Limits & { endStdin?: boolean; detached?: boolean } = {},
 ): Runner {
   return new Runner(
-    runnerPath,
     ['run'],
-    frame(runId, type, opts.grace ?? 1, sections),
+    frame(runId, type, opts, sections),
     opts.endStdin ?? false,
+    opts.detached,
   );
 }
 
-/** Run to completion with stdin held open (EOF would cancel), then close it. */
+function attach(runId: string, outOffset: number | string, errOffset: number | string): Runner {
+  return new Runner(
+    ['attach', runId, String(outOffset), String(errOffset)],
+    Buffer.alloc(0),
+    false,
+  );
+}
+
+/** Run to completion: trailer, ack, channel closed. */
 async function runScript(
   type: ScriptType,
   script: string | Buffer,
   extra: Section[] = [],
-): Promise<Exit & { runId: string }> {
+  limits: Limits = {},
+): Promise<Result & { runId: string; exit: Exit }> {
   const runId = newRunId();
-  const r = start(runId, type, [...extra, { name: 'script', data: script }]);
-  const res = await r.finish();
+  const r = start(runId, type, [...extra, { name: 'script', data: script }], limits);
+  const res = await r.complete(READY);
   return { ...res, runId };
 }
 
@@ -195,10 +303,13 @@ async function runScript(
 
 describe('runner.sh', () => {
   it('is valid POSIX sh and embeds the VERSION file', () => {
-    expect(spawnSync('sh', ['-n', path.join(REMOTE_DIR, 'runner.sh')]).status).toBe(0);
-    const src = fs.readFileSync(path.join(REMOTE_DIR, 'runner.sh'), 'utf8');
+    const file = path.join(REMOTE_DIR, 'runner.sh');
+    expect(spawnSync('sh', ['-n', file]).status).toBe(0);
+    const src = fs.readFileSync(file, 'utf8');
     expect(src).toMatch(new RegExp(`^cr_version=${VERSION.replace(/\./g, '\\.')} `, 'm'));
-    expect(VERSION).toBe('1.0.0');
+    expect(VERSION).toBe('2.0.0');
+    const cb = spawnSync('checkbashisms', [file]);
+    if (!cb.error) expect(cb.stdout.toString() + cb.stderr.toString()).toBe('');
   });
 
   describe('script types, streams and exit codes', () => {
@@ -218,17 +329,48 @@ describe('runner.sh', () => {
     it.each(cases)('%s exits %i with separate stdout/stderr', async (type, code) => {
       const res = await runScript(type, scripts[type](code));
       expect(res.stderr.toString()).toBe('err line\n');
-      expect(res.stdout.toString()).toBe(`${READY}out  line\nno-newline`);
-      expect(res.code).toBe(code);
-      await runDirGone(res.runId);
+      expect(res.body.toString()).toBe('out  line\nno-newline');
+      expect([res.code, res.reason]).toEqual([code, 'exit']);
+      expect(res.exit.status).toBe(0); // the trailer carries the code, not the channel
+      expect(fs.existsSync(runDir(res.runId))).toBe(false); // ack removed it
     });
+  });
+
+  it('ends the output with exactly one newline and the trailer', async () => {
+    const res = await runScript('bash', 'echo a; echo; exit 9');
+    expect(res.exit.stdout.toString()).toBe(`${READY}a\n\n\nCRONIUM2 exit 9 exit\n`);
+    expect(res.body.toString()).toBe('a\n\n');
+    const empty = await runScript('bash', 'true');
+    expect(empty.exit.stdout.toString()).toBe(`${READY}\nCRONIUM2 exit 0 exit\n`);
+  });
+
+  it('ignores an ack before the trailer: script output that looks like one is not the end', async () => {
+    const runId = newRunId();
+    const fake = '\nCRONIUM2 exit 0 exit\n';
+    const r = start(runId, 'bash', [
+      {
+        name: 'script',
+        data: `printf '${fake.replace(/\n/g, '\\n')}'; sleep 1; echo real; exit 3`,
+      },
+    ]);
+    await r.waitForTrailer(); // the fake one
+    r.send('ack\n'); // as a service would, taking it for the trailer
+    await r.waitForStdout('real\n');
+    expect(fs.existsSync(runDir(runId))).toBe(true);
+    const res = await r.complete(READY);
+    expect([res.body.toString(), res.code, res.reason]).toEqual([`${fake}real\n`, 3, 'exit']);
+    expect(fs.existsSync(runDir(runId))).toBe(false);
   });
 
   it('announces ready with version, os and arch on the first line, cached in host-info', async () => {
     const res = await runScript('bash', 'echo ok');
-    expect(res.stdout.toString()).toBe(`CRONIUM1 ready 1.0.0 ${UNAME_S} ${UNAME_M}\nok\n`);
+    expect(res.exit.stdout.toString()).toBe(
+      `CRONIUM2 ready 2.0.0 ${UNAME_S} ${UNAME_M}\nok\n\nCRONIUM2 exit 0 exit\n`,
+    );
     const hostInfo = path.join(path.dirname(runnerPath), 'host-info');
-    expect(fs.readFileSync(hostInfo, 'utf8')).toBe(`${UNAME_S} ${UNAME_M}\n`);
+    expect(fs.readFileSync(hostInfo, 'utf8')).toBe(
+      `${UNAME_S} ${UNAME_M} ${BUSYBOX ? 'poll' : 'pid'}\n`,
+    );
     expect(
       fs.readdirSync(path.dirname(runnerPath)).filter((f) => f.startsWith('host-info.')),
     ).toEqual([]);
@@ -249,16 +391,12 @@ describe('runner.sh', () => {
     const bash = names.map((n) => `printf '%s\\0' "$${n}"`).join('\n');
     const res = await runScript('bash', bash, [envSection(vars)]);
     expect(res.code).toBe(0);
-    expect(res.stdout.subarray(READY.length).toString('utf8').split('\0').slice(0, -1)).toEqual(
-      names.map((n) => vars[n]),
-    );
+    expect(res.body.toString('utf8').split('\0').slice(0, -1)).toEqual(names.map((n) => vars[n]));
 
     const node = `process.stdout.write(JSON.stringify(${JSON.stringify(names)}.map((n) => process.env[n])))`;
     const res2 = await runScript('node', node, [envSection(vars)]);
     expect(res2.code).toBe(0);
-    expect(JSON.parse(res2.stdout.subarray(READY.length).toString('utf8'))).toEqual(
-      names.map((n) => vars[n]),
-    );
+    expect(JSON.parse(res2.body.toString('utf8'))).toEqual(names.map((n) => vars[n]));
     expect(fs.existsSync(pwned)).toBe(false);
   });
 
@@ -279,8 +417,8 @@ describe('runner.sh', () => {
       'mytool; echo "$BASH_ENV|$CRONIUM_WORK_DIR|$PWD|$cr_dir"; read -r x || echo stdin-empty',
       [env],
     );
-    expect(res.stdout.toString()).toBe(
-      `${READY}mytool-ran\n${rd}/helpers/cronium.sh|/custom/work|${runDir(res.runId)}|not-the-runner\nstdin-empty\n`,
+    expect(res.body.toString()).toBe(
+      `mytool-ran\n${rd}/helpers/cronium.sh|/custom/work|${runDir(res.runId)}|not-the-runner\nstdin-empty\n`,
     );
 
     const py = await runScript(
@@ -289,26 +427,31 @@ describe('runner.sh', () => {
       [envSection({ PYTHONPATH: '/user/py' })],
     );
     expect(py.stderr.toString()).toBe('');
-    expect(py.stdout.toString()).toBe(
-      `${READY}${rd}/helpers:/user/py\n${runDir(py.runId)}\n${runDir(py.runId)}\n`,
+    expect(py.body.toString()).toBe(
+      `${rd}/helpers:/user/py\n${runDir(py.runId)}\n${runDir(py.runId)}\n`,
     );
 
     const js = await runScript('node', 'require("cronium"); console.log(process.env.NODE_PATH)');
     expect(js.stderr.toString()).toBe('');
-    expect(js.stdout.toString()).toBe(`${READY}${rd}/helpers\n`);
+    expect(js.body.toString()).toBe(`${rd}/helpers\n`);
+  });
+
+  it('runs the script with default HUP, although its supervisor ignores HUP', async () => {
+    const res = await runScript('bash', 'trap "echo got-hup; exit 4" HUP\nkill -HUP $$\nsleep 1');
+    expect([res.code, res.body.toString()]).toEqual([4, 'got-hup\n']);
   });
 
   it('reports a missing interpreter as the script failing with 127', async () => {
     const res = await runScript('bash', 'echo never', [envSection({ PATH: '/nonexistent' })]);
     expect(res.code).toBe(127);
-    expect(res.stdout.toString()).toBe(READY);
+    expect(res.body.toString()).toBe('');
     expect(res.stderr.toString()).toMatch(/bash/);
   });
 
-  it('exits 143 when a bash script kills itself with TERM', async () => {
+  it('reports 143 when a bash script kills itself with TERM', async () => {
     const res = await runScript('bash', 'echo before\nkill -TERM $$\necho after');
-    expect(res.code).toBe(143);
-    expect(res.stdout.toString()).toBe(`${READY}before\n`);
+    expect([res.code, res.reason]).toEqual([143, 'exit']);
+    expect(res.body.toString()).toBe('before\n');
     expect(res.stderr.toString()).toBe('');
   });
 
@@ -322,6 +465,7 @@ describe('runner.sh', () => {
       script: (m: number[]) => string,
       grace: number,
       expectCode: number,
+      expectReason: string,
     ) {
       const m = markers(4);
       started.push(...m);
@@ -331,32 +475,29 @@ describe('runner.sh', () => {
       await waitUntil(() => survivors(m).length === 4, 5000, 'all sleeps to start');
       const t0 = Date.now();
       trigger(r);
-      const deadline = (grace + 1) * 1000;
-      const res = await r.finish(deadline + 2000);
+      const deadline = (grace + 1) * 1000 + END_SLACK;
+      await r.waitForTrailer(deadline + 2000);
       expect(Date.now() - t0).toBeLessThan(deadline);
       expect(survivors(m)).toEqual([]);
-      expect(res.code).toBe(expectCode);
-      expect(res.stdout.toString()).toBe(`${READY}started\n`);
-      expect(res.stderr.toString()).toBe(''); // no "Terminated" from the runner's shell
-      await runDirGone(runId);
-      expect(fs.existsSync(`${runDir(runId)}.cancel`)).toBe(false);
+      const res = await r.complete(READY);
+      expect([res.code, res.reason]).toEqual([expectCode, expectReason]);
+      expect(res.body.toString()).toBe('started\n');
+      expect(res.stderr.toString()).toBe(''); // no "Terminated" from the runner's shells
+      expect(fs.existsSync(runDir(runId))).toBe(false);
     }
 
     it('kills the whole tree on cancel', async () => {
-      await expectKilled((r) => r.send('cancel\n'), treeScript, 2, 143);
+      await expectKilled((r) => r.send('cancel\n'), treeScript, 2, 143, 'cancel');
     });
 
     it('kills the whole tree on timeout, ignoring unknown control lines', async () => {
-      await expectKilled((r) => r.send('hello\n\nbogus words\ntimeout\n'), treeScript, 2, 143);
-    });
-
-    it('kills the whole tree on stdin EOF', async () => {
-      await expectKilled((r) => r.closeStdin(), treeScript, 2, 143);
+      const words = 'hello\n\nbogus words\nhb\ntimeout\ncancel\n';
+      await expectKilled((r) => r.send(words), treeScript, 2, 143, 'timeout');
     });
 
     it('escalates to KILL after graceSeconds when TERM is ignored', async () => {
       const stubborn = (m: number[]) => `trap '' TERM\n${treeScript(m)}`;
-      await expectKilled((r) => r.send('cancel\n'), stubborn, 1, 137);
+      await expectKilled((r) => r.send('cancel\n'), stubborn, 1, 137, 'cancel');
     });
 
     it('kills a python script and its children on cancel', async () => {
@@ -373,13 +514,13 @@ describe('runner.sh', () => {
       await r.waitForStdout('started');
       await waitUntil(() => survivors(m).length === 2, 5000, 'sleeps to start');
       r.send('cancel\n');
-      const res = await r.finish(3000);
-      expect(res.code).toBe(143);
+      const res = await r.complete(READY, 3000);
+      expect([res.code, res.reason]).toEqual([143, 'cancel']);
       expect(res.stderr.toString()).toBe('');
       expect(survivors(m)).toEqual([]);
     });
 
-    it('exits promptly with the script code when it leaves background children', async () => {
+    it('reports promptly with the script code when it leaves background children', async () => {
       const m = markers(3);
       started.push(...m);
       const runId = newRunId();
@@ -394,12 +535,297 @@ describe('runner.sh', () => {
         ],
         { grace: 5 },
       );
-      const res = await r.finish(3000);
-      expect(res.code).toBe(5);
-      expect(res.ms).toBeLessThan(2000); // TERM kills them: no need to wait out the grace
-      expect(res.stdout.toString()).toBe(`${READY}bye\n`);
+      await r.waitForTrailer(3000);
+      expect(Date.now() - r.t0).toBeLessThan(2000 + END_SLACK); // TERM kills them: no grace wait
       expect(survivors(m)).toEqual([]);
-      await runDirGone(runId);
+      const res = await r.complete(READY);
+      expect([res.code, res.reason]).toEqual([5, 'exit']);
+      expect(res.body.toString()).toBe('bye\n');
+    });
+
+    it('kills a script cancelled right after ready, before it could start', async () => {
+      const m = markers(1);
+      started.push(...m);
+      const runId = newRunId();
+      const input = Buffer.concat([
+        frame(runId, 'bash', {}, [{ name: 'script', data: `sleep ${m[0]}` }]),
+        Buffer.from('cancel\n'),
+      ]);
+      const r = new Runner(['run'], input, false);
+      const res = await r.complete(READY, 3000);
+      expect([res.code, res.reason]).toEqual([143, 'cancel']);
+      expect(survivors(m)).toEqual([]);
+    });
+  });
+
+  describe('the script outlives its follower', () => {
+    /** Prints `out i` / `err i` 40 times over ~2 s, then exits 7. */
+    const chatty =
+      'i=0; while [ $i -lt 40 ]; do i=$((i+1)); echo "out $i"; echo "err $i" >&2; sleep 0.05; done; exit 7';
+    const all = (s: string) => Array.from({ length: 40 }, (_, i) => `${s} ${i + 1}\n`).join('');
+
+    async function resumeAfter(
+      stop: (r: Runner, runId: string) => Promise<Exit>,
+      detached = false,
+    ) {
+      const runId = newRunId();
+      const r = start(runId, 'bash', [{ name: 'script', data: chatty }], { detached });
+      await r.waitForStdout('out 5\n');
+      const first = await stop(r, runId);
+      const before = parse(first.stdout, first.stderr, READY);
+      expect(before.code).toBeNull(); // no trailer: the follower was stopped
+      expect(fs.existsSync(runDir(runId))).toBe(true);
+      expect(readRunFile(runId, '.pid')).toMatch(/^\d+\n$/);
+      expect(isAlive(Number(readRunFile(runId, '.pid')))).toBe(true); // still running
+
+      const a = attach(runId, before.body.length, before.stderr.length);
+      const after = await a.complete(ATTACHED);
+      expect(Buffer.concat([before.body, after.body]).toString()).toBe(all('out'));
+      expect(Buffer.concat([before.stderr, after.stderr]).toString()).toBe(all('err'));
+      expect(after.body.length).toBeGreaterThan(0); // some of it did come from the attach
+      expect([after.code, after.reason]).toEqual([7, 'exit']);
+      expect(fs.existsSync(runDir(runId))).toBe(false);
+    }
+
+    it('resumes with no gap and no duplicate after the follower saw EOF', async () => {
+      await resumeAfter(async (r) => {
+        r.closeStdin();
+        const exit = await r.finish(2000); // promptly, and nothing holds the pipes
+        expect(exit.status).toBe(0);
+        return exit;
+      });
+    });
+
+    it('resumes with no gap and no duplicate after the follower was SIGKILLed', async () => {
+      await resumeAfter(async (r, runId) => {
+        // Kill the follower and its tails and control reader at once, as a dead connection
+        // would; the supervisor (also its child) must survive.
+        const superPid = Number(readRunFile(runId, '.super'));
+        const kids = spawnSync('pgrep', ['-P', String(r.child.pid)])
+          .stdout.toString()
+          .split('\n')
+          .filter(Boolean)
+          .map(Number)
+          .filter((p) => p !== superPid);
+        r.child.kill('SIGKILL');
+        for (const p of kids) process.kill(p, 'SIGKILL');
+        const exit = await r.finish(2000);
+        expect(isAlive(superPid)).toBe(true);
+        return exit;
+      });
+    });
+
+    it.each(['SIGTERM', 'SIGHUP'] as const)(
+      "resumes after %s to the follower's whole process group (pty hangup, timeout)",
+      async (sig) => {
+        await resumeAfter(async (r, runId) => {
+          const superPid = Number(readRunFile(runId, '.super'));
+          process.kill(-r.child.pid!, sig);
+          const exit = await r.finish(2000);
+          expect(exit.status).toBe(sig === 'SIGTERM' ? 143 : 129);
+          expect(isAlive(superPid)).toBe(true);
+          return exit;
+        }, true);
+      },
+    );
+
+    it('attach to a finished run copies the remainder and the trailer; ack removes the run dir', async () => {
+      const runId = newRunId();
+      const r = start(runId, 'bash', [
+        { name: 'script', data: 'sleep 0.3; printf "0123456789"; printf "abcdef" >&2; exit 3' },
+      ]);
+      await r.waitForStdout(READY);
+      r.closeStdin();
+      await r.finish(2000);
+      await statusWritten(runId);
+      expect(readRunFile(runId, '.status')).toBe('3 exit\n');
+
+      // Without ack the run dir stays: the next attach still finds it.
+      const a1 = attach(runId, 4, 2);
+      await a1.waitForTrailer();
+      a1.closeStdin();
+      const e1 = await a1.finish(2000);
+      const r1 = parse(e1.stdout, e1.stderr, ATTACHED);
+      expect([r1.body.toString(), r1.stderr.toString(), r1.code, r1.reason]).toEqual([
+        '456789',
+        'cdef',
+        3,
+        'exit',
+      ]);
+      expect(fs.existsSync(runDir(runId))).toBe(true);
+
+      const r2 = await attach(runId, 10, 6).complete(ATTACHED);
+      expect([r2.body.length, r2.stderr.length, r2.code]).toEqual([0, 0, 3]);
+      expect(fs.existsSync(runDir(runId))).toBe(false);
+    });
+
+    it('with a keep section ack leaves the run dir for collect', async () => {
+      const runId = newRunId();
+      const r = start(runId, 'bash', [
+        { name: 'keep', data: '' },
+        { name: 'script', data: 'mkdir out && echo hi > out/x && echo done' },
+      ]);
+      const res = await r.complete(READY);
+      expect([res.code, res.body.toString()]).toEqual([0, 'done\n']);
+      expect(fs.existsSync(path.join(runDir(runId), 'out', 'x'))).toBe(true);
+      const c = await new Runner(['collect', runId], Buffer.alloc(0), true).finish();
+      expect(c.stdout.toString()).toBe('CRONIUM2 collect 1\nx 3\nhi\n');
+      expect(fs.existsSync(runDir(runId))).toBe(false);
+    });
+
+    it('attach follows a running script live, then cancel kills it', async () => {
+      const m = markers(2);
+      started.push(...m);
+      const runId = newRunId();
+      const r = start(runId, 'bash', [
+        { name: 'script', data: `sleep ${m[0]} &\necho started\nsleep ${m[1]}\n` },
+      ]);
+      await r.waitForStdout('started');
+      r.closeStdin();
+      await r.finish(2000);
+      const a = attach(runId, 0, 0);
+      await a.waitForStdout('started');
+      expect(a.stdout.toString()).toBe(`${ATTACHED}started\n`);
+      await waitUntil(() => survivors(m).length === 2, 5000, 'sleeps to start');
+      a.send('hb\ncancel\n');
+      const res = await a.complete(ATTACHED, 3000);
+      expect([res.code, res.reason]).toEqual([143, 'cancel']);
+      expect(survivors(m)).toEqual([]);
+    });
+
+    it('an offset past the end of a spool delivers nothing from it', async () => {
+      const runId = newRunId();
+      const r = start(runId, 'bash', [
+        { name: 'script', data: 'echo a; sleep 0.5; echo b; echo e >&2; sleep 0.5; echo c' },
+      ]);
+      await r.waitForStdout('a\n');
+      r.closeStdin();
+      await r.finish(2000);
+      const res = await attach(runId, 1000, 0).complete(ATTACHED);
+      expect([res.body.toString(), res.stderr.toString(), res.code]).toEqual(['', 'e\n', 0]);
+    });
+
+    it('attach with both offsets past the end still waits for the end and the trailer', async () => {
+      const runId = newRunId();
+      const r = start(runId, 'bash', [{ name: 'script', data: 'echo a; sleep 1; exit 6' }]);
+      await r.waitForStdout('a\n');
+      r.closeStdin();
+      await r.finish(2000);
+      const res = await attach(runId, 5, 5).complete(ATTACHED);
+      expect([res.body.toString(), res.stderr.toString(), res.code]).toEqual(['', '', 6]);
+    });
+
+    it('refuses to attach to an unknown run, and to a dead one without status', async () => {
+      const res = await new Runner(
+        ['attach', 'no-such-run', '0', '0'],
+        Buffer.alloc(0),
+        true,
+      ).finish();
+      expect([res.stdout.toString(), res.status]).toEqual([
+        'CRONIUM2 error unknown run no-such-run\n',
+        70,
+      ]);
+
+      // A run dir whose supervisor died without writing .status (kill -9): unknown too, and
+      // nothing is removed.
+      const runId = newRunId();
+      fs.mkdirSync(runDir(runId), { recursive: true });
+      const dead = spawnSync('sh', ['-c', 'echo $$']).stdout.toString().trim();
+      fs.writeFileSync(runFile(runId, '.super'), `${dead}\n`);
+      fs.writeFileSync(runFile(runId, 'precious'), 'x');
+      const res2 = await new Runner(['attach', runId, '0', '0'], Buffer.alloc(0), true).finish();
+      expect([res2.stdout.toString(), res2.status]).toEqual([
+        `CRONIUM2 error unknown run ${runId}\n`,
+        70,
+      ]);
+      expect(readRunFile(runId, 'precious')).toBe('x');
+      fs.rmSync(runDir(runId), { recursive: true });
+
+      for (const args of [
+        ['../x', '0', '0'],
+        ['ok', '-1', '0'],
+        ['ok', '0', '01'],
+        ['ok', '0'],
+      ]) {
+        const bad = await new Runner(['attach', ...args], Buffer.alloc(0), true).finish();
+        expect(bad.stdout.toString()).toMatch(/^CRONIUM2 error [^\n]+\n$/);
+        expect(bad.status).toBe(70);
+      }
+    });
+  });
+
+  describe('lease and deadline', () => {
+    const tree = (m: number[]) => `sleep ${m[0]} &\necho started\nsleep ${m[1]}\n`;
+
+    /** Starts a two-sleep tree, closes the follower right after ready. */
+    async function unattended(limits: Limits) {
+      const m = markers(2);
+      started.push(...m);
+      const runId = newRunId();
+      const r = start(runId, 'bash', [{ name: 'script', data: tree(m) }], limits);
+      await r.waitForStdout(READY);
+      const t0 = r.t0;
+      r.closeStdin();
+      await r.finish(2000);
+      await waitUntil(() => survivors(m).length === 2, 5000, 'sleeps to start');
+      const pid = Number(readRunFile(runId, '.pid'));
+      expect(isAlive(pid)).toBe(true);
+      return { m, runId, t0, pid };
+    }
+
+    it('kills the tree when nobody heartbeats for a lease, then the linger removes the run dir', async () => {
+      const { m, runId, t0, pid } = await unattended({ lease: 2, timeout: 60 });
+      await statusWritten(runId);
+      const ms = Date.now() - t0;
+      expect(ms).toBeGreaterThanOrEqual(1900);
+      expect(ms).toBeLessThan(4500);
+      expect(readRunFile(runId, '.status')).toBe('143 lease\n');
+      expect(readRunFile(runId, '.control')).toBe('lease\n');
+      expect(isAlive(pid)).toBe(false);
+      expect(survivors(m)).toEqual([]);
+      // Nobody collects: removed after one more lease without a heartbeat.
+      await runDirGone(runId, 5000);
+    });
+
+    it('enforces the absolute deadline with nobody attached', async () => {
+      const { m, runId, t0, pid } = await unattended({ lease: 60, timeout: 2 });
+      await statusWritten(runId);
+      const ms = Date.now() - t0;
+      expect(ms).toBeGreaterThanOrEqual(1900);
+      expect(ms).toBeLessThan(4000);
+      expect(readRunFile(runId, '.status')).toBe('143 timeout\n');
+      expect(isAlive(pid)).toBe(false);
+      expect(survivors(m)).toEqual([]);
+      const res = await attach(runId, 0, 0).complete(ATTACHED);
+      expect([res.body.toString(), res.code, res.reason]).toEqual(['started\n', 143, 'timeout']);
+      expect(fs.existsSync(runDir(runId))).toBe(false);
+    });
+
+    it('hb words keep a run alive past the lease while attached', async () => {
+      const runId = newRunId();
+      const r = start(runId, 'bash', [{ name: 'script', data: 'sleep 3.5; echo done' }], {
+        lease: 2,
+      });
+      const timer = setInterval(() => r.send('hb\n'), 400);
+      try {
+        const res = await r.complete(READY);
+        expect([res.body.toString(), res.code, res.reason]).toEqual(['done\n', 0, 'exit']);
+      } finally {
+        clearInterval(timer);
+      }
+    });
+
+    it('an attached follower that sends no hb does not hold the lease', async () => {
+      const m = markers(1);
+      started.push(...m);
+      const runId = newRunId();
+      const r = start(runId, 'bash', [{ name: 'script', data: `echo started; sleep ${m[0]}` }], {
+        lease: 2,
+      });
+      const res = await r.complete(READY);
+      expect([res.body.toString(), res.code, res.reason]).toEqual(['started\n', 143, 'lease']);
+      expect(res.exit.ms).toBeLessThan(4500 + END_SLACK);
+      expect(survivors(m)).toEqual([]);
     });
   });
 
@@ -407,11 +833,11 @@ describe('runner.sh', () => {
     const okScript: Section = { name: 'script', data: 'echo hi' };
 
     async function expectError(input: Buffer, runId?: string, args = ['run']) {
-      const r = new Runner(runnerPath, args, input, true);
+      const r = new Runner(args, input, true);
       const res = await r.finish();
-      expect(res.stdout.toString()).toMatch(/^CRONIUM1 error [^\n]+\n$/);
-      expect(res.code).toBe(70);
-      if (runId) await runDirGone(runId);
+      expect(res.stdout.toString()).toMatch(/^CRONIUM2 error [^\n]+\n$/);
+      expect(res.status).toBe(70);
+      if (runId) expect(fs.existsSync(runDir(runId))).toBe(false);
       return res;
     }
 
@@ -421,7 +847,7 @@ describe('runner.sh', () => {
       ['runId with unicode', 'runé'],
       ['runId of 65 chars', 'a'.repeat(65)],
     ])('rejects a %s', async (_what, runId) => {
-      await expectError(frame(runId, 'bash', 1, [okScript]));
+      await expectError(frame(runId, 'bash', {}, [okScript]));
       expect(fs.readdirSync(path.join(base, 'runs')).filter((f) => !f.startsWith('run-'))).toEqual(
         [],
       );
@@ -429,22 +855,21 @@ describe('runner.sh', () => {
 
     it('accepts a runId of 64 chars', async () => {
       const runId = 'A-9'.repeat(21) + 'z';
-      const r = start(runId, 'bash', [okScript]);
-      const res = await r.finish();
-      expect(res.code).toBe(0);
-      expect(res.stdout.toString()).toBe(`${READY}hi\n`);
+      const res = await start(runId, 'bash', [okScript]).complete(READY);
+      expect([res.code, res.body.toString()]).toEqual([0, 'hi\n']);
     });
 
     it.each([
       ['uppercase', 'Script'],
       ['leading dot', '.env'],
+      ['leading dot (runner file)', '.status'],
       ['slash', 'out/x'],
       ['dot-dot', 'a..b'],
       ['leading digit', '1abc'],
       ['space', 'a b'],
     ])('rejects a section name with %s', async (_what, name) => {
       const runId = newRunId();
-      await expectError(frame(runId, 'bash', 1, [{ name, data: 'x' }, okScript]), runId);
+      await expectError(frame(runId, 'bash', {}, [{ name, data: 'x' }, okScript]), runId);
     });
 
     it.each([
@@ -455,59 +880,93 @@ describe('runner.sh', () => {
       ['extra field', 'script 7 8\necho hi'],
     ])('rejects a section header with %s', async (_what, body) => {
       const runId = newRunId();
-      await expectError(Buffer.from(`CRONIUM1 ${runId} bash 1 1\n${body}`), runId);
+      await expectError(Buffer.from(`CRONIUM2 ${runId} bash 1 60 30 1\n${body}`), runId);
     });
 
     it.each([
-      ['bad magic', (id: string) => `CRONIUM2 ${id} bash 1 1\n`],
-      ['bad script type', (id: string) => `CRONIUM1 ${id} ruby 1 1\n`],
-      ['non-numeric grace', (id: string) => `CRONIUM1 ${id} bash x 1\n`],
-      ['missing count', (id: string) => `CRONIUM1 ${id} bash 1\n`],
-      ['CRLF', (id: string) => `CRONIUM1 ${id} bash 1 1\r\n`],
+      ['v1 magic', (id: string) => `CRONIUM1 ${id} bash 1 1\n`],
+      ['v1 magic with v2 fields', (id: string) => `CRONIUM1 ${id} bash 1 60 30 1\n`],
+      ['bad script type', (id: string) => `CRONIUM2 ${id} ruby 1 60 30 1\n`],
+      ['non-numeric grace', (id: string) => `CRONIUM2 ${id} bash x 60 30 1\n`],
+      ['zero timeout', (id: string) => `CRONIUM2 ${id} bash 1 0 30 1\n`],
+      ['non-numeric timeout', (id: string) => `CRONIUM2 ${id} bash 1 1m 30 1\n`],
+      ['zero lease', (id: string) => `CRONIUM2 ${id} bash 1 60 0 1\n`],
+      ['leading-zero lease', (id: string) => `CRONIUM2 ${id} bash 1 60 030 1\n`],
+      ['missing count', (id: string) => `CRONIUM2 ${id} bash 1 60 30\n`],
+      ['extra field', (id: string) => `CRONIUM2 ${id} bash 1 60 30 1 1\n`],
+      ['CRLF', (id: string) => `CRONIUM2 ${id} bash 1 60 30 1\r\n`],
       ['empty input', () => ''],
     ])('rejects a header with %s', async (_what, header) => {
       const runId = newRunId();
       await expectError(Buffer.from(header(runId) + 'script 7\necho hi'), runId);
     });
 
+    it('names the bad header field', async () => {
+      const id = newRunId();
+      const msg = async (h: string) =>
+        (await expectError(Buffer.from(h + 'script 7\necho hi'))).stdout.toString();
+      expect(await msg(`CRONIUM2 ${id} bash 1 0 30 1\n`)).toBe(
+        'CRONIUM2 error bad timeoutSeconds\n',
+      );
+      expect(await msg(`CRONIUM2 ${id} bash 1 60 0 1\n`)).toBe('CRONIUM2 error bad leaseSeconds\n');
+    });
+
     it('rejects truncated input, a missing script section and duplicates', async () => {
       let runId = newRunId();
-      await expectError(Buffer.from(`CRONIUM1 ${runId} bash 1 2\nscript 7\necho hi`), runId);
+      await expectError(Buffer.from(`CRONIUM2 ${runId} bash 1 60 30 2\nscript 7\necho hi`), runId);
       runId = newRunId();
-      await expectError(frame(runId, 'bash', 1, [{ name: 'input.json', data: '{}' }]), runId);
+      await expectError(frame(runId, 'bash', {}, [{ name: 'input.json', data: '{}' }]), runId);
       runId = newRunId();
-      await expectError(frame(runId, 'bash', 1, [okScript, okScript]), runId);
+      await expectError(frame(runId, 'bash', {}, [okScript, okScript]), runId);
     });
 
     it('refuses an existing run dir without touching it', async () => {
       const runId = newRunId();
       fs.mkdirSync(runDir(runId), { recursive: true });
       fs.writeFileSync(path.join(runDir(runId), 'precious'), 'x');
-      const res = await expectError(frame(runId, 'bash', 1, [okScript]));
+      const res = await expectError(frame(runId, 'bash', {}, [okScript]));
       expect(res.stdout.toString()).toMatch(/exists/);
       expect(fs.readFileSync(path.join(runDir(runId), 'precious'), 'utf8')).toBe('x');
+      fs.rmSync(runDir(runId), { recursive: true });
     });
 
-    it.each([[[]], [['exec']], [['run', 'extra']], [['collect']]])(
+    it.each([[[]], [['exec']], [['run', 'extra']], [['collect']], [['attach', 'x', '0']]])(
       'prints usage for argv %j',
       async (args) => {
         const res = await expectError(Buffer.alloc(0), undefined, args);
-        expect(res.stdout.toString()).toBe('CRONIUM1 error usage\n');
+        expect(res.stdout.toString()).toBe('CRONIUM2 error usage\n');
       },
     );
   });
 
   describe('run dir and collect', () => {
-    it('creates a private run dir holding the sections, removed after the run', async () => {
+    it('creates a private run dir holding the sections and the runner files', async () => {
       const res = await runScript(
         'bash',
-        'stat -c "%a %n" . env script input.json; cat input.json',
+        'stat -c "%a %n" . env script input.json .stdout .stderr .pid .super .grace; cat input.json',
         [envSection({ A: '1' }), { name: 'input.json', data: '{"a":1}' }],
+        { grace: 3 },
       );
-      expect(res.stdout.toString()).toBe(
-        `${READY}700 .\n600 env\n600 script\n600 input.json\n{"a":1}`,
+      expect(res.body.toString()).toBe(
+        '700 .\n600 env\n600 script\n600 input.json\n600 .stdout\n600 .stderr\n600 .pid\n' +
+          '600 .super\n600 .grace\n{"a":1}',
       );
-      await runDirGone(res.runId);
+      expect(fs.existsSync(runDir(res.runId))).toBe(false);
+    });
+
+    it('writes .status atomically with the reason, and .pid/.super as pids', async () => {
+      const runId = newRunId();
+      const r = start(runId, 'bash', [{ name: 'script', data: 'echo x; exit 12' }], { grace: 4 });
+      await r.waitForTrailer();
+      expect(readRunFile(runId, '.status')).toBe('12 exit\n');
+      expect(readRunFile(runId, '.grace')).toBe('4\n');
+      expect(readRunFile(runId, '.super')).toMatch(/^\d+\n$/);
+      expect(readRunFile(runId, '.stdout')).toBe('x\n');
+      expect(fs.existsSync(runFile(runId, '.status.tmp'))).toBe(false);
+      expect(fs.existsSync(runFile(runId, '.control'))).toBe(false);
+      r.send('ack\n');
+      await r.finish();
+      expect(fs.existsSync(runDir(runId))).toBe(false);
     });
 
     it('keeps the run dir with a keep section; collect prints out/ and removes it', async () => {
@@ -515,70 +974,87 @@ describe('runner.sh', () => {
       const runId = newRunId();
       const script =
         'mkdir out && printf \'{"ok":true}\' > out/result.json && : > out/empty ' +
-        '&& cp blob out/bin.dat && mkdir out/subdir && echo done';
-      const r = start(runId, 'bash', [
+        '&& cp blob out/bin.dat && mkdir out/subdir && : > out/.hidden && echo done';
+      const res = await start(runId, 'bash', [
         { name: 'keep', data: '' },
         { name: 'blob', data: bin },
         { name: 'script', data: script },
-      ]);
-      const res = await r.finish();
+      ]).complete(READY);
       expect(res.code).toBe(0);
-      expect(res.stdout.toString()).toBe(`${READY}done\n`);
+      expect(res.body.toString()).toBe('done\n');
       expect(fs.existsSync(path.join(runDir(runId), 'out', 'result.json'))).toBe(true);
 
-      const c = await new Runner(runnerPath, ['collect', runId], Buffer.alloc(0), true).finish();
-      expect(c.code).toBe(0);
+      const c = await new Runner(['collect', runId], Buffer.alloc(0), true).finish();
+      expect(c.status).toBe(0);
       expect(c.stderr.toString()).toBe('');
       expect(c.stdout).toEqual(
         Buffer.concat([
-          Buffer.from('CRONIUM1 collect 3\nbin.dat 256\n'),
+          Buffer.from('CRONIUM2 collect 3\nbin.dat 256\n'),
           bin,
           Buffer.from('empty 0\nresult.json 11\n{"ok":true}'),
         ]),
       );
-      await runDirGone(runId);
+      expect(fs.existsSync(runDir(runId))).toBe(false);
     });
 
     it('collect of a missing run dir prints an empty collection; bad runIds are refused', async () => {
-      const c = await new Runner(
-        runnerPath,
-        ['collect', 'nope-123'],
-        Buffer.alloc(0),
-        true,
-      ).finish();
-      expect(c.stdout.toString()).toBe('CRONIUM1 collect 0\n');
-      expect(c.code).toBe(0);
-      const bad = await new Runner(runnerPath, ['collect', '../x'], Buffer.alloc(0), true).finish();
-      expect(bad.stdout.toString()).toMatch(/^CRONIUM1 error /);
-      expect(bad.code).toBe(70);
+      const c = await new Runner(['collect', 'nope-123'], Buffer.alloc(0), true).finish();
+      expect(c.stdout.toString()).toBe('CRONIUM2 collect 0\n');
+      expect(c.status).toBe(0);
+      const bad = await new Runner(['collect', '../x'], Buffer.alloc(0), true).finish();
+      expect(bad.stdout.toString()).toMatch(/^CRONIUM2 error /);
+      expect(bad.status).toBe(70);
     });
   });
 
   describe('byte transparency', () => {
+    const big = Buffer.from(
+      Array.from(
+        { length: 200 * 1024 },
+        (_, i) => 'abcdefghijklmnopqrstuvwxyz0123456789'[i % 36],
+      ).join(''),
+    );
+    const bin = Buffer.concat([
+      Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
+      Buffer.from('\nscript 5\nCRONIUM2 ready\n\nCRONIUM2 exit 0 exit\n\0\0\r\n'),
+    ]);
+
     it('passes a 200 KB line without newline and binary bytes through unchanged', async () => {
-      const big = Buffer.from(
-        Array.from(
-          { length: 200 * 1024 },
-          (_, i) => 'abcdefghijklmnopqrstuvwxyz0123456789'[i % 36],
-        ).join(''),
-      );
-      const bin = Buffer.concat([
-        Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
-        Buffer.from('\nscript 5\nCRONIUM1 ready\n\0\0\r\n'),
-      ]);
       const res = await runScript('bash', 'cat big.txt; cat bin.dat >&2; cat bin.dat', [
         { name: 'big.txt', data: big },
         { name: 'bin.dat', data: bin },
       ]);
       expect(res.code).toBe(0);
-      expect(res.stdout.subarray(0, READY.length).toString()).toBe(READY);
-      expect(res.stdout.subarray(READY.length).equals(Buffer.concat([big, bin]))).toBe(true);
+      expect(res.body.equals(Buffer.concat([big, bin]))).toBe(true);
       expect(res.stderr.equals(bin)).toBe(true);
+    });
+
+    it('delivers everything written right before the exit (8 MB, both streams)', async () => {
+      const res = await runScript(
+        'bash',
+        'head -c 8388608 /dev/zero | tr "\\0" x; head -c 3000000 /dev/zero | tr "\\0" y >&2; exit 2',
+      );
+      expect([res.code, res.body.length, res.stderr.length]).toEqual([2, 8388608, 3000000]);
+      expect(res.body.every((b) => b === 0x78)).toBe(true);
+    });
+
+    it('attach from an offset inside binary output resumes byte-exactly', async () => {
+      const runId = newRunId();
+      const r = start(runId, 'bash', [
+        { name: 'bin.dat', data: bin },
+        { name: 'script', data: 'cat bin.dat; cat bin.dat >&2' },
+      ]);
+      await r.waitForTrailer();
+      r.closeStdin();
+      await r.finish();
+      const res = await attach(runId, 100, 250).complete(ATTACHED);
+      expect(res.body.equals(bin.subarray(100))).toBe(true);
+      expect(res.stderr.equals(bin.subarray(250))).toBe(true);
     });
 
     it('runs a script whose body is binary-ish and has no trailing newline', async () => {
       const res = await runScript('bash', Buffer.from("printf '\\001\\377'"));
-      expect(res.stdout.subarray(READY.length)).toEqual(Buffer.from([1, 255]));
+      expect(res.body).toEqual(Buffer.from([1, 255]));
     });
   });
 });

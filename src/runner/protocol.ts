@@ -118,17 +118,18 @@ export interface ExitTrailer {
 }
 
 /**
- * The follower's last stdout bytes: `CRONIUM2 exit <code> <reason>\n` on a line of its
- * own, written after the whole spool and just before it closes stdout, so only a trailer
- * at the end of the stream counts. When the script's stdout did not end in a newline the
- * follower writes one first (that newline only ends the script's last line).
+ * The follower's last stdout bytes: `\nCRONIUM2 exit <code> <reason>\n`, written after
+ * the whole spool and just before it closes stdout, so only a trailer at the end of the
+ * stream counts. The leading newline is the follower's: it ends a last line the script
+ * left open, or stands alone after one that ended.
  */
 const TRAILER_HEAD = 'CRONIUM2 exit ';
-const TRAILER = /^CRONIUM2 exit (\d{1,3}) (exit|cancel|timeout|lease)\n$/;
+const TRAILER = /^\n?CRONIUM2 exit (\d{1,3}) (exit|cancel|timeout|lease)\n$/;
 const TRAILER_MAX = 40;
 
-export function parseTrailer(line: Buffer): ExitTrailer | null {
-  const m = TRAILER.exec(line.toString('latin1'));
+/** The trailer in `bytes` (its line, with or without the follower's newline before it). */
+export function parseTrailer(bytes: Buffer): ExitTrailer | null {
+  const m = TRAILER.exec(bytes.toString('latin1'));
   return m ? { exitCode: Number(m[1]), reason: m[2] as EndReason } : null;
 }
 

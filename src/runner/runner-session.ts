@@ -205,23 +205,27 @@ export class RunnerSession {
   }
 
   /**
-   * Script stdout, except what may be the trailer: the bytes of the last line are held
-   * back while they could still grow into `CRONIUM2 exit …\n`, and a complete line that
-   * is one is held until EOF tells whether it was the last word.
+   * Script stdout, except what may be the trailer. Held back: the last line while it
+   * could still grow into `CRONIUM2 exit …\n` (a complete one until EOF says it was the
+   * last word), and a newline just before it only when that newline would start an
+   * empty line (the follower's own, after output that ended in one). Every other byte
+   * goes straight on, so a line is emitted the moment its newline arrives.
    */
   private onSpool(chunk: Buffer): void {
     const data = this.held.length ? Buffer.concat([this.held, chunk]) : chunk;
-    const nl = data.lastIndexOf(0x0a);
+    const atLineStart = (i: number) => (i === 0 ? this.lineStart : data[i - 1] === 0x0a);
+    const complete = data[data.length - 1] === 0x0a;
+    // Where the last line starts: after the newline before it (the final byte, when
+    // the line is complete, ends it and does not count).
+    const nl = data.lastIndexOf(0x0a, complete ? data.length - 2 : data.length - 1);
+    const start = nl + 1;
     let keepFrom = data.length;
-    if (nl === data.length - 1) {
-      // A complete last line: held only if it is a whole trailer.
-      const prev = nl > 0 ? data.lastIndexOf(0x0a, nl - 1) : -1;
-      const start = prev + 1;
-      if ((prev !== -1 || this.lineStart) && mayBeTrailer(data.subarray(start))) {
-        keepFrom = start;
-      }
-    } else if ((nl !== -1 || this.lineStart) && mayBeTrailer(data.subarray(nl + 1))) {
-      keepFrom = nl + 1;
+    if ((nl !== -1 || this.lineStart) && start < data.length) {
+      if (mayBeTrailer(data.subarray(start))) keepFrom = start;
+    }
+    if (keepFrom === start && nl !== -1 && atLineStart(nl)) keepFrom = nl;
+    if (keepFrom === data.length && complete && atLineStart(data.length - 1)) {
+      keepFrom = data.length - 1; // a lone newline at a line start: maybe the follower's
     }
     this.held = Buffer.from(data.subarray(keepFrom));
     if (keepFrom > 0) {

@@ -6,8 +6,8 @@
 # parameter expansion, host facts are cached in a file read with the `read`
 # builtin, marker files are created with redirections, and only mkdir, one
 # head per section, the supervisor, the script, the ticker (one sleep a
-# second), two tails, the control reader, the mv of .status and the final rm
-# are forked.
+# second, one rm per heartbeat seen), two tails, the control reader, the mv
+# of .status and the rm of `ack` are forked.
 #
 # Processes of one run (v2: the script outlives the channel that started it):
 #   follower   the exec channel's process (verb run or attach): streams the
@@ -29,7 +29,6 @@ set -f           # header lines are split unquoted; never glob them
 
 cr_dir=    # the run dir
 cr_mine=   # set while the run dir is ours to remove (created, nothing started)
-cr_keep=   # set when a `keep` section was received
 cr_pid=    # the script's pid == its process group id (setsid)
 cr_step=   # sleep granularity used while waiting for a group to die
 cr_follow= # set while following: a signal then only stops the follower
@@ -118,8 +117,9 @@ alive() {
 # period for it to disappear, then KILL it (and give the kernel a moment to
 # take the killed ones down).  Right after the fork the child may not have
 # called setsid yet (no such group): with fallback=1 it is then signalled by
-# pid.  The fallback is only used while the child cannot have been reaped, so
-# the pid can't belong to someone else.
+# pid, and its group once it has one: until it has reset the supervisor's
+# ignored TERM, that first TERM is lost.  The fallback is only used while the
+# child cannot have been reaped, so the pid can't belong to someone else.
 kill_tree() {
 	if kill -TERM "-$1" 2>/dev/null; then
 		cr_g=-$1
@@ -130,6 +130,7 @@ kill_tree() {
 	fi
 	cr_t=0
 	while alive "$cr_g"; do
+		if [ "$cr_g" = "$1" ] && kill -TERM "-$1" 2>/dev/null; then cr_g=-$1; fi
 		if [ "$cr_t" -ge $((cr_grace * 10)) ]; then
 			kill -KILL "$cr_g" 2>/dev/null
 			cr_t=0
@@ -157,7 +158,7 @@ ask() {
 on_signal() {
 	trap '' HUP INT TERM
 	if [ -n "$cr_follow" ]; then
-		for cr_p in $cr_t1 $cr_t2 $cr_cpid; do kill "$cr_p" 2>/dev/null; done
+		for cr_p in $cr_t1 $cr_t2 $cr_cpid; do kill -KILL "$cr_p" 2>/dev/null; done
 	elif [ -n "$cr_mine" ]; then
 		rm -rf -- "$cr_dir"
 	fi
@@ -223,9 +224,14 @@ find_setsid() {
 # ---------------------------------------------------------------- supervisor
 
 # Runs in a subshell with stdin/stdout/stderr on /dev/null and HUP ignored, so
-# neither the channel closing nor the connection dropping touches it.
+# neither the channel closing nor the connection dropping touches it.  TERM is
+# ignored too: the supervisor and the ticker are still in the follower's
+# process group, and a signal to that whole group (a pty hangup, `timeout`,
+# a ^C) is meant for the channel, not for the run.  Stopping a run is
+# `cancel`; kill -9 of the supervisor makes the ticker kill the tree.
+# (INT and QUIT are ignored anyway: background job of a non-interactive sh.)
 supervise() {
-	trap '' HUP
+	trap '' HUP TERM
 	# The script: own process group (setsid: dash can't do job control without
 	# a tty), stdin /dev/null, stdout/stderr appended to the spools.
 	# Everything it needs is passed as positional parameters, because the
@@ -233,7 +239,7 @@ supervise() {
 	# sourcing so the helpers are always reachable.
 	set -- "$cr_dir" "$cr_rd" "$cr_type" "$cr_setsid"
 	(
-		trap - HUP # ignored for the supervisor only, not for the script
+		trap - HUP TERM # ignored for the supervisor only, not for the script
 		cd "$1" || exit
 		unset CRONIUM_WORK_DIR
 		if [ -f "$1/env" ]; then . "$1/env"; fi
@@ -332,11 +338,13 @@ ticker() {
 			fi
 			if [ -e "$cr_dir/.status" ]; then
 				cr_ling=1 cr_idle=0
+				continue # a whole lease from now
 			elif [ -n "$cr_spid" ] && ! kill -0 "$cr_spid" 2>/dev/null; then
 				# The supervisor died without a status (kill -9): nobody will
 				# report this run; don't let the script outlive it.
 				kill_tree "$cr_pid" 0
 				cr_ling=1 cr_idle=0
+				continue
 			fi
 		fi
 		if [ -e "$cr_dir/.hb" ]; then
@@ -382,7 +390,10 @@ parent_is() {
 }
 
 # control [notify]: the control stream, one word per line.  With notify it
-# runs as a subshell of the follower and tells it (SIGUSR1) when it is done.
+# runs as a subshell of the follower while the spools are streamed, and tells
+# it (SIGUSR1) when it is done (EOF); `ack` is ignored then: the trailer has
+# not gone out, so the service took script output for one.  After the
+# trailer the follower reads the stream itself (no notify), ack included.
 control() {
 	while IFS= read -r cr_w; do
 		case $cr_w in
@@ -395,6 +406,7 @@ control() {
 			! valid_num "$cr_p" || [ -e "$cr_dir/.status" ] || kill_tree "$cr_p" 1
 			;;
 		ack)
+			[ -z "${1-}" ] || continue
 			# The service has everything.  Bundled mode (keep) reads out/
 			# with `collect`, which removes the run dir then.
 			[ -e "$cr_dir/keep" ] || rm -rf -- "$cr_dir" </dev/null
@@ -407,74 +419,83 @@ control() {
 
 # waitfor <pid>: until that child is gone, even when a trapped signal
 # interrupts wait (it then returns >128 with the child still there).
+# 2>/dev/null: dash and busybox report a job killed by a signal
+# ("Terminated") on the shell's stderr, which is the channel's.
 waitfor() {
 	[ -n "$1" ] || return 0
-	while wait "$1"; [ $? -gt 128 ] && kill -0 "$1" 2>/dev/null; do :; done
+	while wait "$1" 2>/dev/null; [ $? -gt 128 ] && kill -0 "$1" 2>/dev/null; do :; done
 }
 
-# from <offset> <spool>: cr_from = tail's +N for a byte offset, or empty when
-# the offset is past the end of the spool: it then delivers nothing (tail -f
-# would take the spool for truncated and start over from byte 0).
+# from <offset> <spool>: what to tail: cr_src from byte cr_from (tail's +N).
+# An offset past the end of the spool delivers nothing: tail -f would take
+# the spool for truncated and start over from byte 0, so /dev/null is
+# followed instead (the tail still ends with the supervisor).
 from() {
-	cr_from=$(($1 + 1))
+	cr_src=$2 cr_from=$(($1 + 1))
 	[ "$1" != 0 ] || return 0
-	cr_s=$(wc -c <"$2" 2>/dev/null)
+	cr_s=$(wc -c 2>/dev/null <"$2")
 	cr_s=${cr_s##*[!0123456789]} # some wc pad with blanks
-	[ -n "$cr_s" ] && [ "$1" -le "$cr_s" ] || cr_from=
+	[ -n "$cr_s" ] && [ "$1" -le "$cr_s" ] || cr_src=/dev/null cr_from=1
 }
 
-# trailer: `CRONIUM2 exit <code> <reason>\n` on a line of its own, the run's
-# result: after a newline of ours only when the script's stdout did not end in
-# one (so the service can strip exactly what we added).
+# result: read .status into cr_code and cr_why, once: the run dir may be gone
+# by the time the trailer goes out (another follower's ack, the linger).
+result() {
+	[ -z "$cr_code" ] || return 0
+	{ read -r cr_code cr_why <"$cr_dir/.status"; } 2>/dev/null && [ -n "$cr_code" ] && return 0
+	cr_code=
+	return 1
+}
+
+# trailer: `\nCRONIUM2 exit <code> <reason>\n`, the run's result.  The
+# leading newline separates it from output that did not end in one.  Then
+# stdout and stderr are closed: the channel's EOF tells the service that the
+# trailer was the last word, so script output that merely looks like one
+# never counts.
 trailer() {
-	{ read -r cr_code cr_why <"$cr_dir/.status"; } 2>/dev/null || return 1
-	cr_sep=
-	if [ -s "$cr_dir/.stdout" ]; then
-		cr_nl=$(tail -c 1 -- "$cr_dir/.stdout" | wc -l)
-		[ "${cr_nl##*[!0123456789]}" = 1 ] || cr_sep='\n'
-	fi
-	printf "${cr_sep}CRONIUM2 exit %s %s\n" "$cr_code" "$cr_why"
+	result || return 1
+	printf '\nCRONIUM2 exit %s %s\n' "$cr_code" "$cr_why"
+	exec >/dev/null 2>&1
 }
 
-# follow <supervisor pid> <stdout offset> <stderr offset>: stream the spools
-# from those offsets, then the trailer; never kills the script.
+# follow <supervisor pid> <stdout offset> <stderr offset> [child]: stream the
+# spools from those offsets, then the trailer; never kills the script.
+# `child`: the supervisor is our child (verb run), so `wait` sees it end.
 follow() {
+	cr_code=
 	if [ -e "$cr_dir/.status" ]; then
 		# Finished: everything is in the spools already.
 		tail -c "+$(($2 + 1))" -- "$cr_dir/.stdout" 2>/dev/null
 		tail -c "+$(($3 + 1))" -- "$cr_dir/.stderr" >&2 2>/dev/null
 		trailer || exit 0
-		exec >/dev/null 2>&1 # EOF on the channel: the trailer was the last word
 		control
 		exit 0
 	fi
 	cr_follow=1
 	# Async lists get stdin /dev/null: the tails never hold the channel's stdin.
+	# They and the control reader are stopped with KILL, not TERM: a child
+	# forked while we trap TERM still has our handler until it resets it, and
+	# a TERM landing in that window (a loaded host, an immediate EOF) is
+	# swallowed.  Neither has anything to clean up.
 	from "$2" "$cr_dir/.stdout"
-	if [ -z "$cr_from" ]; then
-		:
-	elif [ "$cr_tail" = pid ]; then
+	if [ "$cr_tail" = pid ]; then
 		# GNU: after the supervisor is gone, tail reads to EOF and exits
 		# (within -s).  The supervisor exits right after writing .status.
-		tail --pid="$1" -s 0.01 -c "+$cr_from" -f -- "$cr_dir/.stdout" 2>/dev/null &
-		cr_t1=$!
+		tail --pid="$1" -s 0.01 -c "+$cr_from" -f -- "$cr_src" 2>/dev/null &
 	else
-		tail -c "+$cr_from" -f -- "$cr_dir/.stdout" 2>/dev/null &
-		cr_t1=$!
+		tail -c "+$cr_from" -f -- "$cr_src" 2>/dev/null &
 	fi
+	cr_t1=$!
 	from "$3" "$cr_dir/.stderr"
-	if [ -z "$cr_from" ]; then
-		:
-	elif [ "$cr_tail" = pid ]; then
-		tail --pid="$1" -s 0.01 -c "+$cr_from" -f -- "$cr_dir/.stderr" >&2 2>/dev/null &
-		cr_t2=$!
+	if [ "$cr_tail" = pid ]; then
+		tail --pid="$1" -s 0.01 -c "+$cr_from" -f -- "$cr_src" >&2 2>/dev/null &
 	else
-		tail -c "+$cr_from" -f -- "$cr_dir/.stderr" >&2 2>/dev/null &
-		cr_t2=$!
+		tail -c "+$cr_from" -f -- "$cr_src" >&2 2>/dev/null &
 	fi
+	cr_t2=$!
 	# The control reader says when it is done (ack, EOF): stop following.
 	cr_stop=
-	trap 'cr_stop=1; for cr_p in $cr_t1 $cr_t2; do kill "$cr_p" 2>/dev/null; done' USR1
+	trap 'cr_stop=1; for cr_p in $cr_t1 $cr_t2; do kill -KILL "$cr_p" 2>/dev/null; done' USR1
 	# A non-job-control shell points an async list's stdin at /dev/null
 	# unless redirected, and `<&0` would dup that /dev/null: pass our stdin
 	# as fd 9.  Its stdout/stderr go to /dev/null so a sleep it may leave
@@ -485,13 +506,22 @@ follow() {
 	exec 9<&-
 	if [ "$cr_tail" != pid ]; then
 		# busybox tail has no --pid and polls once a second: once .status is
-		# there (the spools are complete), give it one more poll, then stop it.
-		while [ -z "$cr_stop" ] && [ ! -e "$cr_dir/.status" ] && [ -d "$cr_dir" ]; do
-			sleep 1
-		done
-		if [ -z "$cr_stop" ]; then
+		# there (the spools are complete), give it one more poll, then stop
+		# it.  The supervisor exits right after writing .status: our own
+		# child is simply waited for (a trapped USR1 interrupts the wait);
+		# after an attach we look once a second.
+		if [ -n "${4-}" ]; then
+			[ -n "$cr_stop" ] || wait "$1" 2>/dev/null
+		else
+			while [ -z "$cr_stop" ] && [ ! -e "$cr_dir/.status" ] && [ -d "$cr_dir" ]; do
+				sleep 1
+			done
+		fi
+		if [ -z "$cr_stop" ] && result; then
 			sleep 1.5 2>/dev/null || sleep 2
-			for cr_p in $cr_t1 $cr_t2; do kill "$cr_p" 2>/dev/null; done
+		fi
+		if [ -z "$cr_stop" ]; then
+			for cr_p in $cr_t1 $cr_t2; do kill -KILL "$cr_p" 2>/dev/null; done
 		fi
 	fi
 	waitfor "$cr_t1"
@@ -499,12 +529,17 @@ follow() {
 	waitfor "$cr_t2"
 	cr_t2=
 	if [ -z "$cr_stop" ] && trailer; then
-		exec >/dev/null 2>&1 # EOF on the channel: the trailer was the last word
-		waitfor "$cr_cpid"   # ack or EOF
+		# Take the control stream over: from now on `ack` counts.  The
+		# reader is killed idle in `read`, which takes one byte at a time:
+		# no word is lost, but for one that was arriving just now (an hb).
+		kill -KILL "$cr_cpid" 2>/dev/null
+		waitfor "$cr_cpid"
+		cr_cpid=
+		control
 	elif [ -z "$cr_stop" ]; then
 		# The tails ended but there is no status: the supervisor is gone
 		# (killed) or the run dir was removed.  Nothing more will come.
-		kill "$cr_cpid" 2>/dev/null
+		kill -KILL "$cr_cpid" 2>/dev/null
 		waitfor "$cr_cpid"
 	else
 		waitfor "$cr_cpid"
@@ -558,7 +593,6 @@ run() {
 		else
 			head -c "$2" >"$cr_dir/$1" || die "cannot write section"
 		fi
-		[ "$1" != keep ] || cr_keep=1
 		cr_i=$((cr_i + 1))
 	done
 	[ -f "$cr_dir/script" ] || die "missing script section"
@@ -576,7 +610,7 @@ run() {
 	(supervise) </dev/null >/dev/null 2>&1 &
 	printf '%s\n' "$!" >"$cr_dir/.super"
 	say "ready $cr_version $cr_os $cr_arch"
-	follow "$!" 0 0
+	follow "$!" 0 0 child
 }
 
 # attach <runId> <stdoutOffset> <stderrOffset>: follow a run again, from the
