@@ -140,6 +140,7 @@ export class StatusConfig {
   @IsInt() @Min(1) replayPage!: number;
   /** Subscriptions one socket may hold. */
   @IsInt() @Min(1) maxSubscriptionsPerSocket!: number;
+  @ValidateNested() @Type(() => RetryConfig) writeRetry!: RetryConfig;
 }
 
 export class MetricsConfig {

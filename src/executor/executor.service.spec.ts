@@ -59,7 +59,7 @@ beforeAll(async () => {
   repo = new ExecutionsRepository(ds);
   storedEvents = new ExecutionEventsRepository(ds);
   events = new ExecutionEventsService();
-  writer = new EventWriter(events, storedEvents);
+  writer = new EventWriter(events, storedEvents, config);
   writer.onModuleInit();
   events.events$.subscribe((e) => seen.push(e));
   pool = new SshPool(config, new MetricsService());

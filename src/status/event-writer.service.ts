@@ -1,5 +1,7 @@
 import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { Subscription } from 'rxjs';
+import { retry } from '../common/backoff';
+import { AppConfig } from '../config/app-config';
 import type { ExecutionEventRecord } from '../executions/records';
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionEvent } from './execution-event';
@@ -20,6 +22,7 @@ export class EventWriter implements OnModuleInit, OnApplicationShutdown {
   constructor(
     private readonly events: ExecutionEventsService,
     private readonly repo: ExecutionEventsRepository,
+    private readonly config: AppConfig,
   ) {}
 
   onModuleInit(): void {
@@ -52,19 +55,17 @@ export class EventWriter implements OnModuleInit, OnApplicationShutdown {
   private async write(batch: ExecutionEvent[]): Promise<void> {
     if (!batch.length) return;
     const rows = batch.map(toStored);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.repo.insertMany(rows);
-        return;
-      } catch (err: any) {
-        if (attempt >= 2) {
-          this.logger.error(
-            `dropping ${rows.length} events after 3 failed writes: ${err?.message}`,
-          );
-          return;
-        }
-        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
-      }
+    const policy = this.config.status.writeRetry;
+    try {
+      await retry(
+        policy,
+        () => this.repo.insertMany(rows),
+        () => true,
+      );
+    } catch (err: any) {
+      this.logger.error(
+        `dropping ${rows.length} events after ${policy.attempts} failed writes: ${err?.message}`,
+      );
     }
   }
 }

@@ -380,20 +380,11 @@ ticker() {
 
 # ---------------------------------------------------------------- follower
 
-# parent_is <pid>: is our parent still <pid> (and not init, after it died)?
-# Linux /proc, read by a builtin; elsewhere assume so.
-parent_is() {
-	cr_want=$1
-	{ read -r cr_l </proc/self/stat; } 2>/dev/null || return 0
-	set -- ${cr_l##*) }
-	[ "$2" = "$cr_want" ]
-}
-
-# control [notify]: the control stream, one word per line.  With notify it
-# runs as a subshell of the follower while the spools are streamed, and tells
-# it (SIGUSR1) when it is done (EOF); `ack` is ignored then: the trailer has
-# not gone out, so the service took script output for one.  After the
-# trailer the follower reads the stream itself (no notify), ack included.
+# control [stream]: the control stream, one word per line.  With `stream` it
+# runs as a subshell of the follower while the spools are streamed: EOF then
+# stops the tails (the follower sees them end and exits), and `ack` is
+# ignored: the trailer has not gone out, so the service took script output
+# for one.  After the trailer the follower reads the stream itself.
 control() {
 	while IFS= read -r cr_w; do
 		case $cr_w in
@@ -406,7 +397,9 @@ control() {
 			! valid_num "$cr_p" || [ -e "$cr_dir/.status" ] || kill_tree "$cr_p" 1
 			;;
 		ack)
-			[ -z "${1-}" ] || continue
+			# Only once our trailer is out (.sent): an ack for script output
+			# that looked like one must not remove a live run.
+			[ -e "$cr_dir/.sent" ] || continue
 			# The service has everything.  Bundled mode (keep) reads out/
 			# with `collect`, which removes the run dir then.
 			[ -e "$cr_dir/keep" ] || rm -rf -- "$cr_dir" </dev/null
@@ -414,16 +407,14 @@ control() {
 			;;
 		esac
 	done
-	if [ -n "${1-}" ] && parent_is $$; then kill -USR1 $$ 2>/dev/null; fi
-}
-
-# waitfor <pid>: until that child is gone, even when a trapped signal
-# interrupts wait (it then returns >128 with the child still there).
-# 2>/dev/null: dash and busybox report a job killed by a signal
-# ("Terminated") on the shell's stderr, which is the channel's.
-waitfor() {
-	[ -n "$1" ] || return 0
-	while wait "$1" 2>/dev/null; [ $? -gt 128 ] && kill -0 "$1" 2>/dev/null; do :; done
+	# Not a signal to the follower: bash runs a trap that lands just before
+	# its `wait` only once the waited-for child has exited.  The tails are
+	# our parent's children, so their pids stay reserved until it has reaped
+	# them, and it kills us right after that: too short a time for a pid to
+	# come round again.
+	if [ -n "${1-}" ]; then
+		for cr_p in $cr_t1 $cr_t2; do kill -KILL "$cr_p" 2>/dev/null; done
+	fi
 }
 
 # from <offset> <spool>: what to tail: cr_src from byte cr_from (tail's +N).
@@ -448,19 +439,19 @@ result() {
 }
 
 # trailer: `\nCRONIUM2 exit <code> <reason>\n`, the run's result.  The
-# leading newline separates it from output that did not end in one.  Then
-# stdout and stderr are closed: the channel's EOF tells the service that the
-# trailer was the last word, so script output that merely looks like one
-# never counts.
+# leading newline separates it from output that did not end in one.  .sent
+# first (from then on an `ack` counts), then the trailer, then stdout and
+# stderr are closed: the channel's EOF tells the service that the trailer was
+# the last word, so script output that merely looks like one never counts.
 trailer() {
 	result || return 1
+	true 2>/dev/null >"$cr_dir/.sent"
 	printf '\nCRONIUM2 exit %s %s\n' "$cr_code" "$cr_why"
-	exec >/dev/null 2>&1
+	exec >/dev/null 2>&1 8>&-
 }
 
-# follow <supervisor pid> <stdout offset> <stderr offset> [child]: stream the
-# spools from those offsets, then the trailer; never kills the script.
-# `child`: the supervisor is our child (verb run), so `wait` sees it end.
+# follow <supervisor pid> <stdout offset> <stderr offset>: stream the spools
+# from those offsets, then the trailer; never kills the script.
 follow() {
 	cr_code=
 	if [ -e "$cr_dir/.status" ]; then
@@ -472,6 +463,10 @@ follow() {
 		exit 0
 	fi
 	cr_follow=1
+	# The channel's stderr is the script's: only the stderr tail writes to it
+	# (on fd 8).  Our own stderr goes to /dev/null, where the shell's reports
+	# of killed jobs (bash: "Killed") and the tails' diagnostics belong.
+	exec 8>&2 2>/dev/null
 	# Async lists get stdin /dev/null: the tails never hold the channel's stdin.
 	# They and the control reader are stopped with KILL, not TERM: a child
 	# forked while we trap TERM still has our handler until it resets it, and
@@ -481,68 +476,60 @@ follow() {
 	if [ "$cr_tail" = pid ]; then
 		# GNU: after the supervisor is gone, tail reads to EOF and exits
 		# (within -s).  The supervisor exits right after writing .status.
-		tail --pid="$1" -s 0.01 -c "+$cr_from" -f -- "$cr_src" 2>/dev/null &
+		tail --pid="$1" -s 0.01 -c "+$cr_from" -f -- "$cr_src" 8>&- &
 	else
-		tail -c "+$cr_from" -f -- "$cr_src" 2>/dev/null &
+		tail -c "+$cr_from" -f -- "$cr_src" 8>&- &
 	fi
 	cr_t1=$!
 	from "$3" "$cr_dir/.stderr"
 	if [ "$cr_tail" = pid ]; then
-		tail --pid="$1" -s 0.01 -c "+$cr_from" -f -- "$cr_src" >&2 2>/dev/null &
+		tail --pid="$1" -s 0.01 -c "+$cr_from" -f -- "$cr_src" >&8 8>&- &
 	else
-		tail -c "+$cr_from" -f -- "$cr_src" >&2 2>/dev/null &
+		tail -c "+$cr_from" -f -- "$cr_src" >&8 8>&- &
 	fi
 	cr_t2=$!
-	# The control reader says when it is done (ack, EOF): stop following.
-	cr_stop=
-	trap 'cr_stop=1; for cr_p in $cr_t1 $cr_t2; do kill -KILL "$cr_p" 2>/dev/null; done' USR1
 	# A non-job-control shell points an async list's stdin at /dev/null
 	# unless redirected, and `<&0` would dup that /dev/null: pass our stdin
 	# as fd 9.  Its stdout/stderr go to /dev/null so a sleep it may leave
 	# behind never holds the channel's pipes open.
 	exec 9<&0
-	(control notify) <&9 >/dev/null 2>&1 & # ( ): see supervise in run
+	(control stream) <&9 >/dev/null 8>&- & # ( ): see supervise in run
 	cr_cpid=$!
 	exec 9<&-
-	if [ "$cr_tail" != pid ]; then
-		# busybox tail has no --pid and polls once a second: once .status is
-		# there (the spools are complete), give it one more poll, then stop
-		# it.  The supervisor exits right after writing .status: our own
-		# child is simply waited for (a trapped USR1 interrupts the wait);
-		# after an attach we look once a second.
-		if [ -n "${4-}" ]; then
-			[ -n "$cr_stop" ] || wait "$1" 2>/dev/null
-		else
-			while [ -z "$cr_stop" ] && [ ! -e "$cr_dir/.status" ] && [ -d "$cr_dir" ]; do
-				sleep 1
-			done
-		fi
-		if [ -z "$cr_stop" ] && result; then
-			sleep 1.5 2>/dev/null || sleep 2
-		fi
-		if [ -z "$cr_stop" ]; then
-			for cr_p in $cr_t1 $cr_t2; do kill -KILL "$cr_p" 2>/dev/null; done
-		fi
-	fi
-	waitfor "$cr_t1"
-	cr_t1=
-	waitfor "$cr_t2"
-	cr_t2=
-	if [ -z "$cr_stop" ] && trailer; then
-		# Take the control stream over: from now on `ack` counts.  The
-		# reader is killed idle in `read`, which takes one byte at a time:
-		# no word is lost, but for one that was arriving just now (an hb).
-		kill -KILL "$cr_cpid" 2>/dev/null
-		waitfor "$cr_cpid"
-		cr_cpid=
-		control
-	elif [ -z "$cr_stop" ]; then
-		# The tails ended but there is no status: the supervisor is gone
-		# (killed) or the run dir was removed.  Nothing more will come.
-		kill -KILL "$cr_cpid" 2>/dev/null
-		waitfor "$cr_cpid"
+	# Complete (trailer) only when the tails ended as they should: GNU tail
+	# exits 0 after the supervisor; killed (137) means EOF stopped them.
+	if [ "$cr_tail" = pid ]; then
+		wait "$cr_t1" 2>/dev/null
+		cr_r=$?
+		wait "$cr_t2" 2>/dev/null
+		[ $? = 0 ] && [ "$cr_r" = 0 ] && cr_r=
 	else
-		waitfor "$cr_cpid"
+		# busybox tail has no --pid and polls its file once a second: once
+		# .status is there (the spools are complete), give it one more poll,
+		# then stop it.  Tails gone before that: EOF stopped them.
+		# (Our `sleep` reaps them: kill -0 then fails.)
+		cr_r=1
+		while [ ! -e "$cr_dir/.status" ] && [ -d "$cr_dir" ] &&
+			kill -0 "$cr_t1" 2>/dev/null && kill -0 "$cr_t2" 2>/dev/null; do
+			sleep 1
+		done
+		if result && kill -0 "$cr_t1" 2>/dev/null && kill -0 "$cr_t2" 2>/dev/null; then
+			sleep 1.5 2>/dev/null || sleep 2
+			kill -0 "$cr_t1" 2>/dev/null && kill -0 "$cr_t2" 2>/dev/null && cr_r=
+		fi
+		kill -KILL "$cr_t1" "$cr_t2" 2>/dev/null
+		wait "$cr_t1" 2>/dev/null
+		wait "$cr_t2" 2>/dev/null
+	fi
+	cr_t1= cr_t2=
+	if [ -z "$cr_r" ] && trailer; then
+		wait "$cr_cpid" 2>/dev/null # it reads the ack (or EOF)
+		cr_cpid=
+	else
+		# Stopped by EOF; or the tails ended with no status: the supervisor
+		# is gone (killed) or the run dir was removed.  Nothing more to say.
+		kill -KILL "$cr_cpid" 2>/dev/null
+		wait "$cr_cpid" 2>/dev/null
 	fi
 	exit 0
 }
@@ -610,7 +597,7 @@ run() {
 	(supervise) </dev/null >/dev/null 2>&1 &
 	printf '%s\n' "$!" >"$cr_dir/.super"
 	say "ready $cr_version $cr_os $cr_arch"
-	follow "$!" 0 0 child
+	follow "$!" 0 0
 }
 
 # attach <runId> <stdoutOffset> <stderrOffset>: follow a run again, from the
