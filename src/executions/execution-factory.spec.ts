@@ -69,11 +69,11 @@ describe('execution factory', () => {
     });
     const results = ['exitCode', 'signal', 'errorCode', 'errorMessage', 'output', 'condition'];
     const helpers = ['helperMode', 'fallbackReason'];
-    for (const field of [...results, ...helpers, 'startedAt', 'finishedAt']) {
+    for (const field of [...results, ...helpers, 'startedAt', 'finishedAt', 'replicaId']) {
       expect(t[field as keyof typeof t]).toBeNull();
     }
     expect(Object.values(t.phases)).toEqual([null, null, null, null]);
-    expect(Object.keys(t)).toHaveLength(18);
+    expect(Object.keys(t)).toHaveLength(19);
     expect(newTarget('exec-1', 3, { id: 'srv-1', name: 'web-1' }).id).not.toBe(t.id);
   });
 });

@@ -82,7 +82,7 @@ function janitor(base: string): string {
  * Reads the artifact tar on stdin into a private temp dir, checks its sha256, extracts
  * and re-checks every file, then renames the directory into place in one step. Any
  * failure removes the temp dir (trap), so a failed deployment leaves nothing behind.
- * It answers `CRONIUM1 deployed`, or `CRONIUM1 error <why>` (see protocol.ts).
+ * It answers `CRONIUM2 deployed`, or `CRONIUM2 error <why>` (see protocol.ts).
  */
 export function deployCommand(baseDir: string, hash: string): string {
   assertHash(hash);
@@ -97,13 +97,13 @@ export function deployCommand(baseDir: string, hash: string): string {
     'T=$(mktemp -d "$B/runners/.deploy-XXXXXX") || exit 71',
     `trap 'rm -rf "$T"' EXIT`,
     'cat > "$T/a.tar" || exit 72',
-    'echo "$H  $T/a.tar" | sha256sum -c --quiet >/dev/null 2>&1 || { echo "CRONIUM1 error artifact hash mismatch"; exit 73; }',
-    'mkdir "$T/d" && tar -xf "$T/a.tar" -C "$T/d" || { echo "CRONIUM1 error cannot extract"; exit 74; }',
-    '(cd "$T/d" && sha256sum -c --quiet SHA256SUMS >/dev/null 2>&1) || { echo "CRONIUM1 error extracted files do not verify"; exit 75; }',
+    'echo "$H  $T/a.tar" | sha256sum -c --quiet >/dev/null 2>&1 || { echo "CRONIUM2 error artifact hash mismatch"; exit 73; }',
+    'mkdir "$T/d" && tar -xf "$T/a.tar" -C "$T/d" || { echo "CRONIUM2 error cannot extract"; exit 74; }',
+    '(cd "$T/d" && sha256sum -c --quiet SHA256SUMS >/dev/null 2>&1) || { echo "CRONIUM2 error extracted files do not verify"; exit 75; }',
     // Someone else finished the same deployment first: theirs is as good as ours.
-    'if [ -d "$B/runners/$H" ] && (cd "$B/runners/$H" && sha256sum -c --quiet SHA256SUMS >/dev/null 2>&1); then echo "CRONIUM1 deployed"; exit 0; fi',
+    'if [ -d "$B/runners/$H" ] && (cd "$B/runners/$H" && sha256sum -c --quiet SHA256SUMS >/dev/null 2>&1); then echo "CRONIUM2 deployed"; exit 0; fi',
     '[ -e "$B/runners/$H" ] && { mv "$B/runners/$H" "$T/old" || exit 76; }',
     'mv "$T/d" "$B/runners/$H" || exit 77',
-    'echo "CRONIUM1 deployed"',
+    'echo "CRONIUM2 deployed"',
   ].join('\n');
 }

@@ -153,7 +153,7 @@ export function looksLikeMissingRunner(exitCode: number | null, stderr: string):
   );
 }
 
-/** Splits the runner's `collect` answer (`CRONIUM1 collect <n>` + n sections) into files. */
+/** Splits the runner's `collect` answer (`CRONIUM2 collect <n>` + n sections) into files. */
 export function parseCollected(out: Buffer): Map<string, Buffer> {
   const files = new Map<string, Buffer>();
   let pos = out.indexOf(0x0a);

@@ -49,7 +49,7 @@ beforeAll(async () => {
   const r = await execCommand(lease.connection, deployCommand(base, artifact.hash), {
     stdin: artifact.tar,
   });
-  expect(r.stdout).toContain('CRONIUM1 deployed');
+  expect(r.stdout).toContain('CRONIUM2 deployed');
 });
 
 afterAll(async () => {

@@ -6,7 +6,7 @@ import { parseCollected } from '../runner/protocol';
 import { bundledFiles, readBundledResults } from './bundled-files';
 
 function collectAnswer(files: Record<string, string | Buffer>): Buffer {
-  const parts: Buffer[] = [Buffer.from(`CRONIUM1 collect ${Object.keys(files).length}\n`)];
+  const parts: Buffer[] = [Buffer.from(`CRONIUM2 collect ${Object.keys(files).length}\n`)];
   for (const [name, data] of Object.entries(files)) {
     const b = Buffer.isBuffer(data) ? data : Buffer.from(data);
     parts.push(Buffer.from(`${name} ${b.length}\n`), b);
@@ -82,7 +82,7 @@ describe('bundled-mode files', () => {
       parseCollected(collectAnswer({ 'output.val': 'hello world', 'output.type': 'auto' })),
     );
     expect(r.output.value).toBe('hello world');
-    const none = readBundledResults(parseCollected(Buffer.from('CRONIUM1 collect 0\n')));
+    const none = readBundledResults(parseCollected(Buffer.from('CRONIUM2 collect 0\n')));
     expect(none).toEqual({ output: { set: false, value: null }, condition: null, variables: [] });
     expect(() => parseCollected(Buffer.from('garbage\n'))).toThrow(/unexpected collect answer/);
   });
