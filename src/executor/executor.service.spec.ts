@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DataSource } from 'typeorm';
 import { FakeHelpers, FakeRunnerCache } from '../../test/support/executor-fakes';
-import { SshdInstance, startSshd, stopAll } from '../../test/support/sshd';
+import { endpointOf, SshdInstance, startSshd, stopAll } from '../../test/support/sshd';
 import { AppConfig } from '../config/app-config';
 import { loadConfig } from '../config/load-config';
 import { newExecution, newTarget } from '../executions/execution-factory';
@@ -96,18 +96,7 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function sshdEndpoint() {
-  return {
-    serverId: 'srv',
-    serverName: 'srv',
-    host: sshd.host,
-    port: sshd.port,
-    username: sshd.username,
-    privateKey: sshd.key.privateKey,
-    hostKeyFingerprint: sshd.hostKeyFingerprint,
-    hostKeyType: null,
-  };
-}
+const sshdEndpoint = () => endpointOf(sshd);
 
 interface JobOptions {
   targets: number;

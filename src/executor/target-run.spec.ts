@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FakeHelpers, FakeRunnerCache } from '../../test/support/executor-fakes';
-import { freePort, SshdInstance, startSshd, stopAll } from '../../test/support/sshd';
+import { endpointOf, freePort, SshdInstance, startSshd, stopAll } from '../../test/support/sshd';
 import { AppConfig } from '../config/app-config';
 import { loadConfig } from '../config/load-config';
 import { MetricsService } from '../metrics/metrics.service';
@@ -60,17 +60,7 @@ interface Harness {
 }
 
 function endpoint(over: Partial<SshEndpoint> = {}): SshEndpoint {
-  return {
-    serverId: 'srv-1',
-    serverName: 'web-1',
-    host: sshd.host,
-    port: sshd.port,
-    username: sshd.username,
-    privateKey: sshd.key.privateKey,
-    hostKeyFingerprint: sshd.hostKeyFingerprint,
-    hostKeyType: null,
-    ...over,
-  };
+  return endpointOf(sshd, { serverId: 'srv-1', serverName: 'web-1', ...over });
 }
 
 function harness(

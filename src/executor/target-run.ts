@@ -106,22 +106,7 @@ export class TargetRun {
 
   async run(): Promise<TargetOutcome> {
     const startedAt = Date.now();
-    const timer = setTimeout(() => this.stop('timed_out'), this.plan.timeoutSeconds * 1000);
-    let result: Result;
-    try {
-      result = await this.attempt(startedAt);
-    } catch (e) {
-      result = this.failure(e);
-    } finally {
-      clearTimeout(timer);
-    }
-    return {
-      ...result,
-      truncated: this.truncated,
-      phases: this.phases,
-      startedAt,
-      finishedAt: Date.now(),
-    };
+    return this.outcome(startedAt, () => this.attempt(startedAt));
   }
 
   /**
@@ -138,11 +123,18 @@ export class TargetRun {
     this.takenOver = true;
     this.out = this.capture('stdout', from.stdout);
     this.err = this.capture('stderr', from.stderr);
+    return this.outcome(startedAt, () =>
+      this.attemptResume(helperMode === 'bundled' ? 'bundled' : 'api'),
+    );
+  }
+
+  /** Runs `work` under the target's deadline (start + timeout) and dresses its result. */
+  private async outcome(startedAt: number, work: () => Promise<Result>): Promise<TargetOutcome> {
     const left = startedAt + this.plan.timeoutSeconds * 1000 - Date.now();
     const timer = setTimeout(() => this.stop('timed_out'), Math.max(0, left));
     let result: Result;
     try {
-      result = await this.attemptResume(helperMode === 'bundled' ? 'bundled' : 'api');
+      result = await work();
     } catch (e) {
       result = this.failure(e);
     } finally {

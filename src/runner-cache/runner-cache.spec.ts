@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DataSource, Repository } from 'typeorm';
 import {
+  endpointOf,
   ensureTestUser,
   sh,
   SshdInstance,
@@ -113,17 +114,7 @@ describe('RunnerCacheService (real sshd, real sqlite)', () => {
   }
 
   function endpoint(over: Partial<SshEndpoint> = {}): SshEndpoint {
-    return {
-      serverId: randomUUID(),
-      serverName: 'runner-cache-test',
-      host: sshd.host,
-      port: sshd.port,
-      username: sshd.username,
-      privateKey: sshd.key.privateKey,
-      hostKeyFingerprint: sshd.hostKeyFingerprint,
-      hostKeyType: null,
-      ...over,
-    };
+    return endpointOf(sshd, { serverId: randomUUID(), serverName: 'runner-cache-test', ...over });
   }
 
   function service(config = makeConfig()) {

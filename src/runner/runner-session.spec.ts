@@ -7,7 +7,7 @@ import { Logger } from '@nestjs/common';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { sh, SshdInstance, startSshd, stopAll } from '../../test/support/sshd';
+import { endpointOf, sh, SshdInstance, startSshd, stopAll } from '../../test/support/sshd';
 import { AppConfig } from '../config/app-config';
 import { loadConfig } from '../config/load-config';
 import { MetricsService } from '../metrics/metrics.service';
@@ -60,18 +60,7 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function endpoint() {
-  return {
-    serverId: 'srv-session',
-    serverName: 'session',
-    host: sshd.host,
-    port: sshd.port,
-    username: sshd.username,
-    privateKey: sshd.key.privateKey,
-    hostKeyFingerprint: sshd.hostKeyFingerprint,
-    hostKeyType: null,
-  };
-}
+const endpoint = () => endpointOf(sshd, { serverId: 'srv-session', serverName: 'session' });
 
 interface Transcript {
   session: RunnerSession;

@@ -4,7 +4,14 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { freePort, sh, SshdInstance, startSshd, stopAll } from '../../test/support/sshd';
+import {
+  endpointOf,
+  freePort,
+  sh,
+  SshdInstance,
+  startSshd,
+  stopAll,
+} from '../../test/support/sshd';
 import { AppConfig } from '../config/app-config';
 import { loadConfig } from '../config/load-config';
 import { TargetError } from '../executions/error-codes';
@@ -117,17 +124,11 @@ describe('SshPool (real sshd)', () => {
 
   function endpoint(over: Partial<SshEndpoint> = {}): SshEndpoint {
     serverSeq++;
-    return {
+    return endpointOf(sshd, {
       serverId: `server-${serverSeq}`,
       serverName: `test-${serverSeq}`,
-      host: sshd.host,
-      port: sshd.port,
-      username: sshd.username,
-      privateKey: sshd.key.privateKey,
-      hostKeyFingerprint: sshd.hostKeyFingerprint,
-      hostKeyType: null,
       ...over,
-    };
+    });
   }
 
   it('reuses one connection for sequential acquires and runs commands on it', async () => {

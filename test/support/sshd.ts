@@ -23,6 +23,7 @@ import {
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { SshEndpoint } from '../../src/ssh/ssh.types';
 
 export interface SshdOptions {
   /** AllowTcpForwarding yes|no; default true. */
@@ -674,4 +675,19 @@ export async function ensureTestUser(): Promise<{ username: string; password: st
   await retry('/usr/sbin/usermod', ['--unlock', TEST_USER]);
   await retry('/usr/bin/chage', ['-I', '-1', '-M', '-1', '-E', '-1', TEST_USER]);
   return { username: TEST_USER, password: TEST_USER_PASSWORD };
+}
+
+/** The pool's endpoint for a harness sshd: its user, client key and pinned host key. */
+export function endpointOf(sshd: SshdInstance, over: Partial<SshEndpoint> = {}): SshEndpoint {
+  return {
+    serverId: 'srv',
+    serverName: 'srv',
+    host: sshd.host,
+    port: sshd.port,
+    username: sshd.username,
+    privateKey: sshd.key.privateKey,
+    hostKeyFingerprint: sshd.hostKeyFingerprint,
+    hostKeyType: null,
+    ...over,
+  };
 }
