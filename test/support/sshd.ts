@@ -313,6 +313,22 @@ async function descendants(rootPid: number): Promise<ProcInfo[]> {
   return out;
 }
 
+/**
+ * Processes whose command line names a path under `dir`: the runners this instance's
+ * sessions started, which detach from sshd on purpose (a script outlives its channel on
+ * a lease, and the runner lingers after it).
+ */
+async function processesUnder(dir: string): Promise<ProcInfo[]> {
+  const procs = await listProcs();
+  const hits = await Promise.all(
+    procs.map(async (p) => {
+      const cmd = await readFile(`/proc/${p.pid}/cmdline`, 'utf8').catch(() => '');
+      return cmd.includes(`${dir}/`) && p.pid !== process.pid ? p : undefined;
+    }),
+  );
+  return hits.filter((p): p is ProcInfo => p !== undefined);
+}
+
 async function isSameProcAlive(p: ProcInfo): Promise<boolean> {
   const now = await readProc(p.pid);
   return now !== undefined && now.startTime === p.startTime;
@@ -582,8 +598,10 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdInstance> {
       const stillAlive: ProcInfo[] = [];
       for (const p of [...tree, ...leftovers]) if (await isSameProcAlive(p)) stillAlive.push(p);
       await killAndWait(stillAlive).catch(() => undefined);
+      // Detached runners (supervisor, ticker, linger) of this instance's base dirs.
+      await killAndWait(await processesUnder(dir)).catch(() => undefined);
       killGroup(watchdog);
-      await rm(dir, { recursive: true, force: true });
+      await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     }
 
     const instance: SshdInstance = {
