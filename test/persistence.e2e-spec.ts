@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DataSource } from 'typeorm';
+import { newTarget } from '../src/executions/execution-factory';
 import { dataSourceOptions } from '../src/persistence/data-source-options';
 import {
   ExecutionEntity,
@@ -43,27 +44,14 @@ function execution(id: string, createdAt: number, key: string | null = null): Ex
   };
 }
 
+/** A fresh target from the factory, with a JSON output and timed phases to round-trip. */
 function target(id: string, executionId: string, position: number): ExecutionTargetEntity {
   return {
+    ...newTarget(executionId, position, { id: '00000000-0000-4000-8000-000000000001', name: 's' }),
     id,
-    executionId,
-    position,
-    serverId: '00000000-0000-4000-8000-000000000001',
-    serverName: 's',
-    status: 'queued',
-    exitCode: null,
-    signal: null,
-    errorCode: null,
-    errorMessage: null,
-    helperMode: null,
-    fallbackReason: null,
     output: { nested: ['json', 1, true] },
     condition: true,
-    truncated: false,
-    startedAt: null,
-    finishedAt: null,
     phases: { connectMs: 1, deployMs: null, tunnelMs: null, runMs: 3 },
-    replicaId: null,
   };
 }
 

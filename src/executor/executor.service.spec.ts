@@ -11,8 +11,8 @@ import * as path from 'node:path';
 import { DataSource } from 'typeorm';
 import { FakeHelpers, FakeRunnerCache } from '../../test/support/executor-fakes';
 import { endpointOf, SshdInstance, startSshd, stopAll } from '../../test/support/sshd';
+import { testConfig } from '../../test/support/config';
 import { AppConfig } from '../config/app-config';
-import { loadConfig } from '../config/load-config';
 import { newExecution, newTarget } from '../executions/execution-factory';
 import type { TargetRecord } from '../executions/records';
 import { MetricsService } from '../metrics/metrics.service';
@@ -31,8 +31,6 @@ import { ExecutorService } from './executor.service';
 
 jest.setTimeout(90000);
 
-const TEST_YAML = path.resolve(__dirname, '../../config/test.yaml');
-
 let sshd: SshdInstance;
 let dir: string;
 let config: AppConfig;
@@ -49,11 +47,7 @@ beforeAll(async () => {
   Logger.overrideLogger(['error']);
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-executor-'));
   sshd = await startSshd();
-  config = loadConfig({
-    NODE_ENV: 'test',
-    CRONIUM_CONFIG: TEST_YAML,
-    CRONIUM_DATA_DIR: path.join(dir, 'data'),
-  });
+  config = testConfig(path.join(dir, 'data'));
   ds = new DataSource(dataSourceOptions(`sqlite:${path.join(dir, 'executor.db')}`));
   await ds.initialize();
   repo = new ExecutionsRepository(ds);

@@ -126,14 +126,17 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     }
     this.logger.warn(`execution ${id}: re-attaching ${attachable.length} target(s)`);
     const r = execution.request;
+    const baseDirs = await Promise.all(
+      attachable.map((t) => this.servers.baseDirOfServer(t.serverId).catch(() => '')),
+    );
     const plan: ExecutionPlan = {
       execution,
-      targets: attachable.map((t) => ({
+      targets: attachable.map((t, i) => ({
         targetId: t.id,
         position: t.position,
         serverId: t.serverId,
         serverName: t.serverName,
-        baseDir: '',
+        baseDir: baseDirs[i],
         endpoint: () => this.servers.getEndpoint(t.serverId),
       })),
       script: { type: r.scriptType, content: '' },
@@ -145,9 +148,6 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       maxErrors: resolveMaxErrors(r.maxErrors, attachable.length),
       failFast: r.failFast,
     };
-    for (const [i, t] of attachable.entries()) {
-      plan.targets[i].baseDir = await this.servers.baseDirOfServer(t.serverId).catch(() => '');
-    }
     this.track(plan, (entry) =>
       Promise.all(
         plan.targets.map(async (target, i) => {

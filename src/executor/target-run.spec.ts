@@ -11,8 +11,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { FakeHelpers, FakeRunnerCache } from '../../test/support/executor-fakes';
 import { endpointOf, freePort, SshdInstance, startSshd, stopAll } from '../../test/support/sshd';
+import { testConfig } from '../../test/support/config';
 import { AppConfig } from '../config/app-config';
-import { loadConfig } from '../config/load-config';
 import { MetricsService } from '../metrics/metrics.service';
 import type { TargetStatus } from '../executions/statuses';
 import type { ExecutionRecord } from '../executions/records';
@@ -24,8 +24,6 @@ import { TargetRun, TargetRunDeps } from './target-run';
 
 jest.setTimeout(60000);
 
-const TEST_YAML = path.resolve(__dirname, '../../config/test.yaml');
-
 let sshd: SshdInstance;
 let dir: string;
 let config: AppConfig;
@@ -36,11 +34,7 @@ beforeAll(async () => {
   Logger.overrideLogger(['error']);
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-target-run-'));
   sshd = await startSshd();
-  config = loadConfig({
-    NODE_ENV: 'test',
-    CRONIUM_CONFIG: TEST_YAML,
-    CRONIUM_DATA_DIR: path.join(dir, 'data'),
-  });
+  config = testConfig(path.join(dir, 'data'));
   pool = new SshPool(config, new MetricsService());
 });
 

@@ -57,6 +57,9 @@ export interface TargetOutcome {
   finishedAt: number;
 }
 
+/** The runner's word for why a target is stopped. */
+const controlWordFor = (reason: StopReason) => (reason === 'timed_out' ? 'timeout' : 'cancel');
+
 type Classified = Pick<TargetOutcome, 'status' | 'exitCode' | 'signal' | 'error'>;
 type Result = Omit<TargetOutcome, 'phases' | 'startedAt' | 'finishedAt' | 'truncated'>;
 
@@ -101,7 +104,7 @@ export class TargetRun {
     if (this.stopReason) return;
     this.stopReason = reason;
     this.abort.abort(new TargetError(reason, reason === 'timed_out' ? 'timed out' : 'cancelled'));
-    this.session?.signal(reason === 'timed_out' ? 'timeout' : 'cancel');
+    this.session?.signal(controlWordFor(reason));
   }
 
   async run(): Promise<TargetOutcome> {
@@ -165,12 +168,10 @@ export class TargetRun {
     this.lease = await this.connect();
     try {
       await this.ensureRunner(this.lease.connection);
-      let exit = await this.follow(this.lease.connection, helpers, 'attach');
-      if (exit.lost) exit = await this.reattach(helpers, exit);
-      this.out.flush();
-      this.err.flush();
-      const results = await this.results(helpers, exit);
-      return { ...this.classify(exit), helperMode: mode, fallbackReason: null, ...results };
+      return await this.conclude(
+        helpers,
+        await this.follow(this.lease.connection, helpers, 'attach'),
+      );
     } finally {
       this.lease?.release();
       this.lease = null;
@@ -189,17 +190,7 @@ export class TargetRun {
           helperMode: helpers.mode,
           fallbackReason: helpers.fallbackReason,
         });
-        let exit = await this.runScript(conn, helpers);
-        if (exit.lost) exit = await this.reattach(helpers, exit);
-        this.out.flush();
-        this.err.flush();
-        const results = await this.results(helpers, exit);
-        return {
-          ...this.classify(exit),
-          helperMode: helpers.mode,
-          fallbackReason: helpers.fallbackReason,
-          ...results,
-        };
+        return await this.conclude(helpers, await this.runScript(conn, helpers));
       } finally {
         await helpers.release();
       }
@@ -207,6 +198,20 @@ export class TargetRun {
       this.lease?.release();
       this.lease = null;
     }
+  }
+
+  /** After the first session: re-attach if it was lost, then results and the verdict. */
+  private async conclude(helpers: PreparedHelpers, first: RunnerExit): Promise<Result> {
+    const exit = first.lost ? await this.reattach(helpers, first) : first;
+    this.out.flush();
+    this.err.flush();
+    const results = await this.results(helpers, exit);
+    return {
+      ...this.classify(exit),
+      helperMode: helpers.mode,
+      fallbackReason: helpers.fallbackReason,
+      ...results,
+    };
   }
 
   private async connect(): Promise<SshLease> {
@@ -337,7 +342,7 @@ export class TargetRun {
       onNoise: (text) => log('system', `login environment said on stderr: ${text}`),
     });
     this.session = session;
-    if (this.stopReason) session.signal(this.stopReason === 'timed_out' ? 'timeout' : 'cancel');
+    if (this.stopReason) session.signal(controlWordFor(this.stopReason));
     const { execution } = this.plan;
     const hash = runnerCache.artifact.hash;
     try {

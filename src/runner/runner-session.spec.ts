@@ -8,8 +8,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { endpointOf, sh, SshdInstance, startSshd, stopAll } from '../../test/support/sshd';
+import { testConfig } from '../../test/support/config';
 import { AppConfig } from '../config/app-config';
-import { loadConfig } from '../config/load-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { buildRunnerArtifact } from '../runner-cache/runner-artifact';
 import { execCommand } from '../ssh/run-command';
@@ -23,7 +23,6 @@ import { RunnerExit, RunnerSession } from './runner-session';
 
 jest.setTimeout(60000);
 
-const TEST_YAML = path.resolve(__dirname, '../../config/test.yaml');
 const artifact = buildRunnerArtifact();
 
 let sshd: SshdInstance;
@@ -39,11 +38,7 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-session-'));
   base = path.join(dir, 'base');
   sshd = await startSshd();
-  config = loadConfig({
-    NODE_ENV: 'test',
-    CRONIUM_CONFIG: TEST_YAML,
-    CRONIUM_DATA_DIR: path.join(dir, 'data'),
-  });
+  config = testConfig(path.join(dir, 'data'));
   pool = new SshPool(config, new MetricsService());
   lease = await pool.acquire(endpoint());
   const r = await execCommand(lease.connection, deployCommand(base, artifact.hash), {

@@ -59,6 +59,7 @@ export interface RunnerSessionOptions {
 }
 
 const IDLE_FLUSH_MS = 200;
+const EMPTY = Buffer.alloc(0);
 /** How long past the kill grace we wait for the trailer before dropping the channel. */
 const HARD_STOP_MARGIN_MS = 5000;
 
@@ -78,10 +79,10 @@ export class RunnerSession {
   /** Bumped on every chunk, so an idle flush can tell whether output is still coming. */
   private dataTick = 0;
   /** stdout before the first line, and stderr before it (the login shell's complaints). */
-  private head = Buffer.alloc(0);
-  private earlyErr = Buffer.alloc(0);
+  private head = EMPTY;
+  private earlyErr = EMPTY;
   /** stdout bytes held back because they may be the start of the trailer. */
-  private held = Buffer.alloc(0);
+  private held = EMPTY;
   /** Whether the next stdout byte starts a line (where a trailer can start). */
   private lineStart = true;
   private gotExit = false;
@@ -196,11 +197,11 @@ export class RunnerSession {
     this.lineStart = !this.opts.stdout.hasPending();
     this.opts.onReady(ready);
     if (this.earlyErr.length) this.opts.onNoise(this.earlyErr.toString('utf8').trim());
-    this.earlyErr = Buffer.alloc(0);
+    this.earlyErr = EMPTY;
     this.heartbeat = setInterval(() => this.send('hb'), this.opts.heartbeatMs);
     this.heartbeat.unref();
     const rest = this.head.subarray(nl + 1);
-    this.head = Buffer.alloc(0);
+    this.head = EMPTY;
     if (rest.length) this.onSpool(rest);
   }
 
@@ -227,7 +228,7 @@ export class RunnerSession {
     if (keepFrom === data.length && complete && atLineStart(data.length - 1)) {
       keepFrom = data.length - 1; // a lone newline at a line start: maybe the follower's
     }
-    this.held = Buffer.from(data.subarray(keepFrom));
+    this.held = keepFrom === data.length ? EMPTY : Buffer.from(data.subarray(keepFrom));
     if (keepFrom > 0) {
       this.opts.stdout.write(data.subarray(0, keepFrom));
       this.lineStart = data[keepFrom - 1] === 0x0a;
@@ -242,7 +243,7 @@ export class RunnerSession {
       this.releaseHeld();
       return false;
     }
-    this.held = Buffer.alloc(0);
+    this.held = EMPTY;
     this.exit.ended = true;
     this.exit.exitCode = trailer.exitCode;
     this.exit.signal = signalFromShellStatus(trailer.exitCode);
@@ -253,7 +254,7 @@ export class RunnerSession {
   private releaseHeld(): void {
     if (!this.held.length) return;
     this.opts.stdout.write(this.held);
-    this.held = Buffer.alloc(0);
+    this.held = EMPTY;
   }
 
   private onStderr(chunk: Buffer): void {
@@ -298,7 +299,7 @@ export class RunnerSession {
       // Lost mid-follow. What was held back is resent after a re-attach (its offset was
       // never counted), and a pending partial line stays pending, so the re-attached
       // bytes continue it: lines are cut by offset, never by a dropped connection.
-      this.held = Buffer.alloc(0);
+      this.held = EMPTY;
       this.exit.lost = true;
       this.channel?.close();
     }
