@@ -8,12 +8,14 @@ import { AppConfig } from './config/app-config';
 import { ConfigError, loadConfig } from './config/load-config';
 import { ShutdownService } from './health/shutdown.service';
 import { DatabaseInUseError, lockSqliteDatabase } from './persistence/sqlite-lock';
+import { checkRedis, RedisUnavailableError } from './queue/redis';
 
 async function bootstrap(): Promise<void> {
   // Fail fast with one clear line (naming the key) before Nest starts anything.
-  const { database } = loadConfig();
+  const { database, queue } = loadConfig();
   // One process per SQLite file: a second one is refused before it touches anything.
   lockSqliteDatabase(database.url);
+  if (queue.redisUrl) await checkRedis(queue.redisUrl, queue.connectTimeoutMs);
   const app = await NestFactory.create(AppModule, { bufferLogs: true });
   app.useLogger(app.get(PinoLogger));
   configureApp(app);
@@ -22,11 +24,18 @@ async function bootstrap(): Promise<void> {
   const logger = new Logger('Main');
 
   await app.listen(config.port, '0.0.0.0');
-  logger.log(`listening on :${config.port} (database ${config.database.url.split(':')[0]})`);
+  const queueKind = config.queue.redisUrl ? 'BullMQ on Redis' : 'in-process';
+  logger.log(
+    `listening on :${config.port} (database ${config.database.url.split(':')[0]}, queue ${queueKind}, replica ${config.replicaId})`,
+  );
 }
 
 bootstrap().catch((e) => {
-  if (e instanceof ConfigError || e instanceof DatabaseInUseError) {
+  if (
+    e instanceof ConfigError ||
+    e instanceof DatabaseInUseError ||
+    e instanceof RedisUnavailableError
+  ) {
     console.error(`cronium-orchestrator: ${e.message}`);
     process.exit(78);
   }

@@ -41,6 +41,7 @@ function execution(id: string, createdAt: number, key: string | null = null): Ex
     finishedAt: null,
     ownerId: null,
     heartbeatAt: null,
+    cancelRequestedAt: null,
   };
 }
 

@@ -97,6 +97,32 @@ export class LimitsConfig {
 
 export class ShutdownConfig {
   @IsNumber() @Min(0) graceSeconds!: number;
+  /**
+   * Hand running targets over instead of cancelling them: the next start (or another
+   * replica) re-attaches. Always so with a queue on Redis.
+   */
+  @IsBoolean() handover!: boolean;
+}
+
+/** The work queue: in-process without a Redis URL, BullMQ on Redis with one. */
+export class QueueConfig {
+  @Matches(/^(|rediss?:\/\/\S+)$/, {
+    message:
+      'REDIS_URL (queue.redisUrl) must be redis://[user:password@]host[:port][/db] or rediss://…',
+  })
+  redisUrl!: string;
+  /** Prefix of every Redis key and channel, so clusters can share one Redis. */
+  @Matches(/^[A-Za-z0-9:_-]{1,64}$/) prefix!: string;
+  /** Executions one replica drives at once (targets are bounded by executor limits). */
+  @IsInt() @Min(1) workerConcurrency!: number;
+  /** BullMQ job lock: a replica that stops renewing it for this long has stalled. */
+  @IsInt() @Min(1000) lockDurationMs!: number;
+  /** How often replicas look for stalled jobs (and hand them to another worker). */
+  @IsInt() @Min(500) stalledIntervalMs!: number;
+  /** A job whose execution is owned by a live replica is offered again after this. */
+  @IsInt() @Min(100) retryDelayMs!: number;
+  /** Connecting to Redis at boot: longer than this and the boot fails. */
+  @IsInt() @Min(100) connectTimeoutMs!: number;
 }
 
 export class ToolActionsConfig {
@@ -162,6 +188,7 @@ export class AppConfig {
   @ValidateNested() @Type(() => ExecutorConfig) executor!: ExecutorConfig;
   @ValidateNested() @Type(() => LimitsConfig) limits!: LimitsConfig;
   @ValidateNested() @Type(() => ShutdownConfig) shutdown!: ShutdownConfig;
+  @ValidateNested() @Type(() => QueueConfig) queue!: QueueConfig;
   @ValidateNested() @Type(() => StatusConfig) status!: StatusConfig;
   @ValidateNested() @Type(() => MetricsConfig) metrics!: MetricsConfig;
   @ValidateNested() @Type(() => ToolActionsConfig) toolActions!: ToolActionsConfig;

@@ -30,6 +30,7 @@ const NAMED_ENV: Record<string, { key: string; parse?: (v: string) => unknown }>
   CRONIUM_SECRETS_KEY: { key: 'secrets.key' },
   CRONIUM_SHUTDOWN_GRACE_SECONDS: { key: 'shutdown.graceSeconds' },
   CRONIUM_REPLICA_ID: { key: 'replicaId' },
+  REDIS_URL: { key: 'queue.redisUrl' },
   NODE_ENV: { key: 'nodeEnv' },
 };
 

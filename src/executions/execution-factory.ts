@@ -12,7 +12,10 @@ export interface NewExecution {
   request: ExecutionRequestSummary;
   /** Epoch milliseconds; now when absent. */
   createdAt?: number;
-  /** The replica that accepted it and drives it (it heartbeats from creation on). */
+  /**
+   * The replica that accepted it and drives it (it heartbeats from creation on); none when
+   * a shared queue decides which replica drives it.
+   */
   ownerId?: string;
 }
 
@@ -32,6 +35,7 @@ export function newExecution(e: NewExecution): ExecutionRecord {
     finishedAt: null,
     ownerId: e.ownerId ?? null,
     heartbeatAt: e.ownerId ? (e.createdAt ?? Date.now()) : null,
+    cancelRequestedAt: null,
   };
 }
 

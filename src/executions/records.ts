@@ -17,6 +17,8 @@ export interface ExecutionRecord {
   /** The replica that drives it; another one takes it over once its heartbeat is stale. */
   ownerId: string | null;
   heartbeatAt: number | null;
+  /** A caller asked to cancel it; whoever drives it (now or after a take-over) stops it. */
+  cancelRequestedAt: number | null;
 }
 
 export interface TargetPhases {

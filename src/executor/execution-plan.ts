@@ -11,9 +11,21 @@ export interface TargetPlan {
   baseDir: string;
   /** Fetches this server's own endpoint (decrypted credentials) when the target starts. */
   endpoint: () => Promise<SshEndpoint>;
+  /** Set when the execution was taken over and this target may already run; else a start. */
+  resume?: TargetResume;
 }
 
-/** Everything needed to run an execution; secrets (env, script, input) stay in memory only. */
+/** How a target goes on after a take-over (a restart, a dead replica, a re-delivery). */
+export type TargetResume =
+  /** It was starting: the run may exist on the server (attach) or not (start). */
+  | { how: 'probe'; helperMode: string | null }
+  /** It was running: attach from the offsets of its stored log entries. */
+  | { how: 'attach'; helperMode: string | null; startedAt: number };
+
+/**
+ * Everything needed to run an execution. Script, env and input are kept in memory, and in
+ * the database only sealed (sealed-job.ts) until the execution ends.
+ */
 export interface ExecutionPlan {
   execution: ExecutionRecord;
   targets: TargetPlan[];
@@ -26,4 +38,6 @@ export interface ExecutionPlan {
   /** Failures tolerated before not-yet-started targets are skipped; null = no budget. */
   maxErrors: number | null;
   failFast: boolean;
+  /** Targets that had already failed before a take-over (they count against maxErrors). */
+  priorFailures: number;
 }

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { PersistenceModule } from '../persistence/persistence.module';
+import { QueueModule } from '../queue/queue.module';
 import { RunnerCacheModule } from '../runner-cache/runner-cache.module';
 import { RuntimeHelpersModule } from '../runtime-helpers/runtime-helpers.module';
 import { ServersModule } from '../servers/servers.module';
@@ -11,6 +12,7 @@ import { ExecutorService } from './executor.service';
 @Module({
   imports: [
     PersistenceModule,
+    QueueModule,
     StatusModule,
     SshModule,
     ServersModule,

@@ -23,6 +23,8 @@ import type { RunnerCacheService } from '../runner-cache/runner-cache.service';
 import type { RuntimeHelpersService } from '../runtime-helpers/runtime-helpers.service';
 import type { ServersService } from '../servers/servers.service';
 import { SshPool } from '../ssh/ssh-pool.service';
+import { ClusterBus } from '../queue/cluster-bus';
+import { InProcessQueue } from '../queue/in-process-queue';
 import { EventWriter } from '../status/event-writer.service';
 import type { ExecutionEvent } from '../status/execution-event';
 import { ExecutionEventsService } from '../status/execution-events.service';
@@ -57,31 +59,43 @@ beforeAll(async () => {
   writer.onModuleInit();
   events.events$.subscribe((e) => seen.push(e));
   pool = new SshPool(config, new MetricsService());
-  const cache = new FakeRunnerCache();
-  executor = new ExecutorService(
+  executor = await newExecutor();
+});
+
+/** An executor as a process has one: with an in-process queue, alone on its database. */
+async function newExecutor(): Promise<ExecutorService> {
+  const e = new ExecutorService(
     config,
     repo,
     storedEvents,
     events,
     writer,
     pool,
-    cache as unknown as RunnerCacheService,
+    new FakeRunnerCache() as unknown as RunnerCacheService,
     new MetricsService(),
     new FakeHelpers() as unknown as RuntimeHelpersService,
     {
       getEndpoint: async (serverId: string) => ({ ...sshdEndpoint(), serverId }),
       baseDirOfServer: async () => path.join(dir, 'base'),
     } as unknown as ServersService,
+    new InProcessQueue(),
+    new ClusterBus(),
   );
-});
+  await e.onModuleInit();
+  executors.push(e);
+  return e;
+}
+const executors: ExecutorService[] = [];
 
 beforeEach(() => {
   seen = [];
 });
 
 afterAll(async () => {
-  executor?.onModuleDestroy();
-  await executor?.drain(0);
+  for (const e of executors) {
+    e.onModuleDestroy();
+    await e.drain(0);
+  }
   await writer?.onApplicationShutdown();
   await pool?.onApplicationShutdown();
   await ds?.destroy();
@@ -98,6 +112,8 @@ interface JobOptions {
   maxErrors?: number | null;
   failFast?: boolean;
   timeoutSeconds?: number;
+  /** Store the sealed job, as JobsService does (a take-over can then start targets). */
+  keepJob?: boolean;
 }
 
 /** Persists an execution with `n` targets on the one sshd and returns its plan. */
@@ -120,7 +136,8 @@ async function plan(script: string, o: JobOptions): Promise<ExecutionPlan> {
     name: `web-${i + 1}`,
   }));
   const targets = servers.map((s, i) => newTarget(execution.id, i, s));
-  await repo.create(execution, targets);
+  const job = { script: { type: 'bash' as const, content: script }, env: {}, input: null };
+  await repo.create(execution, targets, o.keepJob ? executor.seal(execution.id, job) : null);
   return {
     execution,
     targets: targets.map((t, i) => ({
@@ -139,6 +156,7 @@ async function plan(script: string, o: JobOptions): Promise<ExecutionPlan> {
     concurrency: o.concurrency ?? 50,
     maxErrors: o.maxErrors ?? null,
     failFast: o.failFast ?? false,
+    priorFailures: 0,
   };
 }
 
@@ -168,7 +186,7 @@ const statusesOf = (targets: TargetRecord[]) => targets.map((t) => t.status);
 describe('ExecutorService', () => {
   it('runs every target, aggregates, and emits result, summary and end with gap-free seqs', async () => {
     const p = await plan('echo "on $CRONIUM_SERVER_ID"', { targets: 3 });
-    executor.start(p);
+    await executor.submit(p);
     const { execution, targets } = await finished(p.execution.id);
     expect(execution.status).toBe('succeeded');
     expect(statusesOf(targets)).toEqual(['succeeded', 'succeeded', 'succeeded']);
@@ -184,20 +202,20 @@ describe('ExecutorService', () => {
 
   it('never runs more targets at once than the job concurrency', async () => {
     const p = await plan('sleep 0.4', { targets: 6, concurrency: 2 });
-    executor.start(p);
+    await executor.submit(p);
     const { targets } = await finished(p.execution.id);
     expect(statusesOf(targets).every((s) => s === 'succeeded')).toBe(true);
     expect(maxOverlap(targets)).toBeLessThanOrEqual(2);
 
     // the same job unbounded really does overlap (so the check above can fail)
     const wide = await plan('sleep 0.4', { targets: 6, concurrency: 6 });
-    executor.start(wide);
+    await executor.submit(wide);
     expect(maxOverlap((await finished(wide.execution.id)).targets)).toBeGreaterThan(2);
   });
 
   it('skips targets not yet started once the error budget is spent', async () => {
     const p = await plan('exit 1', { targets: 5, concurrency: 1, maxErrors: 1 });
-    executor.start(p);
+    await executor.submit(p);
     const { execution, targets } = await finished(p.execution.id);
     expect(statusesOf(targets)).toEqual(['failed', 'failed', 'skipped', 'skipped', 'skipped']);
     expect(execution.status).toBe('failed');
@@ -213,7 +231,7 @@ describe('ExecutorService', () => {
       },
     );
     const started = Date.now();
-    executor.start(p);
+    await executor.submit(p);
     const { execution, targets } = await finished(p.execution.id);
     expect(Date.now() - started).toBeLessThan(20000);
     expect(statusesOf(targets)).toEqual(['failed', 'cancelled', 'cancelled']);
@@ -222,7 +240,7 @@ describe('ExecutorService', () => {
 
   it('cancel ends a running execution cancelled; an unknown one is not running here', async () => {
     const p = await plan('sleep 30', { targets: 2 });
-    executor.start(p);
+    await executor.submit(p);
     while (!seen.some((e) => e.executionId === p.execution.id && e.status === 'running')) {
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -237,8 +255,8 @@ describe('ExecutorService', () => {
   it('drain waits out the grace, then cancels what is left', async () => {
     const quick = await plan('sleep 0.2', { targets: 1 });
     const slow = await plan('sleep 30', { targets: 1 });
-    executor.start(quick);
-    executor.start(slow);
+    await executor.submit(quick);
+    await executor.submit(slow);
     const t0 = Date.now();
     await executor.drain(1500);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1400);
@@ -259,7 +277,7 @@ describe('ExecutorService', () => {
     // never reached its server: its script lived only in the dead process
     await repo.updateTarget(p.targets[1].targetId, { status: 'connecting' });
     await repo.updateTarget(p.targets[2].targetId, { status: 'succeeded', exitCode: 0 });
-    await executor.onModuleInit();
+    await newExecutor(); // a new process: it takes over at start-up
     const { execution, targets } = await finished(p.execution.id);
     expect(execution.status).toBe('partial');
     expect(execution.ownerId).toBe(config.replicaId);
@@ -269,5 +287,32 @@ describe('ExecutorService', () => {
     expect(targets[2].status).toBe('succeeded');
     const results = seen.filter((e) => e.executionId === p.execution.id && e.type === 'result');
     expect(results).toHaveLength(2);
+  });
+
+  it('a take-over starts the targets that had not started, from the stored sealed job', async () => {
+    const marker = path.join(dir, `ran-${Date.now()}`);
+    const p = await plan(`echo run >> ${marker}; echo "started by the successor"`, {
+      targets: 2,
+      keepJob: true,
+    });
+    await repo.updateExecution(p.execution.id, {
+      status: 'running',
+      startedAt: Date.now(),
+      ownerId: 'a-process-that-died',
+      heartbeatAt: Date.now(),
+    });
+    // it was connecting when its process died: the server is asked first (no such run)
+    await repo.updateTarget(p.targets[0].targetId, { status: 'connecting' });
+    await newExecutor();
+    const { execution, targets } = await finished(p.execution.id);
+    expect(statusesOf(targets)).toEqual(['succeeded', 'succeeded']);
+    expect(execution.status).toBe('succeeded');
+    // each target ran its script exactly once
+    expect(fs.readFileSync(marker, 'utf8')).toBe('run\nrun\n');
+    await writer.flush();
+    const logs = await storedEvents.logs(p.execution.id, 0, 100);
+    expect(logs.filter((l) => l.text === 'started by the successor')).toHaveLength(2);
+    // the sealed job is gone once the execution has ended
+    expect(await repo.payloadOf(p.execution.id)).toBeNull();
   });
 });

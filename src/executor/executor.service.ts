@@ -1,10 +1,11 @@
-import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { SecretBox } from '../common/secret-box';
 import { Semaphore } from '../common/semaphore';
 import { AppConfig } from '../config/app-config';
 import { executionStatus, summarize } from '../executions/aggregate';
-import type { TargetStatus } from '../executions/statuses';
+import { TERMINAL_TARGET_STATUSES, type TargetStatus } from '../executions/statuses';
 import { MetricsService } from '../metrics/metrics.service';
-import type { ExecutionRecord, TargetRecord } from '../executions/records';
+import type { TargetRecord } from '../executions/records';
 import { resolveMaxErrors } from '../executions/max-errors';
 import { ServersService } from '../servers/servers.service';
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
@@ -14,8 +15,12 @@ import { RuntimeHelpersService } from '../runtime-helpers/runtime-helpers.servic
 import { SshPool } from '../ssh/ssh-pool.service';
 import { EventWriter } from '../status/event-writer.service';
 import { ExecutionEventsService } from '../status/execution-events.service';
+import { ClusterBus } from '../queue/cluster-bus';
+import type { DriveResult } from '../queue/work-queue';
+import { WorkQueue } from '../queue/work-queue';
 import type { ExecutionPlan, TargetPlan } from './execution-plan';
 import { RunnerChannels } from '../runner/runner-channels';
+import { openJob, SealedJob, sealJob } from './sealed-job';
 import { TargetOutcome, TargetRun } from './target-run';
 
 interface Running {
@@ -24,13 +29,21 @@ interface Running {
   cancelled: boolean;
   /** Set once the error budget is spent: targets not yet started are skipped. */
   budgetSpent: boolean;
+  /** This replica let go of it (hand-over, or another replica took it over): not finalized. */
+  detached: boolean;
   done: Promise<void>;
 }
+
+/** How long a plan submitted here waits to be picked up here before only the database has it. */
+const FRESH_PLAN_MS = 60_000;
+const isTerminal = (s: TargetStatus) => (TERMINAL_TARGET_STATUSES as readonly string[]).includes(s);
 
 /**
  * Runs executions: fans out over targets with a per-job and a global concurrency limit,
  * applies the error budget, aggregates, and persists. It only emits events; it knows
- * nothing of websockets.
+ * nothing of websockets. Work arrives through the queue port (one unit per execution);
+ * whichever replica drives an execution owns it in the database, heartbeats, and gives
+ * it back on shutdown, and whoever takes it over re-attaches to what already runs.
  */
 @Injectable()
 export class ExecutorService implements OnModuleInit, OnModuleDestroy {
@@ -40,6 +53,12 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
   private readonly runnerChannels: RunnerChannels;
   private ticker: NodeJS.Timeout | null = null;
   private ticking = false;
+  /** Plans submitted on this replica, so picking them up here needs no database read. */
+  private readonly fresh = new Map<string, ExecutionPlan>();
+  /** Executions being claimed or driven here: a second delivery joins the first. */
+  private readonly driving = new Map<string, Promise<DriveResult>>();
+  private readonly box: SecretBox;
+  private handingOver = false;
 
   constructor(
     private readonly config: AppConfig,
@@ -52,7 +71,10 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     private readonly metrics: MetricsService,
     private readonly helpers: RuntimeHelpersService,
     private readonly servers: ServersService,
+    @Inject(WorkQueue) private readonly queue: WorkQueue,
+    @Inject(ClusterBus) private readonly bus: ClusterBus,
   ) {
+    this.box = new SecretBox(config.secrets.key);
     this.global = new Semaphore(config.executor.globalConcurrency);
     this.runnerChannels = new RunnerChannels(
       config.executor.prewarmRunner,
@@ -63,10 +85,13 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
   /**
    * Takes over what a previous process left in flight (on SQLite, which one process
    * holds at a time, everything unfinished; elsewhere what this replica owned or what
-   * has gone stale), then keeps this replica's heartbeat and sweeps for stale owners.
+   * has gone stale), then takes work from the queue, keeps this replica's heartbeat and
+   * sweeps for stale owners.
    */
   async onModuleInit(): Promise<void> {
-    await this.takeOver(this.config.database.url.startsWith('sqlite:'));
+    this.bus.onCancel((id) => this.cancel(id));
+    this.queue.consume((id) => this.drive(id));
+    await this.sweep(this.config.database.url.startsWith('sqlite:') && !this.queue.shared);
     const every = this.config.executor.ownerHeartbeatSeconds * 1000;
     this.ticker = setInterval(() => void this.tick(), every);
     this.ticker.unref();
@@ -77,12 +102,27 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     this.ticker = null;
   }
 
+  /** The sealed form of a plan's job, stored with the execution until it ends. */
+  seal(executionId: string, plan: Pick<ExecutionPlan, 'script' | 'env' | 'input'>): string {
+    const job: SealedJob = { script: plan.script, env: plan.env, input: plan.input };
+    return sealJob(this.box, executionId, job);
+  }
+
+  /** Queues a stored execution (its plan kept here in case this replica picks it up). */
+  async submit(plan: ExecutionPlan): Promise<void> {
+    const id = plan.execution.id;
+    this.fresh.set(id, plan);
+    setTimeout(() => this.fresh.delete(id), FRESH_PLAN_MS).unref();
+    await this.queue.submit(id);
+  }
+
   private async tick(): Promise<void> {
-    if (this.ticking) return;
+    if (this.ticking || this.handingOver) return;
     this.ticking = true;
     try {
       await this.repo.heartbeat(this.config.replicaId, Date.now());
-      await this.takeOver(false);
+      await this.letGoOfLost();
+      await this.sweep(false);
     } catch (e: any) {
       this.logger.warn(`owner heartbeat or take-over failed: ${e?.message ?? e}`);
     } finally {
@@ -90,75 +130,158 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  private async takeOver(exclusive: boolean): Promise<void> {
+  /**
+   * Unfinished executions nobody alive drives: with a shared queue they go back to it
+   * (any replica may pick them up); alone, this process drives them.
+   */
+  private async sweep(exclusive: boolean): Promise<void> {
     const now = Date.now();
     const staleBefore = exclusive
       ? Number.MAX_SAFE_INTEGER
       : now - this.config.executor.ownerStaleSeconds * 1000;
     for (const execution of await this.repo.unfinished()) {
-      if (this.running.has(execution.id)) continue;
-      if (execution.ownerId === this.config.replicaId && execution.status === 'queued') continue;
-      if (!(await this.repo.claim(execution.id, this.config.replicaId, now, staleBefore))) continue;
-      await this.resume(execution);
+      if (this.running.has(execution.id) || this.driving.has(execution.id)) continue;
+      if (execution.ownerId === this.config.replicaId) {
+        if (execution.status === 'queued' && !this.queue.shared) continue;
+      } else if (execution.ownerId !== null && (execution.heartbeatAt ?? 0) >= staleBefore) {
+        continue;
+      }
+      if ((execution.heartbeatAt ?? execution.createdAt) >= staleBefore && !exclusive) continue;
+      if (this.queue.shared) await this.queue.submit(execution.id);
+      else void this.drive(execution.id, exclusive);
+    }
+  }
+
+  /** Another replica took an execution over (this one was thought dead): stop following it. */
+  private async letGoOfLost(): Promise<void> {
+    const ids = [...this.running.keys()];
+    if (!ids.length) return;
+    const owned = await this.repo.ownedBy(ids, this.config.replicaId);
+    for (const id of ids) {
+      const entry = this.running.get(id);
+      if (!entry || owned.has(id) || entry.detached) continue;
+      this.logger.warn(`execution ${id} was taken over by another replica; letting go of it`);
+      this.detach(entry);
     }
   }
 
   /**
-   * Continues an execution another process started: running targets are re-attached
-   * from the offsets of their stored log entries; targets that never reached the server
-   * cannot be started (script and env lived only in that process) and are closed as
-   * orchestrator_restarted.
+   * Drives one execution to its end (or until this replica lets go of it): claims it,
+   * then starts, probes or re-attaches each unfinished target.
    */
-  private async resume(execution: ExecutionRecord): Promise<void> {
-    const id = execution.id;
+  drive(id: string, exclusive = false): Promise<DriveResult> {
+    const current = this.driving.get(id);
+    if (current) return current;
+    const p = this.driveOnce(id, exclusive).finally(() => this.driving.delete(id));
+    this.driving.set(id, p);
+    return p;
+  }
+
+  private async driveOnce(id: string, exclusive: boolean): Promise<DriveResult> {
+    const here = this.running.get(id);
+    if (here) {
+      await here.done;
+      return here.detached ? 'handed_over' : 'done';
+    }
+    if (this.handingOver) return 'handed_over';
+    const fresh = this.fresh.get(id);
+    this.fresh.delete(id);
+    // A plan made here, alone, is ours from creation; anything else is claimed first.
+    if (!fresh || this.queue.shared) {
+      const now = Date.now();
+      const staleBefore = exclusive
+        ? Number.MAX_SAFE_INTEGER
+        : now - this.config.executor.ownerStaleSeconds * 1000;
+      if (!(await this.repo.claim(id, this.config.replicaId, now, staleBefore))) {
+        const found = await this.repo.find(id);
+        return found && !found.execution.finishedAt && found.execution.status !== 'cancelled'
+          ? 'busy'
+          : 'done';
+      }
+    }
+    const plan = fresh ?? (await this.load(id));
+    if (!plan) return 'done';
+    const entry = this.track(plan, (e) => this.run(e));
+    await entry.done;
+    return entry.detached ? 'handed_over' : 'done';
+  }
+
+  /**
+   * An execution another process started (it restarted, died or let go): targets that
+   * had started are re-attached (or probed), the rest start from the sealed job. Without
+   * one (stored before jobs were kept), targets that never reached their server are
+   * closed as orchestrator_restarted. Null when nothing is left to drive.
+   */
+  private async load(id: string): Promise<ExecutionPlan | null> {
+    const found = await this.repo.find(id);
+    if (!found || found.execution.finishedAt) return null;
+    const { execution, targets } = found;
     const { seq, logSeq } = await this.storedEvents.lastSeqs(id);
     this.events.open(id, seq, logSeq);
+    const job = await this.openStoredJob(id);
     const now = Date.now();
-    const attachable: TargetRecord[] = [];
-    for (const t of await this.repo.unfinishedTargets(id)) {
-      if (t.status === 'running') attachable.push(t);
-      else await this.closeRestarted(id, t, now);
-    }
-    if (!attachable.length) {
-      await this.finalize(id, false, now);
-      this.logger.warn(`execution ${id} closed as orchestrator_restarted`);
-      return;
-    }
-    this.logger.warn(`execution ${id}: re-attaching ${attachable.length} target(s)`);
-    const r = execution.request;
-    const baseDirs = await Promise.all(
-      attachable.map((t) => this.servers.baseDirOfServer(t.serverId).catch(() => '')),
-    );
-    const plan: ExecutionPlan = {
-      execution,
-      targets: attachable.map((t, i) => ({
+    const left: TargetPlan[] = [];
+    let priorFailures = 0;
+    for (const t of targets) {
+      if (isTerminal(t.status)) {
+        if (t.status !== 'succeeded' && t.status !== 'cancelled' && t.status !== 'skipped')
+          priorFailures++;
+        continue;
+      }
+      if (t.status !== 'running' && !job) {
+        await this.closeRestarted(id, t, now);
+        priorFailures++;
+        continue;
+      }
+      left.push({
         targetId: t.id,
         position: t.position,
         serverId: t.serverId,
         serverName: t.serverName,
-        baseDir: baseDirs[i],
+        baseDir: await this.servers.baseDirOfServer(t.serverId).catch(() => ''),
         endpoint: () => this.servers.getEndpoint(t.serverId),
-      })),
-      script: { type: r.scriptType, content: '' },
-      env: {},
-      input: null,
+        resume:
+          t.status === 'running'
+            ? { how: 'attach', helperMode: t.helperMode, startedAt: t.startedAt ?? now }
+            : t.status === 'queued'
+              ? undefined
+              : { how: 'probe', helperMode: t.helperMode },
+      });
+    }
+    if (!left.length) {
+      await this.finalize(id, execution.cancelRequestedAt !== null, now);
+      this.logger.warn(`execution ${id} closed: nothing left to re-attach or start`);
+      return null;
+    }
+    const resumed = left.filter((t) => t.resume).length;
+    this.logger.warn(
+      `execution ${id}: taking over ${resumed} started and ${left.length - resumed} queued target(s)`,
+    );
+    const r = execution.request;
+    return {
+      execution,
+      targets: left,
+      script: job?.script ?? { type: r.scriptType, content: '' },
+      env: job?.env ?? {},
+      input: job?.input ?? null,
       timeoutSeconds: r.timeoutSeconds,
       helperMode: r.helperMode,
       concurrency: r.concurrency,
-      maxErrors: resolveMaxErrors(r.maxErrors, attachable.length),
+      maxErrors: resolveMaxErrors(r.maxErrors, targets.length),
       failFast: r.failFast,
+      priorFailures,
     };
-    this.track(plan, (entry) =>
-      Promise.all(
-        plan.targets.map(async (target, i) => {
-          const t = attachable[i];
-          const from = await this.storedEvents.resumeOffsets(id, t.serverId);
-          await this.runTarget(entry, target, (run) =>
-            run.resume(from, t.helperMode, t.startedAt ?? now),
-          );
-        }),
-      ).then(() => this.finalize(id, entry.cancelled, Date.now())),
-    );
+  }
+
+  private async openStoredJob(id: string): Promise<SealedJob | null> {
+    const sealed = await this.repo.payloadOf(id);
+    if (!sealed) return null;
+    try {
+      return openJob(this.box, id, sealed);
+    } catch (e: any) {
+      this.logger.error(`execution ${id}: its stored job does not open (${e?.message})`);
+      return null;
+    }
   }
 
   private async closeRestarted(id: string, t: TargetRecord, now: number): Promise<void> {
@@ -178,19 +301,14 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     this.metrics.targets.inc({ status: 'failed' });
   }
 
-  /** Starts an execution in the background. */
-  start(plan: ExecutionPlan): void {
-    this.events.open(plan.execution.id);
-    this.track(plan, (entry) => this.run(entry));
-  }
-
   /** Runs `work` for an execution in the background, registered so cancel and drain see it. */
-  private track(plan: ExecutionPlan, work: (entry: Running) => Promise<unknown>): void {
+  private track(plan: ExecutionPlan, work: (entry: Running) => Promise<unknown>): Running {
     const entry: Running = {
       plan,
       runs: new Map(),
-      cancelled: false,
+      cancelled: plan.execution.cancelRequestedAt !== null,
       budgetSpent: false,
+      detached: false,
       done: Promise.resolve(),
     };
     this.running.set(plan.execution.id, entry);
@@ -202,15 +320,50 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
         this.running.delete(plan.execution.id);
         this.metrics.activeExecutions.dec();
       });
+    return entry;
   }
 
-  /** Cancels a running execution; false when it is not running here. */
+  /** Cancels an execution running here; false when it is not running here. */
   cancel(executionId: string): boolean {
     const entry = this.running.get(executionId);
-    if (!entry) return false;
+    if (!entry || entry.detached) return false;
     entry.cancelled = true;
     for (const run of entry.runs.values()) run.stop('cancelled');
     return true;
+  }
+
+  /**
+   * Cancels an execution wherever it runs. The request is stored first, so it holds
+   * while the execution changes hands; the replica driving it hears it on the bus. One
+   * nobody has picked up yet is closed here. False when it has already ended.
+   */
+  async requestCancel(executionId: string): Promise<boolean> {
+    if (!this.queue.shared) return this.cancel(executionId);
+    if (!(await this.repo.requestCancel(executionId, Date.now()))) return false;
+    if (this.cancel(executionId)) return true;
+    await this.bus.publishCancel(executionId);
+    if (await this.queue.removeWaiting(executionId)) void this.drive(executionId);
+    return true;
+  }
+
+  /**
+   * Lets go of everything running here without stopping it (SIGTERM in a cluster, or
+   * `shutdown.handover`): sessions are dropped, events stored, ownership released, and the
+   * runs go on under their lease until another replica (or the next start) re-attaches.
+   */
+  async handover(): Promise<void> {
+    this.handingOver = true;
+    await this.queue.stopConsuming();
+    const entries = [...this.running.values()];
+    for (const entry of entries) this.detach(entry);
+    await Promise.all(entries.map((e) => e.done));
+    await this.writer.flush();
+    this.logger.log(`handed over ${entries.length} execution(s)`);
+  }
+
+  private detach(entry: Running): void {
+    entry.detached = true;
+    for (const run of entry.runs.values()) run.detach();
   }
 
   /** Waits up to `graceMs` for running executions, then cancels what is left and waits for it. */
@@ -226,21 +379,35 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
   private async run(entry: Running): Promise<void> {
     const { plan } = entry;
     const id = plan.execution.id;
-    await this.repo.updateExecution(id, { status: 'running', startedAt: Date.now() });
+    if (!plan.execution.startedAt) {
+      await this.repo.updateExecution(id, { status: 'running', startedAt: Date.now() });
+    }
     this.logger.log({ msg: 'execution started', executionId: id, targets: plan.targets.length });
     const perJob = new Semaphore(Math.max(1, plan.concurrency));
-    let failures = 0;
+    let failures = plan.priorFailures;
+    entry.budgetSpent = plan.maxErrors != null && failures > plan.maxErrors;
+    // What already runs on its server goes first: it holds a slot of the limit anyway.
+    const order = [...plan.targets].sort((a, b) => rank(a) - rank(b) || a.position - b.position);
+    // A cancelled target that may already run is still followed, to stop it remotely.
+    const mayRun = (t: TargetPlan) => t.resume !== undefined;
+    const refuse = (t: TargetPlan): 'cancelled' | 'skipped' | 'detached' | null => {
+      if (entry.detached) return 'detached';
+      if (mayRun(t)) return null;
+      if (entry.cancelled) return 'cancelled';
+      return entry.budgetSpent ? 'skipped' : null;
+    };
     await Promise.all(
-      plan.targets.map(async (target) => {
+      order.map(async (target) => {
         await perJob.acquire();
         try {
-          if (entry.cancelled) return this.skip(entry, target, 'cancelled');
-          if (entry.budgetSpent) return this.skip(entry, target, 'skipped');
+          let refused = refuse(target);
+          if (refused) return this.skip(entry, target, refused);
           await this.global.acquire();
           try {
-            if (entry.cancelled) return this.skip(entry, target, 'cancelled');
-            if (entry.budgetSpent) return this.skip(entry, target, 'skipped');
+            refused = refuse(target);
+            if (refused) return this.skip(entry, target, refused);
             const outcome = await this.runTarget(entry, target);
+            if (outcome.detached) return;
             if (outcome.status !== 'succeeded' && outcome.status !== 'cancelled') {
               failures++;
               if (plan.maxErrors != null && failures > plan.maxErrors && !entry.budgetSpent) {
@@ -258,21 +425,29 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
         }
       }),
     );
+    if (entry.detached) return this.letGo(id);
     await this.finalize(id, entry.cancelled, Date.now());
   }
 
-  private async skip(entry: Running, target: TargetPlan, status: 'skipped' | 'cancelled') {
+  /** After a hand-over: everything emitted is stored, and any replica may claim it at once. */
+  private async letGo(id: string): Promise<void> {
+    await this.writer.flush();
+    await this.repo.release(id, this.config.replicaId);
+  }
+
+  private async skip(
+    entry: Running,
+    target: TargetPlan,
+    status: 'skipped' | 'cancelled' | 'detached',
+  ) {
+    if (status === 'detached') return; // left queued for whoever takes it over
     const id = entry.plan.execution.id;
     await this.repo.updateTarget(target.targetId, { status, finishedAt: Date.now() });
     this.events.emit(id, { type: 'status', serverId: target.serverId, status });
     this.metrics.targets.inc({ status });
   }
 
-  private async runTarget(
-    entry: Running,
-    target: TargetPlan,
-    how: (run: TargetRun) => Promise<TargetOutcome> = (run) => run.run(),
-  ): Promise<TargetOutcome> {
+  private async runTarget(entry: Running, target: TargetPlan): Promise<TargetOutcome> {
     const id = entry.plan.execution.id;
     const exec = this.config.executor;
     const run = new TargetRun(
@@ -303,8 +478,10 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       target,
     );
     entry.runs.set(target.targetId, run);
-    const outcome = await how(run);
+    if (entry.cancelled) run.stop('cancelled');
+    const outcome = await this.begin(entry, run, target);
     entry.runs.delete(target.targetId);
+    if (outcome.detached) return outcome;
 
     const record: Partial<TargetRecord> = {
       status: outcome.status,
@@ -355,6 +532,15 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     return outcome;
   }
 
+  /** Starts the target, or goes on with what a previous owner started. */
+  private async begin(entry: Running, run: TargetRun, target: TargetPlan): Promise<TargetOutcome> {
+    const resume = target.resume;
+    if (!resume) return run.run();
+    if (resume.how === 'probe') return run.run(resume.helperMode);
+    const from = await this.storedEvents.resumeOffsets(entry.plan.execution.id, target.serverId);
+    return run.resume(from, resume.helperMode, resume.startedAt);
+  }
+
   /** Aggregates, makes sure every event is stored, then publishes the final status. */
   private async finalize(id: string, cancelledByCaller: boolean, now: number): Promise<void> {
     const found = await this.repo.find(id);
@@ -364,9 +550,15 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     this.events.emit(id, { type: 'summary', status, data: { ...summary } });
     this.events.emit(id, { type: 'end' });
     await this.writer.flush();
-    await this.repo.updateExecution(id, { status, finishedAt: now });
+    await this.repo.updateExecution(id, { status, finishedAt: now, payload: null });
     this.metrics.executions.inc({ status });
     this.logger.log({ msg: 'execution finished', executionId: id, status, ...summary });
     this.metrics.executionDuration.observe((now - found.execution.createdAt) / 1000);
   }
+}
+
+/** Running targets first, then those that may have started, then the queued ones. */
+function rank(t: TargetPlan): number {
+  if (!t.resume) return 2;
+  return t.resume.how === 'attach' ? 0 : 1;
 }

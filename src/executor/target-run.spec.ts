@@ -105,6 +105,7 @@ function harness(
     concurrency: 1,
     maxErrors: null,
     failFast: false,
+    priorFailures: 0,
   };
   return { run: new TargetRun(deps, plan, target), statuses, logs, cache, helpers };
 }

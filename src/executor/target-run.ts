@@ -43,6 +43,11 @@ export interface TargetRunDeps {
 export type StopReason = 'cancelled' | 'timed_out';
 
 export interface TargetOutcome {
+  /**
+   * This replica let go of the target (a hand-over): nothing is recorded, the run goes on
+   * under its lease, and whoever takes the execution over re-attaches.
+   */
+  detached: boolean;
   status: TargetStatus;
   exitCode: number | null;
   signal: string | null;
@@ -61,7 +66,10 @@ export interface TargetOutcome {
 const controlWordFor = (reason: StopReason) => (reason === 'timed_out' ? 'timeout' : 'cancel');
 
 type Classified = Pick<TargetOutcome, 'status' | 'exitCode' | 'signal' | 'error'>;
-type Result = Omit<TargetOutcome, 'phases' | 'startedAt' | 'finishedAt' | 'truncated'>;
+type Result = Omit<TargetOutcome, 'phases' | 'startedAt' | 'finishedAt' | 'truncated' | 'detached'>;
+
+/** Thrown into a target's phases when this replica lets go of it. */
+class Detached extends Error {}
 
 /**
  * One execution on one server, as its phases: connect (pooled) → ensure the runner →
@@ -83,6 +91,7 @@ export class TargetRun {
   private lostAt: number | null = null;
   /** Set when this process took the target over from one that stopped or died. */
   private takenOver = false;
+  private detached = false;
   private readonly phases: TargetPhases = {
     connectMs: null,
     deployMs: null,
@@ -107,9 +116,24 @@ export class TargetRun {
     this.session?.signal(controlWordFor(reason));
   }
 
-  async run(): Promise<TargetOutcome> {
+  /**
+   * Lets go of the target without stopping its run (which goes on under the lease): the
+   * session is dropped, and the outcome says `detached`.
+   */
+  detach(): void {
+    if (this.detached) return;
+    this.detached = true;
+    this.abort.abort(new Detached('handed over'));
+    this.session?.detach();
+  }
+
+  /**
+   * Starts the target. With `probeMode` (the helper mode it had, if any) it may already
+   * have been started by a replica that died: attach if the server knows the run.
+   */
+  async run(probeMode?: string | null): Promise<TargetOutcome> {
     const startedAt = Date.now();
-    return this.outcome(startedAt, () => this.attempt(startedAt));
+    return this.outcome(startedAt, () => this.attempt(startedAt, probeMode));
   }
 
   /**
@@ -145,6 +169,7 @@ export class TargetRun {
     }
     return {
       ...result,
+      detached: this.detached,
       truncated: this.truncated,
       phases: this.phases,
       startedAt,
@@ -153,21 +178,12 @@ export class TargetRun {
   }
 
   private async attemptResume(mode: 'api' | 'bundled'): Promise<Result> {
-    const helpers: PreparedHelpers = {
-      mode,
-      fallbackReason: null,
-      endpoint: null,
-      env: {},
-      files: {},
-      keep: mode === 'bundled',
-      tunnelMs: null,
-      reconnect: async () => mode === 'bundled',
-      release: async () => ({ output: null, condition: null }),
-    };
+    const helpers = attachedHelpers(mode);
     await this.deps.setStatus('running', { replicaId: this.deps.replicaId });
-    this.lease = await this.connect();
+    // Not abortable: a cancel that came with the take-over must still reach the runner.
+    this.lease = await this.connect(false);
     try {
-      await this.ensureRunner(this.lease.connection);
+      if (!this.stopReason) await this.ensureRunner(this.lease.connection);
       return await this.conclude(
         helpers,
         await this.follow(this.lease.connection, helpers, 'attach'),
@@ -178,12 +194,24 @@ export class TargetRun {
     }
   }
 
-  private async attempt(startedAt: number): Promise<Result> {
+  /**
+   * `probeMode` (a target a replica that died may have started): attach first, with
+   * helpers as files in that mode; only a server that knows no such run gets a start.
+   */
+  private async attempt(startedAt: number, probeMode?: string | null): Promise<Result> {
     await this.deps.setStatus('connecting', { startedAt, replicaId: this.deps.replicaId });
     this.lease = await this.connect();
     try {
       const conn = this.lease.connection;
       await this.ensureRunner(conn);
+      if (probeMode !== undefined) {
+        const attached = attachedHelpers(probeMode === 'bundled' ? 'bundled' : 'api');
+        const exit = await this.follow(conn, attached, 'attach');
+        if (!exit.unknownRun) {
+          this.takenOver = true;
+          return await this.conclude(attached, exit);
+        }
+      }
       const helpers = await this.prepareHelpers(conn);
       try {
         await this.deps.setStatus('running', {
@@ -202,7 +230,9 @@ export class TargetRun {
 
   /** After the first session: re-attach if it was lost, then results and the verdict. */
   private async conclude(helpers: PreparedHelpers, first: RunnerExit): Promise<Result> {
+    if (this.detached) throw new Detached('handed over');
     const exit = first.lost ? await this.reattach(helpers, first) : first;
+    if (this.detached) throw new Detached('handed over');
     this.out.flush();
     this.err.flush();
     const results = await this.results(helpers, exit);
@@ -214,10 +244,10 @@ export class TargetRun {
     };
   }
 
-  private async connect(): Promise<SshLease> {
+  private async connect(abortable = true): Promise<SshLease> {
     const t0 = performance.now();
     const endpoint = await this.target.endpoint();
-    const lease = await this.deps.pool.acquire(endpoint, this.abort.signal);
+    const lease = await this.deps.pool.acquire(endpoint, abortable ? this.abort.signal : undefined);
     this.phases.connectMs = Math.round(performance.now() - t0);
     return lease;
   }
@@ -281,7 +311,7 @@ export class TargetRun {
     this.lostAt = Date.now();
     const until = this.lostAt + limits.leaseSeconds * 1000;
     let exit = lost;
-    for (let attempt = 0; exit.lost && Date.now() < until; attempt++) {
+    for (let attempt = 0; exit.lost && !this.detached && Date.now() < until; attempt++) {
       if (attempt > 0) await sleep(backoffDelay(limits.reattachBackoff, attempt - 1));
       this.lease?.release();
       this.lease = null;
@@ -452,4 +482,19 @@ export class TargetRun {
         : new TargetError('runner_error', (e as Error)?.message ?? String(e));
     return { ...none, status: 'failed', error: { code: err.code, message: err.message } };
   }
+}
+
+/** Helpers of a run this process did not start: files in bundled mode, else none served. */
+function attachedHelpers(mode: 'api' | 'bundled'): PreparedHelpers {
+  return {
+    mode,
+    fallbackReason: null,
+    endpoint: null,
+    env: {},
+    files: {},
+    keep: mode === 'bundled',
+    tunnelMs: null,
+    reconnect: async () => mode === 'bundled',
+    release: async () => ({ output: null, condition: null }),
+  };
 }

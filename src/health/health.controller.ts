@@ -1,8 +1,9 @@
-import { Controller, Get, OnModuleDestroy } from '@nestjs/common';
+import { Controller, Get, Inject, OnModuleDestroy } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
 import { Public } from '../auth/public.decorator';
 import { DatabaseProbe, DatabaseTimeoutError } from '../persistence/database-probe';
+import { WorkQueue } from '../queue/work-queue';
 import { RunnerCacheService } from '../runner-cache/runner-cache.service';
 import { EventLoopLag } from './event-loop-lag';
 import { LifecycleService } from './lifecycle.service';
@@ -13,6 +14,7 @@ import { LifecycleService } from './lifecycle.service';
  */
 const MAX_LAG_MS = 5000;
 const DATABASE_TIMEOUT_MS = 2000;
+const QUEUE_TIMEOUT_MS = 2000;
 
 @ApiTags('health')
 @Controller('health')
@@ -25,6 +27,7 @@ export class HealthController implements OnModuleDestroy {
     private readonly db: DatabaseProbe,
     private readonly runner: RunnerCacheService,
     private readonly lifecycle: LifecycleService,
+    @Inject(WorkQueue) private readonly queue: WorkQueue,
   ) {}
 
   onModuleDestroy(): void {
@@ -39,13 +42,14 @@ export class HealthController implements OnModuleDestroy {
     return this.health.check([() => this.eventLoop()]);
   }
 
-  /** Ready for jobs: database reachable, runner artifact built, not shutting down. */
+  /** Ready for jobs: database (and Redis) reachable, runner artifact built, not shutting down. */
   @Public()
   @Get('ready')
   @HealthCheck()
   ready() {
     return this.health.check([
       () => this.database(),
+      ...(this.queue.shared ? [() => this.redis()] : []),
       () => {
         const s = this.indicators.check('runner');
         try {
@@ -70,6 +74,16 @@ export class HealthController implements OnModuleDestroy {
       return s.up();
     } catch (e) {
       return e instanceof DatabaseTimeoutError ? s.down(e.message) : s.down();
+    }
+  }
+
+  private async redis() {
+    const s = this.indicators.check('redis');
+    try {
+      await this.queue.ping(QUEUE_TIMEOUT_MS);
+      return s.up();
+    } catch (e: any) {
+      return s.down({ message: `Redis unreachable: ${e?.message ?? e}` });
     }
   }
 

@@ -3,6 +3,7 @@ import { TerminusModule } from '@nestjs/terminus';
 import { ExecutorModule } from '../executor/executor.module';
 import { JobsModule } from '../jobs/jobs.module';
 import { PersistenceModule } from '../persistence/persistence.module';
+import { QueueModule } from '../queue/queue.module';
 import { RunnerCacheModule } from '../runner-cache/runner-cache.module';
 import { HealthController } from './health.controller';
 import { LifecycleService } from './lifecycle.service';
@@ -13,6 +14,7 @@ import { ShutdownService } from './shutdown.service';
   imports: [
     TerminusModule.forRoot({ logger: false }),
     PersistenceModule,
+    QueueModule,
     RunnerCacheModule,
     JobsModule,
     ExecutorModule,

@@ -7,7 +7,9 @@ import { LifecycleService } from './lifecycle.service';
 /**
  * The one owner of shutdown. On SIGTERM or SIGINT: readiness turns 503, new jobs get 503,
  * running executions get `shutdown.graceSeconds`, then are cancelled (remote trees
- * killed), the app closes and the process exits 0. Nest's own shutdown hooks are not used:
+ * killed), the app closes and the process exits 0. In a cluster (REDIS_URL) or with
+ * `shutdown.handover`, running targets are handed over instead: nothing is cancelled,
+ * and another replica (or the next start) re-attaches. Nest's own shutdown hooks are not used:
  * they run the destroy hooks (websockets closed) before anything could drain, and end the
  * process by re-raising the signal instead of exiting 0.
  */
@@ -31,13 +33,23 @@ export class ShutdownService implements OnApplicationShutdown {
   private async shutdown(app: INestApplicationContext, signal: string): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    const grace = this.config.shutdown.graceSeconds;
-    this.logger.log(`${signal}: draining (up to ${grace} s), then cancelling what is left`);
     this.lifecycle.startDraining();
     this.jobs.stopAccepting();
-    await this.executor.drain(grace * 1000);
+    if (this.handsOver()) {
+      this.logger.log(`${signal}: handing running targets over (they go on remotely)`);
+      await this.executor.handover();
+    } else {
+      const grace = this.config.shutdown.graceSeconds;
+      this.logger.log(`${signal}: draining (up to ${grace} s), then cancelling what is left`);
+      await this.executor.drain(grace * 1000);
+    }
     await app.close();
     process.exit(0);
+  }
+
+  /** In a cluster another replica re-attaches at once; alone, only when configured. */
+  private handsOver(): boolean {
+    return this.config.shutdown.handover || this.config.queue.redisUrl !== '';
   }
 
   /** An app closed without a signal (tests, embedding) cancels what still runs, at once. */

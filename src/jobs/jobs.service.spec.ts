@@ -106,18 +106,22 @@ class FakeServers
   }
 }
 
-/** ExecutorService as JobsService sees it: start a plan, cancel what is still running. */
-class FakeExecutor implements Pick<ExecutorService, 'start' | 'cancel'> {
+/** ExecutorService as JobsService sees it: seal and submit a plan, cancel what still runs. */
+class FakeExecutor implements Pick<ExecutorService, 'submit' | 'requestCancel' | 'seal'> {
   plans: ExecutionPlan[] = [];
   running = new Set<string>();
   cancelled: string[] = [];
 
-  start(plan: ExecutionPlan): void {
+  seal(executionId: string, job: Pick<ExecutionPlan, 'script' | 'env' | 'input'>): string {
+    return `sealed:${executionId}:${job.script.content.length}`;
+  }
+
+  async submit(plan: ExecutionPlan): Promise<void> {
     this.plans.push(plan);
     this.running.add(plan.execution.id);
   }
 
-  cancel(executionId: string): boolean {
+  async requestCancel(executionId: string): Promise<boolean> {
     if (!this.running.delete(executionId)) return false;
     this.cancelled.push(executionId);
     return true;

@@ -73,7 +73,8 @@ export class JobsService {
       eventId: dto.eventId,
       userId: dto.userId,
       idempotencyKey,
-      ownerId: this.config.replicaId,
+      // Alone, the accepting process drives it; with a shared queue, whoever picks it up.
+      ownerId: this.config.queue.redisUrl ? undefined : this.config.replicaId,
       request: {
         scriptType: dto.script.type,
         scriptBytes,
@@ -87,8 +88,13 @@ export class JobsService {
       },
     });
     const targets = servers.map((s, position) => newTarget(execution.id, position, s));
+    const job = {
+      script: { type: dto.script.type, content: dto.script.content },
+      env,
+      input: dto.input ?? null,
+    };
     try {
-      await this.repo.create(execution, targets);
+      await this.repo.create(execution, targets, this.executor.seal(execution.id, job));
     } catch (e) {
       // Two identical retries raced: the unique key lets exactly one through.
       if (idempotencyKey) {
@@ -108,16 +114,15 @@ export class JobsService {
         baseDir: this.servers.baseDirOf(s),
         endpoint: () => this.servers.getEndpoint(s.id),
       })),
-      script: { type: dto.script.type, content: dto.script.content },
-      env,
-      input: dto.input ?? null,
+      ...job,
       timeoutSeconds,
       helperMode,
       concurrency,
       maxErrors: resolveMaxErrors(dto.maxErrors, servers.length),
       failFast: dto.failFast ?? false,
+      priorFailures: 0,
     };
-    this.executor.start(plan);
+    await this.executor.submit(plan);
     return executionView(execution, targets);
   }
 
@@ -158,7 +163,7 @@ export class JobsService {
 
   async cancel(id: string): Promise<ExecutionView> {
     const current = await this.view(id);
-    if (!this.executor.cancel(id)) {
+    if (!(await this.executor.requestCancel(id))) {
       throw new ConflictException(`execution ${id} is already ${current.status}`);
     }
     return current;

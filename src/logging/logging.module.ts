@@ -25,6 +25,8 @@ export const REDACT = [
         forRoutes: [{ path: '{*path}', method: RequestMethod.ALL }],
         pinoHttp: {
           level: config.nodeEnv === 'test' ? 'warn' : 'info',
+          // Every line says which replica wrote it.
+          base: { pid: process.pid, replicaId: config.replicaId },
           redact: { paths: REDACT, censor: '[redacted]' },
           // Probes and scrapes every few seconds are noise.
           autoLogging: { ignore: (req) => /^\/(health|metrics)/.test(req.url ?? '') },

@@ -1,4 +1,5 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
+import { AppConfig } from '../config/app-config';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, register } from 'prom-client';
 
 const DURATION_BUCKETS = [
@@ -7,7 +8,8 @@ const DURATION_BUCKETS = [
 
 /**
  * All `cronium_` metrics in one place. Labels are low-cardinality (status, phase, code):
- * never a server id on a high-volume series.
+ * never a server id on a high-volume series. Every series carries `replica_id`, so the
+ * replicas of a cluster can be told apart (and summed).
  */
 @Injectable()
 export class MetricsService {
@@ -72,7 +74,8 @@ export class MetricsService {
     'Circuit-breaker openings',
   );
 
-  constructor() {
+  constructor(@Optional() config?: AppConfig) {
+    if (config) this.registry.setDefaultLabels({ replica_id: config.replicaId });
     // Process metrics (CPU, memory, event loop) once per registry.
     if (!this.registry.getSingleMetric('process_cpu_seconds_total'))
       collectDefaultMetrics({ register: this.registry });

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, In, Not, Repository } from 'typeorm';
+import type { ExecutionRecord, TargetRecord } from '../executions/records';
 import { ExecutionStatus, TERMINAL_TARGET_STATUSES } from '../executions/statuses';
 import { ExecutionEntity, ExecutionTargetEntity } from './entities';
 
@@ -31,9 +32,13 @@ export class ExecutionsRepository {
    * Inserts copies: TypeORM's multi-row insert writes re-read primary keys back into the
    * objects it was given in sorted order, which would shuffle the callers' target ids.
    */
-  async create(execution: ExecutionEntity, targets: ExecutionTargetEntity[]): Promise<void> {
+  async create(
+    execution: ExecutionRecord,
+    targets: TargetRecord[],
+    payload: string | null = null,
+  ): Promise<void> {
     await this.db.transaction(async (m) => {
-      await m.insert(ExecutionEntity, { ...execution } as any);
+      await m.insert(ExecutionEntity, { ...execution, payload } as any);
       for (let i = 0; i < targets.length; i += 40) {
         await m.insert(
           ExecutionTargetEntity,
@@ -119,6 +124,40 @@ export class ExecutionsRepository {
       )
       .execute();
     return (r.affected ?? 0) > 0;
+  }
+
+  /** The sealed job of an unfinished execution (null once it ended, or never stored). */
+  async payloadOf(id: string): Promise<string | null> {
+    const row = await this.executions
+      .createQueryBuilder('e')
+      .select('e.payload', 'payload')
+      .where('e.id = :id', { id })
+      .getRawOne<{ payload: string | null }>();
+    return row?.payload ?? null;
+  }
+
+  /** Records a cancel request; false when the execution has already ended (or is unknown). */
+  async requestCancel(id: string, now: number): Promise<boolean> {
+    const r = await this.executions.update(
+      { id, status: In(['queued', 'running']) },
+      { cancelRequestedAt: now },
+    );
+    return (r.affected ?? 0) > 0;
+  }
+
+  /** Lets go of an execution (handed over): any replica may claim it at once. */
+  async release(id: string, ownerId: string): Promise<void> {
+    await this.executions.update({ id, ownerId }, { ownerId: null, heartbeatAt: null });
+  }
+
+  /** Of `ids`, those this owner still holds (another replica may have taken one over). */
+  async ownedBy(ids: string[], ownerId: string): Promise<Set<string>> {
+    if (!ids.length) return new Set();
+    const rows = await this.executions.find({
+      select: { id: true },
+      where: { id: In(ids), ownerId },
+    });
+    return new Set(rows.map((r) => r.id));
   }
 
   unfinishedTargets(executionId: string): Promise<ExecutionTargetEntity[]> {

@@ -86,6 +86,7 @@ export class RunnerSession {
   /** Whether the next stdout byte starts a line (where a trailer can start). */
   private lineStart = true;
   private gotExit = false;
+  private detached = false;
   private channelExitCode: number | null = null;
   private readonly exit: RunnerExit = {
     started: false,
@@ -123,6 +124,15 @@ export class RunnerSession {
     this.sendWord();
   }
 
+  /**
+   * Stops following without a word to the runner: the run goes on under its lease, for
+   * whoever attaches next (a hand-over). The session then ends as lost.
+   */
+  detach(): void {
+    this.detached = true;
+    this.channel?.close();
+  }
+
   private async follow(
     command: string,
     payload: Buffer | null,
@@ -156,6 +166,7 @@ export class RunnerSession {
       });
       channel.on('close', finish);
       channel.on('error', () => undefined);
+      if (this.detached) return channel.close();
       if (payload) channel.write(payload);
       if (this.word) this.sendWord();
     });

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import { Subscription } from 'rxjs';
+import { Observable, Subject, Subscription } from 'rxjs';
 import { retry } from '../common/backoff';
 import { AppConfig } from '../config/app-config';
 import type { ExecutionEventRecord } from '../executions/records';
@@ -18,6 +18,9 @@ export class EventWriter implements OnModuleInit, OnApplicationShutdown {
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
   private sub?: Subscription;
+  private readonly stored = new Subject<ExecutionEvent[]>();
+  /** Each batch once it is in the database (other replicas hear of events only then). */
+  readonly stored$: Observable<ExecutionEvent[]> = this.stored.asObservable();
 
   constructor(
     private readonly events: ExecutionEventsService,
@@ -62,6 +65,7 @@ export class EventWriter implements OnModuleInit, OnApplicationShutdown {
         () => this.repo.insertMany(rows),
         () => true,
       );
+      this.stored.next(batch);
     } catch (err: any) {
       this.logger.error(
         `dropping ${rows.length} events after ${policy.attempts} failed writes: ${err?.message}`,

@@ -15,8 +15,12 @@ interface Counters {
 @Injectable()
 export class ExecutionEventsService {
   private readonly subject = new Subject<ExecutionEvent>();
+  private readonly everywhere = new Subject<ExecutionEvent>();
   private readonly counters = new Map<string, Counters>();
+  /** Events emitted here, numbered: what this replica stores. */
   readonly events$: Observable<ExecutionEvent> = this.subject.asObservable();
+  /** Those, and the events other replicas stored (relayed): what subscribers here see. */
+  readonly feed$: Observable<ExecutionEvent> = this.everywhere.asObservable();
 
   /** Starts numbering for an execution (continuing from stored events if any). */
   open(executionId: string, seq = 0, logSeq = 0): void {
@@ -32,8 +36,14 @@ export class ExecutionEventsService {
     const full: ExecutionEvent = { ...event, executionId, seq: ++c.seq, ts: Date.now() };
     if (event.type === 'log') full.logSeq = ++c.logSeq;
     this.subject.next(full);
+    this.everywhere.next(full);
     if (event.type === 'end') this.counters.delete(executionId);
     return full;
+  }
+
+  /** An event another replica emitted and stored: for subscribers only, never re-stored. */
+  relay(event: ExecutionEvent): void {
+    this.everywhere.next(event);
   }
 
   isLive(executionId: string): boolean {

@@ -83,7 +83,7 @@ export class StatusGateway
   }
 
   onModuleInit(): void {
-    this.stream = this.events.events$.subscribe((e) => {
+    this.stream = this.events.feed$.subscribe((e) => {
       const subs = this.live.get(e.executionId);
       if (!subs) return;
       for (const sub of subs) {

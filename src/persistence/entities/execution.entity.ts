@@ -21,4 +21,8 @@ export class ExecutionEntity implements ExecutionRecord {
   @Column({ type: 'bigint', nullable: true, transformer: epochMs }) finishedAt!: number | null;
   @Column({ type: 'varchar', length: 128, nullable: true }) ownerId!: string | null;
   @Column({ type: 'bigint', nullable: true, transformer: epochMs }) heartbeatAt!: number | null;
+  @Column({ type: 'bigint', nullable: true, transformer: epochMs })
+  cancelRequestedAt!: number | null;
+  /** The sealed job (script, env, input) while unfinished; never selected with the record. */
+  @Column({ type: 'text', nullable: true, select: false }) payload?: string | null;
 }
