@@ -1,11 +1,10 @@
 import { freePort, SshdInstance, startSshd } from './support/sshd';
 import { logsOf, registerServer, startApp, TestApp, waitForExecution } from './support/app';
 import { alive, eventually } from './support/processes';
+import { sample } from './support/metrics';
 
 async function metric(t: TestApp, name: string, labels: string): Promise<number> {
-  const text = (await t.http().get('/metrics')).text;
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
-  return line ? Number(line.split(' ').pop()) : 0;
+  return sample((await t.http().get('/metrics')).text, name, labels);
 }
 
 describe('one job on many servers (real sshd)', () => {

@@ -1,11 +1,6 @@
 import { registerServer, startApp, TestApp, waitForExecution } from './support/app';
 import { SshdInstance, startSshd } from './support/sshd';
-
-function sample(text: string, name: string, labels = ''): number {
-  const key = labels ? `${name}{${labels}}` : name;
-  const line = text.split('\n').find((l) => l.startsWith(key + ' '));
-  return line ? Number(line.slice(key.length + 1)) : 0;
-}
+import { sample } from './support/metrics';
 
 describe('metrics, health and API docs', () => {
   let sshd: SshdInstance;
@@ -49,6 +44,10 @@ describe('metrics, health and API docs', () => {
     expect(delta('cronium_target_phase_duration_seconds_count', 'phase="run"')).toBe(3);
     expect(delta('cronium_tunnels_total', 'result="api",reason=""')).toBe(3);
     expect(sample(after, 'cronium_ssh_connections')).toBeGreaterThanOrEqual(1);
+    // every series says which replica it comes from
+    const series = after.split('\n').filter((l) => l.startsWith('cronium_'));
+    expect(series.length).toBeGreaterThan(10);
+    for (const l of series) expect(l).toMatch(/replica_id="[^"]+"/);
     // no per-server label on any cronium series
     expect(after.split('\n').filter((l) => l.startsWith('cronium_') && /server/i.test(l))).toEqual(
       [],

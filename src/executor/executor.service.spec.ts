@@ -62,10 +62,13 @@ beforeAll(async () => {
   executor = await newExecutor();
 });
 
-/** An executor as a process has one: with an in-process queue, alone on its database. */
+/**
+ * An executor as a process has one: with an in-process queue, alone on its database; each
+ * one a process of its own (`process-<n>`).
+ */
 async function newExecutor(): Promise<ExecutorService> {
   const e = new ExecutorService(
-    config,
+    { ...config, replicaId: `process-${executors.length + 1}` } as AppConfig,
     repo,
     storedEvents,
     events,
@@ -119,6 +122,7 @@ interface JobOptions {
 /** Persists an execution with `n` targets on the one sshd and returns its plan. */
 async function plan(script: string, o: JobOptions): Promise<ExecutionPlan> {
   const execution = newExecution({
+    ownerId: `process-${executors.length}`, // the newest executor accepted it, as JobsService does
     request: {
       scriptType: 'bash',
       scriptBytes: script.length,
@@ -280,9 +284,9 @@ describe('ExecutorService', () => {
     await newExecutor(); // a new process: it takes over at start-up
     const { execution, targets } = await finished(p.execution.id);
     expect(execution.status).toBe('partial');
-    expect(execution.ownerId).toBe(config.replicaId);
+    expect(execution.ownerId).toBe('process-2');
     expect(targets[0]).toMatchObject({ status: 'failed', errorCode: 'orchestrator_restarted' });
-    expect(targets[0].replicaId).toBe(config.replicaId);
+    expect(targets[0].replicaId).toBe('process-2');
     expect(targets[1]).toMatchObject({ status: 'failed', errorCode: 'orchestrator_restarted' });
     expect(targets[2].status).toBe('succeeded');
     const results = seen.filter((e) => e.executionId === p.execution.id && e.type === 'result');

@@ -59,6 +59,8 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
   private readonly driving = new Map<string, Promise<DriveResult>>();
   private readonly box: SecretBox;
   private handingOver = false;
+  /** Past the shutdown grace: nothing new starts here. */
+  private draining = false;
 
   constructor(
     private readonly config: AppConfig,
@@ -184,10 +186,11 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       return here.detached ? 'handed_over' : 'done';
     }
     if (this.handingOver) return 'handed_over';
+    if (this.draining) return 'busy';
     const fresh = this.fresh.get(id);
     this.fresh.delete(id);
-    // A plan made here, alone, is ours from creation; anything else is claimed first.
-    if (!fresh || this.queue.shared) {
+    // A plan made here for this process is ours from creation; anything else is claimed.
+    if (fresh?.execution.ownerId !== this.config.replicaId) {
       const now = Date.now();
       const staleBefore = exclusive
         ? Number.MAX_SAFE_INTEGER
@@ -366,12 +369,20 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     for (const run of entry.runs.values()) run.detach();
   }
 
-  /** Waits up to `graceMs` for running executions, then cancels what is left and waits for it. */
+  /**
+   * Waits up to `graceMs` for running executions (and those being picked up), then cancels
+   * what is left and waits for it. Work that arrives after the grace is left queued, for
+   * the next start.
+   */
   async drain(graceMs: number): Promise<void> {
-    const all = () => Promise.all([...this.running.values()].map((r) => r.done));
+    const all = () =>
+      Promise.all(
+        [...this.running.values(), ...this.driving.values()].map((r) => ('done' in r ? r.done : r)),
+      );
     if (graceMs > 0) {
       await Promise.race([all(), new Promise((r) => setTimeout(r, graceMs).unref())]);
     }
+    this.draining = true;
     for (const id of this.running.keys()) this.cancel(id);
     await all();
   }
