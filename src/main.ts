@@ -23,10 +23,10 @@ async function bootstrap(): Promise<void> {
   const config = app.get(AppConfig);
   const logger = new Logger('Main');
 
-  await app.listen(config.port, '0.0.0.0');
+  await app.listen(config.port, config.host);
   const queueKind = config.queue.redisUrl ? 'BullMQ on Redis' : 'in-process';
   logger.log(
-    `listening on :${config.port} (database ${config.database.url.split(':')[0]}, queue ${queueKind}, replica ${config.replicaId})`,
+    `listening on ${config.host}:${config.port} (database ${config.database.url.split(':')[0]}, queue ${queueKind}, replica ${config.replicaId})`,
   );
 }
 

@@ -175,6 +175,10 @@ export class MetricsConfig {
 
 export class AppConfig {
   @IsInt() @Min(0) @Max(65535) port!: number;
+  /** Address the HTTP server listens on. */
+  @IsString() @MinLength(1) host!: string;
+  /** Log level; empty: `warn` under NODE_ENV=test, else `info`. */
+  @IsIn(['', 'fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) logLevel!: string;
   @IsString() dataDir!: string;
   /** Who runs a target: recorded on it, in logs and in metrics. */
   @IsString() @Matches(/^[A-Za-z0-9._:-]{1,128}$/) replicaId!: string;

@@ -73,6 +73,28 @@ describe('loadConfig', () => {
     expect(c.nodeEnv).toBe('test');
   });
 
+  it('maps HOST, LOG_LEVEL, REDIS_URL and CRONIUM_REPLICA_ID; one process without Redis by default', () => {
+    const d = load();
+    expect(d.host).toBe('0.0.0.0');
+    expect(d.queue.redisUrl).toBe('');
+    expect(d.replicaId).toBe(`${os.hostname()}-${process.pid}`);
+    const c = load({
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'DEBUG',
+      REDIS_URL: 'redis://:pw@cache:6380/2',
+      CRONIUM_REPLICA_ID: 'pod-7',
+    });
+    expect(c.host).toBe('127.0.0.1');
+    expect(c.logLevel).toBe('debug');
+    expect(c.queue.redisUrl).toBe('redis://:pw@cache:6380/2');
+    expect(c.replicaId).toBe('pod-7');
+  });
+
+  it('refuses a REDIS_URL that is not redis:// or rediss://, naming REDIS_URL', () => {
+    expect(() => load({ REDIS_URL: 'http://cache:6379' })).toThrow(/REDIS_URL/);
+    expect(() => load({ LOG_LEVEL: 'loud' })).toThrow(/logLevel/);
+  });
+
   it('applies CRONIUM__SECTION__KEY overrides with number coercion and JSON values', () => {
     const c = load({
       CRONIUM__SSH__MAX_CHANNELS_PER_CONNECTION: '3',

@@ -16,6 +16,8 @@ const CONFIG_DIR = path.resolve(__dirname, '../../config');
 /** Env vars the spec names, mapped onto config keys. */
 const NAMED_ENV: Record<string, { key: string; parse?: (v: string) => unknown }> = {
   PORT: { key: 'port' },
+  HOST: { key: 'host' },
+  LOG_LEVEL: { key: 'logLevel', parse: (v) => v.toLowerCase() },
   DATABASE_URL: { key: 'database.url' },
   CRONIUM_DATA_DIR: { key: 'dataDir' },
   CRONIUM_SERVICE_TOKENS: {

@@ -122,7 +122,9 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     if (this.ticking || this.handingOver) return;
     this.ticking = true;
     try {
-      await this.repo.heartbeat(this.config.replicaId, Date.now());
+      // Only what is driven here: an execution claimed but not driven goes stale.
+      const ids = [...new Set([...this.running.keys(), ...this.driving.keys()])];
+      await this.repo.heartbeat(this.config.replicaId, Date.now(), ids);
       await this.letGoOfLost();
       await this.sweep(false);
     } catch (e: any) {

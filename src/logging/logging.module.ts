@@ -24,7 +24,7 @@ export const REDACT = [
         // Named wildcard: the path-to-regexp of Nest 11 no longer takes a bare '*'.
         forRoutes: [{ path: '{*path}', method: RequestMethod.ALL }],
         pinoHttp: {
-          level: config.nodeEnv === 'test' ? 'warn' : 'info',
+          level: config.logLevel || (config.nodeEnv === 'test' ? 'warn' : 'info'),
           // Every line says which replica wrote it.
           base: { pid: process.pid, replicaId: config.replicaId },
           redact: { paths: REDACT, censor: '[redacted]' },

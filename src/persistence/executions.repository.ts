@@ -100,10 +100,11 @@ export class ExecutionsRepository {
     return this.executions.find({ where: { status: In(['queued', 'running']) } });
   }
 
-  /** The owner is alive: renews its heartbeat on every execution it still drives. */
-  async heartbeat(ownerId: string, now: number): Promise<void> {
+  /** The owner is alive: renews its heartbeat on the executions it drives (`ids`). */
+  async heartbeat(ownerId: string, now: number, ids: string[]): Promise<void> {
+    if (!ids.length) return;
     await this.executions.update(
-      { ownerId, status: In(['queued', 'running']) },
+      { ownerId, id: In(ids), status: In(['queued', 'running']) },
       { heartbeatAt: now },
     );
   }
