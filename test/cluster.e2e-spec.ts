@@ -92,7 +92,19 @@ describe('a cluster of replicas (PostgreSQL + Redis + BullMQ)', () => {
     const serverId = await register(a, 'failover');
     const count = path.join(sshd.dir, `runs-${Date.now()}`);
     const id = await submit(a, {
-      script: { type: 'bash', content: `echo run >> ${count}; ${script(40, 0.1, 3)}` },
+      script: {
+        type: 'bash',
+        // API-mode helpers before the kill and after the take-over (another replica serves them)
+        content: [
+          `echo run >> ${count}`,
+          'cronium.setCondition true',
+          'for i in $(seq 1 40); do echo "line $i"; sleep 0.1; done',
+          'cronium.output "$(cronium.input)"',
+          'exit 3',
+        ].join('\n'),
+      },
+      input: { n: 7 },
+      helperMode: 'api',
       targets: { serverIds: [serverId] },
     });
     const owner = cluster.byId(await runningOn(a, id))!;
@@ -102,8 +114,10 @@ describe('a cluster of replicas (PostgreSQL + Redis + BullMQ)', () => {
 
     const ex = await survivor.waitForExecution(id, { timeoutMs: 90_000, pollMs: 100 });
     expect(ex.status).toBe('failed');
-    expect(ex.targets[0]).toMatchObject({ status: 'failed', exitCode: 3 });
+    expect(ex.targets[0]).toMatchObject({ status: 'failed', exitCode: 3, helperMode: 'api' });
     expect(ex.targets[0].error ?? null).toBeNull();
+    expect(ex.targets[0].condition).toBe(true);
+    expect(ex.targets[0].output).toEqual({ n: 7 });
     expect(ex.targets[0].replicaId).toBe(cluster.idOf(survivor));
     const logs = await allLogs(survivor, id);
     expect(stdoutOf(logs)).toEqual(lines(40));

@@ -83,7 +83,7 @@ describe('service lifecycle (real process, real sshd)', () => {
       await svc.stop('SIGKILL');
     }
   });
-  it('a service killed mid-run and started again re-attaches: the job ends with its real exit code and every line once', async () => {
+  it('a service killed mid-run and started again re-attaches: the job ends with its real exit code and every line once; API-mode helpers keep working', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-reattach-'));
     const start = () =>
       startServiceProcess({
@@ -100,9 +100,17 @@ describe('service lifecycle (real process, real sshd)', () => {
       const job = await first.api('POST', '/v1/jobs', {
         script: {
           type: 'bash',
-          content:
-            'for i in $(seq 1 12); do echo "tick $i"; sleep 0.25; done; echo bye >&2; exit 4',
+          content: [
+            'cronium.setCondition true',
+            'for i in $(seq 1 12); do echo "tick $i"; sleep 0.25; done',
+            // after the take-over: the same endpoint and token, served by the new process
+            'echo "input=$(cronium.input)"',
+            'cronium.output \'{"tick":12}\'',
+            'echo bye >&2; exit 4',
+          ].join('\n'),
         },
+        input: { n: 7 },
+        helperMode: 'api',
         targets: { serverIds: [srv.body.id] },
       });
       expect(job.status).toBe(202);
@@ -118,11 +126,17 @@ describe('service lifecycle (real process, real sshd)', () => {
       await second.waitReady();
       const done = await second.waitForExecution(job.body.id, { timeoutMs: 60000 });
       expect(done.status).toBe('failed');
-      expect(done.targets[0]).toMatchObject({ status: 'failed', exitCode: 4 });
+      expect(done.targets[0]).toMatchObject({ status: 'failed', exitCode: 4, helperMode: 'api' });
       expect(done.targets[0].error).toBeUndefined();
+      // set before the kill (kept), and after it (through the re-forwarded tunnel)
+      expect(done.targets[0].condition).toBe(true);
+      expect(done.targets[0].output).toEqual({ tick: 12 });
       const logs = (await second.api('GET', `/v1/executions/${job.body.id}/logs`)).body.entries;
       const stdout = logs.filter((e: any) => e.stream === 'stdout').map((e: any) => e.text);
-      expect(stdout).toEqual(Array.from({ length: 12 }, (_, i) => `tick ${i + 1}`));
+      expect(stdout).toEqual([
+        ...Array.from({ length: 12 }, (_, i) => `tick ${i + 1}`),
+        'input={"n":7}',
+      ]);
       expect(logs.filter((e: any) => e.stream === 'stderr').map((e: any) => e.text)).toEqual([
         'bye',
       ]);

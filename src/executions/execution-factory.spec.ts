@@ -33,6 +33,7 @@ describe('execution factory', () => {
       finishedAt: null,
       ownerId: null,
       heartbeatAt: null,
+      cancelRequestedAt: null,
     });
     expect(e.createdAt).toBeGreaterThanOrEqual(before);
     expect(e.createdAt).toBeLessThanOrEqual(Date.now());
@@ -69,11 +70,18 @@ describe('execution factory', () => {
     });
     const results = ['exitCode', 'signal', 'errorCode', 'errorMessage', 'output', 'condition'];
     const helpers = ['helperMode', 'fallbackReason'];
-    for (const field of [...results, ...helpers, 'startedAt', 'finishedAt', 'replicaId']) {
+    for (const field of [
+      ...results,
+      ...helpers,
+      'startedAt',
+      'finishedAt',
+      'replicaId',
+      'tunnelPort',
+    ]) {
       expect(t[field as keyof typeof t]).toBeNull();
     }
     expect(Object.values(t.phases)).toEqual([null, null, null, null]);
-    expect(Object.keys(t)).toHaveLength(19);
+    expect(Object.keys(t)).toHaveLength(20);
     expect(newTarget('exec-1', 3, { id: 'srv-1', name: 'web-1' }).id).not.toBe(t.id);
   });
 });

@@ -68,5 +68,6 @@ export function newTarget(
     finishedAt: null,
     phases: { connectMs: null, deployMs: null, tunnelMs: null, runMs: null },
     replicaId: null,
+    tunnelPort: null,
   };
 }

@@ -51,6 +51,8 @@ export interface TargetRecord {
   phases: TargetPhases;
   /** The replica that runs (or ran) this target. */
   replicaId: string | null;
+  /** API mode: the server-side port of its helper tunnel (a take-over forwards it again). */
+  tunnelPort: number | null;
 }
 
 export type ExecutionEventType = 'status' | 'log' | 'result' | 'summary' | 'end';

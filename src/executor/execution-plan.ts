@@ -16,11 +16,18 @@ export interface TargetPlan {
 }
 
 /** How a target goes on after a take-over (a restart, a dead replica, a re-delivery). */
-export type TargetResume =
-  /** It was starting: the run may exist on the server (attach) or not (start). */
-  | { how: 'probe'; helperMode: string | null }
+export type TargetResume = {
+  helperMode: string | null;
+  /** API mode: the tunnel port the script's endpoint names (forwarded again). */
+  tunnelPort: number | null;
+  /** What the script had handed its helpers before the take-over. */
+  results: { output: unknown; condition: boolean | null };
+} & (
+  | /** It was starting: the run may exist on the server (attach) or not (start). */
+  { how: 'probe' }
   /** It was running: attach from the offsets of its stored log entries. */
-  | { how: 'attach'; helperMode: string | null; startedAt: number };
+  | { how: 'attach'; startedAt: number }
+);
 
 /**
  * Everything needed to run an execution. Script, env and input are kept in memory, and in

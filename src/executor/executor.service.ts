@@ -246,11 +246,16 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
         baseDir: await this.servers.baseDirOfServer(t.serverId).catch(() => ''),
         endpoint: () => this.servers.getEndpoint(t.serverId),
         resume:
-          t.status === 'running'
-            ? { how: 'attach', helperMode: t.helperMode, startedAt: t.startedAt ?? now }
-            : t.status === 'queued'
-              ? undefined
-              : { how: 'probe', helperMode: t.helperMode },
+          t.status === 'queued'
+            ? undefined
+            : {
+                ...(t.status === 'running'
+                  ? { how: 'attach' as const, startedAt: t.startedAt ?? now }
+                  : { how: 'probe' as const }),
+                helperMode: t.helperMode,
+                tunnelPort: t.tunnelPort,
+                results: { output: t.output, condition: t.condition },
+              },
       });
     }
     if (!left.length) {
@@ -549,9 +554,9 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
   private async begin(entry: Running, run: TargetRun, target: TargetPlan): Promise<TargetOutcome> {
     const resume = target.resume;
     if (!resume) return run.run();
-    if (resume.how === 'probe') return run.run(resume.helperMode);
+    if (resume.how === 'probe') return run.run(resume);
     const from = await this.storedEvents.resumeOffsets(entry.plan.execution.id, target.serverId);
-    return run.resume(from, resume.helperMode, resume.startedAt);
+    return run.resume(from, resume);
   }
 
   /** Aggregates, makes sure every event is stored, then publishes the final status. */

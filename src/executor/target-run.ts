@@ -8,6 +8,7 @@ import type { RunnerChannels } from '../runner/runner-channels';
 import { RunnerExit, RunnerSession } from '../runner/runner-session';
 import type { RunnerCacheService } from '../runner-cache/runner-cache.service';
 import type {
+  HelperRequest,
   HelperResults,
   PreparedHelpers,
   RuntimeHelpersService,
@@ -15,13 +16,13 @@ import type {
 import { execCommand } from '../ssh/run-command';
 import type { SshPool } from '../ssh/ssh-pool.service';
 import type { PooledConnection, SshLease } from '../ssh/ssh.types';
-import type { ExecutionPlan, TargetPlan } from './execution-plan';
+import type { ExecutionPlan, TargetPlan, TargetResume } from './execution-plan';
 
 export interface TargetRunDeps {
   pool: Pick<SshPool, 'acquire'>;
   runnerCache: Pick<RunnerCacheService, 'artifact' | 'ensure' | 'isTrusted' | 'invalidate'>;
   runnerChannels: RunnerChannels;
-  helpers: Pick<RuntimeHelpersService, 'prepare' | 'applyBundled'>;
+  helpers: Pick<RuntimeHelpersService, 'prepare' | 'resumeApi' | 'applyBundled'>;
   limits: {
     capBytes: number;
     maxLineBytes: number;
@@ -128,31 +129,28 @@ export class TargetRun {
   }
 
   /**
-   * Starts the target. With `probeMode` (the helper mode it had, if any) it may already
-   * have been started by a replica that died: attach if the server knows the run.
+   * Starts the target. With `probe` it may already have been started by a replica that
+   * died: attach if the server knows the run.
    */
-  async run(probeMode?: string | null): Promise<TargetOutcome> {
+  async run(probe?: TargetResume): Promise<TargetOutcome> {
     const startedAt = Date.now();
-    return this.outcome(startedAt, () => this.attempt(startedAt, probeMode));
+    return this.outcome(startedAt, () => this.attempt(startedAt, probe));
   }
 
   /**
-   * Takes over a target another process started (it restarted, or died): attach from the
-   * offsets of the stored log entries, with the deadline counted from the real start.
-   * Helpers come back as files (bundled mode collects as usual); an API-mode tunnel and
-   * token died with that process.
+   * Takes over a target another process started (it restarted, died or let go): attach
+   * from the offsets of the stored log entries, with the deadline counted from the real
+   * start. Bundled mode collects as usual; in API mode the script's tunnel port is
+   * forwarded again and its session re-opened, so its endpoint and token keep working.
    */
   async resume(
     from: { stdout: number; stderr: number },
-    helperMode: string | null,
-    startedAt: number,
+    resume: TargetResume & { how: 'attach' },
   ): Promise<TargetOutcome> {
     this.takenOver = true;
     this.out = this.capture('stdout', from.stdout);
     this.err = this.capture('stderr', from.stderr);
-    return this.outcome(startedAt, () =>
-      this.attemptResume(helperMode === 'bundled' ? 'bundled' : 'api'),
-    );
+    return this.outcome(resume.startedAt, () => this.attemptResume(resume));
   }
 
   /** Runs `work` under the target's deadline (start + timeout) and dresses its result. */
@@ -177,35 +175,59 @@ export class TargetRun {
     };
   }
 
-  private async attemptResume(mode: 'api' | 'bundled'): Promise<Result> {
-    const helpers = attachedHelpers(mode);
+  private async attemptResume(resume: TargetResume): Promise<Result> {
     await this.deps.setStatus('running', { replicaId: this.deps.replicaId });
     // Not abortable: a cancel that came with the take-over must still reach the runner.
     this.lease = await this.connect(false);
     try {
-      if (!this.stopReason) await this.ensureRunner(this.lease.connection);
-      return await this.conclude(
-        helpers,
-        await this.follow(this.lease.connection, helpers, 'attach'),
-      );
+      const conn = this.lease.connection;
+      if (!this.stopReason) await this.ensureRunner(conn);
+      const helpers = await this.takenOverHelpers(conn, resume);
+      try {
+        return await this.conclude(helpers, await this.follow(conn, helpers, 'attach'));
+      } finally {
+        await helpers.release();
+      }
     } finally {
       this.lease?.release();
       this.lease = null;
     }
   }
 
+  /** The helpers of a run this process did not start. */
+  private async takenOverHelpers(
+    conn: PooledConnection,
+    resume: TargetResume,
+  ): Promise<PreparedHelpers> {
+    if (resume.helperMode === 'bundled') return attachedHelpers('bundled');
+    if (resume.helperMode === 'api' && resume.tunnelPort) {
+      try {
+        return await this.deps.helpers.resumeApi(conn, this.helperRequest(), {
+          port: resume.tunnelPort,
+          results: resume.results,
+        });
+      } catch (e: any) {
+        this.deps.log(
+          'system',
+          `the helper API port could not be forwarded again (${e?.message ?? e}); helper calls will fail`,
+        );
+      }
+    }
+    return attachedHelpers('api');
+  }
+
   /**
-   * `probeMode` (a target a replica that died may have started): attach first, with
-   * helpers as files in that mode; only a server that knows no such run gets a start.
+   * With `probe` (a target a replica that died may have started): attach first; only a
+   * server that knows no such run gets a start.
    */
-  private async attempt(startedAt: number, probeMode?: string | null): Promise<Result> {
+  private async attempt(startedAt: number, probe?: TargetResume): Promise<Result> {
     await this.deps.setStatus('connecting', { startedAt, replicaId: this.deps.replicaId });
     this.lease = await this.connect();
     try {
       const conn = this.lease.connection;
       await this.ensureRunner(conn);
-      if (probeMode !== undefined) {
-        const attached = attachedHelpers(probeMode === 'bundled' ? 'bundled' : 'api');
+      if (probe) {
+        const attached = attachedHelpers(probe.helperMode === 'bundled' ? 'bundled' : 'api');
         const exit = await this.follow(conn, attached, 'attach');
         if (!exit.unknownRun) {
           this.takenOver = true;
@@ -217,6 +239,7 @@ export class TargetRun {
         await this.deps.setStatus('running', {
           helperMode: helpers.mode,
           fallbackReason: helpers.fallbackReason,
+          tunnelPort: helpers.port,
         });
         return await this.conclude(helpers, await this.runScript(conn, helpers));
       } finally {
@@ -268,9 +291,9 @@ export class TargetRun {
     this.abort.signal.throwIfAborted();
   }
 
-  private async prepareHelpers(conn: PooledConnection): Promise<PreparedHelpers> {
+  private helperRequest(): HelperRequest {
     const { execution } = this.plan;
-    const helpers = await this.deps.helpers.prepare(conn, {
+    return {
       targetId: this.target.targetId,
       serverId: this.target.serverId,
       serverName: this.target.serverName,
@@ -281,7 +304,11 @@ export class TargetRun {
       input: this.plan.input,
       timeoutSeconds: this.plan.timeoutSeconds,
       mode: this.plan.helperMode,
-    });
+    };
+  }
+
+  private async prepareHelpers(conn: PooledConnection): Promise<PreparedHelpers> {
+    const helpers = await this.deps.helpers.prepare(conn, this.helperRequest());
     this.phases.tunnelMs = helpers.tunnelMs;
     if (helpers.fallbackReason) {
       this.deps.log('system', `helper mode bundled (fallback: ${helpers.fallbackReason})`);
@@ -490,6 +517,7 @@ function attachedHelpers(mode: 'api' | 'bundled'): PreparedHelpers {
     mode,
     fallbackReason: null,
     endpoint: null,
+    port: null,
     env: {},
     files: {},
     keep: mode === 'bundled',

@@ -62,8 +62,8 @@ class FakeApi {
     req.on('end', () => this.handle(req, Buffer.concat(chunks).toString('utf8'), res));
   });
 
-  async listen(): Promise<number> {
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+  async listen(port = 0): Promise<number> {
+    await new Promise<void>((r) => this.server.listen(port, '127.0.0.1', r));
     return (this.server.address() as net.AddressInfo).port;
   }
 
@@ -227,6 +227,26 @@ interface Result {
 }
 
 /** Async: the stand-in API runs in this process. */
+/** Runs `script` against a port that refuses for 1.2 s, then serves `input`. */
+async function refusedThenBack(lang: Lang, script: string, input: unknown): Promise<Result> {
+  const late = new FakeApi();
+  late.input = input;
+  const t0 = Date.now();
+  const running = run(lang, script, {
+    CRONIUM_API_ENDPOINT: `http://127.0.0.1:${closedPort}`,
+    CRONIUM_API_RETRY_SECONDS: '20',
+  });
+  await new Promise((r) => setTimeout(r, 1200));
+  await late.listen(closedPort);
+  try {
+    const res = await running;
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1200);
+    return res;
+  } finally {
+    await new Promise((r) => late.server.close(r));
+  }
+}
+
 function run(
   lang: Lang,
   script: string,
@@ -244,6 +264,8 @@ function run(
     CRONIUM_API_ENDPOINT: `http://127.0.0.1:${apiPort}`,
     CRONIUM_API_TOKEN: TOKEN,
     CRONIUM_WORK_DIR: wd,
+    // a refused connection fails at once here, unless a test says otherwise
+    CRONIUM_API_RETRY_SECONDS: '0',
     ...env,
   };
   let cmd: string;
@@ -440,6 +462,11 @@ CRONIUM_API_TOKEN=good cronium.setCondition false; echo "rc=$?"`,
     ]);
   });
 
+  it('a refused connection is tried again until the endpoint is back (a take-over re-forwarding the tunnel)', async () => {
+    const res = await refusedThenBack('bash', 'echo "got=$(cronium.input)"', 'back');
+    expect([res.out, res.err]).toEqual(['got=back\n', '']);
+  });
+
   it('no server, a bad endpoint, an endpoint with a path prefix', async () => {
     let res = await run('bash', 'cronium.input; echo "rc=$?"', {
       CRONIUM_API_ENDPOINT: `http://127.0.0.1:${closedPort}`,
@@ -524,6 +551,9 @@ res["tool"] = cronium.tool_action("slack", "send", {"text": "hi"})
 res["toolNoParams"] = cronium.toolAction("t", "a")
 print(json.dumps(res))
 `,
+  inputOnly: `import json
+print(json.dumps(cronium.input()))
+`,
   errors: `import os
 def attempt(f):
     try:
@@ -558,6 +588,8 @@ const JS = {
   res.toolNoParams = await cronium.toolAction('t', 'a');
   console.log(JSON.stringify(res));
 })();
+`,
+  inputOnly: `(async () => console.log(JSON.stringify(await cronium.input())))();
 `,
   errors: `(async () => {
   const attempt = (f) => f().then(() => console.log('ok'), (e) => console.log(e instanceof cronium.CroniumError ? e.status : 'not-a-CroniumError', e.message));
@@ -637,6 +669,12 @@ describe.each([
       ],
     ]);
     expect(api.seen.every((s) => s.auth === `Bearer ${TOKEN}`)).toBe(true);
+  });
+
+  it('a refused connection is tried again until the endpoint is back (a take-over re-forwarding the tunnel)', async () => {
+    const res = await refusedThenBack(lang, scripts.inputOnly, { back: true });
+    expect(res.err).toBe('');
+    expect(JSON.parse(res.out)).toEqual({ back: true });
   });
 
   it('errors: CroniumError with the status and the server message', async () => {

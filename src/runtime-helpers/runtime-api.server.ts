@@ -154,6 +154,7 @@ export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
     if (path === '/runtime/v1/output' && method === 'POST') {
       return r('output', true, (s, b) => {
         s.output = { set: true, value: b.json ? field(b.value, 'data') : autoValue(b.value) };
+        s.onChange?.();
         return ok;
       });
     }
@@ -168,6 +169,7 @@ export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
               : null;
         if (typeof c !== 'boolean') throw new HttpError(400, 'condition must be a boolean');
         s.condition = c;
+        s.onChange?.();
         return ok;
       });
     }

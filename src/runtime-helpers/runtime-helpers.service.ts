@@ -5,6 +5,7 @@ import { AppConfig } from '../config/app-config';
 import { TargetError } from '../executions/error-codes';
 import type { HelperMode, ResolvedHelperMode } from '../executions/request';
 import { MetricsService } from '../metrics/metrics.service';
+import { ExecutionsRepository } from '../persistence/executions.repository';
 import type { PooledConnection } from '../ssh/ssh.types';
 import { TunnelService } from '../tunnel/tunnel.service';
 import { parseCollected } from '../runner/protocol';
@@ -31,12 +32,22 @@ export interface HelperResults {
   condition: boolean | null;
 }
 
+/** What a take-over needs to serve an API-mode script started by another process. */
+export interface ApiResume {
+  /** The server-side port the script's endpoint names. */
+  port: number;
+  /** What the script had handed its helpers so far (stored as it did). */
+  results: HelperResults;
+}
+
 /** Helpers set up for one target: env and files for the runner, and how to finish. */
 export interface PreparedHelpers {
   mode: ResolvedHelperMode;
   fallbackReason: string | null;
   /** The API endpoint as the script sees it (API mode), for the log; never the token. */
   endpoint: string | null;
+  /** API mode: the tunnel's server-side port (stored, so a take-over can forward it again). */
+  port: number | null;
   env: Record<string, string>;
   files: Record<string, string>;
   /** Bundled mode keeps the run directory for one `collect`. */
@@ -68,18 +79,38 @@ export class RuntimeHelpersService {
     private readonly tunnels: TunnelService,
     private readonly variables: VariablesService,
     private readonly metrics: MetricsService,
+    private readonly executions: ExecutionsRepository,
   ) {}
 
-  async prepare(conn: PooledConnection, req: HelperRequest): Promise<PreparedHelpers> {
-    const context: RuntimeContext = {
+  /**
+   * A take-over of an API-mode target: the same remote port is forwarded again on this
+   * process's connection and the session re-opened with what the script had set, so the
+   * endpoint and token the script holds (signed with the shared JWT secret) keep working.
+   */
+  async resumeApi(
+    conn: PooledConnection,
+    req: HelperRequest,
+    resume: ApiResume,
+  ): Promise<PreparedHelpers> {
+    const prepared = await this.prepareApi(conn, req, this.contextOf(req, 'api'), resume);
+    this.metrics.tunnels.inc({ result: 'api', reason: '' });
+    return prepared;
+  }
+
+  private contextOf(req: HelperRequest, helperMode: ResolvedHelperMode): RuntimeContext {
+    return {
       executionId: req.executionId,
       jobId: req.jobId ?? req.executionId,
       eventId: req.eventId,
       userId: req.userId ?? DEFAULT_SCOPE,
       serverId: req.serverId,
       serverName: req.serverName,
-      helperMode: 'api',
+      helperMode,
     };
+  }
+
+  async prepare(conn: PooledConnection, req: HelperRequest): Promise<PreparedHelpers> {
+    const context = this.contextOf(req, 'api');
     let fallbackReason: string | null = null;
     if (req.mode !== 'bundled') {
       const started = performance.now();
@@ -116,37 +147,63 @@ export class RuntimeHelpersService {
     return { output: r.output.set ? r.output.value : null, condition: r.condition };
   }
 
-  private async prepareApi(conn: PooledConnection, req: HelperRequest, context: RuntimeContext) {
+  private async prepareApi(
+    conn: PooledConnection,
+    req: HelperRequest,
+    context: RuntimeContext,
+    resume?: ApiResume,
+  ) {
     const serve = (stream: Duplex) => this.api.serve(stream);
-    let tunnel = await this.tunnels.open(conn, serve);
-    const token = this.tokens.issue(
-      {
-        jobId: context.jobId,
-        executionId: context.executionId,
-        serverId: context.serverId,
-        userId: context.userId,
-        eventId: context.eventId,
-        jti: req.targetId,
-      },
-      req.timeoutSeconds,
-    );
+    let tunnel = await this.tunnels.open(conn, serve, 10000, resume?.port ?? 0);
+    // A resumed script holds its token already.
+    const token = resume
+      ? ''
+      : this.tokens.issue(
+          {
+            jobId: context.jobId,
+            executionId: context.executionId,
+            serverId: context.serverId,
+            userId: context.userId,
+            eventId: context.eventId,
+            jti: req.targetId,
+          },
+          req.timeoutSeconds,
+        );
     const session = this.sessions.open(
       req.targetId,
       context,
       req.input ?? null,
       this.config.runtime.burst,
     );
+    if (resume) {
+      session.output =
+        resume.results.output == null
+          ? { set: false, value: null }
+          : { set: true, value: resume.results.output };
+      session.condition = resume.results.condition;
+    }
+    // Stored as the script sets them, so whoever takes the target over still has them.
+    session.onChange = () =>
+      void this.executions
+        .updateTarget(req.targetId, {
+          output: session.output.set ? session.output.value : null,
+          condition: session.condition,
+        })
+        .catch((e) => this.logger.warn(`storing helper results of ${req.targetId}: ${e?.message}`));
     const endpoint = `http://127.0.0.1:${tunnel.port}`;
     let released = false;
     const prepared: PreparedHelpers = {
       mode: 'api',
       fallbackReason: null,
       endpoint,
-      env: {
-        CRONIUM_HELPER_MODE: 'api',
-        CRONIUM_API_ENDPOINT: endpoint,
-        CRONIUM_API_TOKEN: token,
-      },
+      port: tunnel.port,
+      env: resume
+        ? {}
+        : {
+            CRONIUM_HELPER_MODE: 'api',
+            CRONIUM_API_ENDPOINT: endpoint,
+            CRONIUM_API_TOKEN: token,
+          },
       files: {},
       keep: false,
       tunnelMs: null,
@@ -186,6 +243,7 @@ export class RuntimeHelpersService {
       mode: 'bundled',
       fallbackReason,
       endpoint: null,
+      port: null,
       env: { CRONIUM_HELPER_MODE: 'bundled' },
       files: bundledFiles(context, req.input, variables),
       keep: true,

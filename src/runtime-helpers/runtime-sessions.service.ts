@@ -21,6 +21,8 @@ export interface RuntimeSession {
   condition: boolean | null;
   tokens: number;
   refilledAt: number;
+  /** Called after the script set its output or condition. */
+  onChange?: () => void;
 }
 
 /**

@@ -52,6 +52,7 @@ export class FakeHelpers {
       mode: 'bundled',
       fallbackReason: null,
       endpoint: null,
+      port: null,
       env: { CRONIUM_HELPER_MODE: 'bundled' },
       files: { 'input.json': JSON.stringify(req.input) },
       keep: this.keep,
@@ -62,6 +63,9 @@ export class FakeHelpers {
         return { output: null, condition: null };
       },
     };
+  }
+  async resumeApi(): Promise<PreparedHelpers> {
+    throw new Error('FakeHelpers serves bundled mode only');
   }
   async applyBundled(_userId: string | null, collected: Buffer) {
     this.collected.push(collected);

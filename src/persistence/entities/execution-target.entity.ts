@@ -26,4 +26,5 @@ export class ExecutionTargetEntity implements TargetRecord {
   @Column({ type: 'bigint', nullable: true, transformer: epochMs }) finishedAt!: number | null;
   @Column({ type: 'text', transformer: jsonText }) phases!: TargetPhases;
   @Column({ type: 'varchar', length: 128, nullable: true }) replicaId!: string | null;
+  @Column({ type: 'integer', nullable: true }) tunnelPort!: number | null;
 }

@@ -54,8 +54,30 @@ function field(answer, name) {
 
 // ------------------------------------------------------------------ API mode
 
-/** One request; resolves the decoded JSON answer (undefined for a 404 when allow404). */
-function request(method, p, payload, allow404) {
+/** How long a refused connection is tried again (CRONIUM_API_RETRY_SECONDS, 60). */
+function retrySeconds() {
+  const raw = process.env.CRONIUM_API_RETRY_SECONDS ?? '60';
+  return /^[0-9]+$/.test(raw) ? Number(raw) : 60;
+}
+
+/**
+ * One request; resolves the decoded JSON answer (undefined for a 404 when allow404). A
+ * refused connection sent nothing (the tunnel is away while whoever took the run over
+ * forwards it again): it is tried again for a while.
+ */
+async function request(method, p, payload, allow404) {
+  const until = Date.now() + retrySeconds() * 1000;
+  for (;;) {
+    try {
+      return await requestOnce(method, p, payload, allow404);
+    } catch (e) {
+      if (!e.refused || Date.now() >= until) throw e;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+function requestOnce(method, p, payload, allow404) {
   return new Promise((resolve, reject) => {
     const endpoint = process.env.CRONIUM_API_ENDPOINT || '';
     let url;
@@ -116,7 +138,11 @@ function request(method, p, payload, allow404) {
         });
       },
     );
-    req.on('error', (e) => reject(new CroniumError(`cannot reach ${endpoint}: ${e.message}`)));
+    req.on('error', (e) => {
+      const err = new CroniumError(`cannot reach ${endpoint}: ${e.message}`);
+      err.refused = e.code === 'ECONNREFUSED';
+      reject(err);
+    });
     req.end(body);
   });
 }

@@ -47,6 +47,12 @@ def _mode():
     return mode
 
 
+def _retry_seconds():
+    """How long a refused connection is tried again (CRONIUM_API_RETRY_SECONDS, 60)."""
+    raw = os.environ.get("CRONIUM_API_RETRY_SECONDS", "60")
+    return int(raw) if raw.isdigit() else 60
+
+
 def _dumps(value):
     import json
 
@@ -70,6 +76,7 @@ def _request(method, path, payload=_NO_BODY, allow404=False):
     """One request; the decoded JSON answer (None for a 404 when allow404)."""
     import http.client
     import json
+    import time
     from urllib.parse import urlsplit
 
     endpoint = os.environ.get("CRONIUM_API_ENDPOINT", "")
@@ -91,16 +98,25 @@ def _request(method, path, payload=_NO_BODY, allow404=False):
         body = _dumps(payload).encode("utf-8")
         headers["Content-Type"] = "application/json"
     full = url.path.rstrip("/") + path
-    conn = cls(url.hostname, port)
-    try:
-        conn.request(method, full, body=body, headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
-        status = resp.status
-    except (OSError, http.client.HTTPException) as e:
-        raise CroniumError("cannot reach %s: %s" % (endpoint, e))
-    finally:
-        conn.close()
+    until = time.monotonic() + _retry_seconds()
+    while True:
+        conn = cls(url.hostname, port)
+        try:
+            conn.request(method, full, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            status = resp.status
+            break
+        except ConnectionRefusedError as e:
+            # Nothing was sent: the tunnel is away while whoever took the run over
+            # forwards it again. Try again for a while.
+            if time.monotonic() >= until:
+                raise CroniumError("cannot reach %s: %s" % (endpoint, e))
+            time.sleep(0.25)
+        except (OSError, http.client.HTTPException) as e:
+            raise CroniumError("cannot reach %s: %s" % (endpoint, e))
+        finally:
+            conn.close()
     if status == 404 and allow404:
         return None
     text = data.decode("utf-8", "replace")

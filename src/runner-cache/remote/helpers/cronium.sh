@@ -276,11 +276,20 @@ _cronium_http() {
 		_cronium_err "$fn" "CRONIUM_API_ENDPOINT must be http://host:port (got '$CRONIUM_API_ENDPOINT')"
 		return 1
 	fi
+	local wait=${CRONIUM_API_RETRY_SECONDS-60}
+	case $wait in '' | *[!0123456789]*) wait=60 ;; esac
+	local until=$((SECONDS + 10#$wait))
 	# 2>/dev/null first: bash's own connect errors are replaced by ours.  The
 	# redirection on the group restores any fd 9 of the caller afterwards.
-	if { _cronium_io "$hp" "$1" "$prefix$2" "${@:3}"; } 2>/dev/null 9<>"/dev/tcp/$host/$port"; then
-		return 0
-	fi
+	while :; do
+		if { _cronium_io "$hp" "$1" "$prefix$2" "${@:3}"; } 2>/dev/null 9<>"/dev/tcp/$host/$port"; then
+			return 0
+		fi
+		# No connection, so nothing was sent: the tunnel is away while whoever took
+		# the run over forwards it again.  Try again for a while.
+		[ -z "$_cronium_status" ] && [ "$SECONDS" -lt "$until" ] || break
+		sleep 0.25
+	done
 	if [ -z "$_cronium_status" ]; then
 		_cronium_err "$fn" "cannot connect to $CRONIUM_API_ENDPOINT"
 	else
