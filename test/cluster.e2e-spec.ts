@@ -10,6 +10,7 @@ import { Queue } from 'bullmq';
 import Redis from 'ioredis';
 import WebSocket from 'ws';
 import { Cluster, privateRedis, startCluster } from './support/cluster';
+import { privatePostgres } from './support/private-postgres';
 import { alive, eventually } from './support/processes';
 import { ServiceProcess, startServiceProcess } from './support/service-process';
 import { SshdInstance, startSshd } from './support/sshd';
@@ -385,6 +386,57 @@ describe('two processes on one PostgreSQL database, without Redis', () => {
       await p2?.stop('SIGKILL');
       await p1.stop('SIGKILL');
       await db.drop();
+    }
+  });
+});
+
+describe('PostgreSQL going away', () => {
+  it('a database outage mid-run: readiness turns 503, submits get 503, the job rides it out and ends with every line once', async () => {
+    const pg = await privatePostgres();
+    const svc = await startServiceProcess({
+      env: {
+        NODE_ENV: 'test',
+        DATABASE_URL: pg.url,
+        CRONIUM_SECRETS_KEY: 'ab'.repeat(32),
+        CRONIUM_JWT_SECRET: 'cd'.repeat(32),
+      },
+    });
+    try {
+      await svc.waitReady();
+      const serverId = await register(svc, 'pg-outage');
+      const id = await submit(svc, {
+        script: { type: 'bash', content: script(50, 0.1, 5) },
+        targets: { serverIds: [serverId] },
+      });
+      await runningOn(svc, id);
+      await sleep(500);
+      pg.stop();
+      expect(
+        await eventually(async () => (await fetch(`${svc.base}/health/ready`)).status === 503),
+      ).toBe(true);
+      const refused = await svc.api('POST', '/v1/jobs', {
+        script: { type: 'bash', content: 'echo never' },
+        targets: { serverIds: [serverId] },
+      });
+      expect(refused.status).toBe(503);
+      expect(refused.body).toMatchObject({ statusCode: 503, error: 'Service Unavailable' });
+      await sleep(3000); // the script goes on meanwhile, and ends
+      pg.start();
+      expect(
+        await eventually(
+          async () => (await fetch(`${svc.base}/health/ready`)).status === 200,
+          20_000,
+        ),
+      ).toBe(true);
+      const ex = await svc.waitForExecution(id, { timeoutMs: 90_000, pollMs: 200 });
+      expect(ex.targets[0]).toMatchObject({ status: 'failed', exitCode: 5 });
+      expect(ex.targets[0].error ?? null).toBeNull();
+      const logs = await allLogs(svc, id);
+      expect(stdoutOf(logs)).toEqual(lines(50));
+      expect(logs.map((l) => l.seq)).toEqual(logs.map((_, i) => i + 1));
+    } finally {
+      await svc.stop('SIGKILL');
+      pg.destroy();
     }
   });
 });

@@ -10,7 +10,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
     if (host.getType() !== 'http') return;
     const res = host.switchToHttp().getResponse();
     const { statusCode, message } = this.describe(exception);
-    if (statusCode >= 500) {
+    if (statusCode >= 500 && statusCode !== 503) {
       this.logger.error(
         `unhandled error: ${(exception as Error)?.message}`,
         (exception as Error)?.stack,
@@ -43,6 +43,21 @@ export class HttpExceptionFilter implements ExceptionFilter {
             : String((e as Error).message);
       return { statusCode: status, message };
     }
+    if (isUnavailable(e)) {
+      return { statusCode: 503, message: 'the database is unavailable; try again shortly' };
+    }
     return { statusCode: 500, message: 'internal error' };
   }
+}
+
+/**
+ * The database cannot be reached (refused, cut, timed out, shutting down): not a fault of
+ * ours nor of the caller, and it passes. PostgreSQL class 08 and 57P0x, socket errors.
+ */
+function isUnavailable(e: unknown): boolean {
+  const d = (e as any)?.driverError ?? e;
+  const code = String(d?.code ?? '');
+  if (/^(08|57P0)/.test(code)) return true;
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'].includes(code)) return true;
+  return /Connection terminated|connection timeout|Connection refused/i.test(String(d?.message));
 }

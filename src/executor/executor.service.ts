@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { retry } from '../common/backoff';
 import { SecretBox } from '../common/secret-box';
 import { Semaphore } from '../common/semaphore';
 import { AppConfig } from '../config/app-config';
@@ -301,7 +302,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       errorMessage: 'the orchestrator restarted before this target reached its server',
       finishedAt: now,
     };
-    await this.repo.updateTarget(t.id, patch);
+    await this.store(() => this.repo.updateTarget(t.id, patch));
     this.events.emit(id, { type: 'status', serverId: t.serverId, status: 'failed' });
     this.events.emit(id, {
       type: 'result',
@@ -398,7 +399,9 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     const { plan } = entry;
     const id = plan.execution.id;
     if (!plan.execution.startedAt) {
-      await this.repo.updateExecution(id, { status: 'running', startedAt: Date.now() });
+      await this.store(() =>
+        this.repo.updateExecution(id, { status: 'running', startedAt: Date.now() }),
+      );
     }
     this.logger.log({ msg: 'execution started', executionId: id, targets: plan.targets.length });
     const perJob = new Semaphore(Math.max(1, plan.concurrency));
@@ -450,7 +453,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
   /** After a hand-over: everything emitted is stored, and any replica may claim it at once. */
   private async letGo(id: string): Promise<void> {
     await this.writer.flush();
-    await this.repo.release(id, this.config.replicaId);
+    await this.store(() => this.repo.release(id, this.config.replicaId));
   }
 
   private async skip(
@@ -460,7 +463,9 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
   ) {
     if (status === 'detached') return; // left queued for whoever takes it over
     const id = entry.plan.execution.id;
-    await this.repo.updateTarget(target.targetId, { status, finishedAt: Date.now() });
+    await this.store(() =>
+      this.repo.updateTarget(target.targetId, { status, finishedAt: Date.now() }),
+    );
     this.events.emit(id, { type: 'status', serverId: target.serverId, status });
     this.metrics.targets.inc({ status });
   }
@@ -485,7 +490,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
         },
         replicaId: this.config.replicaId,
         setStatus: async (status: TargetStatus, patch = {}) => {
-          await this.repo.updateTarget(target.targetId, { ...patch, status });
+          await this.store(() => this.repo.updateTarget(target.targetId, { ...patch, status }));
           this.events.emit(id, { type: 'status', serverId: target.serverId, status });
         },
         log: (stream, text, offset) => {
@@ -525,7 +530,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
         text: `${outcome.error.code}: ${outcome.error.message}`,
       });
     }
-    await this.repo.updateTarget(target.targetId, record);
+    await this.store(() => this.repo.updateTarget(target.targetId, record));
     this.events.emit(id, { type: 'status', serverId: target.serverId, status: outcome.status });
     this.events.emit(id, {
       type: 'result',
@@ -559,16 +564,23 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     return run.resume(from, resume);
   }
 
+  /** A write of the execution's records, riding out a database outage (status.writeRetry). */
+  private store<T>(write: () => Promise<T>): Promise<T> {
+    return retry(this.config.status.writeRetry, write, () => true);
+  }
+
   /** Aggregates, makes sure every event is stored, then publishes the final status. */
   private async finalize(id: string, cancelledByCaller: boolean, now: number): Promise<void> {
-    const found = await this.repo.find(id);
+    const found = await this.store(() => this.repo.find(id));
     if (!found) return;
     const summary = summarize(found.targets.map((t) => t.status));
     const status = executionStatus(summary, cancelledByCaller);
     this.events.emit(id, { type: 'summary', status, data: { ...summary } });
     this.events.emit(id, { type: 'end' });
     await this.writer.flush();
-    await this.repo.updateExecution(id, { status, finishedAt: now, payload: null });
+    await this.store(() =>
+      this.repo.updateExecution(id, { status, finishedAt: now, payload: null }),
+    );
     this.metrics.executions.inc({ status });
     this.logger.log({ msg: 'execution finished', executionId: id, status, ...summary });
     this.metrics.executionDuration.observe((now - found.execution.createdAt) / 1000);

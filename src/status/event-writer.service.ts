@@ -4,6 +4,7 @@ import { retry } from '../common/backoff';
 import { AppConfig } from '../config/app-config';
 import type { ExecutionEventRecord } from '../executions/records';
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
+import { isUniqueViolation } from '../persistence/write-errors';
 import { ExecutionEvent } from './execution-event';
 import { ExecutionEventsService } from './execution-events.service';
 
@@ -60,10 +61,11 @@ export class EventWriter implements OnModuleInit, OnApplicationShutdown {
     const rows = batch.map(toStored);
     const policy = this.config.status.writeRetry;
     try {
+      // A duplicate is not going away; anything else (an outage) may.
       await retry(
         policy,
         () => this.repo.insertMany(rows),
-        () => true,
+        (e) => !isUniqueViolation(e),
       );
       this.stored.next(batch);
     } catch (err: any) {
