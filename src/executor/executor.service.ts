@@ -136,22 +136,16 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * Unfinished executions nobody alive drives: with a shared queue they go back to it
-   * (any replica may pick them up); alone, this process drives them.
+   * Unfinished executions nobody drives (their owner, or the queue, has been quiet for
+   * `executor.ownerStaleSeconds`; `exclusive`: all of them): with a shared queue they go
+   * back to it (any replica may pick them up); alone, this process drives them.
    */
   private async sweep(exclusive: boolean): Promise<void> {
-    const now = Date.now();
-    const staleBefore = exclusive
-      ? Number.MAX_SAFE_INTEGER
-      : now - this.config.executor.ownerStaleSeconds * 1000;
+    const staleBefore = Date.now() - this.config.executor.ownerStaleSeconds * 1000;
     for (const execution of await this.repo.unfinished()) {
       if (this.running.has(execution.id) || this.driving.has(execution.id)) continue;
-      if (execution.ownerId === this.config.replicaId) {
-        if (execution.status === 'queued' && !this.queue.shared) continue;
-      } else if (execution.ownerId !== null && (execution.heartbeatAt ?? 0) >= staleBefore) {
-        continue;
-      }
-      if ((execution.heartbeatAt ?? execution.createdAt) >= staleBefore && !exclusive) continue;
+      const quietSince = execution.heartbeatAt ?? execution.createdAt;
+      if (!exclusive && quietSince >= staleBefore) continue;
       if (this.queue.shared) await this.queue.submit(execution.id);
       else void this.drive(execution.id, exclusive);
     }
@@ -200,9 +194,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
         : now - this.config.executor.ownerStaleSeconds * 1000;
       if (!(await this.repo.claim(id, this.config.replicaId, now, staleBefore))) {
         const found = await this.repo.find(id);
-        return found && !found.execution.finishedAt && found.execution.status !== 'cancelled'
-          ? 'busy'
-          : 'done';
+        return found && !found.execution.finishedAt ? 'busy' : 'done';
       }
     }
     const plan = fresh ?? (await this.load(id));
