@@ -114,12 +114,7 @@ describe('service lifecycle (real process, real sshd)', () => {
         targets: { serverIds: [srv.body.id] },
       });
       expect(job.status).toBe(202);
-      for (let i = 0; ; i++) {
-        const logs = await first.api('GET', `/v1/executions/${job.body.id}/logs`);
-        if (logs.body.entries.some((e: any) => e.text === 'tick 3')) break;
-        if (i > 200) throw new Error('the script never printed');
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitForLine(first, job.body.id, 'tick 3');
       await first.stop('SIGKILL');
 
       second = await start();
@@ -254,7 +249,64 @@ describe('graceful shutdown (real process, real sshd)', () => {
       await svc.stop('SIGKILL');
     }
   });
+
+  it('with shutdown.handover, SIGTERM hands the run over instead: it runs on remotely, and the next start re-attaches', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-handover-'));
+    const start = () =>
+      startServiceProcess({
+        dataDir,
+        token: TEST_TOKEN,
+        env: { NODE_ENV: 'test', CRONIUM__SHUTDOWN__HANDOVER: 'true' },
+        stdio: 'ignore',
+      });
+    const first = await start();
+    let second: ServiceProcess | null = null;
+    try {
+      await first.waitReady();
+      const srv = await first.registerServer(sshd, { name: 'handover-srv', hostKey: undefined });
+      const job = await first.api('POST', '/v1/jobs', {
+        script: {
+          type: 'bash',
+          content: 'for i in $(seq 1 16); do echo "tick $i"; sleep 0.25; done; exit 6',
+        },
+        targets: { serverIds: [srv.body.id] },
+      });
+      await waitForLine(first, job.body.id, 'tick 2');
+      const t0 = Date.now();
+      first.child.kill('SIGTERM');
+      expect(await first.exited).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(5000); // no grace waited out
+      expect((await alive('seq 1 16')).length + (await alive('sleep 0.25')).length).toBeGreaterThan(
+        0,
+      );
+
+      second = await start();
+      await second.waitReady();
+      const done = await second.waitForExecution(job.body.id, { timeoutMs: 60000 });
+      expect(done.targets[0]).toMatchObject({ status: 'failed', exitCode: 6 });
+      expect(done.targets[0].error).toBeUndefined();
+      const logs = (await second.api('GET', `/v1/executions/${job.body.id}/logs`)).body.entries;
+      expect(logs.filter((e: any) => e.stream === 'stdout').map((e: any) => e.text)).toEqual(
+        Array.from({ length: 16 }, (_, i) => `tick ${i + 1}`),
+      );
+      expect(logs.map((e: any) => e.seq)).toEqual(logs.map((_: unknown, i: number) => i + 1));
+    } finally {
+      await first.stop('SIGKILL');
+      await second?.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 });
+
+/** Polls the execution's logs until a line `text` is stored. */
+async function waitForLine(svc: ServiceProcess, id: string, text: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    const logs = await svc.api('GET', `/v1/executions/${id}/logs`);
+    if (logs.body.entries.some((e: any) => e.text === text)) return;
+    if (i > 200) throw new Error(`the script never printed ${text}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 describe('bounded output (real sshd)', () => {
   let sshd: SshdInstance;
