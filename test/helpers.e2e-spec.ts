@@ -117,6 +117,37 @@ describe('helper libraries: the same script in bash, python and node, in api and
     expect((await get(TRICKY_KEY)).body.value).toBe(TRICKY_VAL);
   });
 
+  it('24 bundled-mode jobs at once on one server (more than its MaxSessions): every one comes back with its own results', async () => {
+    const ids = await Promise.all(
+      Array.from({ length: 24 }, async (_, i) => {
+        const res = await t
+          .http()
+          .post('/v1/jobs')
+          .set(t.auth)
+          .send({
+            helperMode: 'bundled',
+            input: { i },
+            script: {
+              type: 'bash',
+              content: 'cronium.output "$(cronium.input)"; cronium.setCondition true',
+            },
+            targets: { serverIds: [serverId] },
+          });
+        expect(res.status).toBe(202);
+        return res.body.id as string;
+      }),
+    );
+    for (const [i, id] of ids.entries()) {
+      const ex = await waitForExecution(t, id);
+      expect(ex.status).toBe('succeeded');
+      expect(ex.targets[0]).toMatchObject({
+        helperMode: 'bundled',
+        output: { i },
+        condition: true,
+      });
+    }
+  });
+
   it('fails toolAction in bundled mode with a clear message', async () => {
     const res = await t
       .http()

@@ -476,6 +476,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
           maxLineBytes: exec.maxLineBytes,
           killGraceSeconds: exec.killGraceSeconds,
           collectTimeoutMs: exec.collectTimeoutSeconds * 1000,
+          channelOpenRetry: this.config.ssh.channelOpenRetry,
           leaseSeconds: this.config.runner.leaseSeconds,
           heartbeatMs: this.config.runner.heartbeatSeconds * 1000,
           reattachBackoff: this.config.runner.reattachBackoff,

@@ -75,6 +75,7 @@ function harness(
       maxLineBytes: 4096,
       killGraceSeconds: 1,
       collectTimeoutMs: 10000,
+      channelOpenRetry: { attempts: 3, initialDelayMs: 50, factor: 2, maxDelayMs: 200 },
       leaseSeconds: 10,
       heartbeatMs: 1000,
       reattachBackoff: config.runner.reattachBackoff,
@@ -213,5 +214,20 @@ describe('TargetRun', () => {
     expect(out).toMatchObject({ status: 'succeeded', output: 'collected', condition: true });
     expect(h.helpers.collected).toHaveLength(1);
     expect(h.helpers.collected[0].toString('utf8')).toMatch(/^CRONIUM2 collect \d+\n/);
+  });
+
+  it('bundled results that cannot be applied fail the target loudly, keeping the exit code', async () => {
+    const h = harness('echo done');
+    h.helpers.keep = true;
+    h.helpers.applyBundled = async () => {
+      throw new Error('a record nested too deep');
+    };
+    const out = await h.run.run();
+    expect(out).toMatchObject({ status: 'failed', exitCode: 0, output: null });
+    expect(out.error).toEqual({
+      code: 'runner_error',
+      message: expect.stringMatching(/results could not be collected: a record nested too deep$/),
+    });
+    expect(lines(h, 'system').some((l) => /results could not be collected/.test(l))).toBe(true);
   });
 });

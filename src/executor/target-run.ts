@@ -28,6 +28,8 @@ export interface TargetRunDeps {
     maxLineBytes: number;
     killGraceSeconds: number;
     collectTimeoutMs: number;
+    /** A channel refused for a moment (MaxSessions) is tried again. */
+    channelOpenRetry: RetryPolicy;
     /** The runner's lease: how long a script outlives a lost connection. */
     leaseSeconds: number;
     heartbeatMs: number;
@@ -258,9 +260,19 @@ export class TargetRun {
     if (this.detached) throw new Detached('handed over');
     this.out.flush();
     this.err.flush();
-    const results = await this.results(helpers, exit);
+    let verdict = this.classify(exit);
+    let results: HelperResults = { output: null, condition: null };
+    try {
+      results = await this.results(helpers, exit);
+    } catch (e: any) {
+      // Never a quiet success without the results the script handed over.
+      const message = `the script ended, but its bundled-mode results could not be collected: ${e?.message ?? e}`;
+      this.deps.log('system', message);
+      if (!verdict.error)
+        verdict = { ...verdict, status: 'failed', error: { code: 'runner_error', message } };
+    }
     return {
-      ...this.classify(exit),
+      ...verdict,
       helperMode: helpers.mode,
       fallbackReason: helpers.fallbackReason,
       ...results,
@@ -446,7 +458,10 @@ export class TargetRun {
     return results;
   }
 
-  /** Bundled mode: read what the script's helpers wrote (and remove the run directory). */
+  /**
+   * Bundled mode: read what the script's helpers wrote (and remove the run directory).
+   * Throws when they cannot be read or applied.
+   */
   private async collect(conn: PooledConnection): Promise<HelperResults> {
     const { runnerCache, helpers, limits } = this.deps;
     const cmd = collectCommand(
@@ -454,14 +469,12 @@ export class TargetRun {
       runnerCache.artifact.hash,
       this.target.targetId,
     );
-    try {
-      const r = await execCommand(conn, cmd, { timeoutMs: limits.collectTimeoutMs });
-      if (r.code !== 0) throw new Error(`collect exited ${r.code}: ${r.stderr.trim()}`);
-      return await helpers.applyBundled(this.plan.execution.userId, r.stdoutRaw);
-    } catch (e: any) {
-      this.deps.log('system', `could not collect bundled-mode results: ${e?.message ?? e}`);
-      return { output: null, condition: null };
-    }
+    const r = await execCommand(conn, cmd, {
+      timeoutMs: limits.collectTimeoutMs,
+      openRetry: limits.channelOpenRetry,
+    });
+    if (r.code !== 0) throw new Error(`collect exited ${r.code}: ${r.stderr.trim()}`);
+    return helpers.applyBundled(this.plan.execution.userId, r.stdoutRaw);
   }
 
   private classify(exit: RunnerExit): Classified {

@@ -1,4 +1,5 @@
 import type { ClientChannel } from 'ssh2';
+import { retry, RetryPolicy } from '../common/backoff';
 import { TargetError } from '../executions/error-codes';
 import { PooledConnection } from './ssh.types';
 
@@ -17,6 +18,27 @@ export interface ExecOptions {
   timeoutMs?: number;
   /** The error a timeout rejects with (default: a plain "timed out" error). */
   timeoutError?: (timeoutMs: number) => Error;
+  /** Tries again when the server refuses the channel for a moment (see openChannel). */
+  openRetry?: RetryPolicy;
+}
+
+/**
+ * Opens an exec channel. sshd frees a session only when its close is acknowledged, so a
+ * burst can briefly hit MaxSessions ("Channel open failure"): with `policy`, that is
+ * worth a short wait and another try. `wire` attaches listeners as the channel opens.
+ */
+export function openChannel(
+  conn: PooledConnection,
+  command: string,
+  policy: RetryPolicy | undefined,
+  wire?: (channel: ClientChannel) => void,
+): Promise<ClientChannel> {
+  if (!policy) return conn.exec(command, wire);
+  return retry(
+    policy,
+    () => conn.exec(command, wire),
+    (e) => e instanceof TargetError && e.retryable && !conn.closed,
+  );
 }
 
 const MAX_CAPTURE = 16 << 20;
@@ -60,39 +82,37 @@ export function execCommand(
       offClose();
       reject(e);
     };
-    conn
-      .exec(command, (ch) => {
-        channel = ch;
-        ch.on('data', (d: Buffer) => {
-          if (outLen < MAX_CAPTURE) out.push(d);
-          outLen += d.length;
+    openChannel(conn, command, opts.openRetry, (ch) => {
+      channel = ch;
+      ch.on('data', (d: Buffer) => {
+        if (outLen < MAX_CAPTURE) out.push(d);
+        outLen += d.length;
+      });
+      ch.stderr.on('data', (d: Buffer) => {
+        if (errLen < MAX_CAPTURE) err.push(d);
+        errLen += d.length;
+      });
+      ch.on('exit', (c: number | null, s?: string) => {
+        gotExit = true;
+        code = c;
+        signal = s ?? null;
+      });
+      ch.on('error', () => undefined); // 'close' follows
+      ch.on('close', () => {
+        clearTimeout(timer);
+        offClose();
+        if (!gotExit && conn.closed) return reject(lost());
+        const stdoutRaw = Buffer.concat(out);
+        resolve({
+          code,
+          signal,
+          stdoutRaw,
+          stdout: stdoutRaw.toString('utf8'),
+          stderr: Buffer.concat(err).toString('utf8'),
         });
-        ch.stderr.on('data', (d: Buffer) => {
-          if (errLen < MAX_CAPTURE) err.push(d);
-          errLen += d.length;
-        });
-        ch.on('exit', (c: number | null, s?: string) => {
-          gotExit = true;
-          code = c;
-          signal = s ?? null;
-        });
-        ch.on('error', () => undefined); // 'close' follows
-        ch.on('close', () => {
-          clearTimeout(timer);
-          offClose();
-          if (!gotExit && conn.closed) return reject(lost());
-          const stdoutRaw = Buffer.concat(out);
-          resolve({
-            code,
-            signal,
-            stdoutRaw,
-            stdout: stdoutRaw.toString('utf8'),
-            stderr: Buffer.concat(err).toString('utf8'),
-          });
-        });
-        if (opts.stdin) ch.end(opts.stdin);
-        else ch.end();
-      })
-      .catch(fail);
+      });
+      if (opts.stdin) ch.end(opts.stdin);
+      else ch.end();
+    }).catch(fail);
   });
 }
