@@ -148,6 +148,28 @@ describe('helper libraries: the same script in bash, python and node, in api and
     }
   });
 
+  it('an output nested 20,000 deep cannot crash the execution: the target fails with internal_error and the execution ends', async () => {
+    const res = await t
+      .http()
+      .post('/v1/jobs')
+      .set(t.auth)
+      .send({
+        helperMode: 'api',
+        script: {
+          type: 'bash',
+          content: `cronium.output "$(python3 -c 'print("[" * 20000 + "]" * 20000)')"; echo sent`,
+        },
+        targets: { serverIds: [serverId] },
+      });
+    const ex = await waitForExecution(t, res.body.id, 30000);
+    expect(ex.status).toBe('failed');
+    expect(ex.targets[0]).toMatchObject({ status: 'failed', error: { code: 'internal_error' } });
+    expect(ex.finishedAt).toEqual(expect.any(String));
+    // and it is over: a cancel says so
+    const c = await t.http().post(`/v1/executions/${ex.id}/cancel`).set(t.auth);
+    expect(c.status).toBe(409);
+  });
+
   it('fails toolAction in bundled mode with a clear message', async () => {
     const res = await t
       .http()

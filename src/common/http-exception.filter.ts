@@ -1,5 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { STATUS_CODES } from 'node:http';
+import { isDatabaseUnavailable } from '../persistence/write-errors';
 
 /** Every error leaves as `{statusCode, error, message}`; only real faults are 5xx. */
 @Catch()
@@ -43,21 +44,9 @@ export class HttpExceptionFilter implements ExceptionFilter {
             : String((e as Error).message);
       return { statusCode: status, message };
     }
-    if (isUnavailable(e)) {
+    if (isDatabaseUnavailable(e)) {
       return { statusCode: 503, message: 'the database is unavailable; try again shortly' };
     }
     return { statusCode: 500, message: 'internal error' };
   }
-}
-
-/**
- * The database cannot be reached (refused, cut, timed out, shutting down): not a fault of
- * ours nor of the caller, and it passes. PostgreSQL class 08 and 57P0x, socket errors.
- */
-function isUnavailable(e: unknown): boolean {
-  const d = (e as any)?.driverError ?? e;
-  const code = String(d?.code ?? '');
-  if (/^(08|57P0)/.test(code)) return true;
-  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'].includes(code)) return true;
-  return /Connection terminated|connection timeout|Connection refused/i.test(String(d?.message));
 }

@@ -8,6 +8,8 @@ export type TargetErrorCode =
   | 'connection_lost'
   | 'runner_error'
   | 'orchestrator_restarted'
+  /** The service's own bookkeeping failed (a bug, or a value it could not store). */
+  | 'internal_error'
   | 'timed_out'
   | 'cancelled';
 

@@ -11,6 +11,7 @@ import { resolveMaxErrors } from '../executions/max-errors';
 import { ServersService } from '../servers/servers.service';
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionsRepository } from '../persistence/executions.repository';
+import { isTransientWriteError } from '../persistence/write-errors';
 import { RunnerCacheService } from '../runner-cache/runner-cache.service';
 import { RuntimeHelpersService } from '../runtime-helpers/runtime-helpers.service';
 import { SshPool } from '../ssh/ssh-pool.service';
@@ -318,7 +319,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     this.metrics.activeExecutions.inc();
     entry.done = work(entry)
       .then(() => undefined)
-      .catch((e) => this.logger.error(`execution ${plan.execution.id} crashed: ${e?.stack ?? e}`))
+      .catch((e) => this.closeCrashed(entry, e))
       .finally(() => {
         this.running.delete(plan.execution.id);
         this.metrics.activeExecutions.dec();
@@ -419,7 +420,9 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
           try {
             refused = refuse(target);
             if (refused) return this.skip(entry, target, refused);
-            const outcome = await this.runTarget(entry, target);
+            const outcome = await this.runTarget(entry, target).catch((e) =>
+              this.failInternally(entry, target, e),
+            );
             if (outcome.detached) return;
             if (outcome.status !== 'succeeded' && outcome.status !== 'cancelled') {
               failures++;
@@ -548,6 +551,68 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     return outcome;
   }
 
+  /**
+   * The bookkeeping around one target failed (not its script, not its server): the
+   * target ends `failed` / `internal_error`, with its events, and the others go on.
+   */
+  private async failInternally(
+    entry: Running,
+    target: Pick<TargetPlan, 'targetId' | 'serverId' | 'serverName'>,
+    e: unknown,
+  ): Promise<Pick<TargetOutcome, 'status' | 'detached'>> {
+    entry.runs.get(target.targetId)?.stop('cancelled');
+    entry.runs.delete(target.targetId);
+    const id = entry.plan.execution.id;
+    const message = `internal error: ${(e as Error)?.message ?? e}`.slice(0, 500);
+    this.logger.error(`execution ${id}, target ${target.targetId}: ${(e as Error)?.stack ?? e}`);
+    const record: Partial<TargetRecord> = {
+      status: 'failed',
+      errorCode: 'internal_error',
+      errorMessage: message,
+      output: null,
+      finishedAt: Date.now(),
+      replicaId: this.config.replicaId,
+    };
+    try {
+      await this.store(() => this.repo.updateTarget(target.targetId, record));
+    } catch (again: any) {
+      this.logger.error(`execution ${id}: even the failure could not be stored: ${again?.message}`);
+    }
+    this.events.emit(id, {
+      type: 'log',
+      serverId: target.serverId,
+      stream: 'system',
+      text: message,
+    });
+    this.events.emit(id, { type: 'status', serverId: target.serverId, status: 'failed' });
+    this.events.emit(id, {
+      type: 'result',
+      serverId: target.serverId,
+      data: { ...record, serverId: target.serverId, serverName: target.serverName },
+    });
+    this.metrics.targets.inc({ status: 'failed' });
+    return { status: 'failed', detached: false };
+  }
+
+  /**
+   * Driving the execution itself failed: every target not finished yet ends
+   * `internal_error`, and the execution still gets its summary and end.
+   */
+  private async closeCrashed(entry: Running, e: unknown): Promise<void> {
+    const id = entry.plan.execution.id;
+    this.logger.error(`execution ${id} crashed: ${(e as Error)?.stack ?? e}`);
+    if (entry.detached) return;
+    try {
+      for (const t of await this.repo.unfinishedTargets(id)) {
+        const target = { targetId: t.id, serverId: t.serverId, serverName: t.serverName };
+        await this.failInternally(entry, target, e);
+      }
+      await this.finalize(id, entry.cancelled, Date.now());
+    } catch (again: any) {
+      this.logger.error(`execution ${id} could not be closed after a crash: ${again?.message}`);
+    }
+  }
+
   /** Starts the target, or goes on with what a previous owner started. */
   private async begin(entry: Running, run: TargetRun, target: TargetPlan): Promise<TargetOutcome> {
     const resume = target.resume;
@@ -557,9 +622,9 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     return run.resume(from, resume);
   }
 
-  /** A write of the execution's records, riding out a database outage (status.writeRetry). */
+  /** A write of the execution's records, riding out an outage or a busy database (status.writeRetry). */
   private store<T>(write: () => Promise<T>): Promise<T> {
-    return retry(this.config.status.writeRetry, write, () => true);
+    return retry(this.config.status.writeRetry, write, isTransientWriteError);
   }
 
   /** Aggregates, makes sure every event is stored, then publishes the final status. */

@@ -4,7 +4,7 @@ import { retry } from '../common/backoff';
 import { AppConfig } from '../config/app-config';
 import type { ExecutionEventRecord } from '../executions/records';
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
-import { isUniqueViolation } from '../persistence/write-errors';
+import { isTransientWriteError } from '../persistence/write-errors';
 import { ExecutionEvent } from './execution-event';
 import { ExecutionEventsService } from './execution-events.service';
 
@@ -61,17 +61,18 @@ export class EventWriter implements OnModuleInit, OnApplicationShutdown {
     const rows = batch.map(toStored);
     const policy = this.config.status.writeRetry;
     try {
-      // A duplicate is not going away; anything else (an outage) may.
-      await retry(
-        policy,
-        () => this.repo.insertMany(rows),
-        (e) => !isUniqueViolation(e),
-      );
+      await retry(policy, () => this.repo.insertMany(rows), isTransientWriteError);
       this.stored.next(batch);
     } catch (err: any) {
-      this.logger.error(
-        `dropping ${rows.length} events after ${policy.attempts} failed writes: ${err?.message}`,
-      );
+      if (isTransientWriteError(err) || rows.length === 1) {
+        this.logger.error(
+          `dropping ${rows.length} events after ${policy.attempts} failed writes: ${err?.message}`,
+        );
+        return;
+      }
+      // One event that cannot be stored (say, a value too deep to serialize) must not
+      // take the rest of its batch with it: store them one by one.
+      for (const e of batch) await this.write([e]);
     }
   }
 }
