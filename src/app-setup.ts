@@ -2,7 +2,9 @@ import { INestApplication, RequestMethod } from '@nestjs/common';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { NextFunction, Request, Response } from 'express';
 import { HttpExceptionFilter } from './common/http-exception.filter';
+import { deeperThan, tooDeepMessage } from './common/json-depth';
 import { makeValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
 
@@ -13,6 +15,17 @@ export function configureApp(app: INestApplication): void {
   // Scripts and input can be large; the DTO layer enforces the precise limits.
   const bodyLimit = config.limits.maxScriptBytes + config.limits.maxInputBytes + 256 * 1024;
   express.useBodyParser('json', { limit: bodyLimit });
+  // Before validation: class-transformer (and JSON.stringify later) recurse, and a body
+  // nested a few thousand deep would overflow their stack.
+  const maxDepth = config.limits.maxJsonDepth;
+  express.use((req: Request, res: Response, next: NextFunction) => {
+    if (!deeperThan(req.body, maxDepth)) return next();
+    res.status(400).json({
+      statusCode: 400,
+      error: 'Bad Request',
+      message: tooDeepMessage('the request body', maxDepth),
+    });
+  });
   express.disable('x-powered-by');
   app.setGlobalPrefix('v1', {
     exclude: [

@@ -97,6 +97,42 @@ describe('bad input', () => {
     expect(res.body.message).toMatch(/JSON/);
   });
 
+  it('refuses JSON nested deeper than limits.maxJsonDepth with 400 on every route, creating nothing', async () => {
+    const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
+    const before = await count();
+    for (const [method, url, body] of [
+      [
+        'post',
+        '/v1/jobs',
+        `{"script":{"type":"bash","content":"true"},"targets":{"serverIds":[]},"input":${deep(1500)}}`,
+      ],
+      ['post', '/v1/servers', `{"name":"deep","host":"h","username":"u","tags":${deep(3000)}}`],
+      ['put', '/v1/variables/u1/k1', `{"value":${deep(20000)}}`],
+      ['patch', `/v1/servers/00000000-0000-4000-8000-000000000000`, `{"tags":${deep(100)}}`],
+    ] as const) {
+      const res = await t
+        .http()
+        [method](url)
+        .set(t.auth)
+        .set('Content-Type', 'application/json')
+        .send(body);
+      expect([url, res.status, res.body.message]).toEqual([
+        url,
+        400,
+        'the request body is nested deeper than 64 levels',
+      ]);
+    }
+    expect(await count()).toBe(before);
+    expect((await t.http().get('/v1/variables/u1/k1').set(t.auth)).status).toBe(404);
+    // 64 levels are still fine
+    const ok = await t
+      .http()
+      .put('/v1/variables/u1/k1')
+      .set(t.auth)
+      .send({ value: JSON.parse(deep(63)) });
+    expect(ok.status).toBe(200);
+  });
+
   it('needs a service token on every /v1 route, not on probes', async () => {
     expect((await t.http().get('/v1/executions')).status).toBe(401);
     expect(

@@ -148,27 +148,43 @@ describe('helper libraries: the same script in bash, python and node, in api and
     }
   });
 
-  it('an output nested 20,000 deep cannot crash the execution: the target fails with internal_error and the execution ends', async () => {
-    const res = await t
-      .http()
-      .post('/v1/jobs')
-      .set(t.auth)
-      .send({
-        helperMode: 'api',
-        script: {
-          type: 'bash',
-          content: `cronium.output "$(python3 -c 'print("[" * 20000 + "]" * 20000)')"; echo sent`,
-        },
-        targets: { serverIds: [serverId] },
-      });
-    const ex = await waitForExecution(t, res.body.id, 30000);
-    expect(ex.status).toBe('failed');
-    expect(ex.targets[0]).toMatchObject({ status: 'failed', error: { code: 'internal_error' } });
-    expect(ex.finishedAt).toEqual(expect.any(String));
-    // and it is over: a cancel says so
-    const c = await t.http().post(`/v1/executions/${ex.id}/cancel`).set(t.auth);
-    expect(c.status).toBe(409);
-  });
+  it.each(['api', 'bundled'])(
+    'a value nested 20,000 deep is refused (%s mode) with a clear error; the other results are kept',
+    async (mode) => {
+      const res = await t
+        .http()
+        .post('/v1/jobs')
+        .set(t.auth)
+        .send({
+          helperMode: mode,
+          userId: `deep-${mode}`,
+          script: {
+            type: 'bash',
+            content: [
+              `deep=$(python3 -c 'print("[" * 20000 + "]" * 20000)')`,
+              'cronium.setVariable deep "$deep"',
+              'cronium.output "$deep"',
+              'cronium.setVariable fine \'{"a":1}\'',
+              'cronium.setCondition true',
+              'echo done',
+            ].join('\n'),
+          },
+          targets: { serverIds: [serverId] },
+        });
+      const ex = await waitForExecution(t, res.body.id, 30000);
+      expect(ex.status).toBe('succeeded');
+      expect(ex.targets[0]).toMatchObject({ output: null, condition: true });
+      const logs = await logsOf(t, ex.id);
+      const said = logs
+        .filter((l) => l.stream !== 'stdout')
+        .map((l) => l.text)
+        .join('\n');
+      expect(said).toMatch(/nested deeper than 64 levels/);
+      const get = (key: string) => t.http().get(`/v1/variables/deep-${mode}/${key}`).set(t.auth);
+      expect((await get('fine')).body.value).toEqual({ a: 1 });
+      expect((await get('deep')).status).toBe(404);
+    },
+  );
 
   it('fails toolAction in bundled mode with a clear message', async () => {
     const res = await t

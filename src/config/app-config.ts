@@ -93,6 +93,8 @@ export class LimitsConfig {
   @IsInt() @Min(1) maxScriptBytes!: number;
   @IsInt() @Min(1) maxInputBytes!: number;
   @IsInt() @Min(0) maxEnvVars!: number;
+  /** Arrays and objects nested deeper than this, anywhere a JSON value comes in, are a 400. */
+  @IsInt() @Min(2) @Max(10000) maxJsonDepth!: number;
 }
 
 export class ShutdownConfig {

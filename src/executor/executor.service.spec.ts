@@ -66,7 +66,7 @@ beforeAll(async () => {
  * An executor as a process has one: with an in-process queue, alone on its database; each
  * one a process of its own (`process-<n>`).
  */
-async function newExecutor(): Promise<ExecutorService> {
+async function newExecutor(helpers = new FakeHelpers()): Promise<ExecutorService> {
   const e = new ExecutorService(
     { ...config, replicaId: `process-${executors.length + 1}` } as AppConfig,
     repo,
@@ -76,7 +76,7 @@ async function newExecutor(): Promise<ExecutorService> {
     pool,
     new FakeRunnerCache() as unknown as RunnerCacheService,
     new MetricsService(),
-    new FakeHelpers() as unknown as RuntimeHelpersService,
+    helpers as unknown as RuntimeHelpersService,
     {
       getEndpoint: async (serverId: string) => ({ ...sshdEndpoint(), serverId }),
       baseDirOfServer: async () => path.join(dir, 'base'),
@@ -318,5 +318,27 @@ describe('ExecutorService', () => {
     expect(logs.filter((l) => l.text === 'started by the successor')).toHaveLength(2);
     // the sealed job is gone once the execution has ended
     expect(await repo.payloadOf(p.execution.id)).toBeNull();
+  });
+
+  it('a result it cannot store fails that target with internal_error; the others and the execution still end', async () => {
+    const helpers = new FakeHelpers();
+    helpers.keep = true;
+    let n = 0;
+    // the first target's results are a value too deep for the database layer to serialize
+    helpers.applyBundled = async () => ({
+      output: n++ === 0 ? JSON.parse('['.repeat(20000) + ']'.repeat(20000)) : 'fine',
+      condition: true,
+    });
+    const own = await newExecutor(helpers);
+    const p = await plan('echo hi', { targets: 2, concurrency: 1 });
+    await own.submit(p);
+    const { execution, targets } = await finished(p.execution.id);
+    expect(statusesOf(targets)).toEqual(['failed', 'succeeded']);
+    expect(targets[0]).toMatchObject({ errorCode: 'internal_error', output: null });
+    expect(targets[1]).toMatchObject({ output: 'fine' });
+    expect(execution.status).toBe('partial');
+    const mine = seen.filter((e) => e.executionId === p.execution.id);
+    expect(mine.filter((e) => e.type === 'result')).toHaveLength(2);
+    expect(mine.slice(-2).map((e) => e.type)).toEqual(['summary', 'end']);
   });
 });

@@ -474,7 +474,10 @@ export class TargetRun {
       openRetry: limits.channelOpenRetry,
     });
     if (r.code !== 0) throw new Error(`collect exited ${r.code}: ${r.stderr.trim()}`);
-    return helpers.applyBundled(this.plan.execution.userId, r.stdoutRaw);
+    const results = await helpers.applyBundled(this.plan.execution.userId, r.stdoutRaw);
+    for (const why of results.refused ?? [])
+      this.deps.log('system', `helper result refused: ${why}`);
+    return results;
   }
 
   private classify(exit: RunnerExit): Classified {

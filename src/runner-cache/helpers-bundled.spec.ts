@@ -747,7 +747,7 @@ cronium.setCondition true
     for (const f of fs.readdirSync(path.join(wd, 'out'))) {
       files.set(f, fs.readFileSync(path.join(wd, 'out', f)));
     }
-    const r = readBundledResults(files);
+    const r = readBundledResults(files, 64);
     expect(r.output).toEqual({ set: true, value: ['node'] });
     expect(r.condition).toBe(false);
     // bash stores the raw text back with auto semantics: strings that parse as JSON

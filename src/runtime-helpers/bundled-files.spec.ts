@@ -67,7 +67,7 @@ describe('bundled-mode files', () => {
     });
     const files = parseCollected(answer);
     expect(files.get('bin.dat')).toEqual(Buffer.from([0, 10, 255, 10]));
-    const r = readBundledResults(files);
+    const r = readBundledResults(files, 64);
     expect(r.output).toEqual({ set: true, value: { a: 1 } });
     expect(r.condition).toBe(true);
     expect(r.variables).toEqual([
@@ -80,10 +80,53 @@ describe('bundled-mode files', () => {
   it('treats auto text that is not JSON as a string, and an empty collect as nothing set', () => {
     const r = readBundledResults(
       parseCollected(collectAnswer({ 'output.val': 'hello world', 'output.type': 'auto' })),
+      64,
     );
     expect(r.output.value).toBe('hello world');
-    const none = readBundledResults(parseCollected(Buffer.from('CRONIUM2 collect 0\n')));
-    expect(none).toEqual({ output: { set: false, value: null }, condition: null, variables: [] });
+    const none = readBundledResults(parseCollected(Buffer.from('CRONIUM2 collect 0\n')), 64);
+    expect(none).toEqual({
+      output: { set: false, value: null },
+      condition: null,
+      variables: [],
+      refused: [],
+    });
     expect(() => parseCollected(Buffer.from('garbage\n'))).toThrow(/unexpected collect answer/);
+  });
+
+  it('refuses a record nested too deep, or not JSON, alone: the others are kept', () => {
+    const deep = '['.repeat(5000) + ']'.repeat(5000);
+    const r = readBundledResults(
+      parseCollected(
+        collectAnswer({
+          'output.val': deep,
+          'output.type': 'json',
+          condition: 'true',
+          'var.1.key': 'ok',
+          'var.1.val': '{"a":[1]}',
+          'var.1.type': 'json',
+          'var.2.key': 'deep',
+          'var.2.val': deep,
+          'var.2.type': 'auto',
+          'var.3.key': 'broken',
+          'var.3.val': '{"a":',
+          'var.3.type': 'json',
+          'var.4.key': 'also-ok',
+          'var.4.val': 'text',
+          'var.4.type': 'auto',
+        }),
+      ),
+      64,
+    );
+    expect(r.output).toEqual({ set: false, value: null });
+    expect(r.condition).toBe(true);
+    expect(r.variables).toEqual([
+      ['ok', { a: [1] }],
+      ['also-ok', 'text'],
+    ]);
+    expect(r.refused).toEqual([
+      'output: the value is nested deeper than 64 levels',
+      'setVariable "deep": the value is nested deeper than 64 levels',
+      'setVariable "broken": not valid JSON',
+    ]);
   });
 });

@@ -1,4 +1,5 @@
 import { shellQuote } from '../runner/protocol';
+import { deeperThan, tooDeepMessage } from '../common/json-depth';
 import { autoValue, rawRender } from './variables.service';
 
 /** Files the service writes into the run directory for bundled mode (docs/runtime-helpers.md). */
@@ -26,20 +27,43 @@ export interface BundledResults {
   condition: boolean | null;
   /** In call order; later writes of a key win when applied in order. */
   variables: [string, unknown][];
+  /** Records refused (unparsable, or nested deeper than allowed), with why; the rest apply. */
+  refused: string[];
 }
 
-function typed(val: Buffer, type: Buffer | undefined): unknown {
+class Refused extends Error {}
+
+function typed(val: Buffer, type: Buffer | undefined, maxDepth: number): unknown {
   const text = val.toString('utf8');
-  if (type?.toString('utf8').trim() === 'json') return JSON.parse(text);
-  return autoValue(text);
+  let value: unknown;
+  try {
+    value = type?.toString('utf8').trim() === 'json' ? JSON.parse(text) : autoValue(text);
+  } catch {
+    throw new Refused('not valid JSON');
+  }
+  if (deeperThan(value, maxDepth)) throw new Refused(tooDeepMessage('the value', maxDepth));
+  return value;
 }
 
-/** Reads the out/ files a script's helpers wrote, exactly as API mode would have applied them. */
-export function readBundledResults(files: Map<string, Buffer>): BundledResults {
-  const r: BundledResults = { output: { set: false, value: null }, condition: null, variables: [] };
+/**
+ * Reads the out/ files a script's helpers wrote, exactly as API mode would have applied
+ * them. A record that cannot be taken is refused alone; the others are kept.
+ */
+export function readBundledResults(files: Map<string, Buffer>, maxDepth: number): BundledResults {
+  const r: BundledResults = {
+    output: { set: false, value: null },
+    condition: null,
+    variables: [],
+    refused: [],
+  };
   const outVal = files.get('output.val');
   if (outVal && files.has('output.type')) {
-    r.output = { set: true, value: typed(outVal, files.get('output.type')) };
+    try {
+      r.output = { set: true, value: typed(outVal, files.get('output.type'), maxDepth) };
+    } catch (e) {
+      if (!(e instanceof Refused)) throw e;
+      r.refused.push(`output: ${e.message}`);
+    }
   }
   const cond = files.get('condition')?.toString('utf8').trim();
   if (cond === 'true' || cond === 'false') r.condition = cond === 'true';
@@ -52,7 +76,14 @@ export function readBundledResults(files: Map<string, Buffer>): BundledResults {
     const key = files.get(`var.${n}.key`);
     const val = files.get(`var.${n}.val`);
     if (!key || !val) continue;
-    r.variables.push([key.toString('utf8'), typed(val, files.get(`var.${n}.type`))]);
+    try {
+      r.variables.push([key.toString('utf8'), typed(val, files.get(`var.${n}.type`), maxDepth)]);
+    } catch (e) {
+      if (!(e instanceof Refused)) throw e;
+      r.refused.push(
+        `setVariable ${JSON.stringify(key.toString('utf8').slice(0, 100))}: ${e.message}`,
+      );
+    }
   }
   return r;
 }

@@ -7,6 +7,7 @@ import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { RuntimeSession, RuntimeSessionsService } from './runtime-sessions.service';
 import { ToolActionError, ToolActionsService } from './tool-actions.service';
+import { deeperThan, tooDeepMessage } from '../common/json-depth';
 import { autoValue, rawRender, validKey, VariablesService } from './variables.service';
 
 class HttpError extends Error {
@@ -127,12 +128,22 @@ export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
     }
     const text = Buffer.concat(chunks).toString('utf8');
     const type = String(req.headers['content-type'] ?? '');
-    if (type.startsWith('text/plain')) return { json: false, value: text };
+    const max = this.config.limits.maxJsonDepth;
+    const refuseDeep = (v: unknown) => {
+      if (deeperThan(v, max)) throw new HttpError(400, tooDeepMessage('the value', max));
+    };
+    if (type.startsWith('text/plain')) {
+      refuseDeep(autoValue(text)); // a text body that is JSON is stored as that JSON
+      return { json: false, value: text };
+    }
+    let value: unknown;
     try {
-      return { json: true, value: text ? JSON.parse(text) : {} };
+      value = text ? JSON.parse(text) : {};
     } catch {
       throw new HttpError(400, 'request body is not valid JSON');
     }
+    refuseDeep(value);
+    return { json: true, value };
   }
 
   private route(method: string, path: string) {

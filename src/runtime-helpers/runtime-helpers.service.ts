@@ -30,6 +30,8 @@ export interface HelperRequest {
 export interface HelperResults {
   output: unknown;
   condition: boolean | null;
+  /** Bundled mode: records that were refused (and why); the others were applied. */
+  refused?: string[];
 }
 
 /** What a take-over needs to serve an API-mode script started by another process. */
@@ -140,11 +142,15 @@ export class RuntimeHelpersService {
 
   /** Applies what a bundled-mode script wrote (the runner's `collect` answer). */
   async applyBundled(userId: string | null, collected: Buffer): Promise<HelperResults> {
-    const r = readBundledResults(parseCollected(collected));
+    const r = readBundledResults(parseCollected(collected), this.config.limits.maxJsonDepth);
     for (const [key, value] of r.variables) {
       await this.variables.set(userId ?? DEFAULT_SCOPE, key, value);
     }
-    return { output: r.output.set ? r.output.value : null, condition: r.condition };
+    return {
+      output: r.output.set ? r.output.value : null,
+      condition: r.condition,
+      refused: r.refused,
+    };
   }
 
   private async prepareApi(
