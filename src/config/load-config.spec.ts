@@ -128,7 +128,7 @@ describe('loadConfig', () => {
       flushBatch: 100,
       replayPage: 1000,
       maxSubscriptionsPerSocket: 100,
-      writeRetry: { attempts: 3, initialDelayMs: 100, factor: 2, maxDelayMs: 400 },
+      writeRetry: { attempts: 20, initialDelayMs: 100, factor: 2, maxDelayMs: 5000 },
     });
     const c = load({
       CRONIUM__STATUS__MAX_SUBSCRIPTIONS_PER_SOCKET: '7',

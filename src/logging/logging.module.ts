@@ -15,6 +15,21 @@ export const REDACT = [
   '*.env',
 ];
 
+/** `token` query parameters in a serialized request (its url and query) become [redacted]. */
+export function redactTokenParams<T extends { url?: string; query?: Record<string, unknown> }>(
+  req: T,
+): T {
+  if (typeof req.url === 'string' && /[?&]token=/i.test(req.url)) {
+    req.url = req.url.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]');
+  }
+  if (req.query && typeof req.query === 'object') {
+    for (const k of Object.keys(req.query)) {
+      if (k.toLowerCase() === 'token') req.query = { ...req.query, [k]: '[redacted]' };
+    }
+  }
+  return req;
+}
+
 /** Structured logs: pino JSON in production, pretty in development, quiet in tests. */
 @Module({
   imports: [
@@ -28,6 +43,8 @@ export const REDACT = [
           // Every line says which replica wrote it.
           base: { pid: process.pid, replicaId: config.replicaId },
           redact: { paths: REDACT, censor: '[redacted]' },
+          // A token may also come as ?token= (websocket clients): never in the clear.
+          serializers: { req: redactTokenParams },
           // Probes and scrapes every few seconds are noise.
           autoLogging: { ignore: (req) => /^\/(health|metrics)/.test(req.url ?? '') },
           transport:

@@ -21,7 +21,7 @@ export function dataSourceOptions(url: string): DataSourceOptions {
     return { ...common, type: 'postgres', url, extra: { max: 10 } };
   }
   const file = url.slice('sqlite:'.length);
-  if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  if (file !== ':memory:') privateFile(file);
   return {
     ...common,
     type: 'better-sqlite3',
@@ -32,4 +32,22 @@ export function dataSourceOptions(url: string): DataSourceOptions {
       db.pragma('busy_timeout = 5000');
     },
   };
+}
+
+/**
+ * The SQLite file holds sealed credentials and jobs: its dir is made 0700 when new, the
+ * file is created 0600 (SQLite gives its -wal and -shm files the same mode) and made so
+ * if it exists with more.
+ */
+function privateFile(file: string): void {
+  const abs = path.resolve(file);
+  fs.mkdirSync(path.dirname(abs), { recursive: true, mode: 0o700 });
+  fs.closeSync(fs.openSync(abs, 'a', 0o600));
+  if ((fs.statSync(abs).mode & 0o077) !== 0) fs.chmodSync(abs, 0o600);
+  const dirMode = fs.statSync(path.dirname(abs)).mode;
+  if ((dirMode & 0o007) !== 0) {
+    console.warn(
+      `cronium-orchestrator: ${path.dirname(abs)} is open to other users (mode ${(dirMode & 0o777).toString(8)}); 0700 is advised`,
+    );
+  }
 }
