@@ -19,12 +19,14 @@ export function configureApp(app: INestApplication): void {
   // nested a few thousand deep would overflow their stack.
   const maxDepth = config.limits.maxJsonDepth;
   express.use((req: Request, res: Response, next: NextFunction) => {
-    if (!deeperThan(req.body, maxDepth)) return next();
-    res.status(400).json({
-      statusCode: 400,
-      error: 'Bad Request',
-      message: tooDeepMessage('the request body', maxDepth),
-    });
+    const refuse = (message: string) =>
+      res.status(400).json({ statusCode: 400, error: 'Bad Request', message });
+    // Every body this API takes is an object; an array would pass validation as one.
+    if (Array.isArray(req.body)) return refuse('the request body must be a JSON object');
+    if (deeperThan(req.body, maxDepth)) {
+      return refuse(tooDeepMessage('the request body', maxDepth));
+    }
+    next();
   });
   express.disable('x-powered-by');
   app.setGlobalPrefix('v1', {

@@ -163,6 +163,41 @@ describe('bad input', () => {
     expect((await t.http().get('/v1/executions?limit=0').set(t.auth)).status).toBe(400);
     expect((await t.http().get('/v1/executions?status=weird').set(t.auth)).status).toBe(400);
     expect((await t.http().get('/v1/executions?cursor=%27%3B--').set(t.auth)).status).toBe(400);
+    // integers in range only, written as plain decimals
+    const logs = '/v1/executions/6f1f7c3e-8d1a-4c5e-9f0a-1b2c3d4e5f60/logs';
+    for (const q of [
+      'afterSeq=1e23',
+      'afterSeq=0x10',
+      'afterSeq=',
+      'afterSeq=-1',
+      'afterSeq=1.5',
+      'afterSeq=+3',
+      'limit=1e3',
+      'afterSeq=9999999999999999',
+    ]) {
+      const res = await t.http().get(`${logs}?${q}`).set(t.auth);
+      expect([q, res.status]).toEqual([q, 400]);
+    }
+    expect((await t.http().get(`${logs}?afterSeq=16&limit=10`).set(t.auth)).status).toBe(404);
+    expect((await t.http().get('/v1/executions?limit=abc').set(t.auth)).status).toBe(400);
+  });
+
+  it('refuses a JSON array where an object is expected, changing nothing', async () => {
+    const id = await registerServer(t, sshd, { name: 'not-an-array' });
+    for (const [method, url] of [
+      ['patch', `/v1/servers/${id}`],
+      ['post', '/v1/servers'],
+      ['post', '/v1/jobs'],
+      ['put', '/v1/variables/u1/k2'],
+    ] as const) {
+      const res = await t.http()[method](url).set(t.auth).send([]);
+      expect([url, res.status, res.body.message]).toEqual([
+        url,
+        400,
+        'the request body must be a JSON object',
+      ]);
+    }
+    expect((await t.http().get(`/v1/servers/${id}`).set(t.auth)).body.name).toBe('not-an-array');
   });
 
   it('refuses server fields that could reach a command line', async () => {

@@ -49,6 +49,9 @@ describe('ExecutionTokensService', () => {
     expect(svc.verify(sign(`${h}.${b64({ ...payload, aud: 'x' })}`))).toBeNull();
     expect(svc.verify(sign(`${h}.${b64({ ...payload, iss: 'x' })}`))).toBeNull();
     expect(svc.verify(sign(`${h}.${b64({ ...payload, exp: 1 })}`))).toBeNull();
+    const noExp = { ...payload };
+    delete noExp.exp;
+    expect(svc.verify(sign(`${h}.${b64(noExp)}`))).toBeNull(); // never expires: not ours
     expect(
       svc.verify(sign(`${h}.${p}`, 'sha256', 'another-secret-another-secret-another')),
     ).toBeNull();

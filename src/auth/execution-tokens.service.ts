@@ -45,6 +45,8 @@ export class ExecutionTokensService {
         audience: TOKEN_AUDIENCE,
       });
       if (typeof p.executionId !== 'string' || typeof p.jti !== 'string') return null;
+      // Ours always expire: a signed token without `exp` was not made here.
+      if (typeof p.exp !== 'number') return null;
       return {
         jobId: p.jobId,
         executionId: p.executionId,

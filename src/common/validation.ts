@@ -1,4 +1,5 @@
 import { BadRequestException, ValidationError, ValidationPipe } from '@nestjs/common';
+import { Transform } from 'class-transformer';
 
 function flatten(errors: ValidationError[], prefix = ''): string[] {
   const out: string[] = [];
@@ -23,3 +24,12 @@ export function makeValidationPipe(): ValidationPipe {
     exceptionFactory: (errors) => new BadRequestException(flatten(errors).join('; ')),
   });
 }
+
+/**
+ * A query parameter that must be a plain decimal integer (no `0x10`, `1e3`, `+1`, empty
+ * or 16+ digits): anything else becomes NaN, which @IsInt then refuses with its message.
+ */
+export const QueryInt = () =>
+  Transform(({ value }) =>
+    typeof value === 'string' && /^(0|[1-9][0-9]{0,14})$/.test(value) ? Number(value) : NaN,
+  );

@@ -1,6 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, IsUUID, Max, Min } from 'class-validator';
+import { QueryInt } from '../../common/validation';
 import { EXECUTION_STATUSES, ExecutionStatus } from '../../executions/statuses';
 
 /** Page size of GET /v1/executions when `limit` is absent. */
@@ -14,7 +14,7 @@ export class ListExecutionsQuery {
 
   @ApiPropertyOptional({ minimum: 1, maximum: 200, default: DEFAULT_LIST_LIMIT })
   @IsOptional()
-  @Type(() => Number)
+  @QueryInt()
   @IsInt()
   @Min(1)
   @Max(200)
@@ -35,14 +35,14 @@ export class LogsQuery {
 
   @ApiPropertyOptional({ minimum: 0, default: 0 })
   @IsOptional()
-  @Type(() => Number)
+  @QueryInt()
   @IsInt()
   @Min(0)
   afterSeq?: number;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 10000, default: 1000 })
   @IsOptional()
-  @Type(() => Number)
+  @QueryInt()
   @IsInt()
   @Min(1)
   @Max(10000)
