@@ -295,9 +295,18 @@ describe('running a script on one server (real sshd)', () => {
     );
   });
 
-  it('pins the host key on first use', async () => {
+  it('pins the host key on first use, and keeps it when only the port changes', async () => {
     const res = await t.http().get(`/v1/servers/${serverId}`).set(t.auth);
-    expect(res.body.hostKeyFingerprint).toBe(sshd.hostKeyFingerprint);
+    expect(res.body).toMatchObject({
+      hostKeyFingerprint: sshd.hostKeyFingerprint,
+      hostKeySource: 'tofu',
+      hostKeyPinnedAt: expect.any(String),
+    });
+    for (const port of [sshd.port + 1, sshd.port]) {
+      const p = await t.http().patch(`/v1/servers/${serverId}`).set(t.auth).send({ port });
+      expect(p.body).toMatchObject({ port, hostKeyFingerprint: sshd.hostKeyFingerprint });
+      expect(p.body.hostKeyPinnedAt).toBe(res.body.hostKeyPinnedAt);
+    }
   });
 });
 

@@ -73,6 +73,8 @@ export class ServersRepository {
     const res = await this.servers.update(where, {
       hostKeyFingerprint: key.fingerprint,
       hostKeyType: key.type,
+      hostKeyPinnedAt: Date.now(),
+      hostKeySource: 'tofu',
     });
     return res.affected === 1;
   }

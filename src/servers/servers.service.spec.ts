@@ -95,6 +95,8 @@ describe('ServersService (SQLite)', () => {
         authType: 'key',
         hostKeyFingerprint: null,
         hostKeyType: null,
+        hostKeyPinnedAt: null,
+        hostKeySource: null,
         tags: ['web', 'eu'],
         baseDir: null,
         createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
@@ -283,23 +285,32 @@ describe('ServersService (SQLite)', () => {
       expect((await svc.update(s.id, { baseDir: null })).baseDir).toBeNull();
     });
 
-    it('clears the pinned key when host, port or username change without hostKey', async () => {
+    it('keeps the pin when only the port or username changes; a new host clears it', async () => {
       const s = await svc.create(base({ hostKey: hostPub }));
-      for (const change of [{ host: '10.0.0.9' }, { port: 2200 }, { username: 'other' }]) {
-        await svc.update(s.id, { hostKey: hostPub });
+      expect(s).toMatchObject({ hostKeyFingerprint: hostFp, hostKeySource: 'given' });
+      expect(Date.parse(s.hostKeyPinnedAt!)).toBeGreaterThan(0);
+      for (const change of [{ port: 2200 }, { username: 'other' }]) {
         const u = await svc.update(s.id, change);
-        expect(u.hostKeyFingerprint).toBeNull();
-        expect(u.hostKeyType).toBeNull();
+        expect(u).toMatchObject({ ...change, hostKeyFingerprint: hostFp, hostKeySource: 'given' });
       }
-      // same values again: nothing moved, pin stays
-      await svc.update(s.id, { hostKey: hostPub });
-      const same = await svc.update(s.id, { host: '10.0.0.9', port: 2200, username: 'other' });
-      expect(same.hostKeyFingerprint).toBe(hostFp);
-      // moved with a new key: the new key is pinned
-      const moved = await svc.update(s.id, { host: '10.0.0.10', hostKey: otherFp });
-      expect(moved.hostKeyFingerprint).toBe(otherFp);
-      // explicit unpin
+      const moved = await svc.update(s.id, { host: '10.0.0.9' });
+      expect(moved).toMatchObject({
+        hostKeyFingerprint: null,
+        hostKeyType: null,
+        hostKeyPinnedAt: null,
+        hostKeySource: null,
+      });
+      // moved with a new key: the new key is pinned, as given
+      const given = await svc.update(s.id, { host: '10.0.0.10', hostKey: otherFp });
+      expect(given).toMatchObject({ hostKeyFingerprint: otherFp, hostKeySource: 'given' });
+      // explicit unpin: trusted again on the next first contact, and shown as such
       expect((await svc.update(s.id, { hostKey: null })).hostKeyFingerprint).toBeNull();
+      const seen = { fingerprint: hostFp, type: 'ssh-ed25519' };
+      expect(await svc.learnHostKey(s.id, seen)).toBe(true);
+      expect(await svc.get(s.id)).toMatchObject({
+        hostKeyFingerprint: hostFp,
+        hostKeySource: 'tofu',
+      });
     });
 
     it('replaces credentials and auth type', async () => {
@@ -439,7 +450,7 @@ describe('ServersService (SQLite)', () => {
     it('refuses to move a server or unpin it without a new hostKey', async () => {
       const s = await strict.create(base({ hostKey: hostPub }));
       await expect(strict.update(s.id, { host: '10.1.1.1' })).rejects.toThrow(
-        /hostKey: is required when host, port or username change/,
+        /hostKey: is required when the host changes/,
       );
       await expect(strict.update(s.id, { hostKey: null })).rejects.toBeInstanceOf(
         BadRequestException,

@@ -112,6 +112,8 @@ export class ServersService implements OnModuleDestroy {
       credentials: this.seal(id, credentials),
       hostKeyFingerprint: pin?.fingerprint ?? null,
       hostKeyType: pin?.type ?? null,
+      hostKeyPinnedAt: pin ? now : null,
+      hostKeySource: pin ? 'given' : null,
       tags: normalizeTags(dto.tags),
       baseDir: dto.baseDir ?? null,
       createdAt: now,
@@ -149,29 +151,37 @@ export class ServersService implements OnModuleDestroy {
     if (dto.username !== undefined && dto.username !== current.username) {
       patch.username = dto.username;
     }
-    const endpointMoved = 'host' in patch || 'port' in patch || 'username' in patch;
+    // A new port or user on the same host is the same machine: its key stays pinned.
+    const hostMoved = 'host' in patch;
+    const unpin = () =>
+      Object.assign(patch, {
+        hostKeyFingerprint: null,
+        hostKeyType: null,
+        hostKeyPinnedAt: null,
+        hostKeySource: null,
+      });
 
     if (dto.hostKey !== undefined) {
       if (dto.hostKey === null) {
         if (this.hostKeyPolicy === 'strict') {
           throw new BadRequestException(`hostKey: cannot be removed — ${STRICT_HINT}`);
         }
-        patch.hostKeyFingerprint = null;
-        patch.hostKeyType = null;
+        unpin(); // re-pinned on the next first contact
       } else {
         const pin = this.parseHostKey(dto.hostKey);
         patch.hostKeyFingerprint = pin.fingerprint;
         patch.hostKeyType = pin.type;
+        patch.hostKeyPinnedAt = Date.now();
+        patch.hostKeySource = 'given';
       }
-    } else if (endpointMoved && current.hostKeyFingerprint !== null) {
+    } else if (hostMoved && current.hostKeyFingerprint !== null) {
       if (this.hostKeyPolicy === 'strict') {
         throw new BadRequestException(
-          `hostKey: is required when host, port or username change — ${STRICT_HINT}`,
+          `hostKey: is required when the host changes — ${STRICT_HINT}`,
         );
       }
-      // A different endpoint is a different host: trust it again on first use.
-      patch.hostKeyFingerprint = null;
-      patch.hostKeyType = null;
+      // A different host is a different machine: trust it again on first use.
+      unpin();
     }
 
     const newKey = dto.privateKey != null;
@@ -357,6 +367,8 @@ export class ServersService implements OnModuleDestroy {
       authType: s.authType,
       hostKeyFingerprint: s.hostKeyFingerprint ?? null,
       hostKeyType: s.hostKeyType ?? null,
+      hostKeyPinnedAt: s.hostKeyPinnedAt ? new Date(Number(s.hostKeyPinnedAt)).toISOString() : null,
+      hostKeySource: s.hostKeySource ?? null,
       tags: [...(s.tags ?? [])],
       baseDir: s.baseDir ?? null,
       createdAt: new Date(Number(s.createdAt)).toISOString(),

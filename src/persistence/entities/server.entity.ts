@@ -15,6 +15,10 @@ export class ServerEntity {
   @Column({ type: 'varchar', length: 100, nullable: true }) hostKeyFingerprint!: string | null;
   /** Key type when known (`ssh-ed25519`, …), so the handshake asks for that type. */
   @Column({ type: 'varchar', length: 64, nullable: true }) hostKeyType!: string | null;
+  /** When the key was pinned, and how: `given` by a caller, or `tofu` (first contact). */
+  @Column({ type: 'bigint', nullable: true, transformer: epochMs })
+  hostKeyPinnedAt!: number | null;
+  @Column({ type: 'varchar', length: 8, nullable: true }) hostKeySource!: 'given' | 'tofu' | null;
   @Column({ type: 'text', transformer: jsonText }) tags!: string[];
   @Column({ type: 'varchar', length: 255, nullable: true }) baseDir!: string | null;
   @Column({ type: 'bigint', transformer: epochMs }) createdAt!: number;

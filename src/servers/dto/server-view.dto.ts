@@ -12,6 +12,15 @@ export class ServerView {
   hostKeyFingerprint!: string | null;
   @ApiProperty({ type: String, nullable: true, example: 'ssh-ed25519' })
   hostKeyType!: string | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true })
+  hostKeyPinnedAt!: string | null;
+  @ApiProperty({
+    type: String,
+    enum: ['given', 'tofu'],
+    nullable: true,
+    description: 'given by a caller (hostKey), or trusted on first use',
+  })
+  hostKeySource!: 'given' | 'tofu' | null;
   @ApiProperty({ type: [String] }) tags!: string[];
   @ApiProperty({ type: String, nullable: true, description: "the server's own baseDir, if set" })
   baseDir!: string | null;

@@ -23,9 +23,10 @@ import {
 } from './server-validators';
 
 /**
- * `PATCH /v1/servers/:id`: only the fields present change. Changing host, port or username
- * without a new `hostKey` clears the pinned key. `privateKey` or `password` replaces the
- * stored credentials. `hostKey: null` unpins, `baseDir: null` returns to the default.
+ * `PATCH /v1/servers/:id`: only the fields present change. Changing the host without a
+ * new `hostKey` clears the pinned key (a new port or username keeps it: same machine).
+ * `privateKey` or `password` replaces the stored credentials. `hostKey: null` unpins (the
+ * next contact pins again, on first use), `baseDir: null` returns to the default.
  */
 export class UpdateServerDto {
   @ApiPropertyOptional({ minLength: 1, maxLength: NAME_MAX })
