@@ -245,6 +245,13 @@ describe('running a script on one server (real sshd)', () => {
     expect(a.status).toBe(202);
     expect(b.status).toBe(202);
     expect(b.body.id).toBe(a.body.id);
+    // the same key with another body: 422, and nothing new
+    const c = await submit(
+      { script: { type: 'bash', content: 'echo twice' } },
+      { 'Idempotency-Key': key },
+    );
+    expect(c.status).toBe(422);
+    expect(c.body).toMatchObject({ statusCode: 422, error: 'Unprocessable Entity' });
   });
 
   it('handles a 200 KB line and binary output without stalling', async () => {

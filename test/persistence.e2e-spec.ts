@@ -42,6 +42,7 @@ function execution(id: string, createdAt: number, key: string | null = null): Ex
     ownerId: null,
     heartbeatAt: null,
     cancelRequestedAt: null,
+    requestHash: null,
   };
 }
 

@@ -21,6 +21,16 @@ export class ServiceTokensService {
     return ok;
   }
 
+  /**
+   * Who is calling, without the secret: a short digest of the caller's token. Scopes what
+   * one caller names (its Idempotency-Keys) away from another's.
+   */
+  static scopeOf(header: string | string[] | undefined): string {
+    return digest(ServiceTokensService.fromHeader(header) ?? '')
+      .toString('hex')
+      .slice(0, 16);
+  }
+
   /** `Authorization: Bearer <token>` → token, or undefined. */
   static fromHeader(header: string | string[] | undefined): string | undefined {
     const value = Array.isArray(header) ? header[0] : header;

@@ -34,6 +34,7 @@ describe('execution factory', () => {
       ownerId: null,
       heartbeatAt: null,
       cancelRequestedAt: null,
+      requestHash: null,
     });
     expect(e.createdAt).toBeGreaterThanOrEqual(before);
     expect(e.createdAt).toBeLessThanOrEqual(Date.now());

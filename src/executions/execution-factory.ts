@@ -9,6 +9,7 @@ export interface NewExecution {
   eventId?: string;
   userId?: string;
   idempotencyKey?: string;
+  requestHash?: string;
   request: ExecutionRequestSummary;
   /** Epoch milliseconds; now when absent. */
   createdAt?: number;
@@ -36,6 +37,7 @@ export function newExecution(e: NewExecution): ExecutionRecord {
     ownerId: e.ownerId ?? null,
     heartbeatAt: e.ownerId ? (e.createdAt ?? Date.now()) : null,
     cancelRequestedAt: null,
+    requestHash: e.requestHash ?? null,
   };
 }
 

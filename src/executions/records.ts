@@ -19,6 +19,8 @@ export interface ExecutionRecord {
   heartbeatAt: number | null;
   /** A caller asked to cancel it; whoever drives it (now or after a take-over) stops it. */
   cancelRequestedAt: number | null;
+  /** sha256 of the request it was made from (an Idempotency-Key replay must match it). */
+  requestHash: string | null;
 }
 
 export interface TargetPhases {

@@ -5,6 +5,7 @@ import {
   NotFoundException,
   PayloadTooLargeException,
   ServiceUnavailableException,
+  UnprocessableEntityException,
 } from '@nestjs/common';
 import * as os from 'node:os';
 import type { AppConfig } from '../config/app-config';
@@ -346,12 +347,31 @@ describe('JobsService', () => {
     describe('Idempotency-Key', () => {
       it('returns the execution the key already made, without starting another', async () => {
         const first = await jobs.submit(job(), 'retry-1');
-        const again = await jobs.submit(job({ script: { type: 'node', content: '' } }), 'retry-1');
+        // the same request, its keys in another order
+        const again = await jobs.submit(JSON.parse(JSON.stringify(job())), 'retry-1');
         expect(again).toEqual(first);
         expect(repo.executions).toHaveLength(1);
         expect(executor.plans).toHaveLength(1);
-        expect(repo.executions[0].idempotencyKey).toBe('retry-1');
+        // stored scoped and hashed, not as sent
+        expect(repo.executions[0].idempotencyKey).toMatch(/^\.[0-9a-f]{64}$/);
         await jobs.submit(job(), 'retry-2');
+        expect(executor.plans).toHaveLength(2);
+      });
+
+      it('answers 422 when the key comes again with a different request, creating nothing', async () => {
+        await jobs.submit(job(), 'retry-3');
+        const other = job({ script: { type: 'node', content: 'x' } });
+        expect(
+          await refused(() => jobs.submit(other, 'retry-3'), UnprocessableEntityException),
+        ).toBe(422);
+        expect(repo.executions).toHaveLength(1);
+      });
+
+      it('keeps the keys of different callers apart', async () => {
+        const a = await jobs.submit(job(), 'shared-name', 'caller-a');
+        const b = await jobs.submit(job(), 'shared-name', 'caller-b');
+        expect(b.id).not.toBe(a.id);
+        expect((await jobs.submit(job(), 'shared-name', 'caller-a')).id).toBe(a.id);
         expect(executor.plans).toHaveLength(2);
       });
 

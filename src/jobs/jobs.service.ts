@@ -5,7 +5,9 @@ import {
   NotFoundException,
   PayloadTooLargeException,
   ServiceUnavailableException,
+  UnprocessableEntityException,
 } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import { isUuid } from '../common/uuid';
 import { AppConfig } from '../config/app-config';
 import { newExecution, newTarget } from '../executions/execution-factory';
@@ -13,7 +15,7 @@ import { resolveMaxErrors } from '../executions/max-errors';
 import { executionView, ExecutionView } from '../executions/execution-view';
 import type { ExecutionPlan } from '../executor/execution-plan';
 import { ExecutorService } from '../executor/executor.service';
-import type { ExecutionEventRecord } from '../executions/records';
+import type { ExecutionEventRecord, ExecutionRecord } from '../executions/records';
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { ServersService } from '../servers/servers.service';
@@ -46,14 +48,21 @@ export class JobsService {
     this.accepting = false;
   }
 
-  async submit(dto: CreateJobDto, idempotencyKey?: string): Promise<ExecutionView> {
+  /**
+   * `idempotencyKey` is scoped to the caller (`scope`, a digest of its token) and bound to
+   * the request it was first used with: the same key with another body is a 422.
+   */
+  async submit(dto: CreateJobDto, key?: string, scope = ''): Promise<ExecutionView> {
     if (!this.accepting) throw new ServiceUnavailableException('the service is shutting down');
-    if (idempotencyKey !== undefined) {
-      if (!/^[\x21-\x7e]{1,200}$/.test(idempotencyKey)) {
+    let idempotencyKey: string | undefined;
+    const requestHash = sha256(canonicalJson(dto));
+    if (key !== undefined) {
+      if (!/^[\x21-\x7e]{1,200}$/.test(key)) {
         throw new BadRequestException('Idempotency-Key must be 1-200 visible ASCII characters');
       }
+      idempotencyKey = `${scope}.${sha256(key)}`;
       const existing = await this.repo.findByIdempotencyKey(idempotencyKey);
-      if (existing) return this.view(existing.id);
+      if (existing) return this.replay(existing, requestHash);
     }
     const { scriptBytes, env, timeoutSeconds } = this.checkLimits(dto);
     const { serverIds = [], tags = [] } = dto.targets;
@@ -75,6 +84,7 @@ export class JobsService {
       idempotencyKey,
       // Alone, the accepting process drives it; with a shared queue, whoever picks it up.
       ownerId: this.config.queue.redisUrl ? undefined : this.config.replicaId,
+      requestHash,
       request: {
         scriptType: dto.script.type,
         scriptBytes,
@@ -99,7 +109,7 @@ export class JobsService {
       // Two identical retries raced: the unique key lets exactly one through.
       if (idempotencyKey) {
         const existing = await this.repo.findByIdempotencyKey(idempotencyKey);
-        if (existing) return this.view(existing.id);
+        if (existing) return this.replay(existing, requestHash);
       }
       throw e;
     }
@@ -124,6 +134,16 @@ export class JobsService {
     };
     await this.executor.submit(plan);
     return executionView(execution, targets);
+  }
+
+  /** A retried POST: the execution it made, if it is the same request. */
+  private replay(existing: ExecutionRecord, requestHash: string): Promise<ExecutionView> {
+    if (existing.requestHash !== null && existing.requestHash !== requestHash) {
+      throw new UnprocessableEntityException(
+        'Idempotency-Key was already used with a different request body',
+      );
+    }
+    return this.view(existing.id);
   }
 
   async view(id: string): Promise<ExecutionView> {
@@ -196,4 +216,19 @@ export class JobsService {
     }
     return { scriptBytes, env, timeoutSeconds };
   }
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** JSON with object keys sorted, so equal requests hash equally whatever their key order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .map((k) => [k, v[k]]),
+        )
+      : v,
+  );
 }

@@ -5,13 +5,13 @@ import { ENTITIES } from './entities';
 import { Initial1763800000000 } from './migrations/1763800000000-initial';
 import { Reattach1764600000000 } from './migrations/1764600000000-reattach';
 import { DurableQueue1764700000000 } from './migrations/1764700000000-durable-queue';
-import { HostKeyPins1764800000000 } from './migrations/1764800000000-host-key-pins';
+import { Hardening1764800000000 } from './migrations/1764800000000-hardening';
 
 export const MIGRATIONS = [
   Initial1763800000000,
   Reattach1764600000000,
   DurableQueue1764700000000,
-  HostKeyPins1764800000000,
+  Hardening1764800000000,
 ];
 
 /** `sqlite:<path>` (better-sqlite3, WAL) or `postgres://…`; migrations run on start-up. */
