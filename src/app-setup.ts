@@ -4,7 +4,8 @@ import { WsAdapter } from '@nestjs/platform-ws';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
 import { HttpExceptionFilter } from './common/http-exception.filter';
-import { deeperThan, tooDeepMessage } from './common/json-depth';
+import { isUtf8 } from 'node:buffer';
+import { deeperThan, loneSurrogateAt, tooDeepMessage } from './common/json-depth';
 import { makeValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
 
@@ -14,7 +15,14 @@ export function configureApp(app: INestApplication): void {
   const express = app as NestExpressApplication;
   // Scripts and input can be large; the DTO layer enforces the precise limits.
   const bodyLimit = config.limits.maxScriptBytes + config.limits.maxInputBytes + 256 * 1024;
-  express.useBodyParser('json', { limit: bodyLimit });
+  express.useBodyParser('json', {
+    limit: bodyLimit,
+    // Bytes that are not UTF-8 would be turned into U+FFFD silently: refuse them.
+    verify: (_req: unknown, _res: unknown, buf: Buffer) => {
+      if (!isUtf8(buf))
+        throw Object.assign(new Error('request body is not valid UTF-8'), { status: 400 });
+    },
+  });
   // Before validation: class-transformer (and JSON.stringify later) recurse, and a body
   // nested a few thousand deep would overflow their stack.
   const maxDepth = config.limits.maxJsonDepth;
@@ -26,6 +34,8 @@ export function configureApp(app: INestApplication): void {
     if (deeperThan(req.body, maxDepth)) {
       return refuse(tooDeepMessage('the request body', maxDepth));
     }
+    const bad = loneSurrogateAt(req.body);
+    if (bad) return refuse(`${bad}: holds a lone UTF-16 surrogate (not a character)`);
     next();
   });
   express.disable('x-powered-by');

@@ -182,6 +182,48 @@ describe('bad input', () => {
     expect((await t.http().get('/v1/executions?limit=abc').set(t.auth)).status).toBe(400);
   });
 
+  it('refuses lone surrogates and bytes that are not UTF-8 with 400, creating nothing', async () => {
+    const before = await count();
+    const lone = await t
+      .http()
+      .post('/v1/jobs')
+      .set(t.auth)
+      .set('Content-Type', 'application/json')
+      .send(
+        '{"name":"x\\ud800","script":{"type":"bash","content":"true"},"targets":{"serverIds":[]}}',
+      );
+    expect([lone.status, lone.body.message]).toEqual([
+      400,
+      'name: holds a lone UTF-16 surrogate (not a character)',
+    ]);
+    const key = await t
+      .http()
+      .put('/v1/variables/u1/k3')
+      .set(t.auth)
+      .set('Content-Type', 'application/json')
+      .send('{"value":{"\\udc00":1}}');
+    expect([key.status, key.body.message]).toEqual([
+      400,
+      'value.\udc00: holds a lone UTF-16 surrogate (not a character)',
+    ]);
+    const raw = Buffer.concat([
+      Buffer.from('{"name":"'),
+      Buffer.from([0xc3, 0x28]), // not UTF-8
+      Buffer.from('","host":"h","username":"u","password":"p"}'),
+    ]);
+    const res = await fetch(`${t.url}/v1/servers`, {
+      method: 'POST',
+      headers: { Authorization: t.auth.Authorization, 'Content-Type': 'application/json' },
+      body: raw,
+    });
+    const bytes = { status: res.status, body: await res.json() };
+    expect([bytes.status, bytes.body.message]).toEqual([400, 'request body is not valid UTF-8']);
+    expect(await count()).toBe(before);
+    // a real astral character (a surrogate pair) is fine
+    const pair = await t.http().put('/v1/variables/u1/k3').set(t.auth).send({ value: '😀' });
+    expect(pair.status).toBe(200);
+  });
+
   it('refuses a JSON array where an object is expected, changing nothing', async () => {
     const id = await registerServer(t, sshd, { name: 'not-an-array' });
     for (const [method, url] of [

@@ -1,4 +1,4 @@
-import { deeperThan } from './json-depth';
+import { deeperThan, loneSurrogateAt } from './json-depth';
 
 const nested = (n: number): unknown => {
   let v: unknown = 1;
@@ -28,5 +28,17 @@ describe('deeperThan', () => {
     const deep = JSON.parse('['.repeat(200_000) + ']'.repeat(200_000));
     expect(deeperThan(deep, 64)).toBe(true);
     expect(deeperThan(deep, 1_000_000)).toBe(false);
+  });
+});
+
+describe('loneSurrogateAt', () => {
+  it('finds a lone surrogate in any string or key, and names where', () => {
+    expect(loneSurrogateAt({ a: 'ok', b: ['fine', { c: 'x\ud800' }] })).toBe('b[1].c');
+    expect(loneSurrogateAt({ ['\udc00']: 1 })).toBe('\udc00');
+    expect(loneSurrogateAt('\udbff')).toBe('(the body)');
+  });
+
+  it('lets pairs and everything else through', () => {
+    expect(loneSurrogateAt({ emoji: '😀', n: 1, z: null, list: ['a', 'é'] })).toBeNull();
   });
 });

@@ -18,3 +18,26 @@ export function deeperThan(value: unknown, max: number): boolean {
 
 export const tooDeepMessage = (what: string, max: number) =>
   `${what} is nested deeper than ${max} levels`;
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * The path of the first string (or object key) in `value` holding a lone UTF-16
+ * surrogate (`"\ud800"` in JSON), which no UTF-8 store can keep; null when there is none.
+ */
+export function loneSurrogateAt(value: unknown): string | null {
+  const stack: [unknown, string][] = [[value, '']];
+  while (stack.length) {
+    const [v, at] = stack.pop()!;
+    if (typeof v === 'string') {
+      if (LONE_SURROGATE.test(v)) return at || '(the body)';
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, child] of Object.entries(v)) {
+        const path = Array.isArray(v) ? `${at}[${k}]` : at ? `${at}.${k}` : k;
+        if (LONE_SURROGATE.test(k)) return path;
+        stack.push([child, path]);
+      }
+    }
+  }
+  return null;
+}
