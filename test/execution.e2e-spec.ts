@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import {
   logsOf,
@@ -340,6 +341,27 @@ describe('connection failures (real sshd)', () => {
     expect(res.status).toBe(202);
     return waitForExecution(t, res.body.id);
   };
+
+  it('a server check answers within its timeoutSeconds, even from a port that accepts and never speaks', async () => {
+    const silent = net.createServer(() => undefined); // accepts, says nothing
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as net.AddressInfo).port;
+    try {
+      const id = await registerServer(t, sshd, { port });
+      const t0 = Date.now();
+      const res = await t.http().post(`/v1/servers/${id}/check?timeoutSeconds=2`).set(t.auth);
+      expect(Date.now() - t0).toBeLessThan(4000);
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({
+        ok: false,
+        error: { code: 'connect_failed', message: expect.any(String) },
+      });
+      const bad = await t.http().post(`/v1/servers/${id}/check?timeoutSeconds=0`).set(t.auth);
+      expect(bad.status).toBe(400);
+    } finally {
+      silent.close();
+    }
+  });
 
   it('refuses a host whose key does not match the pinned one: host_key_mismatch', async () => {
     const id = await registerServer(t, sshd, {

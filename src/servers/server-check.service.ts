@@ -3,7 +3,7 @@ import { isTargetError, TargetError } from '../executions/error-codes';
 import { AppConfig } from '../config/app-config';
 import { execCommand } from '../ssh/run-command';
 import { SshPool } from '../ssh/ssh-pool.service';
-import { SshLease } from '../ssh/ssh.types';
+import { SshEndpoint, SshLease } from '../ssh/ssh.types';
 import { ServerCheckResult } from './dto/server-view.dto';
 import { ServersService } from './servers.service';
 
@@ -20,16 +20,36 @@ export class ServerCheckService {
     private readonly config: AppConfig,
   ) {}
 
-  async check(id: string): Promise<ServerCheckResult> {
+  /**
+   * Answers within `timeoutSeconds` whatever the host does (a port that accepts and
+   * never speaks would otherwise cost every connect retry's handshake timeout).
+   */
+  async check(id: string, timeoutSeconds = 10): Promise<ServerCheckResult> {
     const endpoint = await this.servers.getEndpoint(id).catch((e) => {
       if (isTargetError(e)) return e; // e.g. credentials that cannot be decrypted
       throw e;
     });
     if (endpoint instanceof TargetError) return failure(endpoint);
+    const abort = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<ServerCheckResult>((resolve) => {
+      timer = setTimeout(() => {
+        abort.abort();
+        resolve(failure(new TargetError('connect_failed', `no answer within ${timeoutSeconds} s`)));
+      }, timeoutSeconds * 1000);
+    });
+    try {
+      return await Promise.race([this.attempt(endpoint, abort.signal), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 
+  private async attempt(endpoint: SshEndpoint, signal: AbortSignal): Promise<ServerCheckResult> {
     let lease: SshLease | undefined;
     try {
-      lease = await this.pool.acquire(endpoint);
+      lease = await this.pool.acquire(endpoint, signal);
+      if (signal.aborted) return failure(new TargetError('connect_failed', 'timed out'));
       const conn = lease.connection;
       const seen = conn.hostKey;
       const started = performance.now();

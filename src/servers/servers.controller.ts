@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import {
   ApiBearerAuth,
   ApiConflictResponse,
@@ -9,6 +9,7 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
+import { CheckQuery } from './dto/check-query.dto';
 import { CreateServerDto } from './dto/create-server.dto';
 import { ServerCheckResult, ServerView } from './dto/server-view.dto';
 import { UpdateServerDto } from './dto/update-server.dto';
@@ -73,7 +74,7 @@ export class ServersController {
   @ApiOperation({ summary: 'Connect, run `true`, report the host key and latency' })
   @ApiOkResponse({ type: ServerCheckResult })
   @ApiNotFoundResponse()
-  check(@Param('id') id: string): Promise<ServerCheckResult> {
-    return this.checker.check(id);
+  check(@Param('id') id: string, @Query() q: CheckQuery): Promise<ServerCheckResult> {
+    return this.checker.check(id, q.timeoutSeconds ?? 10);
   }
 }
