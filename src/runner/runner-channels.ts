@@ -3,6 +3,9 @@ import { retry, RetryPolicy } from '../common/backoff';
 import { TargetError } from '../executions/error-codes';
 import type { PooledConnection } from '../ssh/ssh.types';
 
+/** The longest a job's channel delays the opening of the next standby (see prepareAfter). */
+const PREPARE_DELAY_MS = 100;
+
 interface Standby {
   command: string;
   channel: ClientChannel;
@@ -49,8 +52,28 @@ export class RunnerChannels {
       }
     }
     channel ??= await this.exec(conn, command);
-    if (this.prewarm && !this.mixed.has(conn)) this.prepare(conn, command);
+    if (this.prewarm && !this.mixed.has(conn)) this.prepareAfter(conn, command, channel);
     return channel;
+  }
+
+  /**
+   * The next standby is opened once this channel's output ends (a short job: its login
+   * shell and the runner's standby work then do not compete for the CPU with the job),
+   * or after PREPARE_DELAY_MS (a long job, or concurrent ones on the connection).
+   */
+  private prepareAfter(conn: PooledConnection, command: string, channel: ClientChannel): void {
+    let timer: NodeJS.Timeout | null = null;
+    const go = () => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      channel.removeListener('end', go);
+      channel.removeListener('close', go);
+      this.prepare(conn, command);
+    };
+    channel.once('end', go);
+    channel.once('close', go);
+    timer = setTimeout(go, PREPARE_DELAY_MS);
+    timer.unref();
   }
 
   /**

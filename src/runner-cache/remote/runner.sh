@@ -13,8 +13,12 @@
 #   follower   the exec channel's process (verb run or attach): streams the
 #              spools to the channel, reads the control stream, prints the
 #              trailer.  It may go away at any time; the script carries on.
-#   supervisor detached from the channel; starts the script and waits for it,
-#              then writes .status and exits.
+#   reaper     detached from the channel; started in standby, the parent of
+#              the supervisor: once the supervisor is gone (and reaped) it
+#              wakes the tails (.wake), so they see the end at once.
+#   supervisor a child of the reaper, started in standby and parked on the
+#              .go fifo until the payload is in place; starts the script and
+#              waits for it, then writes .status and exits.
 #   ticker     child of the supervisor: deadline and lease, once a second;
 #              after .status it stays behind as the linger that removes a run
 #              dir nobody comes back for.
@@ -32,6 +36,8 @@ cr_mine=   # set while the run dir is ours to remove (created, nothing started)
 cr_pid=    # the script's pid == its process group id (setsid)
 cr_step=   # sleep granularity used while waiting for a group to die
 cr_follow= # set while following: a signal then only stops the follower
+cr_sb=     # the standby dir, until the payload's runId claims it
+cr_done=   # set while fd 6 is `run`'s .done fifo (GNU tail)
 cr_t1=     # the follower's tails and control reader
 cr_t2=
 cr_cpid=
@@ -39,10 +45,18 @@ cr_cpid=
 say() { printf 'CRONIUM2 %s\n' "$*"; }
 
 # Setup failure: leave nothing behind, tell the service on stdout, exit 70.
+# The standby's tails are stopped; its parked supervisor sees EOF on .go when
+# we exit and leaves without starting anything.
 die() {
-	[ -z "$cr_mine" ] || rm -rf -- "$cr_dir"
+	unsetup
 	say "error $*"
 	exit 70
+}
+
+unsetup() {
+	for cr_p in $cr_t1 $cr_t2; do kill -KILL "$cr_p" 2>/dev/null; done
+	[ -z "$cr_mine" ] || rm -rf -- "$cr_dir"
+	[ -z "$cr_sb" ] || rm -rf -- "$cr_sb"
 }
 
 # Character classes are spelled out: [A-Z] ranges are locale dependent in
@@ -159,8 +173,8 @@ on_signal() {
 	trap '' HUP INT TERM
 	if [ -n "$cr_follow" ]; then
 		for cr_p in $cr_t1 $cr_t2 $cr_cpid; do kill -KILL "$cr_p" 2>/dev/null; done
-	elif [ -n "$cr_mine" ]; then
-		rm -rf -- "$cr_dir"
+	else
+		unsetup
 	fi
 	exit "$1"
 }
@@ -289,10 +303,44 @@ supervise() {
 	# would outlive the job and keep writing to the spools.  Group only: the
 	# leader is reaped, its pid may be reused.
 	kill_tree "$cr_pid" 0
-	# Atomic: a reader sees no .status or a whole one.  Our exit right after
-	# is what ends a follower's `tail --pid`.
-	printf '%s %s\n' "$cr_rc" "$cr_why" >"$cr_dir/.status.tmp" &&
-		mv -f -- "$cr_dir/.status.tmp" "$cr_dir/.status"
+	# One write (no mv: no fork on the way to the trailer).  A reader that
+	# comes in between the open and the write sees an empty .status: result()
+	# then fails, and attach follows instead (the end is our exit).  Our exit
+	# right after, once the reaper has reaped us, is what ends a follower's
+	# `tail --pid`.
+	printf '%s %s\n' "$cr_rc" "$cr_why" >"$cr_dir/.status"
+}
+
+# The supervisor, parked (standby): a child of the reaper with stdin on the
+# run's .go fifo, it waits for the go line `<runId> <scriptType> <grace>
+# <timeout> <lease>` (validated by the follower) once the payload is in place.
+# EOF instead (the follower failed or went away before a payload): nothing to
+# do.  The run dir is then the claimed one (`mv` of the standby dir).
+park() {
+	IFS= read -r cr_line || exit 0
+	exec </dev/null
+	set -- $cr_line
+	[ $# -eq 5 ] || exit 0
+	cr_dir=$cr_runs/$1 cr_type=$2 cr_grace=$3 cr_timeout=$4 cr_lease=$5
+	supervise
+}
+
+# The reaper: detached like the supervisor (stdio /dev/null, HUP and TERM
+# ignored), started in standby through $(...) so that it is nobody's child
+# (init reaps it) and it hands the supervisor's pid back on fd 3.  It waits
+# for the supervisor: the moment it has reaped it, `kill -0` fails for the
+# followers' `tail --pid`, and truncating .wake (an empty file every GNU tail
+# follows as well) wakes them up to notice: the end is seen at once instead of
+# at the next poll.  Its cwd is the standby dir, which the claim renames into
+# the run dir: relative paths follow.
+reap() {
+	trap '' HUP TERM
+	cd "$cr_sb" || exit
+	(park) <.go 3>&- &
+	printf '%s\n' "$!" >&3
+	exec 3>&-
+	wait "$!"
+	true 2>/dev/null >.wake
 }
 
 # clock: cr_now in centiseconds of a monotonic clock: /proc/uptime, read by
@@ -383,8 +431,8 @@ ticker() {
 # control [stream]: the control stream, one word per line.  With `stream` it
 # runs as a subshell of the follower while the spools are streamed: EOF then
 # stops the tails (the follower sees them end and exits), and `ack` is
-# ignored: the trailer has not gone out, so the service took script output
-# for one.  After the trailer the follower reads the stream itself.
+# ignored until the trailer has gone out (.sent): the service took script
+# output for one.
 control() {
 	while IFS= read -r cr_w; do
 		case $cr_w in
@@ -424,9 +472,9 @@ control() {
 from() {
 	cr_src=$2 cr_from=$(($1 + 1))
 	[ "$1" != 0 ] || return 0
-	cr_s=$(wc -c 2>/dev/null <"$2")
-	cr_s=${cr_s##*[!0123456789]} # some wc pad with blanks
-	[ -n "$cr_s" ] && [ "$1" -le "$cr_s" ] || cr_src=/dev/null cr_from=1
+	cr_sz=$(wc -c 2>/dev/null <"$2")
+	cr_sz=${cr_sz##*[!0123456789]} # some wc pad with blanks
+	[ -n "$cr_sz" ] && [ "$1" -le "$cr_sz" ] || cr_src=/dev/null cr_from=1
 }
 
 # result: read .status into cr_code and cr_why, once: the run dir may be gone
@@ -450,19 +498,21 @@ trailer() {
 	exec >/dev/null 2>&1 8>&-
 }
 
-# follow <supervisor pid> <stdout offset> <stderr offset>: stream the spools
-# from those offsets, then the trailer; never kills the script.
-follow() {
-	cr_code=
-	if [ -e "$cr_dir/.status" ]; then
-		# Finished: everything is in the spools already.
-		tail -c "+$(($2 + 1))" -- "$cr_dir/.stdout" 2>/dev/null
-		tail -c "+$(($3 + 1))" -- "$cr_dir/.stderr" >&2 2>/dev/null
-		trailer || exit 0
-		control
-		exit 0
-	fi
-	cr_follow=1
+# copy <stdout offset> <stderr offset>: a finished run (result() read its
+# .status): everything is in the spools already.
+copy() {
+	tail -c "+$(($1 + 1))" -- "$cr_dir/.stdout" 2>/dev/null
+	tail -c "+$(($2 + 1))" -- "$cr_dir/.stderr" >&2 2>/dev/null
+	trailer || exit 0
+	control
+	exit 0
+}
+
+# tails <supervisor pid> <stdout offset> <stderr offset> <poll seconds>: start
+# streaming the spools from those offsets (cr_t1, cr_t2); never kills the
+# script.  With fd 6 open on `run`'s .done fifo (cr_done), the tails get its
+# write end as their stderr: see follow.
+tails() {
 	# The channel's stderr is the script's: only the stderr tail writes to it
 	# (on fd 8).  Our own stderr goes to /dev/null, where the shell's reports
 	# of killed jobs (bash: "Killed") and the tails' diagnostics belong.
@@ -471,34 +521,60 @@ follow() {
 	# They and the control reader are stopped with KILL, not TERM: a child
 	# forked while we trap TERM still has our handler until it resets it, and
 	# a TERM landing in that window (a loaded host, an immediate EOF) is
-	# swallowed.  Neither has anything to clean up.
+	# swallowed.  Neither has anything to clean up.  7>&-: only the follower
+	# holds the .go fifo open for writing.
+	# GNU: once the supervisor is gone, tail reads to EOF and exits; the
+	# reaper's truncation of .wake (empty, so it prints nothing; -q: no
+	# headers) wakes it at that moment, -s is only the fallback poll.
 	from "$2" "$cr_dir/.stdout"
-	if [ "$cr_tail" = pid ]; then
-		# GNU: after the supervisor is gone, tail reads to EOF and exits
-		# (within -s).  The supervisor exits right after writing .status.
-		tail --pid="$1" -s 0.01 -c "+$cr_from" -f -- "$cr_src" 8>&- &
+	if [ -n "$cr_done" ]; then
+		tail -q --pid="$1" -s "$4" -c "+$cr_from" -f -- "$cr_src" "$cr_dir/.wake" 2>&6 6>&- 7>&- 8>&- &
+	elif [ "$cr_tail" = pid ]; then
+		tail -q --pid="$1" -s "$4" -c "+$cr_from" -f -- "$cr_src" "$cr_dir/.wake" 7>&- 8>&- &
 	else
-		tail -c "+$cr_from" -f -- "$cr_src" 8>&- &
+		tail -c "+$cr_from" -f -- "$cr_src" 7>&- 8>&- &
 	fi
 	cr_t1=$!
 	from "$3" "$cr_dir/.stderr"
-	if [ "$cr_tail" = pid ]; then
-		tail --pid="$1" -s 0.01 -c "+$cr_from" -f -- "$cr_src" >&8 8>&- &
+	if [ -n "$cr_done" ]; then
+		tail -q --pid="$1" -s "$4" -c "+$cr_from" -f -- "$cr_src" "$cr_dir/.wake" >&8 2>&6 6>&- 7>&- 8>&- &
+	elif [ "$cr_tail" = pid ]; then
+		tail -q --pid="$1" -s "$4" -c "+$cr_from" -f -- "$cr_src" "$cr_dir/.wake" >&8 7>&- 8>&- &
 	else
-		tail -c "+$cr_from" -f -- "$cr_src" >&8 8>&- &
+		tail -c "+$cr_from" -f -- "$cr_src" >&8 7>&- 8>&- &
 	fi
 	cr_t2=$!
+}
+
+# follow: with the tails running, read the control stream until the tails
+# end, then the trailer.
+follow() {
+	cr_code=
+	cr_follow=1
 	# A non-job-control shell points an async list's stdin at /dev/null
 	# unless redirected, and `<&0` would dup that /dev/null: pass our stdin
 	# as fd 9.  Its stdout/stderr go to /dev/null so a sleep it may leave
 	# behind never holds the channel's pipes open.
 	exec 9<&0
-	(control stream) <&9 >/dev/null 8>&- & # ( ): see supervise in run
+	(control stream) <&9 >/dev/null 6>&- 8>&- & # ( ): see supervise in run
 	cr_cpid=$!
 	exec 9<&-
 	# Complete (trailer) only when the tails ended as they should: GNU tail
 	# exits 0 after the supervisor; killed (137) means EOF stopped them.
-	if [ "$cr_tail" = pid ]; then
+	if [ -n "$cr_done" ]; then
+		# `run`: the tails' stderr is the only write end of .done.  GNU tail
+		# closes its stdout, then its stderr, itself on the way out, before
+		# the kernel tears its inotify fd down (which can take ~20 ms): so
+		# EOF here means both tails have written everything, without
+		# waiting to reap them.  (Their diagnostics are read and dropped.)
+		# Ended as they should: the supervisor wrote .status (kill -9 or a
+		# removed run dir: none; EOF stopped them: nobody listens any more).
+		exec 5<"$cr_dir/.done" 6>&-
+		while IFS= read -r cr_l; do :; done <&5
+		exec 5<&-
+		cr_r=
+		result || cr_r=1
+	elif [ "$cr_tail" = pid ]; then
 		wait "$cr_t1" 2>/dev/null
 		cr_r=$?
 		wait "$cr_t2" 2>/dev/null
@@ -536,13 +612,69 @@ follow() {
 
 # ---------------------------------------------------------------- verbs
 
+# standby: everything of `run` that does not need the payload, done before
+# reading it: the service opens the channel ahead of time (a standby runner),
+# so this is off the job's critical path.  A run dir to be (cr_sb, renamed to
+# runs/<runId> by the claim) with the spools and .wake; the .go fifo, held
+# open read-write by us (never blocks, and the parked supervisor sees EOF
+# when we are gone); the reaper and the parked supervisor; the tails,
+# following the spools already.
+standby() {
+	cr_sb=$cr_runs/.standby-$$
+	# A leftover of a killed runner whose pid came round again.
+	[ ! -e "$cr_sb" ] || rm -rf -- "$cr_sb"
+	mkdir -- "$cr_sb" 2>/dev/null || {
+		cr_sb=
+		die "cannot create runs directory"
+	}
+	{ true >"$cr_sb/.stdout" && true >"$cr_sb/.stderr" && true >"$cr_sb/.wake" &&
+		mkfifo -- "$cr_sb/.go" "$cr_sb/.done"; } 2>/dev/null && exec 7<>"$cr_sb/.go" ||
+		die "cannot write run files"
+	# ( ) and not a bare `reap &`: dash runs a function's redirections by
+	# saving the old fds (the channel's) on fds >= 10, and a backgrounded
+	# function keeps those copies open for its whole life.
+	cr_s=$( (reap) 3>&1 </dev/null >/dev/null 2>&1 7>&- &)
+	valid_num "$cr_s" && printf '%s\n' "$cr_s" 2>/dev/null >"$cr_sb/.super" ||
+		die "cannot start the supervisor"
+	# GNU tail: the .done fifo (see follow), open read-write on fd 6.
+	[ "$cr_tail" != pid ] || {
+		exec 6<>"$cr_sb/.done"
+		cr_done=1
+	}
+}
+
+# section <name> <length>: the next <length> bytes of stdin into the file.
+# GNU head -c never reads past N bytes of a pipe, so the next header stays on
+# stdin.  NB busybox head reads through stdio and swallows more: the next
+# read then fails cleanly.  A small env section (lines of `export N='v'`,
+# always newline-terminated, never a NUL: protocol.ts) is read line by line
+# by builtins instead, which read a pipe byte by byte (LC_ALL=C: ${#} counts
+# bytes); the follower's LC_ALL is nobody else's: the supervisor forked in
+# standby.  `true`, not `:`: a failed redirection on a special builtin would
+# exit the shell on the spot, skipping die's cleanup.
+section() {
+	if [ "$2" = 0 ]; then
+		true 2>/dev/null >"$cr_dir/$1"
+	elif [ "$1" = env ] && [ "$2" -le 2048 ]; then
+		LC_ALL=C
+		cr_left=$2
+		while [ "$cr_left" -gt 0 ] && IFS= read -r cr_l; do
+			cr_left=$((cr_left - ${#cr_l} - 1))
+			printf '%s\n' "$cr_l"
+		done 2>/dev/null >"$cr_dir/$1" || return 1
+		# Short: stdin ended.  Past the end: not newline-terminated.
+		[ "$cr_left" = 0 ] || [ "$cr_left" -lt 0 ] || die "unexpected end of input"
+		[ "$cr_left" = 0 ] || die "bad section length"
+	else
+		head -c "$2" >"$cr_dir/$1"
+	fi
+}
+
 run() {
-	# Everything that does not depend on the payload happens before reading it:
-	# the service may open this channel ahead of time (a standby runner), so
-	# this work is then off the job's critical path.
 	host_info
 	find_setsid
 	[ -d "$cr_runs" ] || mkdir -p -- "$cr_runs" || die "cannot create runs directory"
+	standby
 	IFS= read -r cr_line || die "unexpected end of input"
 	set -- $cr_line
 	[ $# -eq 7 ] && [ "$1" = CRONIUM2 ] || die "bad header"
@@ -557,10 +689,18 @@ run() {
 	valid_num "$7" && [ "$7" -le 1000 ] || die "bad sectionCount"
 	cr_id=$2 cr_type=$3 cr_grace=$4 cr_timeout=$5 cr_lease=$6 cr_n=$7
 
-	# mkdir (not -p) is the exclusive claim on the runId.
+	# The claim on the runId: the standby dir becomes the run dir in one
+	# rename that never replaces anything (GNU mv -n: renameat2 NOREPLACE;
+	# busybox -T refuses an existing dir), so an existing run dir is left
+	# untouched.  The tails and the reaper hold it by fd and cwd: they follow.
 	cr_dir=$cr_runs/$cr_id
-	mkdir -- "$cr_dir" 2>/dev/null || die "run directory already exists or cannot be created"
-	cr_mine=1
+	[ ! -e "$cr_dir" ] && mv -n -T -- "$cr_sb" "$cr_dir" 2>/dev/null && [ ! -e "$cr_sb" ] && [ -d "$cr_dir" ] ||
+		die "run directory already exists or cannot be created"
+	cr_sb= cr_mine=1
+	# The tails go by name (GNU tail's inotify does not take /dev/fd/N), so
+	# they start once the name is final; they read the spools from byte 1
+	# whenever they start.
+	tails "$cr_s" 0 0 1
 
 	cr_i=0
 	while [ "$cr_i" -lt "$cr_n" ]; do
@@ -570,34 +710,22 @@ run() {
 		valid_name "$1" || die "bad section name"
 		valid_num "$2" || die "bad section length"
 		[ ! -e "$cr_dir/$1" ] || die "duplicate section"
-		# GNU head -c never reads past N bytes of a pipe, so the next header
-		# stays on stdin (read is not binary-safe).  NB busybox head reads
-		# through stdio and swallows more: the next read then fails cleanly.
-		# `true`, not `:`: a failed redirection on a special builtin would
-		# exit the shell on the spot, skipping die's cleanup.
-		if [ "$2" = 0 ]; then
-			true 2>/dev/null >"$cr_dir/$1" || die "cannot write section"
-		else
-			head -c "$2" >"$cr_dir/$1" || die "cannot write section"
-		fi
+		section "$1" "$2" || die "cannot write section"
 		cr_i=$((cr_i + 1))
 	done
 	[ -f "$cr_dir/script" ] || die "missing script section"
-	# The spools exist before anyone tails them; .grace is for attach.
-	{ true >"$cr_dir/.stdout" && true >"$cr_dir/.stderr" &&
-		printf '%s\n' "$cr_grace" >"$cr_dir/.grace"; } 2>/dev/null ||
-		die "cannot write run files"
+	# .grace is for attach.
+	printf '%s\n' "$cr_grace" 2>/dev/null >"$cr_dir/.grace" || die "cannot write run files"
 
 	# From here on the run dir belongs to the supervisor.  The lease starts
 	# renewed (the ticker begins with a zero idle count): no .hb needed.
+	# ready goes out before the go line: no script output can precede it.
 	cr_mine=
-	# ( ) and not a bare `supervise ... &`: dash runs a function's
-	# redirections by saving the old fds (the channel's) on fds >= 10, and a
-	# backgrounded function keeps those copies open for its whole life.
-	(supervise) </dev/null >/dev/null 2>&1 &
-	printf '%s\n' "$!" >"$cr_dir/.super"
+	cr_follow=1
 	say "ready $cr_version $cr_os $cr_arch"
-	follow "$!" 0 0
+	printf '%s %s %s %s %s\n' "$cr_id" "$cr_type" "$cr_grace" "$cr_timeout" "$cr_lease" >&7
+	exec 7>&-
+	follow
 }
 
 # attach <runId> <stdoutOffset> <stderrOffset>: follow a run again, from the
@@ -608,9 +736,9 @@ attach() {
 	cr_dir=$cr_runs/$1
 	cr_s=
 	{ read -r cr_s <"$cr_dir/.super"; } 2>/dev/null
-	if [ ! -d "$cr_dir" ] || {
-		[ ! -e "$cr_dir/.status" ] && ! { valid_num "$cr_s" && kill -0 "$cr_s" 2>/dev/null; }
-	}; then
+	valid_num "$cr_s" || cr_s=
+	cr_code=
+	if [ ! -d "$cr_dir" ] || { ! result && ! { [ -n "$cr_s" ] && kill -0 "$cr_s" 2>/dev/null; }; }; then
 		say "error unknown run $1"
 		exit 70
 	fi
@@ -619,7 +747,11 @@ attach() {
 	host_info
 	true 2>/dev/null >"$cr_dir/.hb" # renews the lease
 	say "attached $cr_version $cr_os $cr_arch"
-	follow "$cr_s" "$2" "$3"
+	[ -z "$cr_code" ] || copy "$2" "$3"
+	# A run dir of an older runner may have no .wake (tail would fail on it).
+	true 2>/dev/null >>"$cr_dir/.wake"
+	tails "$cr_s" "$2" "$3" 0.1
+	follow
 }
 
 # collect <runId>: out/ files as `<name> <len>\n<bytes>` sections, then rm.
