@@ -8,6 +8,7 @@ import {
   TestApp,
   waitForExecution,
   waitForTargetStatus,
+  runDirsIn,
 } from './support/app';
 import { alive, eventually } from './support/processes';
 import { ensureTestUser, sh, SshdInstance, startSshd } from './support/sshd';
@@ -74,9 +75,7 @@ describe('running a script on one server (real sshd)', () => {
     expect(by('stderr')).toEqual(['err1']);
     expect(by('system').join('\n')).toContain(`runner ${RUNNER_VERSION} on Linux`);
     // the target's run directory is gone
-    expect(await eventually(async () => fs.readdirSync(`${baseDir}/runs`).length === 0, 3000)).toBe(
-      true,
-    );
+    expect(await eventually(async () => runDirsIn(baseDir).length === 0, 3000)).toBe(true);
     const mode = fs.statSync(baseDir).mode & 0o777;
     expect(mode).toBe(0o700);
   });

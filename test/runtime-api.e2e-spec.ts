@@ -1,7 +1,14 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { logsOf, registerServer, startApp, TestApp, waitForExecution } from './support/app';
+import {
+  logsOf,
+  registerServer,
+  runDirsIn,
+  startApp,
+  TestApp,
+  waitForExecution,
+} from './support/app';
 import { alive, eventually } from './support/processes';
 import { sh, SshdInstance, startSshd } from './support/sshd';
 
@@ -346,9 +353,9 @@ put("var.2.key", "seed"); put("var.2.val", "{\\"s\\": 2}"); put("var.2.type", "j
     ).toBe('plain text');
     expect((await t.http().get('/v1/variables/bob/seed').set(t.auth)).body.value).toEqual({ s: 2 });
     // collected and removed
-    expect(
-      await eventually(async () => fs.readdirSync(`${sshd.dir}/base/runs`).length === 0, 3000),
-    ).toBe(true);
+    expect(await eventually(async () => runDirsIn(`${sshd.dir}/base`).length === 0, 3000)).toBe(
+      true,
+    );
   });
 
   it('manages variables over REST with 404s and clear 400s', async () => {

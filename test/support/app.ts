@@ -116,3 +116,11 @@ export async function logsOf(t: TestApp, id: string, query = ''): Promise<any[]>
   if (res.status !== 200) throw new Error(`logs: ${res.status}`);
   return res.body.entries;
 }
+
+/**
+ * The run directories under a base dir: what a finished run must not leave behind. A
+ * standby runner's `.standby-<pid>` dir (the next job's, waiting for its payload) is not one.
+ */
+export function runDirsIn(baseDir: string): string[] {
+  return fs.readdirSync(path.join(baseDir, 'runs')).filter((n) => !n.startsWith('.standby-'));
+}
