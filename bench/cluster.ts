@@ -12,16 +12,20 @@
  *                one process on SQLite (the embedded default), one process on PostgreSQL
  *                without Redis, and a 1- and a 2-replica cluster
  *
+ * Jobs run as the harness's plain-shell user (cronium-test), as in warm-latency.
  * Every replica runs on this machine, as do the sshd's, PostgreSQL and Redis: the
  * scale-out ratio says what a second and third process add on the same cores, not on
  * more machines. See bench/README.md.
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { freshDatabase, startCluster, type Cluster } from '../test/support/cluster';
 import type { ServiceProcess } from '../test/support/service-process';
-import { SshdInstance, startSshd } from '../test/support/sshd';
+import { ensureTestUser, SshdInstance, startSshd } from '../test/support/sshd';
 import {
   envCount,
+  idsOf,
   machineEnv,
   nowMs,
   onCleanup,
@@ -50,10 +54,31 @@ const DEFAULT_TIMINGS = {
   CRONIUM__EXECUTOR__OWNER_STALE_SECONDS: '12',
 };
 
+/**
+ * The user every job runs as: the harness's plain-shell user (root's .bashrc here runs
+ * `pyenv init`, ~120 ms of CPU per session, which would be all this bench measured).
+ */
+let user = '';
+
+/** Its base dir under each sshd's dir (root-owned 0711, so made here and handed over). */
+function baseDirFor(s: SshdInstance): string {
+  const dir = path.join(s.dir, `cronium-${user}`);
+  if (!fs.existsSync(dir)) {
+    fs.mkdirSync(dir, { mode: 0o700 });
+    const { uid, gid } = idsOf(user);
+    fs.chownSync(dir, uid, gid);
+  }
+  return dir;
+}
+
 async function registerAll(svc: ServiceProcess, sshds: SshdInstance[]): Promise<string[]> {
   const ids: string[] = [];
   for (const [i, s] of sshds.entries()) {
-    const r = await svc.registerServer(s, { name: `bench-${i}`, baseDir: `${s.dir}/base` });
+    const r = await svc.registerServer(s, {
+      name: `bench-${i}`,
+      username: user,
+      baseDir: baseDirFor(s),
+    });
     ids.push(r.body.id);
   }
   return ids;
@@ -148,6 +173,7 @@ async function warmSeries(svc: ServiceProcess[], serverId: string): Promise<Stat
 async function main(): Promise<void> {
   const started = Date.now();
   const load = os.loadavg();
+  user = (await ensureTestUser()).username;
   const sshds: SshdInstance[] = [];
   for (let i = 0; i < SERVERS; i++) {
     const s = await startSshd({ maxSessions: 100 });
@@ -155,8 +181,14 @@ async function main(): Promise<void> {
     sshds.push(s);
   }
 
-  // --- throughput on 1, 2, 3 replicas
+  // --- throughput: one process on SQLite (the embedded default), then 1, 2, 3 replicas
   const perSecond: Record<string, number> = {};
+  const alone = await startService({ env: { NODE_ENV: 'test' } });
+  const aloneIds = await registerAll(alone, sshds);
+  await warmUp([alone], aloneIds);
+  const single = await throughput([alone], aloneIds);
+  console.log(`one process on SQLite: ${single.toFixed(1)} jobs/s`);
+  await alone.stop();
   for (const n of [1, 2, 3]) {
     const c = await clusterOf(n);
     const ids = await registerAll(c.replicas[0], sshds);
@@ -201,12 +233,15 @@ async function main(): Promise<void> {
 
   console.log('');
   printTable(
-    ['replicas', 'jobs/s', 'vs 1'],
-    [1, 2, 3].map((n) => [
-      String(n),
-      perSecond[n].toFixed(1),
-      (perSecond[n] / perSecond[1]).toFixed(2) + '×',
-    ]),
+    ['throughput', 'jobs/s', 'vs 1 replica'],
+    [
+      ['one process, SQLite', single.toFixed(1), (single / perSecond[1]).toFixed(2) + '×'],
+      ...[1, 2, 3].map((n) => [
+        `${n} replica(s)`,
+        perSecond[n].toFixed(1),
+        (perSecond[n] / perSecond[1]).toFixed(2) + '×',
+      ]),
+    ],
     1,
   );
   const to = stats(takeovers);
@@ -226,9 +261,9 @@ async function main(): Promise<void> {
     1,
   );
   writeResults('cluster', started, {
-    params: { servers: SERVERS, jobs: JOBS, inflight: INFLIGHT, takeovers: TAKEOVERS, N },
+    params: { servers: SERVERS, jobs: JOBS, inflight: INFLIGHT, takeovers: TAKEOVERS, N, user },
     env: machineEnv(load),
-    throughput: perSecond,
+    throughput: { singleSqlite: single, ...perSecond },
     takeoverMs: takeovers,
     takeover: to,
     warm,
