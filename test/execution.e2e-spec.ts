@@ -237,6 +237,20 @@ describe('running a script on one server (real sshd)', () => {
     expect(JSON.parse(line.text)).toBe(value);
   });
 
+  it('a daemon that keeps stdout open does not hold the job, and it does not outlive it', async () => {
+    const n = 6000 + Math.floor(Math.random() * 3000);
+    const t0 = Date.now();
+    const ex = await run({
+      script: { type: 'bash', content: `setsid sleep ${n} & setsid -f sleep ${n + 1}; echo bye` },
+      timeoutSeconds: 15,
+    });
+    expect(Date.now() - t0).toBeLessThan(8000);
+    expect(ex.status).toBe('succeeded');
+    expect(ex.targets[0]).toMatchObject({ status: 'succeeded', exitCode: 0 });
+    expect(await alive(`sleep ${n}`)).toEqual([]);
+    expect(await alive(`sleep ${n + 1}`)).toEqual([]);
+  });
+
   it('returns the same execution for a retried POST with the same Idempotency-Key', async () => {
     const key = `key-${uniq()}`;
     const body = { script: { type: 'bash', content: 'echo once' } };

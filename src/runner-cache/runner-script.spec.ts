@@ -495,6 +495,66 @@ describe('runner.sh', () => {
       await expectKilled((r) => r.send(words), treeScript, 2, 143, 'timeout');
     });
 
+    // What leaves the process group and session: setsid (forking and not), a double
+    // fork into a new session, nohup + setsid. Found by the CRONIUM_RUN_ID mark.
+    const escapes = (m: number[]) =>
+      `setsid -f sleep ${m[0]}
+( setsid sleep ${m[1]} & )
+` +
+      `nohup setsid sh -c 'sleep ${m[2]}' >/dev/null 2>&1 &
+` +
+      `echo started
+sleep ${m[3]}
+echo not-reached
+`;
+
+    it('kills what left the process group and session, on cancel', async () => {
+      await expectKilled((r) => r.send('cancel\n'), escapes, 2, 143, 'cancel');
+    });
+
+    it('kills what left the process group and session when the script just ends', async () => {
+      const m = markers(3);
+      started.push(...m);
+      const res = await runScript(
+        'bash',
+        `setsid -f sleep ${m[0]}
+( setsid sleep ${m[1]} & )
+setsid sh -c 'sleep ${m[2]}' &
+` +
+          `sleep 0.3
+echo done
+`,
+      );
+      expect([res.code, res.reason]).toEqual([0, 'exit']);
+      expect(res.body.toString()).toBe('done\n');
+      expect(survivors(m)).toEqual([]);
+    });
+
+    it('leaves processes of other runs alone, even one whose id extends this one', async () => {
+      const m = markers(1);
+      started.push(...m);
+      const mine = newRunId();
+      const other = start(`${mine}0`, 'bash', [
+        {
+          name: 'script',
+          data: `setsid -f sleep ${m[0]}
+echo started
+sleep 30
+`,
+        },
+      ]);
+      await other.waitForStdout('started');
+      await waitUntil(() => survivors(m).length === 1, 5000, 'the other run to start');
+      const res = await start(mine, 'bash', [{ name: 'script', data: 'echo mine' }]).complete(
+        READY,
+      );
+      expect(res.code).toBe(0);
+      expect(survivors(m)).toHaveLength(1);
+      other.send('cancel\n');
+      await other.complete(READY, 5000);
+      expect(survivors(m)).toEqual([]);
+    });
+
     it('escalates to KILL after graceSeconds when TERM is ignored', async () => {
       const stubborn = (m: number[]) => `trap '' TERM\n${treeScript(m)}`;
       await expectKilled((r) => r.send('cancel\n'), stubborn, 1, 137, 'cancel');

@@ -155,6 +155,45 @@ kill_tree() {
 	done
 }
 
+# running <pid>: a process that has not exited (a zombie has, see alive).
+running() {
+	{ read -r cr_l <"/proc/$1/stat"; } 2>/dev/null || return 1
+	set -- ${cr_l##*) }
+	[ "$1" != Z ]
+}
+
+# kill_marked: what left the script's process group and session (setsid,
+# double forks, daemons) still carries CRONIUM_RUN_ID=<runId> in its
+# environment.  One grep over /proc (only our own processes' environ is
+# readable; -z -x: the whole NUL-terminated entry, so run-1 is not run-11)
+# finds it; it gets TERM, and KILL if still there after the grace.
+# A process that clears its own environment escapes this (runner-protocol.md).
+kill_marked() {
+	[ -r /proc/self/environ ] || return 0
+	set +f
+	cr_ms=$(grep -l -s -z -x -F "CRONIUM_RUN_ID=${cr_dir##*/}" /proc/[0123456789]*/environ 2>/dev/null)
+	set -f
+	cr_ps=
+	for cr_f in $cr_ms; do
+		cr_p=${cr_f#/proc/}
+		cr_p=${cr_p%/environ}
+		! valid_num "$cr_p" || cr_ps="$cr_ps $cr_p"
+	done
+	[ -n "$cr_ps" ] || return 0
+	kill -TERM $cr_ps 2>/dev/null
+	cr_t=0
+	while :; do
+		cr_left=
+		for cr_p in $cr_ps; do ! running "$cr_p" || cr_left="$cr_left $cr_p"; done
+		[ -n "$cr_left" ] || return 0
+		if [ "$cr_t" -ge $((cr_grace * 10)) ]; then
+			kill -KILL $cr_left 2>/dev/null
+			return 0
+		fi
+		nap
+	done
+}
+
 # ask <reason>: a kill was asked for (cancel, timeout, lease).  .control is
 # created with noclobber (O_EXCL), so the first asker's reason is the one
 # that sticks and only that asker kills; the others leave it be.
@@ -259,6 +298,8 @@ supervise() {
 		if [ -f "$1/env" ]; then . "$1/env"; fi
 		[ -n "${CRONIUM_WORK_DIR+x}" ] || CRONIUM_WORK_DIR=$1
 		export CRONIUM_WORK_DIR
+		# The mark every process of the run inherits (kill_marked).
+		export "CRONIUM_RUN_ID=${1##*/}"
 		case $3 in
 		bash)
 			# quoted whole: checkbashisms flags a bare BASH_ENV= assignment
@@ -301,8 +342,9 @@ supervise() {
 	fi
 	# Background children of the script (sleep 300 &) still in its group: they
 	# would outlive the job and keep writing to the spools.  Group only: the
-	# leader is reaped, its pid may be reused.
+	# leader is reaped, its pid may be reused.  Then whatever left the group.
 	kill_tree "$cr_pid" 0
+	kill_marked
 	# One write (no mv: no fork on the way to the trailer).  A reader that
 	# comes in between the open and the write sees an empty .status: result()
 	# then fails, and attach follows instead (the end is our exit).  Our exit
@@ -376,7 +418,7 @@ ticker() {
 		if [ ! -d "$cr_dir" ]; then
 			# Removed (ack, collect, or under our feet): nothing left to
 			# report to; a script still running has lost its spools.
-			[ -n "$cr_ling" ] || kill_tree "$cr_pid" 0
+			[ -n "$cr_ling" ] || { kill_tree "$cr_pid" 0 && kill_marked; }
 			exit 0
 		fi
 		if [ -z "$cr_ling" ]; then
@@ -391,6 +433,7 @@ ticker() {
 				# The supervisor died without a status (kill -9): nobody will
 				# report this run; don't let the script outlive it.
 				kill_tree "$cr_pid" 0
+				kill_marked
 				cr_ling=1 cr_idle=0
 				continue
 			fi
