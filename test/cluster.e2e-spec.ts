@@ -280,9 +280,9 @@ describe('a cluster of replicas (PostgreSQL + Redis + BullMQ)', () => {
 });
 
 describe('Redis going away', () => {
-  it('a Redis restart mid-run: readiness turns 503, the job runs on and finishes, work resumes once Redis is back', async () => {
+  it('a Redis restart mid-run: readiness 503, the job runs on, submits and cancels still answer (no hang), work resumes once Redis is back', async () => {
     const redis = await privateRedis();
-    const cluster = await startCluster({ replicas: 1, redisUrl: redis.url });
+    const cluster = await startCluster({ replicas: 2, redisUrl: redis.url });
     try {
       const [a] = cluster.replicas;
       const serverId = await register(a, 'redis-restart');
@@ -291,6 +291,13 @@ describe('Redis going away', () => {
         targets: { serverIds: [serverId] },
       });
       await runningOn(a, id);
+      const n = 7000 + Math.floor(Math.random() * 2000);
+      const long = await submit(a, {
+        script: { type: 'bash', content: `sleep ${n}` },
+        targets: { serverIds: [serverId] },
+      });
+      const longOwner = cluster.byId(await runningOn(a, long))!;
+      const other = cluster.replicas.find((r) => r !== longOwner)!;
       await redis.kill();
       expect(
         await eventually(
@@ -298,7 +305,20 @@ describe('Redis going away', () => {
           10_000,
         ),
       ).toBe(true);
-      await sleep(1500);
+      // while Redis is away: a submit is accepted (it is stored; queued once Redis is back)
+      let t0 = Date.now();
+      const during = await submit(a, {
+        script: { type: 'bash', content: 'echo during' },
+        targets: { serverIds: [serverId] },
+      });
+      expect(Date.now() - t0).toBeLessThan(3000);
+      // and a cancel on the replica that does not run the job reaches its owner anyway
+      t0 = Date.now();
+      expect((await other.api('POST', `/v1/executions/${long}/cancel`)).status).toBe(202);
+      expect(Date.now() - t0).toBeLessThan(7000);
+      expect(await eventually(async () => (await alive(`sleep ${n}`)).length === 0, 10_000)).toBe(
+        true,
+      );
       await redis.start();
       expect(
         await eventually(
@@ -315,6 +335,10 @@ describe('Redis going away', () => {
         targets: { serverIds: [serverId] },
       });
       expect((await a.waitForExecution(next, { timeoutMs: 30_000 })).status).toBe('succeeded');
+      const d = await a.waitForExecution(during, { timeoutMs: 60_000 });
+      expect(d.status).toBe('succeeded');
+      expect(stdoutOf(await allLogs(a, during))).toEqual(['during']);
+      expect((await a.waitForExecution(long, { timeoutMs: 30_000 })).status).toBe('cancelled');
     } finally {
       await cluster.stop();
       await redis.stop();

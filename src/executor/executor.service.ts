@@ -152,16 +152,23 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  /** Another replica took an execution over (this one was thought dead): stop following it. */
+  /**
+   * Another replica took an execution over (this one was thought dead): stop following
+   * it. A cancel request stored while the bus could not deliver it is honoured here.
+   */
   private async letGoOfLost(): Promise<void> {
     const ids = [...this.running.keys()];
     if (!ids.length) return;
-    const owned = await this.repo.ownedBy(ids, this.config.replicaId);
+    const { owned, cancelRequested } = await this.repo.ownedBy(ids, this.config.replicaId);
     for (const id of ids) {
       const entry = this.running.get(id);
-      if (!entry || owned.has(id) || entry.detached) continue;
-      this.logger.warn(`execution ${id} was taken over by another replica; letting go of it`);
-      this.detach(entry);
+      if (!entry || entry.detached) continue;
+      if (!owned.has(id)) {
+        this.logger.warn(`execution ${id} was taken over by another replica; letting go of it`);
+        this.detach(entry);
+      } else if (cancelRequested.has(id) && !entry.cancelled) {
+        this.cancel(id);
+      }
     }
   }
 

@@ -151,14 +151,26 @@ export class ExecutionsRepository {
     await this.executions.update({ id, ownerId }, { ownerId: null, heartbeatAt: null });
   }
 
-  /** Of `ids`, those this owner still holds (another replica may have taken one over). */
-  async ownedBy(ids: string[], ownerId: string): Promise<Set<string>> {
-    if (!ids.length) return new Set();
+  /**
+   * Of `ids`, those this owner still holds (another replica may have taken one over), and
+   * of those, the ones a caller asked to cancel.
+   */
+  async ownedBy(
+    ids: string[],
+    ownerId: string,
+  ): Promise<{ owned: Set<string>; cancelRequested: Set<string> }> {
+    const owned = new Set<string>();
+    const cancelRequested = new Set<string>();
+    if (!ids.length) return { owned, cancelRequested };
     const rows = await this.executions.find({
-      select: { id: true },
+      select: { id: true, cancelRequestedAt: true },
       where: { id: In(ids), ownerId },
     });
-    return new Set(rows.map((r) => r.id));
+    for (const r of rows) {
+      owned.add(r.id);
+      if (r.cancelRequestedAt !== null) cancelRequested.add(r.id);
+    }
+    return { owned, cancelRequested };
   }
 
   unfinishedTargets(executionId: string): Promise<ExecutionTargetEntity[]> {

@@ -36,8 +36,16 @@ export class BullQueue extends WorkQueue {
     this.queue.on('error', (e) => this.logger.warn(`queue: ${e?.message ?? e}`));
   }
 
-  async submit(executionId: string): Promise<void> {
-    await this.queue.add('execution', { executionId }, { jobId: executionId });
+  /**
+   * Never waits on Redis: the execution is already stored, so a submit during an outage
+   * is queued by ioredis until Redis is back (or, if that fails, by the replicas' sweep of
+   * stale executions). The caller gets its 202 either way.
+   */
+  submit(executionId: string): Promise<void> {
+    this.queue
+      .add('execution', { executionId }, { jobId: executionId })
+      .catch((e) => this.logger.warn(`queueing ${executionId}: ${e?.message ?? e}`));
+    return Promise.resolve();
   }
 
   consume(handler: WorkHandler): void {
@@ -68,14 +76,20 @@ export class BullQueue extends WorkQueue {
     );
   }
 
+  /** False, at once, when Redis does not answer (the stored cancel request still holds). */
   async removeWaiting(executionId: string): Promise<boolean> {
-    const job = await this.queue.getJob(executionId);
-    if (!job || (await job.getState()) !== 'waiting') return false;
     try {
-      await job.remove();
-      return true;
+      return await withTimeout(
+        (async () => {
+          const job = await this.queue.getJob(executionId);
+          if (!job || (await job.getState()) !== 'waiting') return false;
+          await job.remove();
+          return true;
+        })(),
+        this.config.connectTimeoutMs,
+      );
     } catch {
-      return false; // picked up meanwhile
+      return false; // picked up meanwhile, or Redis away
     }
   }
 

@@ -66,8 +66,12 @@ export class RedisClusterBus extends ClusterBus {
     );
   }
 
+  /** Does not wait for Redis: the owner also finds the stored request at its next heartbeat. */
   override publishCancel(executionId: string): Promise<void> {
-    return this.send({ from: this.replicaId, cancel: executionId });
+    this.send({ from: this.replicaId, cancel: executionId }).catch((e) =>
+      this.logger.warn(`publishing the cancel of ${executionId}: ${e?.message ?? e}`),
+    );
+    return Promise.resolve();
   }
 
   override async close(): Promise<void> {
