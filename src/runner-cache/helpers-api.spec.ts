@@ -295,6 +295,8 @@ function run(
         err: Buffer.concat(err).toString('utf8'),
       });
     });
+    // A script that exits without reading its stdin closes the pipe first: not an error.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(stdin);
   });
 }

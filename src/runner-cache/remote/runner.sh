@@ -166,10 +166,18 @@ running() {
 # double forks, daemons) still carries CRONIUM_RUN_ID=<runId> in its
 # environment.  One grep over /proc (only our own processes' environ is
 # readable; -z -x: the whole NUL-terminated entry, so run-1 is not run-11)
-# finds it; it gets TERM, and KILL if still there after the grace.
+# finds it; it gets TERM, and KILL if still there after the grace.  A process
+# caught in the middle of an exec shows an empty environment, so after a
+# sweep that found something, sweep again (a few times at most).
 # A process that clears its own environment escapes this (runner-protocol.md).
 kill_marked() {
-	[ -r /proc/self/environ ] || return 0
+	cr_sw=0
+	while [ "$cr_sw" -lt 5 ] && sweep_marked; do cr_sw=$((cr_sw + 1)); done
+}
+
+# sweep_marked: one pass of kill_marked; false when it found nobody.
+sweep_marked() {
+	[ -r /proc/self/environ ] || return 1
 	set +f
 	cr_ms=$(grep -l -s -z -x -F "CRONIUM_RUN_ID=${cr_dir##*/}" /proc/[0123456789]*/environ 2>/dev/null)
 	set -f
@@ -179,7 +187,7 @@ kill_marked() {
 		cr_p=${cr_p%/environ}
 		! valid_num "$cr_p" || cr_ps="$cr_ps $cr_p"
 	done
-	[ -n "$cr_ps" ] || return 0
+	[ -n "$cr_ps" ] || return 1
 	kill -TERM $cr_ps 2>/dev/null
 	cr_t=0
 	while :; do
