@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Queue } from 'bullmq';
 import Redis from 'ioredis';
 import WebSocket from 'ws';
-import { Cluster, privateRedis, startCluster } from './support/cluster';
+import { Cluster, freshDatabase, privateRedis, startCluster } from './support/cluster';
 import { privatePostgres } from './support/private-postgres';
 import { alive, eventually } from './support/processes';
 import { ServiceProcess, startServiceProcess } from './support/service-process';
@@ -362,16 +362,18 @@ describe('Redis going away', () => {
   });
 });
 
+/** A process on PostgreSQL without Redis, with the secrets its peers share. */
+const onPostgres = (url: string) => ({
+  NODE_ENV: 'test',
+  DATABASE_URL: url,
+  CRONIUM_SECRETS_KEY: 'ab'.repeat(32),
+  CRONIUM_JWT_SECRET: 'cd'.repeat(32),
+});
+
 describe('two processes on one PostgreSQL database, without Redis', () => {
   it('each drives its own executions: nothing is taken from the other, no event is lost or numbered twice', async () => {
-    const { freshDatabase } = await import('./support/cluster');
     const db = await freshDatabase();
-    const env = {
-      NODE_ENV: 'test',
-      DATABASE_URL: db.url,
-      CRONIUM_SECRETS_KEY: 'ab'.repeat(32),
-      CRONIUM_JWT_SECRET: 'cd'.repeat(32),
-    };
+    const env = onPostgres(db.url);
     const p1 = await startServiceProcess({ env: { ...env, CRONIUM_REPLICA_ID: 'one' } });
     let p2: ServiceProcess | undefined;
     try {
@@ -417,14 +419,7 @@ describe('two processes on one PostgreSQL database, without Redis', () => {
 describe('PostgreSQL going away', () => {
   it('a database outage mid-run: readiness turns 503, submits get 503, the job rides it out and ends with every line once', async () => {
     const pg = await privatePostgres();
-    const svc = await startServiceProcess({
-      env: {
-        NODE_ENV: 'test',
-        DATABASE_URL: pg.url,
-        CRONIUM_SECRETS_KEY: 'ab'.repeat(32),
-        CRONIUM_JWT_SECRET: 'cd'.repeat(32),
-      },
-    });
+    const svc = await startServiceProcess({ env: onPostgres(pg.url) });
     try {
       await svc.waitReady();
       const serverId = await register(svc, 'pg-outage');

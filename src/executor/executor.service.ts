@@ -116,7 +116,8 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
   async submit(plan: ExecutionPlan): Promise<void> {
     const id = plan.execution.id;
     this.fresh.set(id, plan);
-    setTimeout(() => this.fresh.delete(id), FRESH_PLAN_MS).unref();
+    // Alone, it is picked up here at once; shared, another replica may take it instead.
+    if (this.queue.shared) setTimeout(() => this.fresh.delete(id), FRESH_PLAN_MS).unref();
     await this.queue.submit(id);
   }
 
@@ -142,7 +143,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
    * back to it (any replica may pick them up); alone, this process drives them.
    */
   private async sweep(exclusive: boolean): Promise<void> {
-    const staleBefore = Date.now() - this.config.executor.ownerStaleSeconds * 1000;
+    const staleBefore = this.staleBefore(false);
     for (const execution of await this.repo.unfinished()) {
       if (this.running.has(execution.id) || this.driving.has(execution.id)) continue;
       const quietSince = execution.heartbeatAt ?? execution.createdAt;
@@ -172,6 +173,12 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     }
   }
 
+  /** Owners quiet since before this are stale (`exclusive`: alone on SQLite, all are). */
+  private staleBefore(exclusive: boolean): number {
+    if (exclusive) return Number.MAX_SAFE_INTEGER;
+    return Date.now() - this.config.executor.ownerStaleSeconds * 1000;
+  }
+
   /**
    * Drives one execution to its end (or until this replica lets go of it): claims it,
    * then starts, probes or re-attaches each unfinished target.
@@ -196,11 +203,8 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     this.fresh.delete(id);
     // A plan made here for this process is ours from creation; anything else is claimed.
     if (fresh?.execution.ownerId !== this.config.replicaId) {
-      const now = Date.now();
-      const staleBefore = exclusive
-        ? Number.MAX_SAFE_INTEGER
-        : now - this.config.executor.ownerStaleSeconds * 1000;
-      if (!(await this.repo.claim(id, this.config.replicaId, now, staleBefore))) {
+      const staleBefore = this.staleBefore(exclusive);
+      if (!(await this.repo.claim(id, this.config.replicaId, Date.now(), staleBefore))) {
         const found = await this.repo.find(id);
         return found && !found.execution.finishedAt ? 'busy' : 'done';
       }
@@ -303,13 +307,19 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       finishedAt: now,
     };
     await this.store(() => this.repo.updateTarget(t.id, patch));
-    this.events.emit(id, { type: 'status', serverId: t.serverId, status: 'failed' });
-    this.events.emit(id, {
-      type: 'result',
-      serverId: t.serverId,
-      data: { ...t, ...patch, serverId: t.serverId, serverName: t.serverName },
-    });
-    this.metrics.targets.inc({ status: 'failed' });
+    this.announce(id, t, { ...t, ...patch, status: 'failed' });
+  }
+
+  /** A target's final record is stored: its last status, its result event, the count. */
+  private announce(
+    id: string,
+    target: Pick<TargetPlan, 'serverId' | 'serverName'>,
+    record: Partial<TargetRecord> & { status: TargetStatus },
+  ): void {
+    const { serverId, serverName } = target;
+    this.events.emit(id, { type: 'status', serverId, status: record.status });
+    this.events.emit(id, { type: 'result', serverId, data: { ...record, serverId, serverName } });
+    this.metrics.targets.inc({ status: record.status });
   }
 
   /** Runs `work` for an execution in the background, registered so cancel and drain see it. */
@@ -534,13 +544,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       });
     }
     await this.store(() => this.repo.updateTarget(target.targetId, record));
-    this.events.emit(id, { type: 'status', serverId: target.serverId, status: outcome.status });
-    this.events.emit(id, {
-      type: 'result',
-      serverId: target.serverId,
-      data: { ...record, serverId: target.serverId, serverName: target.serverName },
-    });
-    this.metrics.targets.inc({ status: outcome.status });
+    this.announce(id, target, { ...record, status: outcome.status });
     this.logger.log({
       msg: 'target finished',
       executionId: id,
@@ -572,7 +576,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     const id = entry.plan.execution.id;
     const message = `internal error: ${(e as Error)?.message ?? e}`.slice(0, 500);
     this.logger.error(`execution ${id}, target ${target.targetId}: ${(e as Error)?.stack ?? e}`);
-    const record: Partial<TargetRecord> = {
+    const record: Partial<TargetRecord> & { status: TargetStatus } = {
       status: 'failed',
       errorCode: 'internal_error',
       errorMessage: message,
@@ -591,13 +595,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       stream: 'system',
       text: message,
     });
-    this.events.emit(id, { type: 'status', serverId: target.serverId, status: 'failed' });
-    this.events.emit(id, {
-      type: 'result',
-      serverId: target.serverId,
-      data: { ...record, serverId: target.serverId, serverName: target.serverName },
-    });
-    this.metrics.targets.inc({ status: 'failed' });
+    this.announce(id, target, record);
     return { status: 'failed', detached: false };
   }
 

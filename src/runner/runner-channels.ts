@@ -1,6 +1,6 @@
 import type { ClientChannel } from 'ssh2';
-import { retry, RetryPolicy } from '../common/backoff';
-import { TargetError } from '../executions/error-codes';
+import type { RetryPolicy } from '../common/backoff';
+import { openChannel } from '../ssh/run-command';
 import type { PooledConnection } from '../ssh/ssh.types';
 
 /** The longest a job's channel delays the opening of the next standby (see prepareAfter). */
@@ -76,16 +76,9 @@ export class RunnerChannels {
     timer.unref();
   }
 
-  /**
-   * sshd frees a session only when its close is acknowledged, so a burst can briefly hit
-   * MaxSessions ("Channel open failure"): that is worth a short wait and another try.
-   */
+  /** A channel refused during a MaxSessions burst is tried again (openChannel). */
   private exec(conn: PooledConnection, command: string): Promise<ClientChannel> {
-    return retry(
-      this.openRetry,
-      () => conn.exec(command),
-      (e) => e instanceof TargetError && e.retryable && !conn.closed,
-    );
+    return openChannel(conn, command, this.openRetry);
   }
 
   /** Drops the standby of a connection (e.g. its runner was redeployed). */
