@@ -114,7 +114,28 @@ describe('service lifecycle (real process, real sshd)', () => {
         targets: { serverIds: [srv.body.id] },
       });
       expect(job.status).toBe(202);
+      // python's helpers speak through the run's Unix socket: forwarded again too
+      const py = await first.api('POST', '/v1/jobs', {
+        script: {
+          type: 'python',
+          content: [
+            'import json, sys, time',
+            'cronium.setCondition(True)',
+            'for i in range(12):',
+            '    print("tick %d" % (i + 1), flush=True)',
+            '    time.sleep(0.25)',
+            'print("input=" + json.dumps(cronium.input()), flush=True)',
+            'cronium.output({"py": 12})',
+            'sys.exit(5)',
+          ].join('\n'),
+        },
+        input: 'p',
+        helperMode: 'api',
+        targets: { serverIds: [srv.body.id] },
+      });
+      expect(py.status).toBe(202);
       await waitForLine(first, job.body.id, 'tick 3');
+      await waitForLine(first, py.body.id, 'tick 3');
       await first.stop('SIGKILL');
 
       second = await start();
@@ -137,6 +158,20 @@ describe('service lifecycle (real process, real sshd)', () => {
       ]);
       expect(logs.map((e: any) => e.seq)).toEqual(logs.map((_: unknown, i: number) => i + 1));
       expect(logs.some((e: any) => e.text === 'taken over; re-attached to the run')).toBe(true);
+
+      const pyDone = await second.waitForExecution(py.body.id, { timeoutMs: 60000 });
+      expect(pyDone.targets[0]).toMatchObject({
+        status: 'failed',
+        exitCode: 5,
+        helperMode: 'api',
+        condition: true,
+        output: { py: 12 },
+      });
+      const pyLogs = (await second.api('GET', `/v1/executions/${py.body.id}/logs`)).body.entries;
+      expect(pyLogs.filter((e: any) => e.stream === 'stdout').map((e: any) => e.text)).toEqual([
+        ...Array.from({ length: 12 }, (_, i) => `tick ${i + 1}`),
+        'input="p"',
+      ]);
     } finally {
       await first.stop('SIGKILL');
       await second?.stop();

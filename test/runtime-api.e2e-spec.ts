@@ -223,7 +223,7 @@ emit("no-token", status(None))
     }
   });
 
-  it('gives concurrent executions their own ports and data; a token dies with its target', async () => {
+  it('gives concurrent executions their own ports and data; a token works only through its own tunnel and dies with its target', async () => {
     const tokenFile = path.join(tmp, 'token-a');
     const scriptA =
       PY_HTTP +
@@ -241,20 +241,23 @@ while not os.path.exists(${JSON.stringify(tokenFile + '.go')}): time.sleep(0.05)
     });
     await eventually(async () => fs.existsSync(tokenFile), 15000);
     const tokenA = fs.readFileSync(tokenFile, 'utf8');
+    const epA = (await results(t, a.body.id)).port;
     const scriptB =
       PY_HTTP +
       `
 emit("port", EP)
 emit("input", call("GET", "/runtime/v1/input")[1])
 emit("a-token-here", call("GET", "/runtime/v1/input", token=os.environ["TOKEN_A"]))
+emit("a-token-on-a", call("GET", "/runtime/v1/input", token=os.environ["TOKEN_A"], ep=os.environ["EP_A"]))
 `;
     const b = await run({
       helperMode: 'api',
       input: 'B',
-      env: { TOKEN_A: tokenA },
+      env: { TOKEN_A: tokenA, EP_A: epA },
       script: { type: 'python', content: scriptB },
     });
-    // while A still runs, its token works on B's port too, but shows A's data only
+    // while A still runs, its token is refused through B's tunnel; through A's own (which
+    // any process of the same SSH user could reach) it shows A's data only
     fs.writeFileSync(tokenFile + '.go', '');
     const exA = await waitForExecution(t, a.body.id);
     const ra = await results(t, exA.id);
@@ -262,7 +265,8 @@ emit("a-token-here", call("GET", "/runtime/v1/input", token=os.environ["TOKEN_A"
     expect(ra.input).toEqual({ data: 'A' });
     expect(rb.input).toEqual({ data: 'B' });
     expect(ra.port).not.toBe(rb.port);
-    expect(rb['a-token-here']).toEqual([200, { data: 'A' }]);
+    expect(rb['a-token-here']).toEqual([401, null]);
+    expect(rb['a-token-on-a']).toEqual([200, { data: 'A' }]);
 
     // A has ended: its token is refused from now on, even through a live tunnel
     const c = await run({
@@ -276,6 +280,69 @@ emit("a-token-here", call("GET", "/runtime/v1/input", token=os.environ["TOKEN_A"
       },
     });
     expect((await results(t, c.id)).dead).toBe(401);
+  });
+
+  it('python and node helpers speak through a Unix socket no other local user can reach; bash through the port', async () => {
+    const hold = path.join(tmp, 'sock-hold');
+    const py = await submit({
+      helperMode: 'api',
+      input: { via: 'socket' },
+      script: {
+        type: 'python',
+        content: `
+import json, os, stat, time
+s = os.environ["CRONIUM_API_SOCKET"]
+print(json.dumps({"k": "sock", "v": s}), flush=True)
+print(json.dumps({"k": "input", "v": cronium.input()}), flush=True)
+cronium.output({"py": True})
+open(${JSON.stringify(hold)}, "w").write(s)
+while not os.path.exists(${JSON.stringify(hold + '.go')}): time.sleep(0.05)
+`,
+      },
+    });
+    expect(py.status).toBe(202);
+    await eventually(async () => fs.existsSync(hold), 15000);
+    const sock = fs.readFileSync(hold, 'utf8');
+    expect(sock).toBe(path.join(sshd.dir, 'base', 'runs', `${sock.split('/').pop()}`));
+    const st = fs.statSync(sock);
+    expect(st.isSocket()).toBe(true);
+    expect(st.mode & 0o077).toBe(0);
+    expect(fs.statSync(path.dirname(sock)).mode & 0o077).toBe(0);
+    // another local user cannot even connect to it
+    const probe = `import socket; s=socket.socket(socket.AF_UNIX); s.connect(${JSON.stringify(sock)})`;
+    const other = await sh(`runuser -u nobody -- python3 -c '${probe}' 2>&1; echo "rc=$?"`);
+    expect(other.stdout).toMatch(/Permission denied/);
+    expect(other.stdout).toMatch(/rc=1/);
+    fs.writeFileSync(hold + '.go', '');
+    const ex = await waitForExecution(t, py.body.id);
+    expect(ex.targets[0]).toMatchObject({ status: 'succeeded', output: { py: true } });
+    expect((await results(t, ex.id)).input).toEqual({ via: 'socket' });
+    await eventually(async () => !fs.existsSync(sock), 10000);
+
+    const node = await run({
+      helperMode: 'api',
+      input: 'n',
+      script: {
+        type: 'node',
+        content:
+          'console.log(JSON.stringify({k: "sock", v: process.env.CRONIUM_API_SOCKET || null}));' +
+          'cronium.input().then((v) => cronium.output({ node: v }));',
+      },
+    });
+    expect(node.targets[0]).toMatchObject({ status: 'succeeded', output: { node: 'n' } });
+    expect((await results(t, node.id)).sock).toMatch(/\/runs\/[0-9a-f-]+\.sock$/);
+
+    const bash = await run({
+      helperMode: 'api',
+      input: 'b',
+      script: {
+        type: 'bash',
+        content:
+          'echo "{\\"k\\":\\"sock\\",\\"v\\":\\"${CRONIUM_API_SOCKET-none}\\"}"; cronium.output "$(cronium.input)"',
+      },
+    });
+    expect(bash.targets[0]).toMatchObject({ status: 'succeeded', output: 'b' });
+    expect((await results(t, bash.id)).sock).toBe('none');
   });
 
   it('never shows the token in the remote process list, logs or API responses', async () => {

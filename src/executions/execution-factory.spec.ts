@@ -78,11 +78,12 @@ describe('execution factory', () => {
       'finishedAt',
       'replicaId',
       'tunnelPort',
+      'tunnelSocket',
     ]) {
       expect(t[field as keyof typeof t]).toBeNull();
     }
     expect(Object.values(t.phases)).toEqual([null, null, null, null]);
-    expect(Object.keys(t)).toHaveLength(20);
+    expect(Object.keys(t)).toHaveLength(21);
     expect(newTarget('exec-1', 3, { id: 'srv-1', name: 'web-1' }).id).not.toBe(t.id);
   });
 });

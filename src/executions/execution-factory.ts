@@ -71,5 +71,6 @@ export function newTarget(
     phases: { connectMs: null, deployMs: null, tunnelMs: null, runMs: null },
     replicaId: null,
     tunnelPort: null,
+    tunnelSocket: null,
   };
 }

@@ -55,6 +55,8 @@ export interface TargetRecord {
   replicaId: string | null;
   /** API mode: the server-side port of its helper tunnel (a take-over forwards it again). */
   tunnelPort: number | null;
+  /** API mode, python and node: the remote Unix socket of its helper tunnel instead. */
+  tunnelSocket: string | null;
 }
 
 export type ExecutionEventType = 'status' | 'log' | 'result' | 'summary' | 'end';

@@ -259,6 +259,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
                   : { how: 'probe' as const }),
                 helperMode: t.helperMode,
                 tunnelPort: t.tunnelPort,
+                tunnelSocket: t.tunnelSocket,
                 results: { output: t.output, condition: t.condition },
               },
       });

@@ -202,10 +202,11 @@ export class TargetRun {
     resume: TargetResume,
   ): Promise<PreparedHelpers> {
     if (resume.helperMode === 'bundled') return attachedHelpers('bundled');
-    if (resume.helperMode === 'api' && resume.tunnelPort) {
+    if (resume.helperMode === 'api' && (resume.tunnelPort || resume.tunnelSocket)) {
       try {
         return await this.deps.helpers.resumeApi(conn, this.helperRequest(), {
-          port: resume.tunnelPort,
+          port: resume.tunnelPort ?? 0,
+          socketPath: resume.tunnelSocket,
           results: resume.results,
         });
       } catch (e: any) {
@@ -242,6 +243,7 @@ export class TargetRun {
           helperMode: helpers.mode,
           fallbackReason: helpers.fallbackReason,
           tunnelPort: helpers.port,
+          tunnelSocket: helpers.socketPath,
         });
         return await this.conclude(helpers, await this.runScript(conn, helpers));
       } finally {
@@ -316,6 +318,8 @@ export class TargetRun {
       input: this.plan.input,
       timeoutSeconds: this.plan.timeoutSeconds,
       mode: this.plan.helperMode,
+      scriptType: this.plan.script.type,
+      baseDir: this.target.baseDir,
     };
   }
 
@@ -534,6 +538,7 @@ function attachedHelpers(mode: 'api' | 'bundled'): PreparedHelpers {
     fallbackReason: null,
     endpoint: null,
     port: null,
+    socketPath: null,
     env: {},
     files: {},
     keep: mode === 'bundled',

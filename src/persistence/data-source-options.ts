@@ -6,12 +6,14 @@ import { Initial1763800000000 } from './migrations/1763800000000-initial';
 import { Reattach1764600000000 } from './migrations/1764600000000-reattach';
 import { DurableQueue1764700000000 } from './migrations/1764700000000-durable-queue';
 import { Hardening1764800000000 } from './migrations/1764800000000-hardening';
+import { TunnelSocket1764900000000 } from './migrations/1764900000000-tunnel-socket';
 
 export const MIGRATIONS = [
   Initial1763800000000,
   Reattach1764600000000,
   DurableQueue1764700000000,
   Hardening1764800000000,
+  TunnelSocket1764900000000,
 ];
 
 /** `sqlite:<path>` (better-sqlite3, WAL) or `postgres://…`; migrations run on start-up. */

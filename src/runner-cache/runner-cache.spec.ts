@@ -51,6 +51,8 @@ function recording(conn: PooledConnection): { conn: PooledConnection; commands: 
     onClose: (listener) => conn.onClose(listener),
     forwardIn: (address, port) => conn.forwardIn(address, port),
     unforwardIn: (address, port) => conn.unforwardIn(address, port),
+    forwardInSocket: (path) => conn.forwardInSocket(path),
+    unforwardInSocket: (path) => conn.unforwardInSocket(path),
     onForwardedConnection: (handler) => conn.onForwardedConnection(handler),
   };
   return { conn: wrapped, commands };

@@ -107,3 +107,24 @@ export function deployCommand(baseDir: string, hash: string): string {
     'echo "CRONIUM2 deployed"',
   ].join('\n');
 }
+
+/**
+ * Prints the runs directory as an absolute path without symlinks (made 0700 when
+ * missing), where API-mode helper sockets live; prints nothing unless it is the SSH
+ * user's own and writable by nobody else.
+ */
+export function runsDirCommand(baseDir: string): string {
+  const runs = shellPath(baseDir, 'runs');
+  return `umask 077; mkdir -p ${runs} 2>/dev/null; cd ${runs} 2>/dev/null && [ -O . ] && [ -z "$(find . -maxdepth 0 -perm /022)" ] && pwd -P`;
+}
+
+/** A helper socket under a runs directory: `/…/runs/<target id>.sock`. */
+export const HELPER_SOCKET_RE = /^\/(?:[A-Za-z0-9._-]+\/)*runs\/[A-Za-z0-9-]{1,64}\.sock$/;
+
+/** Removes a helper socket a lost connection left behind, so it can be forwarded again. */
+export function removeSocketCommand(path: string): string {
+  if (!HELPER_SOCKET_RE.test(path) || /(^|\/)\.\.?(\/|$)/.test(path)) {
+    throw new Error(`unsafe socket path: ${path}`);
+  }
+  return `rm -f -- ${shellQuote(path)}`;
+}

@@ -34,6 +34,8 @@ interface Reply {
 export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('RuntimeApi');
   private readonly server: http.Server;
+  /** The target each tunnelled connection was forwarded for: a token works only on its own. */
+  private readonly boundTo = new WeakMap<object, string>();
 
   constructor(
     private readonly config: AppConfig,
@@ -50,8 +52,13 @@ export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
     this.server.on('clientError', (_e, socket) => socket.destroy());
   }
 
-  /** Serves one tunnelled connection. */
-  serve(stream: Duplex): void {
+  /**
+   * Serves one connection that arrived through the tunnel of target `targetId`: only that
+   * target's token is honoured on it, so a token read out of another job is useless
+   * through any tunnel but its own.
+   */
+  serve(stream: Duplex, targetId: string): void {
+    this.boundTo.set(stream, targetId);
     this.server.emit('connection', stream);
   }
 
@@ -78,7 +85,7 @@ export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
       const url = new URL(req.url ?? '/', 'http://runtime');
       const route = this.route(req.method ?? 'GET', url.pathname);
       helper = route.helper;
-      const session = this.authenticate(req);
+      const session = this.authenticate(req, this.boundTo.get(req.socket));
       const { ratePerSecond, burst } = this.config.runtime;
       if (!this.sessions.take(session, ratePerSecond, burst)) {
         throw new HttpError(429, 'too many helper calls; slow down');
@@ -108,10 +115,12 @@ export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
     res.end(payload);
   }
 
-  private authenticate(req: http.IncomingMessage): RuntimeSession {
+  /** `tunnelOf` is unset only on the opt-in loopback listener (benchmarks). */
+  private authenticate(req: http.IncomingMessage, tunnelOf: string | undefined): RuntimeSession {
     const token = ServiceTokensService.fromHeader(req.headers.authorization);
     const claims = token ? this.tokens.verify(token) : null;
-    const session = claims ? this.sessions.forClaims(claims) : undefined;
+    const mine = claims && (tunnelOf === undefined || claims.jti === tunnelOf);
+    const session = mine ? this.sessions.forClaims(claims) : undefined;
     // One answer for every failure: no hint whether a token was valid for a finished target.
     if (!session) throw new HttpError(401, 'missing, invalid or expired execution token');
     return session;

@@ -3,11 +3,13 @@ import type { Duplex } from 'node:stream';
 import { ExecutionTokensService } from '../auth/execution-tokens.service';
 import { AppConfig } from '../config/app-config';
 import { TargetError } from '../executions/error-codes';
-import type { HelperMode, ResolvedHelperMode } from '../executions/request';
+import type { HelperMode, ResolvedHelperMode, ScriptType } from '../executions/request';
 import { MetricsService } from '../metrics/metrics.service';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import type { PooledConnection } from '../ssh/ssh.types';
-import { TunnelService } from '../tunnel/tunnel.service';
+import { Tunnel, TunnelService } from '../tunnel/tunnel.service';
+import { HELPER_SOCKET_RE, removeSocketCommand, runsDirCommand } from '../runner/commands';
+import { execCommand } from '../ssh/run-command';
 import { parseCollected } from '../runner/protocol';
 import { bundledFiles, readBundledResults } from './bundled-files';
 import { RuntimeApiServer } from './runtime-api.server';
@@ -25,6 +27,10 @@ export interface HelperRequest {
   input: unknown;
   timeoutSeconds: number;
   mode: HelperMode;
+  /** python and node helpers reach the API through a Unix socket where sshd allows one. */
+  scriptType: ScriptType;
+  /** The server's base dir, whose runs directory holds that socket. */
+  baseDir: string;
 }
 
 export interface HelperResults {
@@ -36,8 +42,10 @@ export interface HelperResults {
 
 /** What a take-over needs to serve an API-mode script started by another process. */
 export interface ApiResume {
-  /** The server-side port the script's endpoint names. */
+  /** The server-side port the script's endpoint names (0 with a socket). */
   port: number;
+  /** The remote Unix socket the script's endpoint names, if it has one. */
+  socketPath: string | null;
   /** What the script had handed its helpers so far (stored as it did). */
   results: HelperResults;
 }
@@ -50,6 +58,8 @@ export interface PreparedHelpers {
   endpoint: string | null;
   /** API mode: the tunnel's server-side port (stored, so a take-over can forward it again). */
   port: number | null;
+  /** API mode, python and node: the tunnel's remote Unix socket instead of a port. */
+  socketPath: string | null;
   env: Record<string, string>;
   files: Record<string, string>;
   /** Bundled mode keeps the run directory for one `collect`. */
@@ -72,6 +82,10 @@ export interface PreparedHelpers {
 @Injectable()
 export class RuntimeHelpersService {
   private readonly logger = new Logger(RuntimeHelpersService.name);
+  /** Per connection and base dir: the absolute runs directory, or null (no sockets there). */
+  private readonly runsDirs = new WeakMap<PooledConnection, Map<string, Promise<string | null>>>();
+  /** Connections whose sshd refused a Unix-socket forward: TCP from then on. */
+  private readonly noSockets = new WeakSet<PooledConnection>();
 
   constructor(
     private readonly config: AppConfig,
@@ -159,8 +173,10 @@ export class RuntimeHelpersService {
     context: RuntimeContext,
     resume?: ApiResume,
   ) {
-    const serve = (stream: Duplex) => this.api.serve(stream);
-    let tunnel = await this.tunnels.open(conn, serve, 10000, resume?.port ?? 0);
+    const serve = (stream: Duplex) => this.api.serve(stream, req.targetId);
+    let tunnels = await this.openTunnels(conn, req, serve, resume);
+    const port = tunnels[0].port;
+    const socketPath = tunnels[1]?.socketPath ?? null;
     // A resumed script holds its token already.
     const token = resume
       ? ''
@@ -196,19 +212,21 @@ export class RuntimeHelpersService {
           condition: session.condition,
         })
         .catch((e) => this.logger.warn(`storing helper results of ${req.targetId}: ${e?.message}`));
-    const endpoint = `http://127.0.0.1:${tunnel.port}`;
+    const endpoint = `http://127.0.0.1:${port}`;
     let released = false;
     const prepared: PreparedHelpers = {
       mode: 'api',
       fallbackReason: null,
       endpoint,
-      port: tunnel.port,
+      port,
+      socketPath,
       env: resume
         ? {}
         : {
             CRONIUM_HELPER_MODE: 'api',
             CRONIUM_API_ENDPOINT: endpoint,
             CRONIUM_API_TOKEN: token,
+            ...(socketPath ? { CRONIUM_API_SOCKET: socketPath } : {}),
           },
       files: {},
       keep: false,
@@ -216,7 +234,7 @@ export class RuntimeHelpersService {
       reconnect: async (next) => {
         if (released) return true;
         try {
-          tunnel = await this.tunnels.open(next, serve, 10000, tunnel.port);
+          tunnels = await this.reopen(next, tunnels, serve);
           return true;
         } catch {
           return false;
@@ -228,7 +246,7 @@ export class RuntimeHelpersService {
           // The session ends now (its token is refused from here on); the port itself is
           // released in the background, off the target's critical path.
           this.sessions.close(req.targetId);
-          void tunnel.close();
+          for (const t of tunnels) void t.close();
         }
         return {
           output: session.output.set ? session.output.value : null,
@@ -237,6 +255,80 @@ export class RuntimeHelpersService {
       },
     };
     return prepared;
+  }
+
+  /**
+   * The loopback port every script's endpoint names (bash's helpers speak through
+   * /dev/tcp), and for python and node, where sshd allows streamlocal forwarding, a Unix
+   * socket in the runs directory (0700; the socket 0600) that their helpers use and no
+   * other local user can reach. Both are forwarded at once. A take-over forwards again
+   * what the script holds.
+   */
+  private async openTunnels(
+    conn: PooledConnection,
+    req: HelperRequest,
+    serve: (stream: Duplex) => void,
+    resume?: ApiResume,
+  ): Promise<Tunnel[]> {
+    if (resume) {
+      const was: Pick<Tunnel, 'port' | 'socketPath'>[] = [{ port: resume.port, socketPath: null }];
+      if (resume.socketPath) was.push({ port: 0, socketPath: resume.socketPath });
+      return this.reopen(conn, was, serve);
+    }
+    const socket = async (): Promise<Tunnel | null> => {
+      const path = req.scriptType === 'bash' ? null : await this.socketPathFor(conn, req);
+      if (!path) return null;
+      return this.tunnels.openSocket(conn, path, serve).catch((e) => {
+        if (!conn.closed) {
+          this.noSockets.add(conn);
+          this.logger.log(`unix-socket forwarding refused (${e?.message}); loopback port only`);
+        }
+        return null;
+      });
+    };
+    const [tcp, unix] = await Promise.allSettled([
+      this.tunnels.open(conn, serve, 10000, 0),
+      socket(),
+    ]);
+    const sock = unix.status === 'fulfilled' ? unix.value : null;
+    if (tcp.status === 'rejected') {
+      void sock?.close();
+      throw tcp.reason;
+    }
+    return sock ? [tcp.value, sock] : [tcp.value];
+  }
+
+  /** The same endpoints again on a new connection (a stale socket file is removed first). */
+  private reopen(
+    conn: PooledConnection,
+    was: Pick<Tunnel, 'port' | 'socketPath'>[],
+    serve: (stream: Duplex) => void,
+  ): Promise<Tunnel[]> {
+    return Promise.all(
+      was.map(async (t) => {
+        if (!t.socketPath) return this.tunnels.open(conn, serve, 10000, t.port);
+        await execCommand(conn, removeSocketCommand(t.socketPath), { timeoutMs: 10000 });
+        return this.tunnels.openSocket(conn, t.socketPath, serve);
+      }),
+    );
+  }
+
+  private async socketPathFor(conn: PooledConnection, req: HelperRequest): Promise<string | null> {
+    if (this.noSockets.has(conn)) return null;
+    let dirs = this.runsDirs.get(conn);
+    if (!dirs) this.runsDirs.set(conn, (dirs = new Map()));
+    let dir = dirs.get(req.baseDir);
+    if (!dir) {
+      dir = execCommand(conn, runsDirCommand(req.baseDir), { timeoutMs: 10000 }).then(
+        (r) => (r.code === 0 && r.stdout.startsWith('/') ? r.stdout.trim() : null),
+        () => null,
+      );
+      dirs.set(req.baseDir, dir);
+    }
+    const base = await dir;
+    const path = base && `${base}/${req.targetId}.sock`;
+    // sun_path holds 108 bytes: a longer path gets the loopback port instead.
+    return path && Buffer.byteLength(path) <= 100 && HELPER_SOCKET_RE.test(path) ? path : null;
   }
 
   private async prepareBundled(
@@ -250,6 +342,7 @@ export class RuntimeHelpersService {
       fallbackReason,
       endpoint: null,
       port: null,
+      socketPath: null,
       env: { CRONIUM_HELPER_MODE: 'bundled' },
       files: bundledFiles(context, req.input, variables),
       keep: true,

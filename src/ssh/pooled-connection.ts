@@ -59,44 +59,64 @@ export class Connection implements PooledConnection {
   }
 
   forwardIn(address: string, port: number): Promise<number> {
-    if (this.closed) return Promise.reject(this.lostError());
-    return new Promise((resolve, reject) => {
-      try {
-        this.client.forwardIn(address, port, (err, bound) => {
-          if (err) {
-            reject(
-              this.closed
-                ? this.lostError()
-                : new TargetError(
-                    'tunnel_failed',
-                    `remote port forwarding refused: ${err.message}`,
-                  ),
-            );
-          } else resolve(bound);
-        });
-      } catch (err: any) {
-        reject(
-          this.closed
-            ? this.lostError()
-            : new TargetError('tunnel_failed', err?.message ?? String(err)),
-        );
-      }
-    });
+    return this.request<number>((done) => this.client.forwardIn(address, port, done));
   }
 
   unforwardIn(address: string, port: number): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      try {
-        this.client.unforwardIn(address, port, (err) => (err ? reject(err) : resolve()));
-      } catch (err) {
-        reject(err);
-      }
-    });
+    return this.cancel((done) => this.client.unforwardIn(address, port, done));
+  }
+
+  forwardInSocket(path: string): Promise<void> {
+    return this.request<void>((done) => this.client.openssh_forwardInStreamLocal(path, done));
+  }
+
+  unforwardInSocket(path: string): Promise<void> {
+    return this.cancel((done) => this.client.openssh_unforwardInStreamLocal(path, done));
   }
 
   onForwardedConnection(handler: ForwardedConnectionHandler): void {
     this.client.on('tcp connection', (info, accept, reject) => handler(info, accept, reject));
+    this.client.on('unix connection', (info, accept, reject) =>
+      handler(
+        { destIP: '', destPort: 0, srcIP: '', srcPort: 0, socketPath: info.socketPath },
+        accept,
+        reject,
+      ),
+    );
+  }
+
+  /** A forwarding request: refusals are `tunnel_failed`, a lost connection `connection_lost`. */
+  private request<T>(
+    send: (done: (err: Error | null | undefined, v: T) => void) => void,
+  ): Promise<T> {
+    if (this.closed) return Promise.reject(this.lostError());
+    return new Promise<T>((resolve, reject) => {
+      const fail = (err: any) =>
+        reject(
+          this.closed
+            ? this.lostError()
+            : new TargetError(
+                'tunnel_failed',
+                `remote port forwarding refused: ${err?.message ?? String(err)}`,
+              ),
+        );
+      try {
+        send((err, v) => (err ? fail(err) : resolve(v)));
+      } catch (err) {
+        fail(err);
+      }
+    });
+  }
+
+  private cancel(send: (done: (err?: Error | null) => void) => void): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      try {
+        send((err) => (err ? reject(err) : resolve()));
+      } catch (err) {
+        reject(err);
+      }
+    });
   }
 
   onClose(listener: (err?: Error) => void): () => void {

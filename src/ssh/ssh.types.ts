@@ -30,12 +30,16 @@ export type HostKeyLearner = (
   endpoint: SshEndpoint,
 ) => Promise<boolean>;
 
-/** A remote forward's incoming connection, as sshd reports it. */
+/**
+ * A remote forward's incoming connection, as sshd reports it: a TCP one names its
+ * destination address and port, a Unix-socket one (`socketPath` set) only its path.
+ */
 export interface ForwardedConnection {
   destIP: string;
   destPort: number;
   srcIP: string;
   srcPort: number;
+  socketPath?: string;
 }
 
 /** Accepts an incoming forwarded connection (returns its stream) or refuses it. */
@@ -62,7 +66,14 @@ export interface PooledConnection {
   forwardIn(address: string, port: number): Promise<number>;
   /** Stops a remote listener opened by forwardIn. */
   unforwardIn(address: string, port: number): Promise<void>;
-  /** Receives every incoming connection on this connection's remote forwards. */
+  /**
+   * Asks sshd to listen on a Unix socket at the absolute remote `path` (OpenSSH's
+   * streamlocal forwarding); sshd creates it with its StreamLocalBindMask (0600 by default).
+   */
+  forwardInSocket(path: string): Promise<void>;
+  /** Stops a remote Unix-socket listener opened by forwardInSocket. */
+  unforwardInSocket(path: string): Promise<void>;
+  /** Receives every incoming connection on this connection's remote forwards (TCP and Unix). */
   onForwardedConnection(handler: ForwardedConnectionHandler): void;
 }
 

@@ -4,8 +4,10 @@ import { TargetError } from '../executions/error-codes';
 import type { PooledConnection } from '../ssh/ssh.types';
 
 export interface Tunnel {
-  /** The port sshd bound on the remote host's 127.0.0.1. */
+  /** The port sshd bound on the remote host's 127.0.0.1 (0 for a Unix-socket tunnel). */
   port: number;
+  /** The remote Unix socket's path, for a Unix-socket tunnel. */
+  socketPath: string | null;
   close(): Promise<void>;
 }
 
@@ -15,12 +17,13 @@ type Handler = (stream: Duplex) => void;
  * Per-target reverse tunnels: `forwardIn('127.0.0.1', 0)` makes sshd pick a free port on
  * the remote loopback, so concurrent targets on one server never collide. Every
  * connection arriving on that port is handed to the given handler (the runtime-helper
- * API), and nothing else. Built only on the pooled connection's forwarding operations.
+ * API), and nothing else. `openSocket` does the same on a remote Unix socket, which only
+ * the SSH user can reach. Built only on the pooled connection's forwarding operations.
  */
 @Injectable()
 export class TunnelService {
   private readonly logger = new Logger(TunnelService.name);
-  private readonly routes = new WeakMap<PooledConnection, Map<number, Handler>>();
+  private readonly routes = new WeakMap<PooledConnection, Map<string, Handler>>();
 
   /** A port already forwarded per connection, so a job's tunnel is ready when it asks. */
   private readonly standby = new WeakMap<PooledConnection, Promise<number | null>>();
@@ -44,7 +47,7 @@ export class TunnelService {
       port = ready ? await ready : null;
     }
     if (port == null || conn.closed) port = await this.forward(conn, timeoutMs, wanted);
-    routes.set(port, handler);
+    routes.set(`tcp:${port}`, handler);
     // This server forwards: have the next job's port ready too (off its critical path).
     // One standby per connection, so concurrent jobs never leave stray forwards behind.
     if (!this.standby.has(conn) && !conn.closed) {
@@ -56,8 +59,9 @@ export class TunnelService {
     const bound = port;
     return {
       port: bound,
+      socketPath: null,
       close: async () => {
-        routes.delete(bound);
+        routes.delete(`tcp:${bound}`);
         await conn
           .unforwardIn('127.0.0.1', bound)
           .catch((err) => this.logger.debug(`unforward ${bound}: ${err?.message ?? err}`));
@@ -65,15 +69,45 @@ export class TunnelService {
     };
   }
 
-  private tableFor(conn: PooledConnection): Map<number, Handler> {
+  /**
+   * Forwards the remote Unix socket `path` (absolute; its directory must exist and be the
+   * SSH user's own) to `handler`. The socket file is left for the caller to remove.
+   */
+  async openSocket(
+    conn: PooledConnection,
+    path: string,
+    handler: Handler,
+    timeoutMs = 10000,
+  ): Promise<Tunnel> {
+    const routes = this.tableFor(conn);
+    await this.bounded(conn.forwardInSocket(path), timeoutMs);
+    routes.set(`unix:${path}`, handler);
+    return {
+      port: 0,
+      socketPath: path,
+      close: async () => {
+        routes.delete(`unix:${path}`);
+        await conn
+          .unforwardInSocket(path)
+          .catch((err) => this.logger.debug(`unforward ${path}: ${err?.message ?? err}`));
+      },
+    };
+  }
+
+  private tableFor(conn: PooledConnection): Map<string, Handler> {
     let table = this.routes.get(conn);
     if (!table) {
-      const routes = new Map<number, Handler>();
+      const routes = new Map<string, Handler>();
       table = routes;
       this.routes.set(conn, routes);
       conn.onForwardedConnection((info, accept, reject) => {
-        const h = routes.get(info.destPort);
-        if (!h || info.destIP !== '127.0.0.1') return reject();
+        const h =
+          info.socketPath != null
+            ? routes.get(`unix:${info.socketPath}`)
+            : info.destIP === '127.0.0.1'
+              ? routes.get(`tcp:${info.destPort}`)
+              : undefined;
+        if (!h) return reject();
         const stream = accept();
         stream.on('error', () => undefined);
         h(stream);
@@ -83,7 +117,11 @@ export class TunnelService {
   }
 
   private forward(conn: PooledConnection, timeoutMs: number, port = 0): Promise<number> {
-    return new Promise<number>((resolve, reject) => {
+    return this.bounded(conn.forwardIn('127.0.0.1', port), timeoutMs);
+  }
+
+  private bounded<T>(request: Promise<T>, timeoutMs: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(
         () =>
           reject(
@@ -91,10 +129,10 @@ export class TunnelService {
           ),
         timeoutMs,
       );
-      conn.forwardIn('127.0.0.1', port).then(
-        (port) => {
+      request.then(
+        (v) => {
           clearTimeout(timer);
-          resolve(port);
+          resolve(v);
         },
         (err) => {
           clearTimeout(timer);

@@ -53,6 +53,7 @@ export class FakeHelpers {
       fallbackReason: null,
       endpoint: null,
       port: null,
+      socketPath: null,
       env: { CRONIUM_HELPER_MODE: 'bundled' },
       files: { 'input.json': JSON.stringify(req.input) },
       keep: this.keep,

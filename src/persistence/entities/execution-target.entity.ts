@@ -27,4 +27,5 @@ export class ExecutionTargetEntity implements TargetRecord {
   @Column({ type: 'text', transformer: jsonText }) phases!: TargetPhases;
   @Column({ type: 'varchar', length: 128, nullable: true }) replicaId!: string | null;
   @Column({ type: 'integer', nullable: true }) tunnelPort!: number | null;
+  @Column({ type: 'varchar', length: 255, nullable: true }) tunnelSocket!: string | null;
 }

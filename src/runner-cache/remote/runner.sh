@@ -55,7 +55,7 @@ die() {
 
 unsetup() {
 	for cr_p in $cr_t1 $cr_t2; do kill -KILL "$cr_p" 2>/dev/null; done
-	[ -z "$cr_mine" ] || rm -rf -- "$cr_dir"
+	[ -z "$cr_mine" ] || rm -rf -- "$cr_dir" "$cr_dir.sock"
 	[ -z "$cr_sb" ] || rm -rf -- "$cr_sb"
 }
 
@@ -454,7 +454,7 @@ ticker() {
 		fi
 		if [ -n "$cr_ling" ]; then
 			if [ "$cr_idle" -ge "$cr_lease" ]; then
-				rm -rf -- "$cr_dir"
+				rm -rf -- "$cr_dir" "$cr_dir.sock"
 				exit 0
 			fi
 		elif [ -z "$cr_seen" ]; then
@@ -501,7 +501,7 @@ control() {
 			[ -e "$cr_dir/.sent" ] || continue
 			# The service has everything.  Bundled mode (keep) reads out/
 			# with `collect`, which removes the run dir then.
-			[ -e "$cr_dir/keep" ] || rm -rf -- "$cr_dir" </dev/null
+			[ -e "$cr_dir/keep" ] || rm -rf -- "$cr_dir" "$cr_dir.sock" </dev/null
 			break
 			;;
 		esac
@@ -837,7 +837,7 @@ collect() {
 		# exactly the announced length, even if the file changed meanwhile
 		if [ "$cr_s" != 0 ]; then head -c "$cr_s" <"$cr_f"; fi
 	done
-	rm -rf -- "$cr_d"
+	rm -rf -- "$cr_d" "$cr_d.sock"
 	exit 0
 }
 

@@ -80,9 +80,11 @@ async function request(method, p, payload, allow404) {
 function requestOnce(method, p, payload, allow404) {
   return new Promise((resolve, reject) => {
     const endpoint = process.env.CRONIUM_API_ENDPOINT || '';
+    // The run's private socket (python and node, where sshd allows it) before the port.
+    const socketPath = process.env.CRONIUM_API_SOCKET || null;
     let url;
     try {
-      url = new URL(endpoint);
+      url = new URL(socketPath ? 'http://localhost' : endpoint);
       if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname)
         throw new Error();
     } catch (e) {
@@ -102,8 +104,9 @@ function requestOnce(method, p, payload, allow404) {
     const req = lib.request(
       {
         method,
-        hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
-        port: url.port || undefined,
+        ...(socketPath
+          ? { socketPath }
+          : { hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port || undefined }),
         path: url.pathname.replace(/\/+$/, '') + p,
         headers,
         agent: false, // no keep-alive socket may hold the script's event loop open
@@ -140,7 +143,8 @@ function requestOnce(method, p, payload, allow404) {
     );
     req.on('error', (e) => {
       const err = new CroniumError(`cannot reach ${endpoint}: ${e.message}`);
-      err.refused = e.code === 'ECONNREFUSED';
+      // a socket file not there (yet again) is as good as refused: nothing was sent
+      err.refused = e.code === 'ECONNREFUSED' || (socketPath !== null && e.code === 'ENOENT');
       reject(err);
     });
     req.end(body);

@@ -72,6 +72,24 @@ def _check_key(key):
 _NO_BODY = object()
 
 
+def _unix_connection(socket_path):
+    """An HTTPConnection class that connects to the Unix socket at socket_path."""
+    import http.client
+    import socket
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(socket_path)
+            except OSError:
+                s.close()
+                raise
+            self.sock = s
+
+    return UnixConnection
+
+
 def _request(method, path, payload=_NO_BODY, allow404=False):
     """One request; the decoded JSON answer (None for a 404 when allow404)."""
     import http.client
@@ -80,14 +98,19 @@ def _request(method, path, payload=_NO_BODY, allow404=False):
     from urllib.parse import urlsplit
 
     endpoint = os.environ.get("CRONIUM_API_ENDPOINT", "")
-    url = urlsplit(endpoint)
+    bad = "CRONIUM_API_ENDPOINT must be http://host:port (got %r)" % endpoint
+    # The run's private socket (python and node, where sshd allows it) before the port.
+    socket_path = os.environ.get("CRONIUM_API_SOCKET") or None
+    url = urlsplit("http://localhost" if socket_path else endpoint)
     if url.scheme not in ("http", "https") or not url.hostname:
-        raise CroniumError("CRONIUM_API_ENDPOINT must be http://host:port (got %r)" % endpoint)
+        raise CroniumError(bad)
     try:
         port = url.port
     except ValueError:
-        raise CroniumError("CRONIUM_API_ENDPOINT must be http://host:port (got %r)" % endpoint)
+        raise CroniumError(bad)
     cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+    if socket_path:
+        cls = _unix_connection(socket_path)
     headers = {
         "Authorization": "Bearer " + os.environ.get("CRONIUM_API_TOKEN", ""),
         "Accept": "application/json",
@@ -107,7 +130,7 @@ def _request(method, path, payload=_NO_BODY, allow404=False):
             data = resp.read()
             status = resp.status
             break
-        except ConnectionRefusedError as e:
+        except (ConnectionRefusedError, FileNotFoundError) as e:
             # Nothing was sent: the tunnel is away while whoever took the run over
             # forwards it again. Try again for a while.
             if time.monotonic() >= until:
