@@ -5,6 +5,7 @@ import type { TargetStatus } from '../executions/statuses';
 import { attachCommand, collectCommand, runCommand } from '../runner/commands';
 import { OutputCapture } from '../runner/output-capture';
 import type { RunnerChannels } from '../runner/runner-channels';
+import { missingInterpreter } from '../runner/protocol';
 import { RunnerExit, RunnerSession } from '../runner/runner-session';
 import type { RunnerCacheService } from '../runner-cache/runner-cache.service';
 import type {
@@ -497,6 +498,11 @@ export class TargetRun {
         ? 'the run was gone when re-attaching (its lease had run out)'
         : 'the SSH connection dropped and re-attaching failed for a whole lease';
       return { ...base, status: 'failed', error: { code: this.lostCode(), message } };
+    }
+    const interpreter = missingInterpreter(exit.runnerError);
+    if (interpreter) {
+      const message = `${interpreter} is not installed on server ${this.target.serverName} (not found on the SSH user's PATH); the script was not started`;
+      return { ...base, status: 'failed', error: { code: 'interpreter_missing', message } };
     }
     const message = exit.runnerMissing
       ? 'runner missing on the server even after redeploying'

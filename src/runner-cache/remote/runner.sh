@@ -41,6 +41,7 @@ cr_done=   # set while fd 6 is `run`'s .done fifo (GNU tail)
 cr_t1=     # the follower's tails and control reader
 cr_t2=
 cr_cpid=
+cr_envpath= # set when the job's env section may set PATH
 
 say() { printf 'CRONIUM2 %s\n' "$*"; }
 
@@ -711,14 +712,29 @@ section() {
 		cr_left=$2
 		while [ "$cr_left" -gt 0 ] && IFS= read -r cr_l; do
 			cr_left=$((cr_left - ${#cr_l} - 1))
+			case $cr_l in "export PATH="*) cr_envpath=1 ;; esac
 			printf '%s\n' "$cr_l"
 		done 2>/dev/null >"$cr_dir/$1" || return 1
 		# Short: stdin ended.  Past the end: not newline-terminated.
 		[ "$cr_left" = 0 ] || [ "$cr_left" -lt 0 ] || die "unexpected end of input"
 		[ "$cr_left" = 0 ] || die "bad section length"
 	else
+		[ "$1" != env ] || cr_envpath=1 # too big to look at: may set PATH
 		head -c "$2" >"$cr_dir/$1"
 	fi
+}
+
+# interpreter: the script's interpreter must be on PATH (the login PATH the
+# script inherits), or the script never starts: `command -v` is a builtin.
+# A job env that sets PATH (cr_envpath) is the script's business: not checked.
+interpreter() {
+	[ -z "$cr_envpath" ] || return 0
+	case $cr_type in
+	bash) cr_i=bash ;;
+	python) cr_i=python3 ;;
+	node) cr_i=node ;;
+	esac
+	command -v "$cr_i" >/dev/null 2>&1 || die "interpreter missing: $cr_i"
 }
 
 run() {
@@ -765,6 +781,7 @@ run() {
 		cr_i=$((cr_i + 1))
 	done
 	[ -f "$cr_dir/script" ] || die "missing script section"
+	interpreter
 	# .grace is for attach.
 	printf '%s\n' "$cr_grace" 2>/dev/null >"$cr_dir/.grace" || die "cannot write run files"
 
