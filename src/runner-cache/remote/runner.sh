@@ -359,6 +359,11 @@ supervise() {
 	# then fails, and attach follows instead (the end is our exit).  Our exit
 	# right after, once the reaper has reaped us, is what ends a follower's
 	# `tail --pid`.
+	# A full disk (the script filled it) creates .status but cannot fill it:
+	# give back the pages of the files the run no longer needs (the script and
+	# its env, whose secrets are better gone anyway) and write it again.
+	{ printf '%s %s\n' "$cr_rc" "$cr_why" >"$cr_dir/.status"; } 2>/dev/null && return 0
+	true >"$cr_dir/script" >"$cr_dir/env"
 	printf '%s %s\n' "$cr_rc" "$cr_why" >"$cr_dir/.status"
 }
 
