@@ -114,6 +114,11 @@ export function missingInterpreter(error: string | null): string | null {
   return /^interpreter missing: (\S+)$/.exec(error ?? '')?.[1] ?? null;
 }
 
+/** The base dir, or a path of ours under it, is owned or writable by someone else. */
+export function isUnsafePath(error: string | null): boolean {
+  return !!error && error.startsWith('unsafe path');
+}
+
 /** Why the script ended, as the runner's trailer says. */
 export type EndReason = 'exit' | 'cancel' | 'timeout' | 'lease';
 

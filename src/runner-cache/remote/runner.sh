@@ -742,6 +742,21 @@ interpreter() {
 	command -v "$cr_i" >/dev/null 2>&1 || die "interpreter missing: $cr_i"
 }
 
+# safe_paths: the service's guard (commands.ts) checked owners and modes
+# before this runner started, ahead of time (standby); the payload may come
+# much later.  Checked again before anything of the job lands: whoever else
+# owns one of these (a swapped runner or helper: the new file is theirs) or
+# may write there (rename our run dir away, put theirs in its place) could
+# read the job's env.  Owners by the -O builtin, modes by one find.
+safe_paths() {
+	set -- "$cr_base" "$cr_base/runners" "$cr_rd" "$cr_rd/runner.sh" "$cr_rd/helpers" "$cr_runs"
+	for cr_p; do
+		[ -O "$cr_p" ] || die "unsafe path (owned by another user): $cr_p"
+	done
+	cr_p=$(find -H "$@" -maxdepth 0 '(' -perm -020 -o -perm -002 ')' -print </dev/null 2>/dev/null 6>&- 7>&-)
+	[ -z "$cr_p" ] || die "unsafe path (writable by group or others): $cr_p"
+}
+
 run() {
 	host_info
 	find_setsid
@@ -760,6 +775,7 @@ run() {
 	valid_num "$6" && [ "$6" -ge 1 ] || die "bad leaseSeconds"
 	valid_num "$7" && [ "$7" -le 1000 ] || die "bad sectionCount"
 	cr_id=$2 cr_type=$3 cr_grace=$4 cr_timeout=$5 cr_lease=$6 cr_n=$7
+	safe_paths
 
 	# The claim on the runId: the standby dir becomes the run dir in one
 	# rename that never replaces anything (GNU mv -n: renameat2 NOREPLACE;
