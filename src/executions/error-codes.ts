@@ -7,6 +7,8 @@ export type TargetErrorCode =
   | 'tunnel_failed'
   | 'connection_lost'
   | 'runner_error'
+  /** The script's interpreter (bash, python3, node) is not on the server's PATH. */
+  | 'interpreter_missing'
   | 'orchestrator_restarted'
   /** The service's own bookkeeping failed (a bug, or a value it could not store). */
   | 'internal_error'

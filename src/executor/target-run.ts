@@ -5,8 +5,9 @@ import type { TargetStatus } from '../executions/statuses';
 import { attachCommand, collectCommand, runCommand } from '../runner/commands';
 import { OutputCapture } from '../runner/output-capture';
 import type { RunnerChannels } from '../runner/runner-channels';
+import { isUnsafePath, missingInterpreter } from '../runner/protocol';
 import { RunnerExit, RunnerSession } from '../runner/runner-session';
-import type { RunnerCacheService } from '../runner-cache/runner-cache.service';
+import { type RunnerCacheService, unsafeBaseDir } from '../runner-cache/runner-cache.service';
 import type {
   HelperRequest,
   HelperResults,
@@ -335,6 +336,12 @@ export class TargetRun {
   /** Runs the script; a runner that vanished from the server is redeployed once. */
   private async runScript(conn: PooledConnection, helpers: PreparedHelpers): Promise<RunnerExit> {
     const exit = await this.follow(conn, helpers, 'start');
+    if (isUnsafePath(exit.runnerError)) {
+      // Never trust that runner again before a deploy has checked the base dir anew.
+      await this.deps.runnerCache.invalidate(this.target.serverId);
+      this.deps.runnerChannels.discard(conn);
+      return exit;
+    }
     if (!exit.runnerMissing || this.stopReason) return exit;
     // Tmp cleaners and reinstalls happen: redeploy and try once more.
     this.deps.log('system', 'runner missing on the server; redeploying and retrying once');
@@ -501,6 +508,15 @@ export class TargetRun {
         ? 'the run was gone when re-attaching (its lease had run out)'
         : 'the SSH connection dropped and re-attaching failed for a whole lease';
       return { ...base, status: 'failed', error: { code: this.lostCode(), message } };
+    }
+    if (isUnsafePath(exit.runnerError)) {
+      const { code, message } = unsafeBaseDir(exit.runnerError!);
+      return { ...base, status: 'failed', error: { code, message } };
+    }
+    const interpreter = missingInterpreter(exit.runnerError);
+    if (interpreter) {
+      const message = `${interpreter} is not installed on server ${this.target.serverName} (not found on the SSH user's PATH); the script was not started`;
+      return { ...base, status: 'failed', error: { code: 'interpreter_missing', message } };
     }
     const message = exit.runnerMissing
       ? 'runner missing on the server even after redeploying'

@@ -8,7 +8,7 @@ import { RunnerCacheRepository } from '../persistence/runner-cache.repository';
 import { execCommand } from '../ssh/run-command';
 import { PooledConnection } from '../ssh/ssh.types';
 import { deployCommand, verifyCommand } from '../runner/commands';
-import { parseErrorLine } from '../runner/protocol';
+import { isUnsafePath, parseErrorLine } from '../runner/protocol';
 import { buildRunnerArtifact, RunnerArtifact } from './runner-artifact';
 
 export interface EnsureResult {
@@ -105,11 +105,13 @@ export class RunnerCacheService implements OnModuleInit {
         async () => {
           const r = await execCommand(conn, deployCommand(baseDir, hash), { stdin: tar });
           if (r.code !== 0) {
-            const why = (parseErrorLine(r.stdout) ?? r.stderr.trim()) || `exit ${r.code}`;
+            const error = parseErrorLine(r.stdout);
+            if (isUnsafePath(error)) throw unsafeBaseDir(error!);
+            const why = (error ?? r.stderr.trim()) || `exit ${r.code}`;
             throw new TargetError('deploy_failed', `runner deployment failed: ${why}`, true);
           }
         },
-        () => !conn.closed,
+        (e) => !conn.closed && (!(e instanceof TargetError) || e.retryable),
       );
       this.metrics.runnerDeployments.inc({ result: 'success' });
     } catch (e: any) {
@@ -143,4 +145,15 @@ export class RunnerCacheService implements OnModuleInit {
     await this.repo.save(row);
     this.memo.set(`${serverId}|${baseDir}`, row);
   }
+}
+
+/**
+ * The base dir (or a path of ours under it) is another user's or writable by others: they
+ * could swap the runner and read the next job's stdin. Refused, never retried.
+ */
+export function unsafeBaseDir(runnerError: string): TargetError {
+  return new TargetError(
+    'deploy_failed',
+    `refusing the server's base directory: ${runnerError}; it must be owned by the SSH user and not writable by group or others`,
+  );
 }

@@ -343,9 +343,10 @@ describe('RunnerCacheService (real sshd, real sqlite)', () => {
       const runners = path.join(base, 'runners');
       fs.mkdirSync(path.join(runners, hash), { recursive: true });
       // A stale runner dir the user may not move: renaming a directory to another parent
-      // needs write access to the directory itself, and root owns this one.
+      // needs write access to the directory itself, and this one is the user's but 0500.
       fs.writeFileSync(path.join(runners, hash, 'SHA256SUMS'), `${'0'.repeat(64)}  runner.sh\n`);
-      await sh(`chown ${TEST_USER} '${base}' '${runners}'`);
+      await sh(`chown ${TEST_USER} '${base}' '${runners}' '${runners}/${hash}'`);
+      fs.chmodSync(path.join(runners, hash), 0o500);
       const { conn, commands } = recording(userLease.connection);
 
       let err: any;

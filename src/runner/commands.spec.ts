@@ -96,16 +96,19 @@ describe('remote commands', () => {
     }
   });
 
-  it('runCommand and collectCommand are exactly one command with a single path word', async () => {
+  it('runCommand and collectCommand end in one exec of the runner path, after the guard', async () => {
     const cmd = runCommand('~/.cache/cronium', HASH);
-    expect(cmd).toBe(`exec sh "$HOME"/'.cache/cronium/runners/${HASH}/runner.sh' run`);
-    expect(runCommand('/opt/x', HASH)).toBe(`exec sh '/opt/x/runners/${HASH}/runner.sh' run`);
+    const exec = (c: string) => c.slice(c.lastIndexOf('; exec sh ') + 2);
+    expect(exec(cmd)).toBe(`exec sh "$HOME"/'.cache/cronium/runners/${HASH}/runner.sh' run`);
+    expect(exec(runCommand('/opt/x', HASH))).toBe(`exec sh '/opt/x/runners/${HASH}/runner.sh' run`);
+    // The guard before it names only the base dir and the hash.
+    expect(cmd.slice(0, -exec(cmd).length)).toMatch(/^B="\$HOME"\/'\.cache\/cronium'; /);
     // replace `exec sh` with a printer: the shell must see exactly three words
     const r = await sh(
-      `HOME=/h; set -- ${cmd.replace(/^exec sh /, '')}; echo "$#"; printf '%s\\n' "$@"`,
+      `HOME=/h; set -- ${exec(cmd).replace(/^exec sh /, '')}; echo "$#"; printf '%s\\n' "$@"`,
     );
     expect(r.stdout).toBe(`2\n/h/.cache/cronium/runners/${HASH}/runner.sh\nrun\n`);
-    expect(collectCommand('/opt/x', HASH, 'run-123')).toBe(
+    expect(exec(collectCommand('/opt/x', HASH, 'run-123'))).toBe(
       `exec sh '/opt/x/runners/${HASH}/runner.sh' collect run-123`,
     );
     expect(() => collectCommand('/opt/x', HASH, 'a;b')).toThrow(/bad run id/);

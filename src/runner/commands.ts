@@ -37,9 +37,33 @@ export function runnerScriptPath(baseDir: string, hash: string): string {
   return shellPath(baseDir, 'runners', hash, 'runner.sh');
 }
 
-/** The bootstrap seen in `ps`: `sh <base>/runners/<hash>/runner.sh run`. */
+/**
+ * Refuses (`CRONIUM2 error unsafe path (…): <path>`, exit 78) a base dir, or a directory
+ * or file of ours under it, that another user owns or that group or others may write:
+ * whoever can write there can swap the runner and read the next job's stdin (env values,
+ * the helper token). Paths that do not exist yet are fine (deploy creates them 0700).
+ * Ownership is the `-O` builtin; the mode bits cost one `find` (`-H`: a symlinked base
+ * dir is judged by its target). Runs before anything is written or executed there.
+ */
+function guard(base: string, hash: string): string {
+  return [
+    `B=${base}`,
+    `R="$B/runners/${hash}"`,
+    'set -- "$B" "$B/runners" "$B/runs" "$R" "$R/runner.sh" "$R/helpers"',
+    `for p; do [ ! -e "$p" ] || [ -O "$p" ] || { echo "CRONIUM2 error unsafe path (owned by another user): $p"; exit 78; }; done`,
+    'p=$(find -H "$@" -maxdepth 0 \\( -perm -020 -o -perm -002 \\) -print 2>/dev/null)',
+    `[ -z "$p" ] || { echo "CRONIUM2 error unsafe path (writable by group or others): $p"; exit 78; }`,
+  ].join('; ');
+}
+
+/** `exec sh <base>/runners/<hash>/runner.sh <verb…>`, after the guard. */
+function runnerCommand(baseDir: string, hash: string, verb: string): string {
+  return `${guard(shellPath(baseDir), hash)}; exec sh ${runnerScriptPath(baseDir, hash)} ${verb}`;
+}
+
+/** The bootstrap seen in `ps` once it runs: `sh <base>/runners/<hash>/runner.sh run`. */
 export function runCommand(baseDir: string, hash: string): string {
-  return `exec sh ${runnerScriptPath(baseDir, hash)} run`;
+  return runnerCommand(baseDir, hash, 'run');
 }
 
 /** Follows a run that already exists from the byte offsets received so far. */
@@ -54,18 +78,21 @@ export function attachCommand(
   for (const n of [stdoutOffset, stderrOffset]) {
     if (!Number.isSafeInteger(n) || n < 0) throw new Error('bad offset');
   }
-  return `exec sh ${runnerScriptPath(baseDir, hash)} attach ${runId} ${stdoutOffset} ${stderrOffset}`;
+  return runnerCommand(baseDir, hash, `attach ${runId} ${stdoutOffset} ${stderrOffset}`);
 }
 
 export function collectCommand(baseDir: string, hash: string, runId: string): string {
   assertRunId(runId);
-  return `exec sh ${runnerScriptPath(baseDir, hash)} collect ${runId}`;
+  return runnerCommand(baseDir, hash, `collect ${runId}`);
 }
 
-/** Exit 0 when the runner directory is present and every file matches SHA256SUMS. */
+/**
+ * Exit 0 when the base dir is safe (see guard) and the runner directory is present and
+ * every file matches SHA256SUMS.
+ */
 export function verifyCommand(baseDir: string, hash: string): string {
   assertHash(hash);
-  return `${janitor(shellPath(baseDir))}; cd ${shellPath(baseDir, 'runners', hash)} 2>/dev/null && sha256sum -c --quiet SHA256SUMS >/dev/null 2>&1`;
+  return `${guard(shellPath(baseDir), hash)}; ${janitor('"$B"')}; cd ${shellPath(baseDir, 'runners', hash)} 2>/dev/null && sha256sum -c --quiet SHA256SUMS >/dev/null 2>&1`;
 }
 
 /**
@@ -82,14 +109,15 @@ function janitor(base: string): string {
  * Reads the artifact tar on stdin into a private temp dir, checks its sha256, extracts
  * and re-checks every file, then renames the directory into place in one step. Any
  * failure removes the temp dir (trap), so a failed deployment leaves nothing behind.
- * It answers `CRONIUM2 deployed`, or `CRONIUM2 error <why>` (see protocol.ts).
+ * It answers `CRONIUM2 deployed`, or `CRONIUM2 error <why>` (see protocol.ts); an unsafe
+ * base dir (see guard) is refused, exit 78, before anything is written there.
  */
 export function deployCommand(baseDir: string, hash: string): string {
   assertHash(hash);
   const base = shellPath(baseDir);
   return [
     'umask 077',
-    `B=${base}`,
+    guard(base, hash),
     `H=${hash}`,
     'mkdir -p "$B/runners" || exit 71',
     'chmod 700 "$B" "$B/runners"',

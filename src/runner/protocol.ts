@@ -109,6 +109,16 @@ export function isUnknownRun(error: string | null): boolean {
   return !!error && error.startsWith('unknown run');
 }
 
+/** `interpreter missing: <name>`: the script's interpreter is not on the server's PATH. */
+export function missingInterpreter(error: string | null): string | null {
+  return /^interpreter missing: (\S+)$/.exec(error ?? '')?.[1] ?? null;
+}
+
+/** The base dir, or a path of ours under it, is owned or writable by someone else. */
+export function isUnsafePath(error: string | null): boolean {
+  return !!error && error.startsWith('unsafe path');
+}
+
 /** Why the script ended, as the runner's trailer says. */
 export type EndReason = 'exit' | 'cancel' | 'timeout' | 'lease';
 

@@ -41,6 +41,7 @@ cr_done=   # set while fd 6 is `run`'s .done fifo (GNU tail)
 cr_t1=     # the follower's tails and control reader
 cr_t2=
 cr_cpid=
+cr_envpath= # set when the job's env section may set PATH
 
 say() { printf 'CRONIUM2 %s\n' "$*"; }
 
@@ -358,6 +359,11 @@ supervise() {
 	# then fails, and attach follows instead (the end is our exit).  Our exit
 	# right after, once the reaper has reaped us, is what ends a follower's
 	# `tail --pid`.
+	# A full disk (the script filled it) creates .status but cannot fill it:
+	# give back the pages of the files the run no longer needs (the script and
+	# its env, whose secrets are better gone anyway) and write it again.
+	{ printf '%s %s\n' "$cr_rc" "$cr_why" >"$cr_dir/.status"; } 2>/dev/null && return 0
+	true >"$cr_dir/script" >"$cr_dir/env"
 	printf '%s %s\n' "$cr_rc" "$cr_why" >"$cr_dir/.status"
 }
 
@@ -711,14 +717,44 @@ section() {
 		cr_left=$2
 		while [ "$cr_left" -gt 0 ] && IFS= read -r cr_l; do
 			cr_left=$((cr_left - ${#cr_l} - 1))
+			case $cr_l in "export PATH="*) cr_envpath=1 ;; esac
 			printf '%s\n' "$cr_l"
 		done 2>/dev/null >"$cr_dir/$1" || return 1
 		# Short: stdin ended.  Past the end: not newline-terminated.
 		[ "$cr_left" = 0 ] || [ "$cr_left" -lt 0 ] || die "unexpected end of input"
 		[ "$cr_left" = 0 ] || die "bad section length"
 	else
+		[ "$1" != env ] || cr_envpath=1 # too big to look at: may set PATH
 		head -c "$2" >"$cr_dir/$1"
 	fi
+}
+
+# interpreter: the script's interpreter must be on PATH (the login PATH the
+# script inherits), or the script never starts: `command -v` is a builtin.
+# A job env that sets PATH (cr_envpath) is the script's business: not checked.
+interpreter() {
+	[ -z "$cr_envpath" ] || return 0
+	case $cr_type in
+	bash) cr_i=bash ;;
+	python) cr_i=python3 ;;
+	node) cr_i=node ;;
+	esac
+	command -v "$cr_i" >/dev/null 2>&1 || die "interpreter missing: $cr_i"
+}
+
+# safe_paths: the service's guard (commands.ts) checked owners and modes
+# before this runner started, ahead of time (standby); the payload may come
+# much later.  Checked again before anything of the job lands: whoever else
+# owns one of these (a swapped runner or helper: the new file is theirs) or
+# may write there (rename our run dir away, put theirs in its place) could
+# read the job's env.  Owners by the -O builtin, modes by one find.
+safe_paths() {
+	set -- "$cr_base" "$cr_base/runners" "$cr_rd" "$cr_rd/runner.sh" "$cr_rd/helpers" "$cr_runs"
+	for cr_p; do
+		[ -O "$cr_p" ] || die "unsafe path (owned by another user): $cr_p"
+	done
+	cr_p=$(find -H "$@" -maxdepth 0 '(' -perm -020 -o -perm -002 ')' -print </dev/null 2>/dev/null 6>&- 7>&-)
+	[ -z "$cr_p" ] || die "unsafe path (writable by group or others): $cr_p"
 }
 
 run() {
@@ -739,6 +775,7 @@ run() {
 	valid_num "$6" && [ "$6" -ge 1 ] || die "bad leaseSeconds"
 	valid_num "$7" && [ "$7" -le 1000 ] || die "bad sectionCount"
 	cr_id=$2 cr_type=$3 cr_grace=$4 cr_timeout=$5 cr_lease=$6 cr_n=$7
+	safe_paths
 
 	# The claim on the runId: the standby dir becomes the run dir in one
 	# rename that never replaces anything (GNU mv -n: renameat2 NOREPLACE;
@@ -765,6 +802,7 @@ run() {
 		cr_i=$((cr_i + 1))
 	done
 	[ -f "$cr_dir/script" ] || die "missing script section"
+	interpreter
 	# .grace is for attach.
 	printf '%s\n' "$cr_grace" 2>/dev/null >"$cr_dir/.grace" || die "cannot write run files"
 

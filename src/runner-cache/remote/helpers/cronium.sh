@@ -383,8 +383,11 @@ _cronium_out() {
 }
 
 # _cronium_record KEY TEXT: out/var.<n>.{key,val,type} for the next free n.
-# The .key file is created exclusively (noclobber: O_EXCL) to claim n, so
-# concurrent writers (child processes, other languages) never share a record.
+# The .key file is created empty and exclusively (noclobber: O_EXCL) to claim
+# n, so concurrent writers (child processes, other languages) never share a
+# record; its contents follow.  A write that fails (a full disk creates the
+# file but cannot fill it) fails the call once: the claimed record has no
+# .type, which readers and the service skip.
 _cronium_record() {
 	local out n c=
 	_cronium_out setVariable || return 1
@@ -396,19 +399,20 @@ _cronium_record() {
 	set -C
 	while :; do
 		n=$((n + 1))
-		if { printf '%s' "$1" >"$out/var.$n.key"; } 2>/dev/null; then break; fi
+		if { true >"$out/var.$n.key"; } 2>/dev/null; then break; fi
 		if [ ! -e "$out/var.$n.key" ]; then
 			[ -n "$c" ] || set +C
-			_cronium_err setVariable "cannot write $out/var.$n.key"
+			_cronium_err setVariable "cannot create $out/var.$n.key"
 			return 1
 		fi
 	done
 	[ -n "$c" ] || set +C
 	_cronium_n=$n
-	if { printf '%s' "$2" >|"$out/var.$n.val" && printf auto >|"$out/var.$n.type"; } 2>/dev/null; then
+	if { printf '%s' "$1" >|"$out/var.$n.key" && printf '%s' "$2" >|"$out/var.$n.val" &&
+		printf auto >|"$out/var.$n.type"; } 2>/dev/null; then
 		return 0
 	fi
-	_cronium_err setVariable "cannot write $out/var.$n.val"
+	_cronium_err setVariable "cannot write $out/var.$n (is the disk full?)"
 	return 1
 }
 
@@ -457,7 +461,7 @@ cronium.output() {
 	if { printf '%s' "$_cronium_v" >|"$_cronium_r/output.val" && printf auto >|"$_cronium_r/output.type"; } 2>/dev/null; then
 		return 0
 	fi
-	_cronium_err output "cannot write $_cronium_r/output.val"
+	_cronium_err output "cannot write $_cronium_r/output.val (is the disk full?)"
 	return 1
 }
 
@@ -557,7 +561,7 @@ cronium.setCondition() {
 	if { printf '%s' "$1" >|"$_cronium_r/condition"; } 2>/dev/null; then
 		return 0
 	fi
-	_cronium_err setCondition "cannot write $_cronium_r/condition"
+	_cronium_err setCondition "cannot write $_cronium_r/condition (is the disk full?)"
 	return 1
 }
 
