@@ -465,7 +465,9 @@ export class TargetRun {
   private async results(helpers: PreparedHelpers, exit: RunnerExit): Promise<HelperResults> {
     const results = await helpers.release();
     const conn = this.lease?.connection;
-    if (helpers.keep && exit.ended && conn && !conn.closed) return this.collect(conn);
+    if (!helpers.keep || !exit.ended) return results;
+    if (exit.collected) return this.applyBundled(exit.collected);
+    if (conn && !conn.closed) return this.collect(conn);
     return results;
   }
 
@@ -474,7 +476,7 @@ export class TargetRun {
    * Throws when they cannot be read or applied.
    */
   private async collect(conn: PooledConnection): Promise<HelperResults> {
-    const { runnerCache, helpers, limits } = this.deps;
+    const { runnerCache, limits } = this.deps;
     const cmd = collectCommand(
       this.target.baseDir,
       runnerCache.artifact.hash,
@@ -485,7 +487,13 @@ export class TargetRun {
       openRetry: limits.channelOpenRetry,
     });
     if (r.code !== 0) throw new Error(`collect exited ${r.code}: ${r.stderr.trim()}`);
-    const results = await helpers.applyBundled(this.plan.execution.userId, r.stdoutRaw);
+    return this.applyBundled(r.stdoutRaw);
+  }
+
+  /** Applies a `collect` answer (from the trailer or a `collect` command). */
+  private async applyBundled(collected: Buffer): Promise<HelperResults> {
+    const { helpers } = this.deps;
+    const results = await helpers.applyBundled(this.plan.execution.userId, collected);
     for (const why of results.refused ?? [])
       this.deps.log('system', `helper result refused: ${why}`);
     return results;

@@ -57,7 +57,13 @@ function frame(runId: string, type: string, limits: Limits, sections: Section[])
 }
 
 /** `\nCRONIUM2 exit <code> <reason>\n` at the very end of a follower's stdout. */
-const TRAILER = /\nCRONIUM2 exit (\d+) (\w+)\n$/;
+const TRAILER = /\nCRONIUM2 exit (\d+) (\w+)(?: ([A-Za-z0-9+/]*=*))?\n$/;
+
+/** The trailer at the end of `out` (bundled results make it long), as latin1 from its start. */
+function trailerOf(out: Buffer): RegExpExecArray | null {
+  const at = out.lastIndexOf('\nCRONIUM2 exit ');
+  return at === -1 ? null : TRAILER.exec(out.subarray(at).toString('latin1'));
+}
 
 interface Result {
   /** The script's stdout between the ready/attached line and the trailer. */
@@ -66,21 +72,22 @@ interface Result {
   /** From the trailer; null when there was none. */
   code: number | null;
   reason: string | null;
+  /** Bundled mode: the collect answer the trailer carried. */
+  collected: Buffer | null;
 }
 
 /** Splits a follower's stdout into first line, script output and trailer. */
 function parse(stdout: Buffer, stderr: Buffer, first: string): Result {
   expect(stdout.subarray(0, first.length).toString()).toBe(first);
   const rest = stdout.subarray(first.length);
-  // The trailer is ASCII: search the tail of the output only, as latin1 so offsets are bytes.
-  const tail = rest.subarray(Math.max(0, rest.length - 100)).toString('latin1');
-  const m = TRAILER.exec(tail);
-  if (!m) return { body: rest, stderr, code: null, reason: null };
+  const m = trailerOf(rest);
+  if (!m) return { body: rest, stderr, code: null, reason: null, collected: null };
   return {
     body: rest.subarray(0, rest.length - m[0].length),
     stderr,
     code: Number(m[1]),
     reason: m[2],
+    collected: m[3] === undefined ? null : Buffer.from(m[3], 'base64'),
   };
 }
 
@@ -163,7 +170,7 @@ class Runner {
 
   async waitForTrailer(timeoutMs = 10000): Promise<void> {
     await waitUntil(
-      () => TRAILER.test(this.stdout.subarray(-100).toString('latin1')),
+      () => trailerOf(this.stdout) !== null,
       timeoutMs + END_SLACK,
       'the exit trailer',
     );
@@ -719,7 +726,7 @@ sleep 30
       expect(fs.existsSync(runDir(runId))).toBe(false);
     });
 
-    it('with a keep section ack leaves the run dir for collect', async () => {
+    it('with a keep section the trailer carries the results and ack removes the run dir', async () => {
       const runId = newRunId();
       const r = start(runId, 'bash', [
         { name: 'keep', data: '' },
@@ -727,9 +734,22 @@ sleep 30
       ]);
       const res = await r.complete(READY);
       expect([res.code, res.body.toString()]).toEqual([0, 'done\n']);
+      expect(res.collected?.toString()).toBe('CRONIUM2 collect 1\nx 3\nhi\n');
+      expect(fs.existsSync(runDir(runId))).toBe(false);
+    });
+
+    it('results too big for the trailer: a plain trailer, ack leaves the run dir for collect', async () => {
+      const runId = newRunId();
+      const r = start(runId, 'bash', [
+        { name: 'keep', data: '' },
+        { name: 'script', data: 'mkdir out && head -c 1100000 /dev/zero > out/x && echo done' },
+      ]);
+      const res = await r.complete(READY);
+      expect([res.code, res.body.toString(), res.collected]).toEqual([0, 'done\n', null]);
       expect(fs.existsSync(path.join(runDir(runId), 'out', 'x'))).toBe(true);
+      expect(fs.existsSync(path.join(runDir(runId), '.collect'))).toBe(false);
       const c = await new Runner(['collect', runId], Buffer.alloc(0), true).finish();
-      expect(c.stdout.toString()).toBe('CRONIUM2 collect 1\nx 3\nhi\n');
+      expect(c.stdout.length).toBe('CRONIUM2 collect 1\nx 1100000\n'.length + 1100000);
       expect(fs.existsSync(runDir(runId))).toBe(false);
     });
 
@@ -1042,19 +1062,31 @@ sleep 30
       ]).complete(READY);
       expect(res.code).toBe(0);
       expect(res.body.toString()).toBe('done\n');
-      expect(fs.existsSync(path.join(runDir(runId), 'out', 'result.json'))).toBe(true);
+      const frame = Buffer.concat([
+        Buffer.from('CRONIUM2 collect 3\nbin.dat 256\n'),
+        bin,
+        Buffer.from('empty 0\nresult.json 11\n{"ok":true}'),
+      ]);
+      // in the trailer, byte for byte; the run dir went with the ack
+      expect(res.collected).toEqual(frame);
+      expect(fs.existsSync(runDir(runId))).toBe(false);
 
-      const c = await new Runner(['collect', runId], Buffer.alloc(0), true).finish();
+      // the same answer from `collect`, for a run dir left behind (e.g. a lost ack)
+      const kept = newRunId();
+      const again = start(kept, 'bash', [
+        { name: 'keep', data: '' },
+        { name: 'blob', data: bin },
+        { name: 'script', data: script },
+      ]);
+      await again.waitForTrailer();
+      again.closeStdin();
+      await again.finish();
+      expect(fs.existsSync(path.join(runDir(kept), 'out', 'result.json'))).toBe(true);
+      const c = await new Runner(['collect', kept], Buffer.alloc(0), true).finish();
       expect(c.status).toBe(0);
       expect(c.stderr.toString()).toBe('');
-      expect(c.stdout).toEqual(
-        Buffer.concat([
-          Buffer.from('CRONIUM2 collect 3\nbin.dat 256\n'),
-          bin,
-          Buffer.from('empty 0\nresult.json 11\n{"ok":true}'),
-        ]),
-      );
-      expect(fs.existsSync(runDir(runId))).toBe(false);
+      expect(c.stdout).toEqual(frame);
+      expect(fs.existsSync(runDir(kept))).toBe(false);
     });
 
     it('collect of a missing run dir prints an empty collection; bad runIds are refused', async () => {

@@ -125,6 +125,8 @@ export type EndReason = 'exit' | 'cancel' | 'timeout' | 'lease';
 export interface ExitTrailer {
   exitCode: number;
   reason: EndReason;
+  /** Bundled mode: the `collect` answer, when it travelled in the trailer. */
+  collected: Buffer | null;
 }
 
 /**
@@ -134,13 +136,24 @@ export interface ExitTrailer {
  * left open, or stands alone after one that ended.
  */
 const TRAILER_HEAD = 'CRONIUM2 exit ';
-const TRAILER = /^\n?CRONIUM2 exit (\d{1,3}) (exit|cancel|timeout|lease)\n$/;
-const TRAILER_MAX = 40;
+const TRAILER = /^\n?CRONIUM2 exit (\d{1,3}) (exit|cancel|timeout|lease)(?: ([A-Za-z0-9+/]*=*))?\n$/;
+/**
+ * The largest `collect` answer the runner puts in its trailer (its INLINE_MAX): a bigger
+ * one is read with a `collect` command instead.
+ */
+export const INLINE_COLLECT_MAX = 1 << 20;
+const TRAILER_MAX = 40 + Math.ceil(INLINE_COLLECT_MAX / 3) * 4;
 
 /** The trailer in `bytes` (its line, with or without the follower's newline before it). */
 export function parseTrailer(bytes: Buffer): ExitTrailer | null {
+  if (bytes.length > TRAILER_MAX + 2) return null;
   const m = TRAILER.exec(bytes.toString('latin1'));
-  return m ? { exitCode: Number(m[1]), reason: m[2] as EndReason } : null;
+  if (!m) return null;
+  return {
+    exitCode: Number(m[1]),
+    reason: m[2] as EndReason,
+    collected: m[3] === undefined ? null : Buffer.from(m[3], 'base64'),
+  };
 }
 
 /** Could `line` (bytes from a line start to the end of what arrived) grow into a trailer? */
@@ -149,7 +162,7 @@ export function mayBeTrailer(line: Buffer): boolean {
   const s = line.toString('latin1');
   if (s.length <= TRAILER_HEAD.length) return TRAILER_HEAD.startsWith(s);
   if (!s.startsWith(TRAILER_HEAD)) return false;
-  return /^\d{1,3}( [a-z]*\n?)?$/.test(s.slice(TRAILER_HEAD.length));
+  return /^\d{1,3}( [a-z]*( [A-Za-z0-9+/]*=*)?\n?)?$/.test(s.slice(TRAILER_HEAD.length));
 }
 
 /**

@@ -43,6 +43,8 @@ export interface RunnerExit {
   unknownRun: boolean;
   /** Why the runner failed before following. */
   runnerError: string | null;
+  /** Bundled mode: the helpers' results (a `collect` answer), when the trailer carried them. */
+  collected: Buffer | null;
   /** From opening the channel to the trailer (or the loss). */
   durationMs: number;
 }
@@ -98,6 +100,7 @@ export class RunnerSession {
     runnerMissing: false,
     unknownRun: false,
     runnerError: null,
+    collected: null,
     durationMs: 0,
   };
 
@@ -259,6 +262,7 @@ export class RunnerSession {
     this.exit.exitCode = trailer.exitCode;
     this.exit.signal = signalFromShellStatus(trailer.exitCode);
     this.exit.reason = trailer.reason;
+    this.exit.collected = trailer.collected;
     return true;
   }
 

@@ -505,9 +505,11 @@ control() {
 			# Only once our trailer is out (.sent): an ack for script output
 			# that looked like one must not remove a live run.
 			[ -e "$cr_dir/.sent" ] || continue
-			# The service has everything.  Bundled mode (keep) reads out/
-			# with `collect`, which removes the run dir then.
-			[ -e "$cr_dir/keep" ] || rm -rf -- "$cr_dir" "$cr_dir.sock" </dev/null
+			# The service has everything.  Bundled mode (keep) whose
+			# results were not in the trailer (no .collect) reads out/ with
+			# `collect`, which removes the run dir then.
+			[ -e "$cr_dir/keep" ] && [ ! -e "$cr_dir/.collect" ] ||
+				rm -rf -- "$cr_dir" "$cr_dir.sock" </dev/null
 			break
 			;;
 		esac
@@ -548,11 +550,32 @@ result() {
 # first (from then on an `ack` counts), then the trailer, then stdout and
 # stderr are closed: the channel's EOF tells the service that the trailer was
 # the last word, so script output that merely looks like one never counts.
+#
+# Bundled mode (keep): the helpers' results travel in the trailer itself, as
+# the base64 of the `collect` answer after the reason, when that answer fits
+# in INLINE_MAX bytes: no second channel (nor login shell) for a `collect`.
+# .collect, written here, tells the ack that the run dir may go.  Too big,
+# a full disk or no base64: the plain trailer, and the service collects.
 trailer() {
 	result || return 1
 	true 2>/dev/null >"$cr_dir/.sent"
-	printf '\nCRONIUM2 exit %s %s\n' "$cr_code" "$cr_why"
+	printf '\nCRONIUM2 exit %s %s' "$cr_code" "$cr_why"
+	if [ -e "$cr_dir/keep" ] && inline; then
+		printf ' '
+		base64 <"$cr_dir/.collect" | tr -d '\n'
+	fi
+	printf '\n'
 	exec >/dev/null 2>&1 8>&-
+}
+
+INLINE_MAX=1048576
+inline() {
+	command -v base64 >/dev/null 2>&1 &&
+		{ (frame "$cr_dir") >"$cr_dir/.collect.$$" && mv -f -- "$cr_dir/.collect.$$" "$cr_dir/.collect"; } 2>/dev/null &&
+		cr_s=$(wc -c <"$cr_dir/.collect") && cr_s=${cr_s##*[!0123456789]} &&
+		[ -n "$cr_s" ] && [ "$cr_s" -le "$INLINE_MAX" ] && return 0
+	rm -f -- "$cr_dir/.collect.$$" "$cr_dir/.collect"
+	return 1
 }
 
 # copy <stdout offset> <stderr offset>: a finished run (result() read its
@@ -861,13 +884,20 @@ collect() {
 		say "collect 0"
 		exit 0
 	fi
+	frame "$cr_d"
+	rm -rf -- "$cr_d" "$cr_d.sock"
+	exit 0
+}
+
+# frame <run dir>: the `collect` answer for the files in its out/.
+frame() {
 	set +f
 	cr_n=0
-	for cr_f in "$cr_d"/out/*; do
+	for cr_f in "$1"/out/*; do
 		if framable "$cr_f"; then cr_n=$((cr_n + 1)); fi
 	done
 	say "collect $cr_n"
-	for cr_f in "$cr_d"/out/*; do
+	for cr_f in "$1"/out/*; do
 		framable "$cr_f" || continue
 		cr_s=$(wc -c <"$cr_f")
 		cr_s=${cr_s##*[!0123456789]} # some wc pad with blanks
@@ -875,8 +905,7 @@ collect() {
 		# exactly the announced length, even if the file changed meanwhile
 		if [ "$cr_s" != 0 ]; then head -c "$cr_s" <"$cr_f"; fi
 	done
-	rm -rf -- "$cr_d" "$cr_d.sock"
-	exit 0
+	set -f
 }
 
 trap 'on_signal 129' HUP
