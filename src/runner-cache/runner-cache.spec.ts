@@ -52,6 +52,7 @@ function recording(conn: PooledConnection): { conn: PooledConnection; commands: 
     forwardIn: (address, port) => conn.forwardIn(address, port),
     unforwardIn: (address, port) => conn.unforwardIn(address, port),
     onForwardedConnection: (handler) => conn.onForwardedConnection(handler),
+    destroy: (reason) => conn.destroy(reason),
   };
   return { conn: wrapped, commands };
 }
