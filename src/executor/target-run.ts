@@ -148,6 +148,7 @@ export class TargetRun {
     this.stopReason = reason;
     this.abort.abort(new TargetError(reason, reason === 'timed_out' ? 'timed out' : 'cancelled'));
     this.session?.signal(controlWordFor(reason));
+    if (this.settled) return;
     this.hardStopTimer = setTimeout(
       () => this.hardStop(),
       this.deps.limits.killGraceSeconds * 1000 + HARD_STOP_MARGIN_MS,
