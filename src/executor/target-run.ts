@@ -6,7 +6,7 @@ import { attachCommand, collectCommand, runCommand } from '../runner/commands';
 import { OutputCapture } from '../runner/output-capture';
 import type { RunnerChannels } from '../runner/runner-channels';
 import { isUnsafePath, missingInterpreter } from '../runner/protocol';
-import { RunnerExit, RunnerSession } from '../runner/runner-session';
+import { HARD_STOP_MARGIN_MS, RunnerExit, RunnerSession } from '../runner/runner-session';
 import { type RunnerCacheService, unsafeBaseDir } from '../runner-cache/runner-cache.service';
 import type {
   HelperRequest,
@@ -75,6 +75,15 @@ type Result = Omit<TargetOutcome, 'phases' | 'startedAt' | 'finishedAt' | 'trunc
 /** Thrown into a target's phases when this replica lets go of it. */
 class Detached extends Error {}
 
+/** A pause that does not keep the process alive (background retries). */
+const unrefDelay = (ms: number) =>
+  new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)).unref());
+
+/** An abort signal that fires at `at` (epoch ms), or with `also`. */
+function abortAt(at: number, also: AbortSignal): AbortSignal {
+  return AbortSignal.any([also, AbortSignal.timeout(Math.max(0, at - Date.now()))]);
+}
+
 /**
  * One execution on one server, as its phases: connect (pooled) → ensure the runner →
  * helpers (tunnel or bundled files) → run (one exec channel; the runner session streams
@@ -96,6 +105,16 @@ export class TargetRun {
   /** Set when this process took the target over from one that stopped or died. */
   private takenOver = false;
   private detached = false;
+  /**
+   * The hard stop: a timeout or cancel the host did not confirm within the kill grace.
+   * Aborted then: nothing waits on the host any longer (connects, re-attaches).
+   */
+  private readonly giveUp = new AbortController();
+  private hardStopTimer: NodeJS.Timeout | null = null;
+  private onHardStop: ((r: Result) => void) | null = null;
+  /** The outcome is decided: late status changes and log lines of this run are dropped. */
+  private settled = false;
+  private readonly deps: TargetRunDeps;
   private readonly phases: TargetPhases = {
     connectMs: null,
     deployMs: null,
@@ -104,20 +123,68 @@ export class TargetRun {
   };
 
   constructor(
-    private readonly deps: TargetRunDeps,
+    deps: TargetRunDeps,
     private readonly plan: ExecutionPlan,
     readonly target: TargetPlan,
   ) {
+    this.deps = {
+      ...deps,
+      setStatus: async (status, patch) => {
+        if (!this.settled) await deps.setStatus(status, patch);
+      },
+      log: (stream, text, offset) => {
+        if (!this.settled) deps.log(stream, text, offset);
+      },
+    };
     this.out = this.capture('stdout');
     this.err = this.capture('stderr');
   }
 
-  /** Asks the runner to kill the remote tree; idempotent. */
+  /**
+   * Asks the runner to kill the remote tree; idempotent. Whatever the host does, the
+   * target ends within the kill grace (+ HARD_STOP_MARGIN_MS) from here: see hardStop.
+   */
   stop(reason: StopReason): void {
     if (this.stopReason) return;
     this.stopReason = reason;
     this.abort.abort(new TargetError(reason, reason === 'timed_out' ? 'timed out' : 'cancelled'));
     this.session?.signal(controlWordFor(reason));
+    if (this.settled) return;
+    this.hardStopTimer = setTimeout(
+      () => this.hardStop(),
+      this.deps.limits.killGraceSeconds * 1000 + HARD_STOP_MARGIN_MS,
+    );
+  }
+
+  /**
+   * The runner did not confirm the kill in time (a frozen or dead host, a connection
+   * that is gone and not coming back): stop waiting. The target ends with the stop's
+   * status and says so; its connection is dropped so the pool starts afresh; the word is
+   * sent again in the background once the host answers (retryKill).
+   */
+  private hardStop(): void {
+    if (this.settled || this.detached || !this.stopReason) return;
+    const grace = this.deps.limits.killGraceSeconds + HARD_STOP_MARGIN_MS / 1000;
+    const what = this.stopReason === 'timed_out' ? 'kill at the timeout' : 'cancel';
+    this.giveUp.abort(new TargetError(this.stopReason, `the host did not confirm the ${what}`));
+    this.lease?.connection.destroy(`the host did not confirm the ${what} within ${grace} s`);
+    const retried =
+      this.stopReason === 'timed_out'
+        ? 'the runner kills the tree at its own deadline, and the kill is asked again once the host answers'
+        : `the cancel is sent again once the host answers (for up to ${this.deps.limits.leaseSeconds} s; after that the runner's lease kills the tree)`;
+    this.onHardStop?.({
+      status: this.stopReason,
+      exitCode: null,
+      signal: null,
+      error: {
+        code: 'connection_lost',
+        message: `the host did not confirm the ${what} within ${grace} s; the SSH connection was dropped and ${retried}`,
+      },
+      helperMode: null,
+      fallbackReason: null,
+      output: null,
+      condition: null,
+    });
   }
 
   /**
@@ -156,17 +223,29 @@ export class TargetRun {
     return this.outcome(resume.startedAt, () => this.attemptResume(resume));
   }
 
-  /** Runs `work` under the target's deadline (start + timeout) and dresses its result. */
+  /**
+   * Runs `work` under the target's deadline (start + timeout) and dresses its result.
+   * A hard stop decides the outcome without waiting for `work`, which then winds down
+   * on its own (its connection is gone) and records nothing.
+   */
   private async outcome(startedAt: number, work: () => Promise<Result>): Promise<TargetOutcome> {
     const left = startedAt + this.plan.timeoutSeconds * 1000 - Date.now();
     const timer = setTimeout(() => this.stop('timed_out'), Math.max(0, left));
-    let result: Result;
-    try {
-      result = await work();
-    } catch (e) {
-      result = this.failure(e);
-    } finally {
-      clearTimeout(timer);
+    const done = (async () => {
+      try {
+        return await work();
+      } catch (e) {
+        return this.failure(e);
+      }
+    })();
+    const hardStopped = new Promise<Result>((resolve) => (this.onHardStop = resolve));
+    const result = await Promise.race([done, hardStopped]);
+    clearTimeout(timer);
+    if (this.hardStopTimer) clearTimeout(this.hardStopTimer);
+    this.onHardStop = null;
+    this.settled = true;
+    if (this.giveUp.signal.aborted) {
+      void done.then(() => this.retryKill()).catch(() => undefined);
     }
     return {
       ...result,
@@ -180,7 +259,8 @@ export class TargetRun {
 
   private async attemptResume(resume: TargetResume): Promise<Result> {
     await this.deps.setStatus('running', { replicaId: this.deps.replicaId });
-    // Not abortable: a cancel that came with the take-over must still reach the runner.
+    // Not abortable by the stop: a cancel that came with the take-over must still reach
+    // the runner (only a hard stop gives up).
     this.lease = await this.connect(false);
     try {
       const conn = this.lease.connection;
@@ -285,7 +365,8 @@ export class TargetRun {
   private async connect(abortable = true): Promise<SshLease> {
     const t0 = performance.now();
     const endpoint = await this.target.endpoint();
-    const lease = await this.deps.pool.acquire(endpoint, abortable ? this.abort.signal : undefined);
+    const signal = abortable ? this.abort.signal : this.giveUp.signal;
+    const lease = await this.deps.pool.acquire(endpoint, signal);
     this.phases.connectMs = Math.round(performance.now() - t0);
     return lease;
   }
@@ -361,13 +442,21 @@ export class TargetRun {
     this.lostAt = Date.now();
     const until = this.lostAt + limits.leaseSeconds * 1000;
     let exit = lost;
-    for (let attempt = 0; exit.lost && !this.detached && Date.now() < until; attempt++) {
-      if (attempt > 0) await sleep(backoffDelay(limits.reattachBackoff, attempt - 1));
+    const going = () =>
+      exit.lost && !this.detached && !this.giveUp.signal.aborted && Date.now() < until;
+    for (let attempt = 0; going(); attempt++) {
+      if (attempt > 0) {
+        const pause = backoffDelay(limits.reattachBackoff, attempt - 1);
+        await sleep(Math.min(pause, until - Date.now()), this.giveUp.signal).catch(() => undefined);
+        if (!going()) break;
+      }
       this.lease?.release();
       this.lease = null;
       try {
-        // No abort signal: a cancel or timeout must still reach the runner.
-        this.lease = await pool.acquire(await this.target.endpoint());
+        // Not aborted by the stop (a cancel or timeout must still reach the runner): by
+        // the end of the lease, or a hard stop.
+        const endpoint = await this.target.endpoint();
+        this.lease = await pool.acquire(endpoint, abortAt(until, this.giveUp.signal));
         if (!(await helpers.reconnect(this.lease.connection))) {
           log('system', 'the helper API port could not be forwarded again; helper calls will fail');
         }
@@ -380,6 +469,32 @@ export class TargetRun {
     }
     this.lostAt = null;
     return exit;
+  }
+
+  /**
+   * After a hard stop, for up to a lease: once the host answers again, attach and repeat
+   * the word, so a cancel still kills the tree (a timeout the runner has enforced by
+   * itself at its deadline; the attach then takes the trailer and acks, which removes
+   * the run directory). The outcome is decided already: nothing here is recorded.
+   */
+  private async retryKill(): Promise<void> {
+    const { limits, pool } = this.deps;
+    const until = Date.now() + limits.leaseSeconds * 1000;
+    const never = new AbortController().signal;
+    const helpers = attachedHelpers('api');
+    for (let attempt = 0; Date.now() < until; attempt++) {
+      await unrefDelay(Math.min(backoffDelay(limits.reattachBackoff, attempt), until - Date.now()));
+      let lease: SshLease | null = null;
+      try {
+        lease = await pool.acquire(await this.target.endpoint(), abortAt(until, never));
+        const exit = await this.follow(lease.connection, helpers, 'attach');
+        if (exit.ended || exit.unknownRun) return;
+      } catch {
+        /* not back yet (or the service is shutting down): the lease ends it */
+      } finally {
+        lease?.release();
+      }
+    }
   }
 
   private capture(stream: 'stdout' | 'stderr', from = 0): OutputCapture {

@@ -54,6 +54,7 @@ function recording(conn: PooledConnection): { conn: PooledConnection; commands: 
     forwardInSocket: (path) => conn.forwardInSocket(path),
     unforwardInSocket: (path) => conn.unforwardInSocket(path),
     onForwardedConnection: (handler) => conn.onForwardedConnection(handler),
+    destroy: (reason) => conn.destroy(reason),
   };
   return { conn: wrapped, commands };
 }

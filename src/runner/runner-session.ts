@@ -41,6 +41,8 @@ export interface RunnerExit {
   runnerMissing: boolean;
   /** `attach` found no such run (its directory or its supervisor is gone). */
   unknownRun: boolean;
+  /** A `cancel` / `timeout` word got no trailer within the kill grace: the connection was dropped. */
+  unconfirmed: boolean;
   /** Why the runner failed before following. */
   runnerError: string | null;
   /** Bundled mode: the helpers' results (a `collect` answer), when the trailer carried them. */
@@ -62,8 +64,13 @@ export interface RunnerSessionOptions {
 
 const IDLE_FLUSH_MS = 200;
 const EMPTY = Buffer.alloc(0);
-/** How long past the kill grace we wait for the trailer before dropping the channel. */
-const HARD_STOP_MARGIN_MS = 5000;
+/**
+ * How long past the kill grace a `cancel` / `timeout` word waits for the trailer before
+ * the connection is dropped. The runner TERMs, KILLs after the grace and reports at once;
+ * a host that says nothing by then is frozen, dead or cut off. Target-run holds the same
+ * bound for the phases outside a session.
+ */
+export const HARD_STOP_MARGIN_MS = 1000;
 
 /**
  * One conversation with a runner on one exec channel: start a run (or attach to one),
@@ -99,6 +106,7 @@ export class RunnerSession {
     lost: false,
     runnerMissing: false,
     unknownRun: false,
+    unconfirmed: false,
     runnerError: null,
     collected: null,
     durationMs: 0,
@@ -187,9 +195,14 @@ export class RunnerSession {
     const ch = this.channel;
     if (!ch || !this.word) return;
     this.send(this.word);
-    // A runner that cannot answer (host frozen) must not hold the target forever.
+    // A runner that cannot answer (host frozen) must not hold the target forever. Closing
+    // the channel is not enough: a close waits for the peer's, which a frozen host never
+    // sends. Dropping the connection ends this session (as lost) at once.
     this.hardStop ??= setTimeout(
-      () => ch.close(),
+      () => {
+        this.exit.unconfirmed = true;
+        this.conn.destroy(`the host did not confirm the ${this.word} within the kill grace`);
+      },
       this.opts.killGraceSeconds * 1000 + HARD_STOP_MARGIN_MS,
     );
   }

@@ -135,6 +135,13 @@ export class Connection implements PooledConnection {
     setTimeout(() => this.client.destroy(), 2000).unref();
   }
 
+  destroy(reason: string): void {
+    if (this.closed) return;
+    this.closeError ??= new Error(reason);
+    this.client.destroy();
+    this.markClosed();
+  }
+
   private markClosed(): void {
     if (this.closed) return;
     this.closed = true;

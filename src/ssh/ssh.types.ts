@@ -75,6 +75,12 @@ export interface PooledConnection {
   unforwardInSocket(path: string): Promise<void>;
   /** Receives every incoming connection on this connection's remote forwards (TCP and Unix). */
   onForwardedConnection(handler: ForwardedConnectionHandler): void;
+  /**
+   * Drops the connection at once, without waiting for the peer (a host that stopped
+   * answering): it counts as closed right away, every channel on it ends, and the pool
+   * opens a fresh one for the next caller.
+   */
+  destroy(reason: string): void;
 }
 
 /** One channel slot on a pooled connection, held for the duration of one target's work. */

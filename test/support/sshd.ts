@@ -65,6 +65,20 @@ export interface SshdInstance {
   configPath: string;
   addClientKey(type: 'ed25519' | 'rsa', passphrase?: string): Promise<KeyPair>;
   killConnections(): Promise<void>;
+  /**
+   * A frozen host: SIGSTOPs the listener and every per-connection sshd (TCP stays up, the
+   * kernel still accepts, nothing answers). The commands the sessions started keep running.
+   */
+  freeze(): Promise<void>;
+  /** SIGCONTs what freeze() stopped. */
+  thaw(): Promise<void>;
+  /**
+   * A crashed sshd: SIGKILLs the listener and every per-connection sshd; the port refuses
+   * until restart(). Commands the sessions started are left running.
+   */
+  crash(): Promise<void>;
+  /** Starts sshd again on the same port, with the same host key and config. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
   logs(): string;
 }
@@ -553,27 +567,40 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdInstance> {
         throw err;
       }
     }
-    const { child, configPath, logPath } = launched;
-    const pid = child.pid as number;
+    const { configPath, logPath } = launched;
+    let child = launched.child;
+    let pid = child.pid as number;
 
     // Watchdog: if this test process dies without running its exit handler (SIGKILL),
     // kill the listener and remove the temp dir. `tail --pid` polls once a second.
-    const watchdog = spawn(
-      '/bin/sh',
-      [
-        '-c',
-        'tail --pid="$1" -f /dev/null; kill -9 "$2" 2>/dev/null; rm -rf "$3"',
-        'sshd-watchdog',
-        String(process.pid),
-        String(pid),
-        dir,
-      ],
-      { stdio: 'ignore', detached: true },
-    );
-    watchdog.unref();
+    const startWatchdog = () => {
+      const w = spawn(
+        '/bin/sh',
+        [
+          '-c',
+          'tail --pid="$1" -f /dev/null; kill -9 "$2" 2>/dev/null; rm -rf "$3"',
+          'sshd-watchdog',
+          String(process.pid),
+          String(pid),
+          dir,
+        ],
+        { stdio: 'ignore', detached: true },
+      );
+      w.unref();
+      return w;
+    };
+    const watchdog = startWatchdog();
 
     let keyCounter = 0;
     const leftovers: ProcInfo[] = [];
+    /** What freeze() stopped (the listener and its sessions). */
+    let frozen: ProcInfo[] = [];
+    const sshdsOf = async () => {
+      const tree = await descendants(pid);
+      leftovers.push(...tree.filter((p) => p.comm !== 'sshd'));
+      const self = await readProc(pid);
+      return [...(self ? [self] : []), ...tree.filter((p) => p.comm === 'sshd')];
+    };
     let stopping: Promise<void> | undefined;
 
     const running: RunningSshd = {
@@ -585,7 +612,14 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdInstance> {
 
     async function doStop(): Promise<void> {
       reg.running.delete(running);
-      const tree = await descendants(pid);
+      const tree = [...(await descendants(pid)), ...frozen];
+      for (const p of frozen) {
+        try {
+          process.kill(p.pid, 'SIGCONT');
+        } catch {
+          /* gone */
+        }
+      }
       const exited = new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) resolve();
         else child.once('exit', () => resolve());
@@ -600,7 +634,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdInstance> {
       await killAndWait(stillAlive).catch(() => undefined);
       // Detached runners (supervisor, ticker, linger) of this instance's base dirs.
       await killAndWait(await processesUnder(dir)).catch(() => undefined);
-      killGroup(watchdog);
+      killGroup(running.watchdog);
       await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     }
 
@@ -638,6 +672,49 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdInstance> {
         const sshds = tree.filter((p) => p.comm === 'sshd');
         leftovers.push(...tree.filter((p) => p.comm !== 'sshd'));
         await killAndWait(sshds);
+      },
+
+      async freeze() {
+        frozen = await sshdsOf();
+        for (const p of frozen) process.kill(p.pid, 'SIGSTOP');
+      },
+
+      async thaw() {
+        for (const p of frozen) {
+          try {
+            process.kill(p.pid, 'SIGCONT');
+          } catch {
+            /* gone */
+          }
+        }
+        frozen = [];
+      },
+
+      async crash() {
+        await killAndWait(await sshdsOf());
+      },
+
+      async restart() {
+        let again: Awaited<ReturnType<typeof launch>> | undefined;
+        // The old listener's port may take a moment to be free again.
+        for (let attempt = 1; !again; attempt++) {
+          try {
+            again = await launch(dir, port, opts);
+          } catch (err) {
+            if (!(err instanceof BindError) || attempt >= BIND_ATTEMPTS) throw err;
+            await sleep(200);
+          }
+        }
+        child = again.child;
+        pid = child.pid as number;
+        instance.pid = pid;
+        running.child = child;
+        killGroup(running.watchdog);
+        running.watchdog = startWatchdog();
+        reg.running.add(running);
+        child.once('exit', () => {
+          if (!stopping) reg.running.delete(running);
+        });
       },
 
       stop: () => running.stop(),
