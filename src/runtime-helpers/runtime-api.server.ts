@@ -76,8 +76,13 @@ export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
     let helper = 'unknown';
     let reply: Reply;
     try {
-      const url = new URL(req.url ?? '/', 'http://runtime');
-      const route = this.route(req.method ?? 'GET', url.pathname);
+      // The path as sent: URL parsing would resolve a key "." or ".." (or %2e%2e) as a
+      // dot segment, and PUT /runtime/v1/variables/.. would become PUT /runtime/v1/.
+      const target = req.url ?? '/';
+      const q = target.indexOf('?');
+      const pathname = q < 0 ? target : target.slice(0, q);
+      const params = new URLSearchParams(q < 0 ? '' : target.slice(q + 1));
+      const route = this.route(req.method ?? 'GET', pathname);
       helper = route.helper;
       const session = this.authenticate(req);
       const { ratePerSecond, burst } = this.config.runtime;
@@ -85,7 +90,7 @@ export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
         throw new HttpError(429, 'too many helper calls; slow down');
       }
       const body = route.needsBody ? await this.readBody(req) : undefined;
-      reply = await route.run(session, body, url.searchParams.get('format') === 'raw');
+      reply = await route.run(session, body, params.get('format') === 'raw');
     } catch (e) {
       if (e instanceof HttpError || e instanceof ToolActionError) {
         reply = {
