@@ -77,14 +77,18 @@ class JsonSafeValidationPipe extends ValidationPipe {
     }
     const bad = prototypeKeyAt(Object.fromEntries(typed), '');
     if (bad) throw new BadRequestException(`property ${bad} should not exist`);
-    const out = (await super.transform(Object.fromEntries(typed), metadata)) as Record<
-      string,
-      unknown
-    >;
     const problems: string[] = [];
     for (const [k, v] of kept) {
       const problem = raw.get(k)?.(v);
       if (problem) problems.push(problem);
+    }
+    let out: Record<string, unknown>;
+    try {
+      out = (await super.transform(Object.fromEntries(typed), metadata)) as Record<string, unknown>;
+    } catch (e) {
+      // one 400 names every mistake, the free-form fields' too
+      if (!(e instanceof BadRequestException) || !problems.length) throw e;
+      throw new BadRequestException([e.message, ...problems].join('; '));
     }
     if (problems.length) throw new BadRequestException(problems.join('; '));
     for (const [k, v] of kept) out[k] = v;
