@@ -10,8 +10,14 @@ import { STATUS_CODES } from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DataSource } from 'typeorm';
-import { registerServer, runDirsIn, startApp, TestApp, waitForExecution } from './support/app';
-import { eventually } from './support/processes';
+import {
+  holdApiTarget,
+  registerServer,
+  runDirsIn,
+  startApp,
+  TestApp,
+  waitForExecution,
+} from './support/app';
 import { rawRequest } from './support/raw-http';
 import { freePort, SshdInstance, startSshd } from './support/sshd';
 
@@ -191,28 +197,7 @@ describe('bad input, table-driven: every route, every category', () => {
     patchId = await registerServer(t, sshd, { name: 'patch-me', baseDir: base });
     // A target that stays running in API mode: its token reaches the runtime API.
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-bad-table-'));
-    const tokenFile = path.join(tmp, 'token');
-    const hold = await t
-      .http()
-      .post('/v1/jobs')
-      .set(t.auth)
-      .send({
-        helperMode: 'api',
-        userId: 'bad-table',
-        timeoutSeconds: 600,
-        script: {
-          type: 'bash',
-          content: `printf %s "$CRONIUM_API_TOKEN" > ${tokenFile}; sleep 600`,
-        },
-        targets: { serverIds: [serverId] },
-      });
-    expect(hold.status).toBe(202);
-    holdId = hold.body.id;
-    await eventually(
-      async () => fs.existsSync(tokenFile) && fs.statSync(tokenFile).size > 0,
-      30000,
-    );
-    token = fs.readFileSync(tokenFile, 'utf8');
+    ({ id: holdId, token } = await holdApiTarget(t, serverId, tmp, 'bad-table'));
   });
 
   afterAll(async () => {

@@ -12,8 +12,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loneSurrogateAt } from '../src/common/json-depth';
 import { autoValue, rawRender, validKey } from '../src/runtime-helpers/variables.service';
-import { logsOf, registerServer, startApp, TestApp, waitForExecution } from './support/app';
-import { eventually } from './support/processes';
+import {
+  holdApiTarget,
+  logsOf,
+  registerServer,
+  startApp,
+  TestApp,
+  waitForExecution,
+} from './support/app';
 import { rawRequest } from './support/raw-http';
 import { freePort, SshdInstance, startSshd } from './support/sshd';
 
@@ -321,26 +327,7 @@ describe('property-based', () => {
 
   describe('any JSON body either validates or is a 4xx, never a 5xx or a hang', () => {
     beforeAll(async () => {
-      const tokenFile = path.join(tmp, 'token');
-      const hold = await t
-        .http()
-        .post('/v1/jobs')
-        .set(t.auth)
-        .send({
-          helperMode: 'api',
-          timeoutSeconds: 600,
-          script: {
-            type: 'bash',
-            content: `printf %s "$CRONIUM_API_TOKEN" > ${tokenFile}; sleep 600`,
-          },
-          targets: { serverIds: [serverId] },
-        });
-      holdId = hold.body.id;
-      await eventually(
-        async () => fs.existsSync(tokenFile) && fs.statSync(tokenFile).size > 0,
-        30000,
-      );
-      token = fs.readFileSync(tokenFile, 'utf8');
+      ({ id: holdId, token } = await holdApiTarget(t, serverId, tmp));
     });
 
     const bases: [
