@@ -5,6 +5,9 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
 import { HttpExceptionFilter } from './common/http-exception.filter';
 import { isUtf8 } from 'node:buffer';
+import type { Server } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { deeperThan, loneSurrogateAt, tooDeepMessage } from './common/json-depth';
 import { makeValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
@@ -38,6 +41,11 @@ export function configureApp(app: INestApplication): void {
     if (bad) return refuse(`${bad}: holds a lone UTF-16 surrogate (not a character)`);
     next();
   });
+  // Requests node's parser refuses (a URL or headers past its 16 KiB, malformed framing)
+  // never reach express: answer them with the same JSON error body too.
+  (app.getHttpServer() as Server).on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
+    refuseUnparsable(err, socket),
+  );
   express.disable('x-powered-by');
   app.setGlobalPrefix('v1', {
     exclude: [
@@ -62,4 +70,24 @@ export function configureApp(app: INestApplication): void {
       .build(),
   );
   SwaggerModule.setup('docs', app, doc, { jsonDocumentUrl: 'docs/json' });
+}
+
+function refuseUnparsable(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const status =
+    err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const message =
+    status === 431
+      ? 'request line or headers are too large'
+      : status === 408
+        ? 'request timed out'
+        : 'malformed HTTP request';
+  const body = JSON.stringify({ statusCode: status, error: STATUS_CODES[status], message });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }

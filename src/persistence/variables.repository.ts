@@ -21,9 +21,12 @@ export class VariablesRepository {
     return this.variables.findOneBy({ userId, key });
   }
 
-  /** Inserts or replaces the variable. */
+  /**
+   * Inserts or replaces the variable. Not `save()`: it deep-merges the entity first, which
+   * drops a value's `__proto__` keys and any object under a key such as `toString`.
+   */
   async save(variable: VariableEntity): Promise<void> {
-    await this.variables.save(variable);
+    await this.variables.upsert(variable as any, ['userId', 'key']);
   }
 
   /** False when there was no such variable. */

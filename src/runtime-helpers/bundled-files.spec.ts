@@ -129,4 +129,38 @@ describe('bundled-mode files', () => {
       'setVariable "broken": not valid JSON',
     ]);
   });
+
+  it('refuses what API mode refuses: bad keys, bytes that are not UTF-8, lone surrogates', () => {
+    const r = readBundledResults(
+      new Map<string, Buffer>([
+        ['output.val', Buffer.from([0x22, 0xff, 0x22])],
+        ['output.type', Buffer.from('auto')],
+        ['var.1.key', Buffer.from('a\nb')],
+        ['var.1.val', Buffer.from('1')],
+        ['var.1.type', Buffer.from('auto')],
+        ['var.2.key', Buffer.from('k'.repeat(201))],
+        ['var.2.val', Buffer.from('1')],
+        ['var.2.type', Buffer.from('auto')],
+        ['var.3.key', Buffer.from([0x6b, 0xc3])],
+        ['var.3.val', Buffer.from('1')],
+        ['var.3.type', Buffer.from('auto')],
+        ['var.4.key', Buffer.from('lone')],
+        ['var.4.val', Buffer.from('"\\ud800"')],
+        ['var.4.type', Buffer.from('json')],
+        ['var.5.key', Buffer.from('fine')],
+        ['var.5.val', Buffer.from('"\\ud83d\\ude00"')],
+        ['var.5.type', Buffer.from('json')],
+      ]),
+      64,
+    );
+    expect(r.output).toEqual({ set: false, value: null });
+    expect(r.variables).toEqual([['fine', '😀']]);
+    expect(r.refused).toEqual([
+      'output: not valid UTF-8',
+      'setVariable "a\\nb": the key must be 1-200 bytes without control characters',
+      `setVariable "${'k'.repeat(100)}": the key must be 1-200 bytes without control characters`,
+      'setVariable "k\ufffd": not valid UTF-8',
+      'setVariable "lone": the value holds a lone UTF-16 surrogate (not a character)',
+    ]);
+  });
 });

@@ -1,6 +1,7 @@
 import { shellQuote } from '../runner/protocol';
-import { deeperThan, tooDeepMessage } from '../common/json-depth';
-import { autoValue, rawRender } from './variables.service';
+import { isUtf8 } from 'node:buffer';
+import { deeperThan, loneSurrogateAt, tooDeepMessage } from '../common/json-depth';
+import { autoValue, rawRender, validKey } from './variables.service';
 
 /** Files the service writes into the run directory for bundled mode (docs/runtime-helpers.md). */
 export function bundledFiles(
@@ -33,8 +34,14 @@ export interface BundledResults {
 
 class Refused extends Error {}
 
+/** The text of a result file; bytes that are not UTF-8 are refused, as API mode does. */
+function utf8(buf: Buffer): string {
+  if (!isUtf8(buf)) throw new Refused('not valid UTF-8');
+  return buf.toString('utf8');
+}
+
 function typed(val: Buffer, type: Buffer | undefined, maxDepth: number): unknown {
-  const text = val.toString('utf8');
+  const text = utf8(val);
   let value: unknown;
   try {
     value = type?.toString('utf8').trim() === 'json' ? JSON.parse(text) : autoValue(text);
@@ -42,6 +49,11 @@ function typed(val: Buffer, type: Buffer | undefined, maxDepth: number): unknown
     throw new Refused('not valid JSON');
   }
   if (deeperThan(value, maxDepth)) throw new Refused(tooDeepMessage('the value', maxDepth));
+  const bad = loneSurrogateAt(value);
+  if (bad) {
+    const at = bad === '(the body)' ? '' : ` at ${bad}`;
+    throw new Refused(`the value${at} holds a lone UTF-16 surrogate (not a character)`);
+  }
   return value;
 }
 
@@ -77,7 +89,11 @@ export function readBundledResults(files: Map<string, Buffer>, maxDepth: number)
     const val = files.get(`var.${n}.val`);
     if (!key || !val) continue;
     try {
-      r.variables.push([key.toString('utf8'), typed(val, files.get(`var.${n}.type`), maxDepth)]);
+      const name = utf8(key);
+      // The same keys as API mode: 1-200 UTF-8 bytes, no control characters.
+      if (!validKey(name))
+        throw new Refused('the key must be 1-200 bytes without control characters');
+      r.variables.push([name, typed(val, files.get(`var.${n}.type`), maxDepth)]);
     } catch (e) {
       if (!(e instanceof Refused)) throw e;
       r.refused.push(

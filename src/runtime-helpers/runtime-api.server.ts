@@ -7,7 +7,8 @@ import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { RuntimeSession, RuntimeSessionsService } from './runtime-sessions.service';
 import { ToolActionError, ToolActionsService } from './tool-actions.service';
-import { deeperThan, tooDeepMessage } from '../common/json-depth';
+import { isUtf8 } from 'node:buffer';
+import { deeperThan, loneSurrogateAt, tooDeepMessage } from '../common/json-depth';
 import { autoValue, rawRender, validKey, VariablesService } from './variables.service';
 
 class HttpError extends Error {
@@ -82,8 +83,13 @@ export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
     let helper = 'unknown';
     let reply: Reply;
     try {
-      const url = new URL(req.url ?? '/', 'http://runtime');
-      const route = this.route(req.method ?? 'GET', url.pathname);
+      // The path as sent: URL parsing would resolve a key "." or ".." (or %2e%2e) as a
+      // dot segment, and PUT /runtime/v1/variables/.. would become PUT /runtime/v1/.
+      const target = req.url ?? '/';
+      const q = target.indexOf('?');
+      const pathname = q < 0 ? target : target.slice(0, q);
+      const params = new URLSearchParams(q < 0 ? '' : target.slice(q + 1));
+      const route = this.route(req.method ?? 'GET', pathname);
       helper = route.helper;
       const session = this.authenticate(req, this.boundTo.get(req.socket));
       const { ratePerSecond, burst } = this.config.runtime;
@@ -91,7 +97,7 @@ export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
         throw new HttpError(429, 'too many helper calls; slow down');
       }
       const body = route.needsBody ? await this.readBody(req) : undefined;
-      reply = await route.run(session, body, url.searchParams.get('format') === 'raw');
+      reply = await route.run(session, body, params.get('format') === 'raw');
     } catch (e) {
       if (e instanceof HttpError || e instanceof ToolActionError) {
         reply = {
@@ -135,11 +141,17 @@ export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
       if (size > limit) throw new HttpError(413, `request body larger than ${limit} bytes`);
       chunks.push(chunk);
     }
-    const text = Buffer.concat(chunks).toString('utf8');
+    const bytes = Buffer.concat(chunks);
+    // Bytes that are not UTF-8 would be turned into U+FFFD silently: refuse them.
+    if (!isUtf8(bytes)) throw new HttpError(400, 'request body is not valid UTF-8');
+    const text = bytes.toString('utf8');
     const type = String(req.headers['content-type'] ?? '');
     const max = this.config.limits.maxJsonDepth;
     const refuseDeep = (v: unknown) => {
       if (deeperThan(v, max)) throw new HttpError(400, tooDeepMessage('the value', max));
+      // "\ud800" in JSON: no UTF-8 store can keep it (the REST API refuses it too).
+      const bad = loneSurrogateAt(v);
+      if (bad) throw new HttpError(400, `${bad}: holds a lone UTF-16 surrogate (not a character)`);
     };
     if (type.startsWith('text/plain')) {
       refuseDeep(autoValue(text)); // a text body that is JSON is stored as that JSON
@@ -173,7 +185,10 @@ export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
     }
     if (path === '/runtime/v1/output' && method === 'POST') {
       return r('output', true, (s, b) => {
-        s.output = { set: true, value: b.json ? field(b.value, 'data') : autoValue(b.value) };
+        s.output = {
+          set: true,
+          value: b.json ? fields(b.value, ['data']).data : autoValue(b.value),
+        };
         s.onChange?.();
         return ok;
       });
@@ -181,7 +196,7 @@ export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
     if (path === '/runtime/v1/condition' && method === 'POST') {
       return r('condition', true, (s, b) => {
         const c = b.json
-          ? (b.value as any)?.condition
+          ? fields(b.value, ['condition']).condition
           : b.value.trim() === 'true'
             ? true
             : b.value.trim() === 'false'
@@ -195,7 +210,7 @@ export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
     }
     if (path === '/runtime/v1/tool-actions' && method === 'POST') {
       return r('toolAction', true, async (s, b) => {
-        const v = b.json ? (b.value as any) : null;
+        const v = b.json ? fields(b.value, ['tool', 'action'], ['params']) : null;
         if (typeof v?.tool !== 'string' || !v.tool || typeof v?.action !== 'string' || !v.action) {
           throw new HttpError(400, 'tool and action must be non-empty strings');
         }
@@ -227,7 +242,7 @@ export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
         await this.variables.set(
           s.context.userId,
           key,
-          b.json ? field(b.value, 'value') : autoValue(b.value),
+          b.json ? fields(b.value, ['value']).value : autoValue(b.value),
         );
         return ok;
       });
@@ -236,9 +251,17 @@ export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
   }
 }
 
-function field(body: unknown, name: string): unknown {
-  if (typeof body !== 'object' || body === null || Array.isArray(body) || !(name in body)) {
-    throw new HttpError(400, `body must be a JSON object with "${name}"`);
+/** A JSON object body with every `required` field, and nothing but those and `optional`. */
+function fields(body: unknown, required: string[], optional: string[] = []): Record<string, any> {
+  const shape = [...required, ...optional].map((f) => `"${f}"`).join(', ');
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new HttpError(400, `body must be a JSON object with ${shape}`);
   }
-  return (body as Record<string, unknown>)[name];
+  const missing = required.find((f) => !Object.prototype.hasOwnProperty.call(body, f));
+  if (missing) throw new HttpError(400, `body must be a JSON object with "${missing}"`);
+  const unknown = Object.keys(body).find((k) => !required.includes(k) && !optional.includes(k));
+  if (unknown !== undefined) {
+    throw new HttpError(400, `body field ${JSON.stringify(unknown.slice(0, 64))} is unknown`);
+  }
+  return body as Record<string, any>;
 }

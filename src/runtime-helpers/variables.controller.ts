@@ -10,12 +10,12 @@ import {
   Put,
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
-import { Allow } from 'class-validator';
+import { RawJson } from '../common/validation';
 import { validKey, VariablesService } from './variables.service';
 
 export class PutVariableDto {
   @ApiProperty({ description: 'Any JSON value' })
-  @Allow()
+  @RawJson()
   value!: unknown;
 }
 

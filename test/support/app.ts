@@ -124,3 +124,39 @@ export async function logsOf(t: TestApp, id: string, query = ''): Promise<any[]>
 export function runDirsIn(baseDir: string): string[] {
   return fs.readdirSync(path.join(baseDir, 'runs')).filter((n) => !n.startsWith('.standby-'));
 }
+
+/**
+ * Starts a job whose one target stays running in API mode (for `sleep 600`) and returns
+ * its execution id and the target's execution token (the script writes it to a 0600 file
+ * in `dir`), so a test can call the runtime API (runtime.loopbackPort) as that target.
+ * Cancel the execution when done.
+ */
+export async function holdApiTarget(
+  t: TestApp,
+  serverId: string,
+  dir: string,
+  userId = 'default',
+): Promise<{ id: string; token: string }> {
+  const tokenFile = path.join(dir, `token-${Math.random().toString(36).slice(2)}`);
+  const res = await t
+    .http()
+    .post('/v1/jobs')
+    .set(t.auth)
+    .send({
+      helperMode: 'api',
+      userId,
+      timeoutSeconds: 600,
+      script: {
+        type: 'bash',
+        content: `umask 077; printf %s "$CRONIUM_API_TOKEN" > ${tokenFile}.tmp; mv ${tokenFile}.tmp ${tokenFile}; sleep 600`,
+      },
+      targets: { serverIds: [serverId] },
+    });
+  if (res.status !== 202) throw new Error(`hold job: ${res.status} ${JSON.stringify(res.body)}`);
+  const deadline = Date.now() + 30000;
+  while (!fs.existsSync(tokenFile)) {
+    if (Date.now() > deadline) throw new Error('the held target never wrote its token');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return { id: res.body.id, token: fs.readFileSync(tokenFile, 'utf8') };
+}

@@ -16,47 +16,31 @@ import {
   MaxLength,
   Min,
   ValidateNested,
-  ValidationArguments,
   ValidatorConstraint,
   ValidatorConstraintInterface,
   Validate,
 } from 'class-validator';
+import { IsOptionalNotNull, RawJson } from '../../common/validation';
 import { HELPER_MODES, HelperMode, SCRIPT_TYPES, ScriptType } from '../../executions/request';
 
 export const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-@ValidatorConstraint({ name: 'envMap' })
-class EnvMapRule implements ValidatorConstraintInterface {
-  private problem = '';
-  validate(value: unknown): boolean {
-    if (value === undefined) return true;
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      this.problem = 'must be an object of NAME: "value" pairs';
-      return false;
-    }
-    for (const [k, v] of Object.entries(value)) {
-      if (!ENV_NAME_RE.test(k) || k.length > 128) {
-        this.problem = `name ${JSON.stringify(k.slice(0, 64))} must match ^[A-Za-z_][A-Za-z0-9_]*$`;
-        return false;
-      }
-      if (/^CRONIUM_/i.test(k)) {
-        this.problem = `name ${k} uses the reserved CRONIUM_ prefix`;
-        return false;
-      }
-      if (typeof v !== 'string') {
-        this.problem = `${k} must be a string`;
-        return false;
-      }
-      if (v.includes('\0')) {
-        this.problem = `${k} must not contain NUL bytes`;
-        return false;
-      }
-    }
-    return true;
+/** What is wrong with a job's `env` map, or null (undefined: no env). */
+export function envProblem(value: unknown): string | null {
+  if (value === undefined) return null;
+  const problem = (why: string) => `env: ${why}`;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return problem('must be an object of NAME: "value" pairs');
   }
-  defaultMessage(_args: ValidationArguments): string {
-    return `env: ${this.problem}`;
+  for (const [k, v] of Object.entries(value)) {
+    if (!ENV_NAME_RE.test(k) || k.length > 128) {
+      return problem(`name ${JSON.stringify(k.slice(0, 64))} must match ^[A-Za-z_][A-Za-z0-9_]*$`);
+    }
+    if (/^CRONIUM_/i.test(k)) return problem(`name ${k} uses the reserved CRONIUM_ prefix`);
+    if (typeof v !== 'string') return problem(`${k} must be a string`);
+    if (v.includes('\0')) return problem(`${k} must not contain NUL bytes`);
   }
+  return null;
 }
 
 @ValidatorConstraint({ name: 'maxErrors' })
@@ -88,14 +72,14 @@ export class ScriptDto {
 
 export class TargetsDto {
   @ApiPropertyOptional({ type: [String], format: 'uuid' })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsArray()
   @ArrayMaxSize(10000)
   @IsUUID('all', { each: true, message: 'targets.serverIds must contain server ids (UUIDs)' })
   serverIds?: string[];
 
   @ApiPropertyOptional({ type: [String] })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsArray()
   @ArrayMaxSize(100)
   @Matches(/^[A-Za-z0-9_.:-]{1,64}$/, { each: true, message: 'targets.tags must be tag names' })
@@ -103,12 +87,12 @@ export class TargetsDto {
 }
 
 export class CreateJobDto {
-  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(200) name?: string;
-  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(200) jobId?: string;
-  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(200) eventId?: string;
+  @ApiPropertyOptional() @IsOptionalNotNull() @IsString() @MaxLength(200) name?: string;
+  @ApiPropertyOptional() @IsOptionalNotNull() @IsString() @MaxLength(200) jobId?: string;
+  @ApiPropertyOptional() @IsOptionalNotNull() @IsString() @MaxLength(200) eventId?: string;
 
   @ApiPropertyOptional({ description: 'Scopes runtime variables; `default` when absent' })
-  @IsOptional()
+  @IsOptionalNotNull()
   @Matches(/^[A-Za-z0-9_.:@-]{1,200}$/, { message: 'userId must be 1-200 of [A-Za-z0-9_.:@-]' })
   userId?: string;
 
@@ -127,28 +111,27 @@ export class CreateJobDto {
   targets!: TargetsDto;
 
   @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' } })
-  @IsOptional()
-  @Validate(EnvMapRule)
+  @RawJson(envProblem)
   env?: Record<string, string>;
 
   @ApiPropertyOptional({ description: 'Any JSON; available to the script via cronium.input()' })
-  @IsOptional()
+  @RawJson()
   input?: unknown;
 
   @ApiPropertyOptional({ minimum: 1 })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsInt()
   @Min(1)
   @Max(7 * 24 * 3600)
   timeoutSeconds?: number;
 
   @ApiPropertyOptional({ enum: [...HELPER_MODES], default: 'auto' })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsIn(HELPER_MODES)
   helperMode?: HelperMode;
 
   @ApiPropertyOptional({ minimum: 1, default: 50 })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsInt()
   @Min(1)
   @Max(10000)
@@ -159,5 +142,5 @@ export class CreateJobDto {
   @Validate(MaxErrorsRule)
   maxErrors?: number | string;
 
-  @ApiPropertyOptional() @IsOptional() @IsBoolean() failFast?: boolean;
+  @ApiPropertyOptional() @IsOptionalNotNull() @IsBoolean() failFast?: boolean;
 }

@@ -1,9 +1,4 @@
-import {
-  registerDecorator,
-  ValidateIf,
-  ValidationArguments,
-  ValidationOptions,
-} from 'class-validator';
+import { registerDecorator, ValidationArguments, ValidationOptions } from 'class-validator';
 import { HostKeyFormatError, parseHostKeyInput } from '../host-key';
 import {
   checkBaseDir,
@@ -14,11 +9,7 @@ import {
   checkUsername,
 } from '../server-rules';
 
-/**
- * Optional, but not nullable: the rules still run on `null`, so `{"port": null}` is a 400
- * instead of silently meaning "absent".
- */
-export const IsOptionalNotNull = (): PropertyDecorator => ValidateIf((_o, v) => v !== undefined);
+export { IsOptionalNotNull } from '../../common/validation';
 
 /** Builds a property decorator from a rule that returns an error message or null. */
 function rule(
