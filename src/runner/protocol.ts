@@ -136,7 +136,8 @@ export interface ExitTrailer {
  * left open, or stands alone after one that ended.
  */
 const TRAILER_HEAD = 'CRONIUM2 exit ';
-const TRAILER = /^\n?CRONIUM2 exit (\d{1,3}) (exit|cancel|timeout|lease)(?: ([A-Za-z0-9+/]*=*))?\n$/;
+const TRAILER =
+  /^\n?CRONIUM2 exit (\d{1,3}) (exit|cancel|timeout|lease)(?: ([A-Za-z0-9+/]*=*))?\n$/;
 /**
  * The largest `collect` answer the runner puts in its trailer (its INLINE_MAX): a bigger
  * one is read with a `collect` command instead.
