@@ -251,6 +251,43 @@ describe('running a script on one server (real sshd)', () => {
     expect(await alive(`sleep ${n + 1}`)).toEqual([]);
   });
 
+  it('where the run has a cgroup (root here), even a process that clears its environment and leaves group and session is killed', async () => {
+    // The harness runs jobs as root: the runner makes a cgroup v2 of the run's own when
+    // the cgroup2 mount is writable. Where it is not, only the marks apply.
+    const mnt = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' '))
+      .find((f) => f[f.indexOf('-') + 1] === 'cgroup2' && f[3] === '/')?.[4];
+    if (!mnt || (await sh(`test -w ${mnt}/cgroup.procs`)).code !== 0) {
+      console.log(`skipped: no writable cgroup2 mount here (${mnt ?? 'none'})`);
+      return;
+    }
+    const n = 9000 + Math.floor(Math.random() * 900);
+    const ex = await run({
+      script: {
+        type: 'bash',
+        content: [
+          `env -i setsid -f sleep ${n}`,
+          `env -i setsid -f sh -c 'sleep ${n + 1} & exec sleep ${n + 2}'`,
+          'cat /proc/self/cgroup',
+          'sleep 0.3; echo bye',
+        ].join('\n'),
+      },
+    });
+    expect(ex.targets[0]).toMatchObject({ status: 'succeeded', exitCode: 0 });
+    const stdout = (await logsOf(t, ex.id)).filter((l) => l.stream === 'stdout');
+    const own = stdout.map((l) => /^0::(\/.*cronium-[0-9a-f-]+)$/.exec(l.text)?.[1]).find(Boolean);
+    expect(own).toBeDefined();
+    for (const k of [n, n + 1, n + 2]) {
+      expect(await eventually(async () => (await alive(`sleep ${k}`)).length === 0, 5000)).toBe(
+        true,
+      );
+    }
+    // and the run's cgroup went with it
+    expect(await eventually(async () => !fs.existsSync(path.join(mnt, own!)), 5000)).toBe(true);
+  });
+
   it('returns the same execution for a retried POST with the same Idempotency-Key', async () => {
     const key = `key-${uniq()}`;
     const body = { script: { type: 'bash', content: 'echo once' } };

@@ -41,6 +41,7 @@ cr_done=   # set while fd 6 is `run`'s .done fifo (GNU tail)
 cr_t1=     # the follower's tails and control reader
 cr_t2=
 cr_cpid=
+cr_cg=     # the run's own cgroup (make_cgroup), where it has one
 cr_envpath= # set when the job's env section may set PATH
 
 say() { printf 'CRONIUM2 %s\n' "$*"; }
@@ -170,10 +171,66 @@ running() {
 # finds it; it gets TERM, and KILL if still there after the grace.  A process
 # caught in the middle of an exec shows an empty environment, so after a
 # sweep that found something, sweep again (a few times at most).
-# A process that clears its own environment escapes this (runner-protocol.md).
+# A process that clears its own environment escapes this: the run's cgroup,
+# where it has one, does not (kill_cgroup; runner-protocol.md).
 kill_marked() {
 	cr_sw=0
 	while [ "$cr_sw" -lt 5 ] && sweep_marked; do cr_sw=$((cr_sw + 1)); done
+	kill_cgroup
+}
+
+# make_cgroup: cr_cg, a cgroup v2 of the run's own next to ours, where we may
+# make one (root, or a delegated subtree we own); empty otherwise.  Builtin
+# reads of /proc/self/cgroup and /proc/self/mountinfo, one mkdir.  The
+# script moves itself in before it execs (writing 0 to cgroup.procs), so
+# everything it starts is in it, whatever it does to its group, session or
+# environment, unless it may write to another cgroup's cgroup.procs.
+make_cgroup() {
+	cr_cg=
+	[ -r /proc/self/cgroup ] && [ -r /proc/self/mountinfo ] || return 0
+	cr_cgp=
+	while IFS= read -r cr_l; do
+		case $cr_l in 0::/*) cr_cgp=${cr_l#0::} ;; esac
+	done </proc/self/cgroup
+	[ -n "$cr_cgp" ] || return 0
+	cr_mnt=
+	while read -r cr_a cr_b cr_c cr_r cr_m cr_l; do
+		case " $cr_l " in
+		*" - cgroup2 "*) [ "$cr_r" != / ] || { cr_mnt=$cr_m; break; } ;;
+		esac
+	done </proc/self/mountinfo
+	[ -n "$cr_mnt" ] || return 0
+	cr_p=${cr_mnt%/}${cr_cgp%/}
+	[ -w "$cr_p" ] && [ -w "$cr_p/cgroup.procs" ] || return 0
+	mkdir -- "$cr_p/cronium-${cr_dir##*/}" 2>/dev/null || return 0
+	cr_cg=$cr_p/cronium-${cr_dir##*/}
+}
+
+# kill_cgroup: KILL whatever is still in the run's cgroup (cgroup.kill, or
+# each of its cgroup.procs on kernels before 5.14), then remove it once it is
+# empty (cgroup.events says so; a builtin read).
+kill_cgroup() {
+	[ -n "$cr_cg" ] && [ -d "$cr_cg" ] || return 0
+	cr_t=0
+	while :; do
+		cr_pop=
+		while read -r cr_a cr_b; do
+			[ "$cr_a" != populated ] || cr_pop=$cr_b
+		done <"$cr_cg/cgroup.events" 2>/dev/null
+		[ "$cr_pop" = 1 ] || break
+		[ "$cr_t" -lt 20 ] || return 0 # still going after 2 s: a later call removes it
+		if [ "$cr_t" = 0 ]; then
+			if [ -e "$cr_cg/cgroup.kill" ]; then
+				{ printf '1\n' >"$cr_cg/cgroup.kill"; } 2>/dev/null
+			else
+				while read -r cr_p; do
+					! valid_num "$cr_p" || kill -KILL "$cr_p" 2>/dev/null
+				done <"$cr_cg/cgroup.procs" 2>/dev/null
+			fi
+		fi
+		nap
+	done
+	rmdir -- "$cr_cg" 2>/dev/null
 }
 
 # sweep_marked: one pass of kill_marked; false when it found nobody.
@@ -299,9 +356,12 @@ supervise() {
 	# Everything it needs is passed as positional parameters, because the
 	# sourced env file may set any variable; runtime variables are set after
 	# sourcing so the helpers are always reachable.
-	set -- "$cr_dir" "$cr_rd" "$cr_type" "$cr_setsid"
+	make_cgroup
+	set -- "$cr_dir" "$cr_rd" "$cr_type" "$cr_setsid" "$cr_cg"
 	(
 		trap - HUP TERM # ignored for the supervisor only, not for the script
+		# Into the run's cgroup first: everything the script starts is then in it.
+		[ -z "$5" ] || { printf '0\n' >"$5/cgroup.procs"; } 2>/dev/null
 		cd "$1" || exit
 		unset CRONIUM_WORK_DIR
 		if [ -f "$1/env" ]; then . "$1/env"; fi
