@@ -224,3 +224,65 @@ describe('a full disk under the base dir', () => {
     expect((await get('full-left', 'k')).body.value).toBe('v');
   });
 });
+
+/**
+ * executor.maxProcesses sets `ulimit -u` for the script: a fork bomb of a plain SSH user
+ * runs into it, the job still ends at its timeout, the kill reaches every process of it,
+ * and the server takes the next job.
+ */
+describe('a fork bomb under executor.maxProcesses', () => {
+  let sshd: SshdInstance;
+  let t: TestApp;
+  let serverId: string;
+  let username: string;
+
+  beforeAll(async () => {
+    username = (await ensureTestUser()).username;
+    sshd = await startSshd();
+    const baseDir = path.join(sshd.dir, 'base');
+    fs.mkdirSync(baseDir, { mode: 0o700 });
+    execFileSync('chown', [username, baseDir]);
+    t = await startApp({ CRONIUM__EXECUTOR__MAX_PROCESSES: '150' });
+    serverId = await registerServer(t, sshd, { username, baseDir });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await sshd?.stop();
+  });
+
+  const processesOf = (user: string, marker: string) => {
+    try {
+      return execFileSync('pgrep', ['-u', user, '-f', marker]).toString().trim();
+    } catch {
+      return ''; // pgrep exits 1 when it finds nothing
+    }
+  };
+
+  it('is bounded, ends timed_out within its bound, and leaves no process behind', async () => {
+    const marker = `bomb${Date.now()}`;
+    const t0 = Date.now();
+    const { target, stderr } = await runJob(t, serverId, {
+      timeoutSeconds: 4,
+      // a named function so the marker shows in every process's command line
+      script: {
+        type: 'bash',
+        content: `${marker}() { ${marker} | ${marker} & }; ${marker}; sleep 60`,
+      },
+    });
+    const took = (Date.now() - t0) / 1000;
+    expect(target).toMatchObject({ status: 'timed_out' });
+    // timeout + the test config's kill grace + 2 s, and a little for the test's own polling
+    expect(took).toBeLessThan(4 + 2 + 2 + 2);
+    expect(stderr).toMatch(/Resource temporarily unavailable|retry/);
+    let left = processesOf(username, marker);
+    for (let i = 0; i < 50 && left; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = processesOf(username, marker);
+    }
+    expect(left).toBe('');
+    // the server (and its runner, pool and limits) take the next job
+    const next = await runJob(t, serverId, { script: { type: 'bash', content: 'echo fine' } });
+    expect(next.target).toMatchObject({ status: 'succeeded' });
+    expect(next.stdout).toBe('fine');
+  });
+});

@@ -87,6 +87,11 @@ export class ExecutorConfig {
   @IsBoolean() prewarmRunner!: boolean;
   @IsInt() @Min(1) ownerHeartbeatSeconds!: number;
   @IsInt() @Min(2) ownerStaleSeconds!: number;
+  /**
+   * `ulimit -u` for the script's processes (0: none). It bounds a fork bomb of a plain
+   * SSH user; root ignores it (RLIMIT_NPROC does not apply to root).
+   */
+  @IsInt() @Min(0) @Max(1000000) maxProcesses!: number;
 }
 
 export class LimitsConfig {

@@ -496,6 +496,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
           capBytes: exec.outputCapBytes,
           maxLineBytes: exec.maxLineBytes,
           killGraceSeconds: exec.killGraceSeconds,
+          maxProcesses: exec.maxProcesses,
           collectTimeoutMs: exec.collectTimeoutSeconds * 1000,
           channelOpenRetry: this.config.ssh.channelOpenRetry,
           leaseSeconds: this.config.runner.leaseSeconds,

@@ -28,6 +28,8 @@ export interface TargetRunDeps {
     capBytes: number;
     maxLineBytes: number;
     killGraceSeconds: number;
+    /** `ulimit -u` for the script (0: none). */
+    maxProcesses?: number;
     collectTimeoutMs: number;
     /** A channel refused for a moment (MaxSessions) is tried again. */
     channelOpenRetry: RetryPolicy;
@@ -568,6 +570,7 @@ export class TargetRun {
               },
               files: helpers.files,
               keep: helpers.keep,
+              maxProcesses: limits.maxProcesses,
             });
       this.phases.runMs = (this.phases.runMs ?? 0) + exit.durationMs;
       return exit;

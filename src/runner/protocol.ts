@@ -29,6 +29,8 @@ export interface RunPayloadInput {
   files?: Record<string, string | Buffer>;
   /** Keep the run directory after the script (bundled mode collects results from it). */
   keep?: boolean;
+  /** `ulimit -u` for the script (0 or absent: none). */
+  maxProcesses?: number;
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -52,6 +54,9 @@ export function buildRunPayload(p: RunPayloadInput): Buffer {
     sections.push([name, Buffer.isBuffer(data) ? data : Buffer.from(data, 'utf8')]);
   }
   if (p.keep) sections.push(['keep', Buffer.alloc(0)]);
+  if (p.maxProcesses && Number.isSafeInteger(p.maxProcesses) && p.maxProcesses > 0) {
+    sections.push(['nproc', Buffer.from(`${p.maxProcesses}\n`)]);
+  }
   sections.push(['script', Buffer.from(p.script, 'utf8')]);
   const grace = Math.max(0, Math.ceil(p.graceSeconds));
   const timeout = Math.max(1, Math.ceil(p.timeoutSeconds));

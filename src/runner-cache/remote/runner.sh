@@ -362,6 +362,12 @@ supervise() {
 		trap - HUP TERM # ignored for the supervisor only, not for the script
 		# Into the run's cgroup first: everything the script starts is then in it.
 		[ -z "$5" ] || { printf '0\n' >"$5/cgroup.procs"; } 2>/dev/null
+		# executor.maxProcesses: a fork bomb of a plain user stops there (the
+		# runner's own processes keep theirs, so the kill still works).
+		if [ -f "$1/nproc" ] && read -r cr_np <"$1/nproc" && valid_num "$cr_np"; then
+			# RLIMIT_NPROC: -u in bash and ash, -p in dash
+			ulimit -u "$cr_np" 2>/dev/null || ulimit -p "$cr_np" 2>/dev/null
+		fi
 		cd "$1" || exit
 		unset CRONIUM_WORK_DIR
 		if [ -f "$1/env" ]; then . "$1/env"; fi
