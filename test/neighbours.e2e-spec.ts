@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { logsOf, registerServer, startApp, TestApp, waitForExecution } from './support/app';
@@ -146,5 +147,112 @@ describe('neighbours: a base dir another local user owns or may write is refused
     // Fixed by its owner: jobs run again.
     fs.chmodSync(path.join(baseDir, 'runs'), 0o700);
     expect((await job(serverId)).target).toMatchObject({ status: 'succeeded' });
+  });
+});
+
+describe('neighbours: the helper API of a running job', () => {
+  let sshd: SshdInstance;
+  let t: TestApp;
+  let serverId: string;
+  const go = `/tmp/cronium-nbr-go-${process.pid}`;
+
+  beforeAll(async () => {
+    const { username } = await ensureTestUser();
+    ensureNeighbour();
+    sshd = await startSshd();
+    const baseDir = path.join(sshd.dir, 'base');
+    fs.mkdirSync(baseDir, { mode: 0o700 });
+    execFileSync('chown', [username, baseDir]);
+    t = await startApp();
+    serverId = await registerServer(t, sshd, { username, baseDir });
+  });
+  afterAll(async () => {
+    fs.writeFileSync(go, '');
+    await t?.close();
+    await sshd?.stop();
+    fs.rmSync(go, { force: true });
+  });
+
+  const submit = async (type: string, content: string) => {
+    const res = await t
+      .http()
+      .post('/v1/jobs')
+      .set(t.auth)
+      .send({ targets: { serverIds: [serverId] }, helperMode: 'api', script: { type, content } });
+    expect(res.status).toBe(202);
+    return res.body.id as string;
+  };
+  /** The first stdout line of a running job, parsed as JSON. */
+  const firstLine = async (id: string) => {
+    for (let i = 0; i < 300; i++) {
+      const line = (await logsOf(t, id)).find((l) => l.stream === 'stdout');
+      if (line) return JSON.parse(line.text);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`no output from ${id}`);
+  };
+
+  it("cannot read a job's token, cannot reach its socket, and a stolen token is refused through another job's tunnel", async () => {
+    const a = await submit(
+      'python',
+      [
+        'import json, os, time',
+        'print(json.dumps({"sock": os.environ.get("CRONIUM_API_SOCKET"), "pid": os.getpid(), "dir": os.getcwd()}), flush=True)',
+        `while not os.path.exists(${JSON.stringify(go)}): time.sleep(0.05)`,
+      ].join('\n'),
+    );
+    const b = await submit(
+      'bash',
+      `echo "{\\"ep\\":\\"$CRONIUM_API_ENDPOINT\\"}"; while [ ! -e ${go} ]; do sleep 0.05; done`,
+    );
+    const infoA = await firstLine(a);
+    const infoB = await firstLine(b);
+    expect(infoA.sock).toMatch(/\.sock$/);
+    // what a leak would hand the neighbour (root reads it here)
+    const env = fs.readFileSync(`/proc/${infoA.pid}/environ`, 'utf8').split('\0');
+    const token = env.find((e) => e.startsWith('CRONIUM_API_TOKEN='))!.slice(18);
+    expect(token.split('.')).toHaveLength(3);
+
+    const probe = `
+import json, socket, urllib.request, urllib.error
+out = {}
+def attempt(name, f):
+    try:
+        f(); out[name] = "ok"
+    except PermissionError: out[name] = "denied"
+    except urllib.error.HTTPError as e: out[name] = e.code
+    except Exception as e: out[name] = type(e).__name__
+attempt("environ", lambda: open("/proc/${infoA.pid}/environ").read())
+attempt("rundir", lambda: open(${JSON.stringify(infoA.dir)} + "/env").read())
+def sock():
+    s = socket.socket(socket.AF_UNIX); s.connect(${JSON.stringify(infoA.sock)})
+attempt("socket", sock)
+def other_tunnel():
+    req = urllib.request.Request(${JSON.stringify(infoB.ep)} + "/runtime/v1/input")
+    req.add_header("Authorization", "Bearer " + ${JSON.stringify(token)})
+    urllib.request.urlopen(req, timeout=5).read()
+attempt("stolenTokenElsewhere", other_tunnel)
+print(json.dumps(out))
+`;
+    // not execFileSync: the service under test runs in this process and must answer
+    const { stdout } = await promisify(execFile)('runuser', [
+      '-u',
+      NEIGHBOUR,
+      '--',
+      'python3',
+      '-c',
+      probe,
+    ]);
+    const res = JSON.parse(stdout);
+    expect(res).toEqual({
+      environ: 'denied',
+      rundir: 'denied',
+      socket: 'denied',
+      stolenTokenElsewhere: 401,
+    });
+    fs.writeFileSync(go, '');
+    for (const id of [a, b]) {
+      expect((await waitForExecution(t, id)).status).toBe('succeeded');
+    }
   });
 });
