@@ -287,6 +287,35 @@ describe('a network that drops, stalls or crawls (TCP proxy to a real sshd)', ()
     await nextJobSucceeds(t, serverId);
   });
 
+  it("dropped while python's API-mode helpers talk through the run's Unix socket: the socket is forwarded again and the calls go on", async () => {
+    const id = await submit(t, serverId, {
+      helperMode: 'api',
+      input: { n: 3 },
+      script: {
+        type: 'python',
+        content: [
+          'import os, time',
+          'assert os.environ["CRONIUM_API_SOCKET"].endswith(".sock")',
+          'print("before", cronium.input()["n"], flush=True)',
+          'time.sleep(1.5)',
+          // after the drop: the same socket path, forwarded again on the new connection
+          'cronium.setVariable("after-drop", {"ok": True})',
+          'cronium.output({"n": cronium.input()["n"] + 1})',
+          'print("after", flush=True)',
+        ].join('\n'),
+      },
+    });
+    await waitForLine(t, id, 'before 3');
+    proxy.drop();
+    const ex = await waitForExecution(t, id);
+    expect(ex.targets[0]).toMatchObject({ status: 'succeeded', exitCode: 0, output: { n: 4 } });
+    const logs = await logsOf(t, id);
+    expect(lines(logs, 'stdout')).toEqual(['before 3', 'after']);
+    expect(logs.some((l) => /^connection lost; re-attached/.test(l.text))).toBe(true);
+    const v = await t.http().get('/v1/variables/default/after-drop').set(t.auth);
+    expect(v.body.value).toEqual({ ok: true });
+  });
+
   it('stalled longer than the keepalive: the dead connection is noticed, re-attached, nothing lost', async () => {
     const id = await submit(t, serverId, {
       script: {
