@@ -152,7 +152,21 @@ function deleteAt(base: Record<string, unknown>, at: string): Record<string, unk
   return copy;
 }
 
-type Kind = 'str' | 'nullableStr' | 'int' | 'bool' | 'strArr' | 'obj' | 'enum' | 'env' | 'errors';
+type Kind =
+  | 'str'
+  | 'nullableStr'
+  | 'int'
+  | 'nullableInt'
+  | 'bool'
+  | 'nullableBool'
+  | 'strArr'
+  | 'obj'
+  | 'enum'
+  | 'nullableEnum'
+  | 'env'
+  | 'nullableEnv'
+  | 'errors';
+const notNull = (xs: string[]) => xs.filter((x) => x !== 'null');
 const WRONG: Record<Kind, string[]> = {
   str: ['1', 'true', '[]', '{}', 'null', '["x"]'],
   nullableStr: ['1', 'true', '[]', '{}', '["x"]'],
@@ -163,7 +177,15 @@ const WRONG: Record<Kind, string[]> = {
   enum: ['1', 'null', '[]', '"BASH"', '""', '{}', '"bash "'],
   env: ['"x"', '[]', '1', 'null', '{"A":1}', '{"A":null}', '{"A":[]}', '{"A":{}}', '{"A":true}'],
   errors: ['true', '[]', '{}', '"10"', '"10 %"', '"101%"', '"-1%"', '"1.5%"', '-1', '1.5'],
+  nullableInt: [],
+  nullableBool: [],
+  nullableEnum: [],
+  nullableEnv: [],
 };
+WRONG.nullableInt = notNull(WRONG.int);
+WRONG.nullableBool = notNull(WRONG.bool);
+WRONG.nullableEnum = notNull(WRONG.enum);
+WRONG.nullableEnv = notNull(WRONG.env);
 
 describe('bad input, table-driven: every route, every category', () => {
   let sshd: SshdInstance;
@@ -316,23 +338,25 @@ describe('bad input, table-driven: every route, every category', () => {
     ['tags', 'strArr', false],
     ['baseDir', 'nullableStr', false],
   ];
+  // An optional job field given as null means absent (clients echo the nulls of an
+  // execution view); only the target lists refuse it.
   const JOB_FIELDS: [string, Kind, boolean][] = [
-    ['name', 'str', false],
-    ['jobId', 'str', false],
-    ['eventId', 'str', false],
-    ['userId', 'str', false],
+    ['name', 'nullableStr', false],
+    ['jobId', 'nullableStr', false],
+    ['eventId', 'nullableStr', false],
+    ['userId', 'nullableStr', false],
     ['script', 'obj', true],
     ['script.type', 'enum', true],
     ['script.content', 'str', true],
     ['targets', 'obj', true],
     ['targets.serverIds', 'strArr', false],
     ['targets.tags', 'strArr', false],
-    ['env', 'env', false],
-    ['timeoutSeconds', 'int', false],
-    ['helperMode', 'enum', false],
-    ['concurrency', 'int', false],
+    ['env', 'nullableEnv', false],
+    ['timeoutSeconds', 'nullableInt', false],
+    ['helperMode', 'nullableEnum', false],
+    ['concurrency', 'nullableInt', false],
     ['maxErrors', 'errors', false],
-    ['failFast', 'bool', false],
+    ['failFast', 'nullableBool', false],
   ];
   interface Route {
     api: 'rest' | 'runtime';
@@ -749,7 +773,7 @@ describe('bad input, table-driven: every route, every category', () => {
     const cases: Case[] = [];
     for (const r of routes()) {
       const arrays = r.fields
-        .filter(([, k]) => k === 'strArr' || k === 'obj' || k === 'env')
+        .filter(([, k]) => k === 'strArr' || k === 'obj' || k === 'env' || k === 'nullableEnv')
         .map(([f]) => f);
       for (const f of [...r.free, ...arrays]) {
         for (const n of [65, 1000, 100_000]) {

@@ -27,7 +27,7 @@ export const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** What is wrong with a job's `env` map, or null (undefined: no env). */
 export function envProblem(value: unknown): string | null {
-  if (value === undefined) return null;
+  if (value === undefined || value === null) return null; // null: no env, as for the others
   const problem = (why: string) => `env: ${why}`;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return problem('must be an object of NAME: "value" pairs');
@@ -87,12 +87,12 @@ export class TargetsDto {
 }
 
 export class CreateJobDto {
-  @ApiPropertyOptional() @IsOptionalNotNull() @IsString() @MaxLength(200) name?: string;
-  @ApiPropertyOptional() @IsOptionalNotNull() @IsString() @MaxLength(200) jobId?: string;
-  @ApiPropertyOptional() @IsOptionalNotNull() @IsString() @MaxLength(200) eventId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(200) name?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(200) jobId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(200) eventId?: string;
 
   @ApiPropertyOptional({ description: 'Scopes runtime variables; `default` when absent' })
-  @IsOptionalNotNull()
+  @IsOptional()
   @Matches(/^[A-Za-z0-9_.:@-]{1,200}$/, { message: 'userId must be 1-200 of [A-Za-z0-9_.:@-]' })
   userId?: string;
 
@@ -119,19 +119,19 @@ export class CreateJobDto {
   input?: unknown;
 
   @ApiPropertyOptional({ minimum: 1 })
-  @IsOptionalNotNull()
+  @IsOptional()
   @IsInt()
   @Min(1)
   @Max(7 * 24 * 3600)
   timeoutSeconds?: number;
 
   @ApiPropertyOptional({ enum: [...HELPER_MODES], default: 'auto' })
-  @IsOptionalNotNull()
+  @IsOptional()
   @IsIn(HELPER_MODES)
   helperMode?: HelperMode;
 
   @ApiPropertyOptional({ minimum: 1, default: 50 })
-  @IsOptionalNotNull()
+  @IsOptional()
   @IsInt()
   @Min(1)
   @Max(10000)
@@ -142,5 +142,5 @@ export class CreateJobDto {
   @Validate(MaxErrorsRule)
   maxErrors?: number | string;
 
-  @ApiPropertyOptional() @IsOptionalNotNull() @IsBoolean() failFast?: boolean;
+  @ApiPropertyOptional() @IsOptional() @IsBoolean() failFast?: boolean;
 }
