@@ -241,7 +241,10 @@ while not os.path.exists(${JSON.stringify(tokenFile + '.go')}): time.sleep(0.05)
     });
     await eventually(async () => fs.existsSync(tokenFile), 15000);
     const tokenA = fs.readFileSync(tokenFile, 'utf8');
-    const epA = (await results(t, a.body.id)).port;
+    // A printed its endpoint before it wrote the token file; the log may lag a little
+    let epA: string | undefined;
+    await eventually(async () => !!(epA = (await results(t, a.body.id)).port), 10000);
+    expect(epA).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const scriptB =
       PY_HTTP +
       `
