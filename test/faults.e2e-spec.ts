@@ -433,3 +433,72 @@ describe('the service killed mid-run (real process, real sshd)', () => {
     }
   });
 });
+
+describe('a hand-over on a frozen host (real process, real sshd)', () => {
+  let sshd: SshdInstance;
+  beforeAll(async () => {
+    sshd = await startSshd();
+  });
+  afterAll(async () => {
+    await sshd?.thaw().catch(() => undefined);
+    await sshd?.stop();
+  });
+
+  it('SIGTERM with shutdown.handover does not wait for the keepalive; thawed and started again, the run is re-attached', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-handover-'));
+    const start = () =>
+      startServiceProcess({
+        dataDir,
+        token: TEST_TOKEN,
+        env: {
+          NODE_ENV: 'test',
+          CRONIUM_CONFIG: TEST_YAML,
+          CRONIUM__SHUTDOWN__HANDOVER: 'true',
+          // the keepalive alone would take 30 s to notice the frozen host
+          CRONIUM__SSH__KEEPALIVE_INTERVAL_MS: '10000',
+          CRONIUM__SSH__KEEPALIVE_COUNT_MAX: '3',
+        },
+        stdio: 'ignore',
+      });
+    let first: ServiceProcess | null = await start();
+    let second: ServiceProcess | null = null;
+    try {
+      await first.waitReady();
+      const srv = await first.registerServer(sshd, { name: 'frozen', baseDir: `${sshd.dir}/h` });
+      const job = await first.api('POST', '/v1/jobs', {
+        script: {
+          type: 'bash',
+          content: 'for i in $(seq 1 20); do echo "tick $i"; sleep 0.25; done; exit 6',
+        },
+        targets: { serverIds: [srv.body.id] },
+      });
+      expect(job.status).toBe(202);
+      for (let i = 0; ; i++) {
+        const logs = (await first.api('GET', `/v1/executions/${job.body.id}/logs`)).body.entries;
+        if (logs.some((e: any) => e.text === 'tick 2')) break;
+        if (i > 400) throw new Error('the script never printed tick 2');
+        await sleep(25);
+      }
+      await sshd.freeze();
+      const t0 = Date.now();
+      await first.stop('SIGTERM', 30_000);
+      const took = Date.now() - t0;
+      expect(await first.exited).toBe(0);
+      first = null;
+      // the channel close gets no answer: the connection is dropped after a second
+      expect(took).toBeLessThan(8000);
+
+      await sshd.thaw();
+      second = await start();
+      await second.waitReady();
+      const done = await second.waitForExecution(job.body.id, { timeoutMs: 60000 });
+      expect(done.targets[0]).toMatchObject({ status: 'failed', exitCode: 6 });
+      const logs = (await second.api('GET', `/v1/executions/${job.body.id}/logs`)).body.entries;
+      expect(lines(logs, 'stdout')).toEqual(Array.from({ length: 20 }, (_, i) => `tick ${i + 1}`));
+    } finally {
+      await first?.stop('SIGKILL');
+      await second?.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

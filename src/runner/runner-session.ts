@@ -137,11 +137,20 @@ export class RunnerSession {
 
   /**
    * Stops following without a word to the runner: the run goes on under its lease, for
-   * whoever attaches next (a hand-over). The session then ends as lost.
+   * whoever attaches next (a hand-over). The session then ends as lost. A channel whose
+   * close is not answered within HARD_STOP_MARGIN_MS (a frozen host) drops the connection,
+   * so a hand-over never waits for the keepalive.
    */
   detach(): void {
     this.detached = true;
-    this.channel?.close();
+    const ch = this.channel;
+    if (!ch) return;
+    ch.close();
+    const t = setTimeout(() => {
+      if (this.channel === ch) this.conn.destroy('the host did not answer a hand-over');
+    }, HARD_STOP_MARGIN_MS);
+    t.unref();
+    ch.once('close', () => clearTimeout(t));
   }
 
   private async follow(
