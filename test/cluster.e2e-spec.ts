@@ -276,6 +276,24 @@ describe('a cluster of replicas (PostgreSQL + Redis + BullMQ)', () => {
     expect(list.items.filter((e: any) => e.id === x.id)).toHaveLength(1);
     expect(list.items).toHaveLength(1);
     expect((await b.waitForExecution(x.id, { timeoutMs: 30_000 })).status).toBe('succeeded');
+
+    // the long-poll on either replica is woken by the end, wherever the job runs
+    const slow = await submit(a, {
+      script: { type: 'bash', content: 'sleep 1.5; echo late' },
+      targets: { serverIds: [serverId] },
+    });
+    const t0 = Date.now();
+    const [wa, wb] = await Promise.all(
+      [a, b].map((svc) =>
+        svc.api('GET', `/v1/executions/${slow}?wait=30`).then((r) => ({ r, ms: Date.now() - t0 })),
+      ),
+    );
+    for (const w of [wa, wb]) {
+      expect(w.r.status).toBe(200);
+      expect(w.r.body.status).toBe('succeeded');
+      expect(w.r.body.targets[0]).toMatchObject({ status: 'succeeded', exitCode: 0 });
+      expect(w.ms).toBeLessThan(15_000); // woken by the end, not by the 30 s wait running out
+    }
   });
 });
 

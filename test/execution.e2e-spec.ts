@@ -291,6 +291,44 @@ describe('running a script on one server (real sshd)', () => {
     expect(await eventually(async () => !fs.existsSync(path.join(mnt, own!)), 5000)).toBe(true);
   });
 
+  it('GET ?wait= answers at the end of the execution, or with the current view when the wait runs out; bad waits are 400', async () => {
+    const res = await submit({ script: { type: 'bash', content: 'sleep 1; echo done; exit 2' } });
+    const id = res.body.id;
+    let t0 = Date.now();
+    const ended = await t.http().get(`/v1/executions/${id}?wait=20`).set(t.auth);
+    expect(ended.status).toBe(200);
+    expect(ended.body.status).toBe('failed');
+    expect(ended.body.finishedAt).not.toBeNull();
+    expect(ended.body.targets[0]).toMatchObject({ status: 'failed', exitCode: 2 });
+    expect(Date.now() - t0).toBeLessThan(10_000); // the end woke it, not the 20 s
+    // every line is there once it says so
+    expect((await logsOf(t, id)).some((l) => l.text === 'done')).toBe(true);
+    // already ended: at once
+    t0 = Date.now();
+    expect((await t.http().get(`/v1/executions/${id}?wait=60`).set(t.auth)).body.status).toBe(
+      'failed',
+    );
+    expect(Date.now() - t0).toBeLessThan(2000);
+
+    // the wait runs out first: the view as it is
+    const long = await submit({ script: { type: 'bash', content: 'sleep 30' } });
+    t0 = Date.now();
+    const still = await t.http().get(`/v1/executions/${long.body.id}?wait=1`).set(t.auth);
+    const took = Date.now() - t0;
+    expect(still.status).toBe(200);
+    expect(['queued', 'running']).toContain(still.body.status);
+    expect(took).toBeGreaterThanOrEqual(900);
+    expect(took).toBeLessThan(5000);
+    await t.http().post(`/v1/executions/${long.body.id}/cancel`).set(t.auth);
+
+    for (const q of ['wait=61', 'wait=-1', 'wait=abc', 'wait=1.5', 'wait=0x10', 'bogus=1']) {
+      const bad = await t.http().get(`/v1/executions/${id}?${q}`).set(t.auth);
+      expect([q, bad.status]).toEqual([q, 400]);
+      expect(bad.body).toMatchObject({ statusCode: 400, error: 'Bad Request' });
+    }
+    await waitForExecution(t, long.body.id);
+  });
+
   it('returns the same execution for a retried POST with the same Idempotency-Key', async () => {
     const key = `key-${uniq()}`;
     const body = { script: { type: 'bash', content: 'echo once' } };

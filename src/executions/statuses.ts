@@ -29,3 +29,11 @@ export const EXECUTION_STATUSES = [
 ] as const;
 
 export type ExecutionStatus = (typeof EXECUTION_STATUSES)[number];
+
+/** An execution in one of these has ended for good. */
+export const FINAL_EXECUTION_STATUSES: readonly ExecutionStatus[] = [
+  'succeeded',
+  'failed',
+  'partial',
+  'cancelled',
+];

@@ -1,7 +1,7 @@
 import { Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { ListExecutionsQuery, LogsQuery } from './dto/list-query.dto';
+import { GetExecutionQuery, ListExecutionsQuery, LogsQuery } from './dto/list-query.dto';
 import { JobsService } from './jobs.service';
 
 @ApiTags('executions')
@@ -17,9 +17,11 @@ export class ExecutionsController {
   }
 
   @Get(':id')
-  @ApiOperation({ summary: 'One execution with its per-server results' })
-  get(@Param('id') id: string) {
-    return this.jobs.view(id);
+  @ApiOperation({
+    summary: 'One execution with its per-server results; ?wait=N waits up to N s for its end',
+  })
+  get(@Param('id') id: string, @Query() q: GetExecutionQuery) {
+    return q.wait ? this.jobs.waitForEnd(id, q.wait) : this.jobs.view(id);
   }
 
   @Post(':id/cancel')

@@ -22,6 +22,7 @@ import type { ServersService, TargetSelector } from '../servers/servers.service'
 import type { SshEndpoint } from '../ssh/ssh.types';
 import type { CreateJobDto } from './dto/create-job.dto';
 import { JobsService } from './jobs.service';
+import { ExecutionEventsService } from '../status/execution-events.service';
 
 // ---------------------------------------------------------------- fakes of our own ports
 
@@ -177,6 +178,7 @@ describe('JobsService', () => {
       servers as unknown as ServersService,
       executor as unknown as ExecutorService,
       {} as ExecutionEventsRepository,
+      new ExecutionEventsService(),
     );
   });
 

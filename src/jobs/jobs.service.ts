@@ -19,6 +19,8 @@ import type { ExecutionEventRecord, ExecutionRecord } from '../executions/record
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { ServersService } from '../servers/servers.service';
+import { FINAL_EXECUTION_STATUSES, type ExecutionStatus } from '../executions/statuses';
+import { ExecutionEventsService } from '../status/execution-events.service';
 import { CreateJobDto } from './dto/create-job.dto';
 import { DEFAULT_LIST_LIMIT, ListExecutionsQuery, LogsQuery } from './dto/list-query.dto';
 import { decodeCursor, encodeCursor } from './execution-cursor';
@@ -41,11 +43,16 @@ export class JobsService {
     private readonly servers: ServersService,
     private readonly executor: ExecutorService,
     private readonly events: ExecutionEventsRepository,
+    private readonly feed: ExecutionEventsService,
   ) {}
 
-  /** Graceful shutdown: refuse new jobs from now on. */
+  /** Long-polls waiting now: a shutdown answers them at once (with the current view). */
+  private readonly waiting = new Set<() => void>();
+
+  /** Graceful shutdown: refuse new jobs from now on, and answer every long-poll. */
   stopAccepting(): void {
     this.accepting = false;
+    for (const stop of this.waiting) stop();
   }
 
   /**
@@ -150,6 +157,52 @@ export class JobsService {
     const found = isUuid(id) ? await this.repo.find(id) : null;
     if (!found) throw new NotFoundException(`execution ${id} not found`);
     return executionView(found.execution, found.targets);
+  }
+
+  /**
+   * The long-poll: the view as soon as the execution has ended, or after `seconds` with
+   * the view as it is then. Woken by the execution's `end` event (this replica's own, or
+   * relayed from the one that drives it), never by polling. The final status is stored
+   * just after `end` goes out; until it is, the `summary` event before it says it.
+   */
+  async waitForEnd(id: string, seconds: number): Promise<ExecutionView> {
+    const seen: { status: ExecutionStatus | null } = { status: null };
+    let wake: (end: number) => void = () => undefined;
+    const ended = new Promise<number>((resolve) => (wake = resolve));
+    const sub = this.feed.feed$.subscribe((e) => {
+      if (e.executionId !== id) return;
+      if (e.type === 'summary' && e.status) seen.status = e.status as ExecutionStatus;
+      if (e.type === 'end') wake(e.ts);
+    });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const now = await this.view(id); // after subscribing: an end in between is not missed
+      if (FINAL_EXECUTION_STATUSES.includes(now.status as ExecutionStatus)) return now;
+      let stop: () => void = () => undefined;
+      const timeout = new Promise<null>((r) => {
+        stop = () => r(null);
+        timer = setTimeout(stop, seconds * 1000);
+      });
+      if (!this.accepting) stop();
+      this.waiting.add(stop);
+      const endTs = await Promise.race([ended, timeout]).finally(() => this.waiting.delete(stop));
+      const view = await this.view(id);
+      const final = seen.status;
+      if (
+        endTs === null ||
+        !final ||
+        FINAL_EXECUTION_STATUSES.includes(view.status as ExecutionStatus)
+      )
+        return view;
+      return {
+        ...view,
+        status: final,
+        finishedAt: view.finishedAt ?? new Date(endTs).toISOString(),
+      };
+    } finally {
+      sub.unsubscribe();
+      if (timer) clearTimeout(timer);
+    }
   }
 
   /** Newest first; `nextCursor` is set while a full page came back. */

@@ -27,6 +27,25 @@ export class ListExecutionsQuery {
   cursor?: string;
 }
 
+/** The longest `GET /v1/executions/:id?wait=` may hold the request, in seconds. */
+export const MAX_WAIT_SECONDS = 60;
+
+export class GetExecutionQuery {
+  @ApiPropertyOptional({
+    minimum: 0,
+    maximum: MAX_WAIT_SECONDS,
+    description:
+      'Long-poll: answer as soon as the execution has ended, or after this many seconds ' +
+      'with the current view. The way to wait for a job.',
+  })
+  @IsOptional()
+  @QueryInt()
+  @IsInt()
+  @Min(0)
+  @Max(MAX_WAIT_SECONDS)
+  wait?: number;
+}
+
 export class LogsQuery {
   @ApiPropertyOptional({ format: 'uuid' })
   @IsOptional()
