@@ -483,6 +483,10 @@ describe('helper mode against a server that forbids TCP forwarding (real sshd)',
     expect(
       (await logsOf(t, ex.id)).some((l) => l.stream === 'stdout' && l.text === 'bundled'),
     ).toBe(true);
+    // the refusal is remembered on the connection: the next job does not ask again
+    const next = await run('auto');
+    expect(next.targets[0]).toMatchObject({ status: 'succeeded', helperMode: 'bundled' });
+    expect(next.targets[0].fallbackReason).toMatch(/forward.*refused earlier on this connection/i);
   });
 
   it('api fails the target with tunnel_failed', async () => {

@@ -16,6 +16,9 @@ import { RuntimeApiServer } from './runtime-api.server';
 import { RuntimeContext, RuntimeSessionsService } from './runtime-sessions.service';
 import { DEFAULT_SCOPE, VariablesService } from './variables.service';
 
+/** The longest a refused tunnel is remembered before it is asked for again. */
+const TUNNEL_RETRY_MAX_MS = 10 * 60_000;
+
 export interface HelperRequest {
   targetId: string;
   serverId: string;
@@ -86,6 +89,15 @@ export class RuntimeHelpersService {
   private readonly runsDirs = new WeakMap<PooledConnection, Map<string, Promise<string | null>>>();
   /** Connections whose sshd refused a Unix-socket forward: TCP from then on. */
   private readonly noSockets = new WeakSet<PooledConnection>();
+  /**
+   * Connections whose sshd refused the tunnel (AllowTcpForwarding no): `auto` goes
+   * straight to bundled mode on them until `retryAt` (back-off doubling up to
+   * TUNNEL_RETRY_MAX_MS), instead of asking again on every job.
+   */
+  private readonly refused = new WeakMap<
+    PooledConnection,
+    { reason: string; retryAt: number; backoffMs: number }
+  >();
 
   constructor(
     private readonly config: AppConfig,
@@ -128,10 +140,20 @@ export class RuntimeHelpersService {
   async prepare(conn: PooledConnection, req: HelperRequest): Promise<PreparedHelpers> {
     const context = this.contextOf(req, 'api');
     let fallbackReason: string | null = null;
+    const refused = this.refused.get(conn);
+    if (req.mode === 'auto' && refused && Date.now() < refused.retryAt) {
+      this.metrics.tunnels.inc({ result: 'fallback', reason: 'tunnel' });
+      return this.prepareBundled(
+        req,
+        { ...context, helperMode: 'bundled' },
+        `${refused.reason} (refused earlier on this connection; asked again after ${Math.round(refused.backoffMs / 1000)} s)`,
+      );
+    }
     if (req.mode !== 'bundled') {
       const started = performance.now();
       try {
         const prepared = await this.prepareApi(conn, req, context);
+        this.refused.delete(conn);
         prepared.tunnelMs = Math.round(performance.now() - started);
         this.metrics.tunnels.inc({ result: 'api', reason: '' });
         return prepared;
@@ -148,6 +170,8 @@ export class RuntimeHelpersService {
           throw new TargetError('tunnel_failed', reason);
         }
         fallbackReason = reason;
+        const backoffMs = Math.min(TUNNEL_RETRY_MAX_MS, (refused?.backoffMs ?? 15_000) * 2);
+        this.refused.set(conn, { reason, retryAt: Date.now() + backoffMs, backoffMs });
         this.metrics.tunnels.inc({ result: 'fallback', reason: 'tunnel' });
       }
     }
