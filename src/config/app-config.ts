@@ -58,6 +58,8 @@ export class SshConfig {
   @IsInt() @Min(0) keepaliveIntervalMs!: number;
   @IsInt() @Min(1) keepaliveCountMax!: number;
   @IsInt() @Min(1) @Max(1000) maxChannelsPerConnection!: number;
+  /** Connections to one endpoint: a second opens when the first's channels are all busy. */
+  @IsInt() @Min(1) @Max(64) maxConnectionsPerServer!: number;
   @IsInt() @Min(0) idleTimeoutMs!: number;
   @IsInt() @Min(1) maxConcurrentHandshakes!: number;
   @ValidateNested() @Type(() => RetryConfig) connectRetry!: RetryConfig;

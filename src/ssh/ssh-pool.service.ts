@@ -15,7 +15,12 @@ interface Group {
   connections: Connection[];
   connecting: Promise<Connection> | null;
   serverIds: Set<string>;
+  /** No extra connection is tried before this (one just failed). */
+  noExtraUntil: number;
 }
+
+/** How long a failed extra connection keeps a group to the connections it has. */
+const EXTRA_COOLDOWN_MS = 30_000;
 
 /** Waits for `p` unless `signal` aborts first (p itself carries on). */
 function raceAbort<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -84,7 +89,7 @@ export class SshPool implements OnApplicationShutdown {
     const key = this.keyOf(ep);
     let group = this.groups.get(key);
     if (!group) {
-      group = { connections: [], connecting: null, serverIds: new Set() };
+      group = { connections: [], connecting: null, serverIds: new Set(), noExtraUntil: 0 };
       this.groups.set(key, group);
     }
     group.serverIds.add(ep.serverId);
@@ -102,7 +107,11 @@ export class SshPool implements OnApplicationShutdown {
       if (group.connecting) {
         // Share the attempt in flight, including its failure: one handshake per group.
         // Only this caller's own signal stops its wait; the attempt goes on for the rest.
-        await raceAbort(group.connecting, signal);
+        // An extra connection that fails only means waiting on the ones there are.
+        const extra = group.connections.length > 0;
+        await raceAbort(group.connecting, signal).catch((e) => {
+          if (!extra || signal?.aborted) throw e;
+        });
         continue;
       }
       if (group.connections.length === 0) {
@@ -110,7 +119,22 @@ export class SshPool implements OnApplicationShutdown {
         if (conn.slots.tryAcquire()) return this.lease(conn);
         continue;
       }
-      // All slots busy: wait for the least busy connection.
+      // All slots busy: below the per-server cap, one more connection (paced like any
+      // handshake); a failure there only means waiting for a slot on the ones there are.
+      if (
+        group.connections.length < this.config.ssh.maxConnectionsPerServer &&
+        Date.now() >= group.noExtraUntil
+      ) {
+        const more = await raceAbort(this.connectInto(group, ep), signal).catch((e) => {
+          if (signal?.aborted) throw e;
+          group.noExtraUntil = Date.now() + EXTRA_COOLDOWN_MS;
+          this.logger.warn(`an extra connection to ${ep.serverName} failed: ${e?.message}`);
+          return null;
+        });
+        if (more?.slots.tryAcquire()) return this.lease(more);
+        if (more) continue;
+      }
+      // Wait for the least busy connection.
       const target = group.connections.reduce((a, b) =>
         a.slots.waiting <= b.slots.waiting ? a : b,
       );

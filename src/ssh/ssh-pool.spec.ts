@@ -186,7 +186,10 @@ describe('SshPool (real sshd)', () => {
   });
 
   it('with maxChannelsPerConnection=2 a third acquire waits for a released lease', async () => {
-    const { pool } = makePool((c) => (c.ssh.maxChannelsPerConnection = 2));
+    const { pool } = makePool((c) => {
+      c.ssh.maxChannelsPerConnection = 2;
+      c.ssh.maxConnectionsPerServer = 1;
+    });
     const ep = endpoint();
     const l1 = await pool.acquire(ep);
     const l2 = await pool.acquire(ep);
@@ -216,8 +219,36 @@ describe('SshPool (real sshd)', () => {
     expect(conn.busy).toBe(0);
   });
 
+  it('with every channel busy, a second connection to the server opens, up to maxConnectionsPerServer', async () => {
+    const { pool } = makePool((c) => {
+      c.ssh.maxChannelsPerConnection = 2;
+      c.ssh.maxConnectionsPerServer = 2;
+    });
+    const ep = endpoint();
+    const leases = [await pool.acquire(ep), await pool.acquire(ep)];
+    leases.push(await pool.acquire(ep)); // the first connection is full: a second one
+    leases.push(await pool.acquire(ep));
+    const ids = new Set(leases.map((l) => l.connection.id));
+    expect(ids.size).toBe(2);
+    expect(pool.size).toBe(2);
+    // four channels at once, two on each connection
+    const outs = await Promise.all(leases.map((l, i) => execCommand(l.connection, `echo ${i}`)));
+    expect(outs.map((o) => o.stdout)).toEqual(['0\n', '1\n', '2\n', '3\n']);
+    // at the cap: the fifth waits for a slot
+    const p5 = pool.acquire(ep);
+    expect(await settledWithin(p5, 300)).toBe(false);
+    expect(pool.size).toBe(2);
+    leases[0].release();
+    const l5 = await p5;
+    expect(ids.has(l5.connection.id)).toBe(true);
+    for (const l of [...leases.slice(1), l5]) l.release();
+  });
+
   it('a waiting acquire is cancelled cleanly by its AbortSignal (abort and timeout)', async () => {
-    const { pool } = makePool((c) => (c.ssh.maxChannelsPerConnection = 2));
+    const { pool } = makePool((c) => {
+      c.ssh.maxChannelsPerConnection = 2;
+      c.ssh.maxConnectionsPerServer = 1;
+    });
     const ep = endpoint();
     const l1 = await pool.acquire(ep);
     const l2 = await pool.acquire(ep);
@@ -475,7 +506,10 @@ describe('SshPool (real sshd)', () => {
   });
 
   it('a lease held across a dropped connection sees connection_lost', async () => {
-    const { pool } = makePool((c) => (c.ssh.maxChannelsPerConnection = 1));
+    const { pool } = makePool((c) => {
+      c.ssh.maxChannelsPerConnection = 1;
+      c.ssh.maxConnectionsPerServer = 1;
+    });
     const ep = endpoint();
     const held = await pool.acquire(ep);
     const waiter = pool.acquire(ep);
