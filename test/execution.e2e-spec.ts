@@ -329,6 +329,29 @@ describe('running a script on one server (real sshd)', () => {
     await waitForExecution(t, long.body.id);
   });
 
+  it('two servers sharing one connection with different base dirs each keep a standby runner, started once the job has ended', async () => {
+    const dirB = `${sshd.dir}/base-b`;
+    const idB = await registerServer(t, sshd, { baseDir: dirB, name: `same-creds-${uniq()}` });
+    // a standby runner prepares runs/.standby-<pid> while it waits for its payload
+    const standbys = async (dir: string) =>
+      fs.readdirSync(path.join(dir, 'runs')).filter((n) => n.startsWith('.standby-')).length;
+    for (let round = 0; round < 2; round++) {
+      for (const id of [serverId, idB]) {
+        const res = await t
+          .http()
+          .post('/v1/jobs')
+          .set(t.auth)
+          .send({ script: { type: 'bash', content: 'echo hi' }, targets: { serverIds: [id] } });
+        expect((await waitForExecution(t, res.body.id)).status).toBe('succeeded');
+      }
+    }
+    // one waiting runner per base dir on the shared connection (none would mean every job
+    // pays for a session and a login shell)
+    expect(await eventually(async () => (await standbys(baseDir)) === 1, 5000)).toBe(true);
+    expect(await eventually(async () => (await standbys(dirB)) === 1, 5000)).toBe(true);
+    await t.http().delete(`/v1/servers/${idB}`).set(t.auth);
+  });
+
   it('returns the same execution for a retried POST with the same Idempotency-Key', async () => {
     const key = `key-${uniq()}`;
     const body = { script: { type: 'bash', content: 'echo once' } };

@@ -3,8 +3,11 @@ import type { RetryPolicy } from '../common/backoff';
 import { openChannel } from '../ssh/run-command';
 import type { PooledConnection } from '../ssh/ssh.types';
 
-/** The longest a job's channel delays the opening of the next standby (see prepareAfter). */
-const PREPARE_DELAY_MS = 100;
+/**
+ * Standbys one connection keeps at most: one per runner command (base dir), within the
+ * channels the pool leaves free below sshd's MaxSessions (ssh.maxChannelsPerConnection).
+ */
+const STANDBYS_PER_CONNECTION = 2;
 
 interface Standby {
   command: string;
@@ -14,17 +17,17 @@ interface Standby {
 }
 
 /**
- * Opens runner channels. With prewarming on, each pooled connection keeps one runner
- * already started and blocked on its stdin (a standby): a job takes it and only writes
- * its payload, so opening the session and starting the login shell and the runner are
- * off the job's critical path. The job still uses exactly one exec channel; a new
- * standby is opened in the background for the next job. One standby per connection at
- * most, so the extra session stays within sshd's MaxSessions margin.
+ * Opens runner channels. With prewarming on, each pooled connection keeps a runner
+ * already started and blocked on its stdin (a standby) for each runner command it
+ * serves (one per base dir, up to STANDBYS_PER_CONNECTION): a job takes it and only
+ * writes its payload, so opening the session and starting the login shell and the
+ * runner are off the job's critical path. The job still uses exactly one exec channel;
+ * the next standby is opened once the job's channel has closed, so it never competes
+ * with a running job for the host's CPU.
  */
 export class RunnerChannels {
-  private readonly standby = new WeakMap<PooledConnection, Standby>();
-  private readonly preparing = new WeakSet<PooledConnection>();
-  private readonly mixed = new WeakSet<PooledConnection>();
+  private readonly standby = new WeakMap<PooledConnection, Map<string, Standby>>();
+  private readonly preparing = new WeakMap<PooledConnection, Set<string>>();
 
   constructor(
     private readonly prewarm: boolean,
@@ -32,48 +35,29 @@ export class RunnerChannels {
   ) {}
 
   /**
-   * A channel running `command`: the standby when it runs the same command, else a new
-   * one. Only `run` channels are prepared ahead (an `attach` names one run and is never
-   * a standby).
+   * A channel running `command`: its standby when there is a live one, else a new one.
+   * Only `run` channels are prepared ahead (an `attach` names one run and is never a
+   * standby).
    */
   async open(conn: PooledConnection, command: string, standby = true): Promise<ClientChannel> {
     if (!standby) return this.exec(conn, command);
-    const s = this.standby.get(conn);
-    this.standby.delete(conn);
+    const ready = this.standby.get(conn);
+    const s = ready?.get(command);
+    ready?.delete(command);
     let channel: ClientChannel | null = null;
     if (s) {
       s.detach();
-      if (!s.dead && s.command === command && !conn.closed) channel = s.channel;
-      else {
-        s.channel.close();
-        // Several runners (base dirs) share this connection: a standby would mostly be
-        // thrown away, and closing channels briefly still count against MaxSessions.
-        if (!s.dead) this.mixed.add(conn);
-      }
+      if (!s.dead && !conn.closed) channel = s.channel;
+      else s.channel.close();
     }
     channel ??= await this.exec(conn, command);
-    if (this.prewarm && !this.mixed.has(conn)) this.prepareAfter(conn, command, channel);
+    if (this.prewarm) this.prepareAfter(conn, command, channel);
     return channel;
   }
 
-  /**
-   * The next standby is opened once this channel's output ends (a short job: its login
-   * shell and the runner's standby work then do not compete for the CPU with the job),
-   * or after PREPARE_DELAY_MS (a long job, or concurrent ones on the connection).
-   */
+  /** The next standby for `command` is opened once this channel has closed. */
   private prepareAfter(conn: PooledConnection, command: string, channel: ClientChannel): void {
-    let timer: NodeJS.Timeout | null = null;
-    const go = () => {
-      if (timer) clearTimeout(timer);
-      timer = null;
-      channel.removeListener('end', go);
-      channel.removeListener('close', go);
-      this.prepare(conn, command);
-    };
-    channel.once('end', go);
-    channel.once('close', go);
-    timer = setTimeout(go, PREPARE_DELAY_MS);
-    timer.unref();
+    channel.once('close', () => this.prepare(conn, command));
   }
 
   /** A channel refused during a MaxSessions burst is tried again (openChannel). */
@@ -81,27 +65,37 @@ export class RunnerChannels {
     return openChannel(conn, command, this.openRetry);
   }
 
-  /** Drops the standby of a connection (e.g. its runner was redeployed). */
+  /** Drops the standbys of a connection (e.g. its runner was redeployed). */
   discard(conn: PooledConnection): void {
-    const s = this.standby.get(conn);
-    if (!s) return;
+    const ready = this.standby.get(conn);
+    if (!ready) return;
     this.standby.delete(conn);
-    s.detach();
-    s.channel.close();
+    for (const s of ready.values()) {
+      s.detach();
+      s.channel.close();
+    }
   }
 
   private prepare(conn: PooledConnection, command: string): void {
-    if (this.preparing.has(conn) || conn.closed) return;
-    this.preparing.add(conn);
+    let ready = this.standby.get(conn);
+    if (!ready) this.standby.set(conn, (ready = new Map()));
+    let preparing = this.preparing.get(conn);
+    if (!preparing) this.preparing.set(conn, (preparing = new Set()));
+    const busy = ready.size + preparing.size;
+    if (conn.closed || ready.has(command) || preparing.has(command)) return;
+    if (busy >= STANDBYS_PER_CONNECTION) return;
+    preparing.add(command);
+    const table = ready;
+    const inFlight = preparing;
     conn.exec(command).then(
       (channel) => {
-        this.preparing.delete(conn);
+        inFlight.delete(command);
         const entry: Standby = { command, channel, dead: false, detach: () => undefined };
         // Any sign of life before a payload means this runner is not usable
         // (e.g. it vanished from the server and the shell complained).
         const onEnd = () => {
           entry.dead = true;
-          if (this.standby.get(conn) === entry) this.standby.delete(conn);
+          if (table.get(command) === entry) table.delete(command);
           entry.detach();
           channel.close(); // a runner that spoke before its payload is of no use
         };
@@ -117,14 +111,14 @@ export class RunnerChannels {
           channel.stderr.removeListener('data', onEnd);
           channel.removeListener('error', onEnd);
         };
-        if (conn.closed || this.standby.has(conn)) {
+        if (conn.closed || table.has(command) || this.standby.get(conn) !== table) {
           entry.detach();
           channel.close();
           return;
         }
-        this.standby.set(conn, entry);
+        table.set(command, entry);
       },
-      () => this.preparing.delete(conn),
+      () => inFlight.delete(command),
     );
   }
 }
