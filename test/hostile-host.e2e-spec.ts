@@ -286,3 +286,61 @@ describe('a fork bomb under executor.maxProcesses', () => {
     expect(next.stdout).toBe('fine');
   });
 });
+
+/**
+ * A user without a home directory: sshd says "Could not chdir to home directory" on
+ * stderr at every login. The standby runner must still be used (one channel per job, no
+ * login on the job's path), and that noise is logged once as a system entry, never as
+ * the script's stderr.
+ */
+describe('a login that prints to stderr (a user without a home directory)', () => {
+  const USER = 'cronium-nohome';
+  let sshd: SshdInstance;
+  let t: TestApp;
+  let serverId: string;
+  let baseDir: string;
+
+  beforeAll(async () => {
+    try {
+      execFileSync('id', ['-u', USER], { stdio: 'pipe' });
+    } catch {
+      execFileSync('useradd', ['-M', '-d', `/nonexistent/${USER}`, '-s', '/bin/bash', USER], {
+        stdio: 'pipe',
+      });
+    }
+    execFileSync('usermod', ['-p', '*', USER], { stdio: 'pipe' }); // unlocked, no password
+    sshd = await startSshd();
+    baseDir = path.join(sshd.dir, 'nohome');
+    fs.mkdirSync(baseDir, { mode: 0o700 });
+    execFileSync('chown', [USER, baseDir]);
+    t = await startApp();
+    serverId = await registerServer(t, sshd, { username: USER, baseDir });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await sshd?.stop();
+  });
+
+  it('keeps its standby runner, and the noise is one system entry, never script stderr', async () => {
+    const noise = /Could not chdir to home directory/;
+    const runs = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await runJob(t, serverId, { script: { type: 'bash', content: `echo run-${i}` } });
+      expect(r.target).toMatchObject({ status: 'succeeded', exitCode: 0 });
+      expect(r.stdout).toBe(`run-${i}`);
+      expect(r.stderr).not.toMatch(noise);
+      runs.push(r);
+      // a standby waits for the next job (it used to be thrown away on the first stderr byte)
+      const standby = () =>
+        fs.readdirSync(path.join(baseDir, 'runs')).some((n) => n.startsWith('.standby-'));
+      for (let w = 0; w < 50 && !standby(); w++) await new Promise((r) => setTimeout(r, 100));
+      expect(standby()).toBe(true);
+    }
+    const told = [];
+    for (const r of runs) {
+      const logs = await logsOf(t, r.ex.id);
+      told.push(...logs.filter((l) => l.stream === 'system' && noise.test(l.text)));
+    }
+    expect(told).toHaveLength(1);
+  });
+});

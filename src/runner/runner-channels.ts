@@ -16,6 +16,9 @@ interface Standby {
   detach: () => void;
 }
 
+/** What a standby's login environment may print on stderr that is kept for the job. */
+const NOISE_MAX = 4096;
+
 /**
  * Opens runner channels. With prewarming on, each pooled connection keeps a runner
  * already started and blocked on its stdin (a standby) for each runner command it
@@ -28,6 +31,9 @@ interface Standby {
 export class RunnerChannels {
   private readonly standby = new WeakMap<PooledConnection, Map<string, Standby>>();
   private readonly preparing = new WeakMap<PooledConnection, Set<string>>();
+  /** What a standby's login shell printed on stderr before its job: the job's to log. */
+  private readonly noise = new WeakMap<ClientChannel, Buffer>();
+  private readonly told = new WeakSet<PooledConnection>();
 
   constructor(
     private readonly prewarm: boolean,
@@ -53,6 +59,26 @@ export class RunnerChannels {
     channel ??= await this.exec(conn, command);
     if (this.prewarm) this.prepareAfter(conn, command, channel);
     return channel;
+  }
+
+  /**
+   * What the login environment printed on stderr while `channel` waited as a standby
+   * (sshd's "Could not chdir to home directory", a chatty profile), handed over once.
+   */
+  takeNoise(channel: ClientChannel): Buffer | null {
+    const n = this.noise.get(channel) ?? null;
+    this.noise.delete(channel);
+    return n;
+  }
+
+  /**
+   * True the first time a job on `conn` has login noise to log: every login on the
+   * connection says the same, so it is logged once per connection, not on every job.
+   */
+  firstNoise(conn: PooledConnection): boolean {
+    if (this.told.has(conn)) return false;
+    this.told.add(conn);
+    return true;
   }
 
   /** The next standby for `command` is opened once this channel has closed. */
@@ -91,8 +117,15 @@ export class RunnerChannels {
       (channel) => {
         inFlight.delete(command);
         const entry: Standby = { command, channel, dead: false, detach: () => undefined };
-        // Any sign of life before a payload means this runner is not usable
-        // (e.g. it vanished from the server and the shell complained).
+        // stdout before a payload, or the end of the channel, means this runner is not
+        // usable (e.g. it vanished from the server and the shell said so, then exited).
+        // stderr alone is the login environment talking: kept for the job, not fatal.
+        const onNoise = (chunk: Buffer) => {
+          const had = this.noise.get(channel) ?? Buffer.alloc(0);
+          if (had.length < NOISE_MAX) {
+            this.noise.set(channel, Buffer.concat([had, chunk]).subarray(0, NOISE_MAX));
+          }
+        };
         const onEnd = () => {
           entry.dead = true;
           if (table.get(command) === entry) table.delete(command);
@@ -102,13 +135,13 @@ export class RunnerChannels {
         channel.on('close', onEnd);
         channel.on('exit', onEnd);
         channel.on('data', onEnd);
-        channel.stderr.on('data', onEnd);
+        channel.stderr.on('data', onNoise);
         channel.on('error', onEnd);
         entry.detach = () => {
           channel.removeListener('close', onEnd);
           channel.removeListener('exit', onEnd);
           channel.removeListener('data', onEnd);
-          channel.stderr.removeListener('data', onEnd);
+          channel.stderr.removeListener('data', onNoise);
           channel.removeListener('error', onEnd);
         };
         if (conn.closed || table.has(command) || this.standby.get(conn) !== table) {

@@ -161,6 +161,9 @@ export class RunnerSession {
     const started = performance.now();
     const channel = await this.channels.open(this.conn, command, standby);
     this.channel = channel;
+    // a standby's login noise: as if it had just arrived (logged once, at the ready line)
+    const noise = this.channels.takeNoise(channel);
+    if (noise) this.onStderr(noise);
     return new Promise<RunnerExit>((resolve) => {
       let done = false;
       const finish = () => {
@@ -232,7 +235,9 @@ export class RunnerSession {
     // Following from the middle of a line (a drop cut it): no trailer starts there.
     this.lineStart = !this.opts.stdout.hasPending();
     this.opts.onReady(ready);
-    if (this.earlyErr.length) this.opts.onNoise(this.earlyErr.toString('utf8').trim());
+    if (this.earlyErr.length && this.channels.firstNoise(this.conn)) {
+      this.opts.onNoise(this.earlyErr.toString('utf8').trim());
+    }
     this.earlyErr = EMPTY;
     this.heartbeat = setInterval(() => this.send('hb'), this.opts.heartbeatMs);
     this.heartbeat.unref();
