@@ -4,6 +4,9 @@
  *
  *   cronium    POST /v1/jobs → GET /v1/executions/:id until a final status (pooled SSH
  *              connection and cached runner, i.e. the warm path)
+ *   cronium-wait  POST /v1/jobs → one GET /v1/executions/:id?wait=60 (the long-poll)
+ *   ssh2-raw   ssh2 `exec('echo ok')` on an established connection with TCP_NODELAY: the
+ *              floor (open a session channel, run the command through the login shell)
  *   ssh-mux    `ssh ... 'echo ok'` over an established ControlMaster connection
  *   ssh-fresh  `ssh ... 'echo ok'` with a new connection each time (context only, N/4 runs)
  *
@@ -13,6 +16,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Client } from 'ssh2';
 import { ensureTestUser, SshdInstance, startSshd } from '../test/support/sshd';
 import {
   envCount,
@@ -36,8 +40,8 @@ const FRESH_EVERY = 4; // ssh-fresh runs once every FRESH_EVERY rounds
 const POLL_MS = envCount('BENCH_POLL_MS', 1); // pause between GETs
 const SSH = '/usr/bin/ssh';
 
-type Tool = 'cronium' | 'ssh-mux' | 'ssh-fresh';
-const TOOLS: Tool[] = ['cronium', 'ssh-mux', 'ssh-fresh'];
+type Tool = 'cronium' | 'cronium-wait' | 'ssh2-raw' | 'ssh-mux' | 'ssh-fresh';
+const TOOLS: Tool[] = ['cronium', 'cronium-wait', 'ssh2-raw', 'ssh-mux', 'ssh-fresh'];
 
 interface CroniumSample {
   totalMs: number;
@@ -53,6 +57,8 @@ interface UserCtx {
   user: string;
   serverId: string;
   cronium: CroniumSample[];
+  croniumWait: number[];
+  raw: number[];
   sshMux: number[];
   sshFresh: number[];
 }
@@ -129,8 +135,64 @@ async function main(): Promise<void> {
       username: user,
       baseDir: baseDirOf(user),
     });
-    ctx.push({ user, serverId: r.body.id, cronium: [], sshMux: [], sshFresh: [] });
+    ctx.push({
+      user,
+      serverId: r.body.id,
+      cronium: [],
+      croniumWait: [],
+      raw: [],
+      sshMux: [],
+      sshFresh: [],
+    });
   }
+
+  // The floor: one ssh2 connection per user, TCP_NODELAY, an exec channel per sample.
+  const rawClients = new Map<string, Client>();
+  for (const user of users) {
+    const client = new Client();
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', () => resolve());
+      client.once('error', reject);
+      client.connect({
+        host: '127.0.0.1',
+        port: sshd.port,
+        username: user,
+        privateKey: fs.readFileSync(keyFile),
+      });
+    });
+    client.setNoDelay(true);
+    rawClients.set(user, client);
+    onCleanup(`ssh2 ${user}`, async () => void client.end());
+  }
+  const rawExec = (user: string) =>
+    new Promise<number>((resolve, reject) => {
+      const t0 = nowMs();
+      let out = '';
+      rawClients.get(user)!.exec('echo ok', (err, ch) => {
+        if (err) return reject(err);
+        ch.on('data', (d: Buffer) => (out += d.toString()));
+        ch.stderr.resume();
+        ch.on('close', () =>
+          out === 'ok\n' ? resolve(nowMs() - t0) : reject(new Error(`ssh2 raw: ${out}`)),
+        );
+      });
+    });
+
+  /** A job waited for with the long-poll: one GET, answered at its end. */
+  const waitedJob = async (c: UserCtx): Promise<number> => {
+    const t0 = nowMs();
+    const res = await api('POST', '/v1/jobs', {
+      script: { type: 'bash', content: 'echo ok' },
+      targets: { serverIds: [c.serverId] },
+    });
+    if (res.status !== 202) throw new Error(`POST /v1/jobs: ${res.status}`);
+    for (;;) {
+      const ex = await api('GET', `/v1/executions/${res.body.id}?wait=60`);
+      if (ex.body.status === 'succeeded') return nowMs() - t0;
+      if (['failed', 'partial', 'cancelled'].includes(ex.body.status))
+        throw new Error(`cronium-wait job as ${c.user} ended ${ex.body.status}`);
+    }
+  };
 
   const job = async (c: UserCtx): Promise<{ sample: CroniumSample; id: string }> => {
     const t0 = nowMs();
@@ -192,6 +254,12 @@ async function main(): Promise<void> {
         c.cronium.push((await job(c)).sample);
       });
       tasks.push(async () => {
+        c.croniumWait.push(await waitedJob(c));
+      });
+      tasks.push(async () => {
+        c.raw.push(await rawExec(c.user));
+      });
+      tasks.push(async () => {
         const r = await sshMux(c.user);
         checkSsh(r, `ssh-mux as ${c.user}`);
         c.sshMux.push(r.ms);
@@ -214,9 +282,12 @@ async function main(): Promise<void> {
   const results: Record<string, any> = {};
   const rows: string[][] = [];
   const ratios: Record<string, { p50: number; p95: number }> = {};
+  const floors: Record<string, { waitVsMux: number; waitVsRaw: number }> = {};
   for (const c of ctx) {
     const series: Record<Tool, number[]> = {
       cronium: c.cronium.map((s) => s.totalMs),
+      'cronium-wait': c.croniumWait,
+      'ssh2-raw': c.raw,
       'ssh-mux': c.sshMux,
       'ssh-fresh': c.sshFresh,
     };
@@ -232,6 +303,10 @@ async function main(): Promise<void> {
     ratios[c.user] = {
       p50: st.cronium.p50 / st['ssh-mux'].p50,
       p95: st.cronium.p95 / st['ssh-mux'].p95,
+    };
+    floors[c.user] = {
+      waitVsMux: st['cronium-wait'].p50 / st['ssh-mux'].p50,
+      waitVsRaw: st['cronium-wait'].p50 / st['ssh2-raw'].p50,
     };
     const phases = {
       connectMs: median(c.cronium.map((s) => s.connectMs)),
@@ -249,8 +324,14 @@ async function main(): Promise<void> {
       ),
       croniumMedians: phases,
       ratio: { p50: round2(ratios[c.user].p50), p95: round2(ratios[c.user].p95) },
+      longPoll: {
+        vsSshMuxP50: round2(floors[c.user].waitVsMux),
+        vsRawP50: round2(floors[c.user].waitVsRaw),
+      },
       samples: {
         cronium: c.cronium.map((s) => ({ ...s, totalMs: round2(s.totalMs) })),
+        'cronium-wait': c.croniumWait.map(round2),
+        'ssh2-raw': c.raw.map(round2),
         'ssh-mux': c.sshMux.map(round2),
         'ssh-fresh': c.sshFresh.map(round2),
       },
@@ -270,7 +351,15 @@ async function main(): Promise<void> {
         ` createdAt→finishedAt ${p.serviceMs} ms, polls ${p.polls}`,
     );
   }
-  console.log(`\ngoal: cronium p50 <= ssh-mux p50 (ratio <= 1.00)`);
+  for (const c of ctx) {
+    const f = floors[c.user];
+    console.log(
+      `${c.user.padEnd(widths[1])}  cronium-wait p50: ${f.waitVsRaw.toFixed(2)}x the ssh2 floor, ${f.waitVsMux.toFixed(2)}x ssh-mux`,
+    );
+  }
+  console.log(
+    `\ngoals: cronium p50 <= ssh-mux p50; with the long-poll <= 3x the floor, <= 0.75x ssh-mux`,
+  );
 
   writeResults('warm-latency', started, {
     params: { N, freshEvery: FRESH_EVERY, pollMs: POLL_MS, script: 'echo ok (bash)' },
