@@ -8,7 +8,12 @@ import { isUtf8 } from 'node:buffer';
 import type { Server } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { deeperThan, loneSurrogateAt, tooDeepMessage } from './common/json-depth';
+import {
+  deeperThan,
+  loneSurrogateAt,
+  loneSurrogateMessage,
+  tooDeepMessage,
+} from './common/json-depth';
 import { makeValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
 
@@ -38,7 +43,7 @@ export function configureApp(app: INestApplication): void {
       return refuse(tooDeepMessage('the request body', maxDepth));
     }
     const bad = loneSurrogateAt(req.body);
-    if (bad) return refuse(`${bad}: holds a lone UTF-16 surrogate (not a character)`);
+    if (bad) return refuse(loneSurrogateMessage(bad));
     next();
   });
   // Requests node's parser refuses (a URL or headers past its 16 KiB, malformed framing)

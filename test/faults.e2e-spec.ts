@@ -19,7 +19,12 @@ import {
   waitForExecution,
 } from './support/app';
 import { alive, eventually } from './support/processes';
-import { ServiceProcess, SERVICE_MAIN, startServiceProcess } from './support/service-process';
+import {
+  ServiceProcess,
+  SERVICE_MAIN,
+  startServiceProcess,
+  waitForLogLine,
+} from './support/service-process';
 import { SshdInstance, startSshd } from './support/sshd';
 import { startTcpProxy, TcpProxy } from './support/tcp-proxy';
 
@@ -401,12 +406,7 @@ describe('the service killed mid-run (real process, real sshd)', () => {
         targets: { serverIds: [srv.body.id] },
       });
       expect(job.status).toBe(202);
-      for (let i = 0; ; i++) {
-        const logs = (await first.api('GET', `/v1/executions/${job.body.id}/logs`)).body.entries;
-        if (logs.some((e: any) => e.text === 'tick 3')) break;
-        if (i > 400) throw new Error('the script never printed tick 3');
-        await sleep(25);
-      }
+      await waitForLogLine(first, job.body.id, 'tick 3');
       await first.stop('SIGKILL');
       first = null;
 
@@ -473,12 +473,7 @@ describe('a hand-over on a frozen host (real process, real sshd)', () => {
         targets: { serverIds: [srv.body.id] },
       });
       expect(job.status).toBe(202);
-      for (let i = 0; ; i++) {
-        const logs = (await first.api('GET', `/v1/executions/${job.body.id}/logs`)).body.entries;
-        if (logs.some((e: any) => e.text === 'tick 2')) break;
-        if (i > 400) throw new Error('the script never printed tick 2');
-        await sleep(25);
-      }
+      await waitForLogLine(first, job.body.id, 'tick 2');
       await sshd.freeze();
       const t0 = Date.now();
       await first.stop('SIGTERM', 30_000);

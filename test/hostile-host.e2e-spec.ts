@@ -9,6 +9,7 @@ import {
   TestApp,
   waitForExecution,
 } from './support/app';
+import { alive, eventually } from './support/processes';
 import { ensureTestUser, SshdInstance, startSshd } from './support/sshd';
 
 /** Posts a job on one server and waits for its end; the execution and its log. */
@@ -250,14 +251,6 @@ describe('a fork bomb under executor.maxProcesses', () => {
     await sshd?.stop();
   });
 
-  const processesOf = (user: string, marker: string) => {
-    try {
-      return execFileSync('pgrep', ['-u', user, '-f', marker]).toString().trim();
-    } catch {
-      return ''; // pgrep exits 1 when it finds nothing
-    }
-  };
-
   it('is bounded, ends timed_out within its bound, and leaves no process behind', async () => {
     const marker = `bomb${Date.now()}`;
     const t0 = Date.now();
@@ -274,12 +267,7 @@ describe('a fork bomb under executor.maxProcesses', () => {
     // timeout + the test config's kill grace + 2 s, and a little for the test's own polling
     expect(took).toBeLessThan(4 + 2 + 2 + 2);
     expect(stderr).toMatch(/Resource temporarily unavailable|retry/);
-    let left = processesOf(username, marker);
-    for (let i = 0; i < 50 && left; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      left = processesOf(username, marker);
-    }
-    expect(left).toBe('');
+    expect(await eventually(async () => (await alive(marker)).length === 0, 5000)).toBe(true);
     // the server (and its runner, pool and limits) take the next job
     const next = await runJob(t, serverId, { script: { type: 'bash', content: 'echo fine' } });
     expect(next.target).toMatchObject({ status: 'succeeded' });
@@ -331,10 +319,9 @@ describe('a login that prints to stderr (a user without a home directory)', () =
       expect(r.stderr).not.toMatch(noise);
       runs.push(r);
       // a standby waits for the next job (it used to be thrown away on the first stderr byte)
-      const standby = () =>
+      const standby = async () =>
         fs.readdirSync(path.join(baseDir, 'runs')).some((n) => n.startsWith('.standby-'));
-      for (let w = 0; w < 50 && !standby(); w++) await new Promise((r) => setTimeout(r, 100));
-      expect(standby()).toBe(true);
+      expect(await eventually(standby, 5000)).toBe(true);
     }
     const told = [];
     for (const r of runs) {

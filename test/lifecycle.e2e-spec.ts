@@ -10,7 +10,12 @@ import {
   waitForExecution,
 } from './support/app';
 import { alive } from './support/processes';
-import { SERVICE_MAIN, ServiceProcess, startServiceProcess } from './support/service-process';
+import {
+  SERVICE_MAIN,
+  ServiceProcess,
+  startServiceProcess,
+  waitForLogLine,
+} from './support/service-process';
 import { SshdInstance, startSshd } from './support/sshd';
 
 /**
@@ -134,8 +139,8 @@ describe('service lifecycle (real process, real sshd)', () => {
         targets: { serverIds: [srv.body.id] },
       });
       expect(py.status).toBe(202);
-      await waitForLine(first, job.body.id, 'tick 3');
-      await waitForLine(first, py.body.id, 'tick 3');
+      await waitForLogLine(first, job.body.id, 'tick 3');
+      await waitForLogLine(first, py.body.id, 'tick 3');
       await first.stop('SIGKILL');
 
       second = await start();
@@ -306,7 +311,7 @@ describe('graceful shutdown (real process, real sshd)', () => {
         },
         targets: { serverIds: [srv.body.id] },
       });
-      await waitForLine(first, job.body.id, 'tick 2');
+      await waitForLogLine(first, job.body.id, 'tick 2');
       const t0 = Date.now();
       first.child.kill('SIGTERM');
       expect(await first.exited).toBe(0);
@@ -332,16 +337,6 @@ describe('graceful shutdown (real process, real sshd)', () => {
     }
   });
 });
-
-/** Polls the execution's logs until a line `text` is stored. */
-async function waitForLine(svc: ServiceProcess, id: string, text: string): Promise<void> {
-  for (let i = 0; ; i++) {
-    const logs = await svc.api('GET', `/v1/executions/${id}/logs`);
-    if (logs.body.entries.some((e: any) => e.text === text)) return;
-    if (i > 200) throw new Error(`the script never printed ${text}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('bounded output (real sshd)', () => {
   let sshd: SshdInstance;

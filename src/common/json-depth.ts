@@ -19,6 +19,10 @@ export function deeperThan(value: unknown, max: number): boolean {
 export const tooDeepMessage = (what: string, max: number) =>
   `${what} is nested deeper than ${max} levels`;
 
+/** The 400 for a lone surrogate found at `at` (loneSurrogateAt). */
+export const loneSurrogateMessage = (at: string) =>
+  `${at}: holds a lone UTF-16 surrogate (not a character)`;
+
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /**

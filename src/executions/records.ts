@@ -55,7 +55,7 @@ export interface TargetRecord {
   replicaId: string | null;
   /** API mode: the server-side port of its helper tunnel (a take-over forwards it again). */
   tunnelPort: number | null;
-  /** API mode, python and node: the remote Unix socket of its helper tunnel instead. */
+  /** API mode, python and node: the remote Unix socket its helpers use, besides the port. */
   tunnelSocket: string | null;
 }
 

@@ -20,7 +20,7 @@ export type TargetResume = {
   helperMode: string | null;
   /** API mode: the tunnel port the script's endpoint names (forwarded again). */
   tunnelPort: number | null;
-  /** API mode, python and node: the Unix socket the script's endpoint names instead. */
+  /** API mode, python and node: the Unix socket its helpers use (CRONIUM_API_SOCKET). */
   tunnelSocket: string | null;
   /** What the script had handed its helpers before the take-over. */
   results: { output: unknown; condition: boolean | null };

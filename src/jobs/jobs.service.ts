@@ -166,42 +166,33 @@ export class JobsService {
    * just after `end` goes out; until it is, the `summary` event before it says it.
    */
   async waitForEnd(id: string, seconds: number): Promise<ExecutionView> {
-    const seen: { status: ExecutionStatus | null } = { status: null };
-    let wake: (end: number) => void = () => undefined;
-    const ended = new Promise<number>((resolve) => (wake = resolve));
+    const isFinal = (status: string) =>
+      FINAL_EXECUTION_STATUSES.includes(status as ExecutionStatus);
+    let summary: ExecutionStatus | null = null;
+    // The ts of the end, or null once the wait ran out (or a shutdown answered it).
+    let finish: (endTs: number | null) => void = () => undefined;
+    const over = new Promise<number | null>((resolve) => (finish = resolve));
     const sub = this.feed.feed$.subscribe((e) => {
       if (e.executionId !== id) return;
-      if (e.type === 'summary' && e.status) seen.status = e.status as ExecutionStatus;
-      if (e.type === 'end') wake(e.ts);
+      if (e.type === 'summary' && e.status) summary = e.status as ExecutionStatus;
+      if (e.type === 'end') finish(e.ts);
     });
-    let timer: NodeJS.Timeout | undefined;
+    const giveUp = () => finish(null);
+    const timer = setTimeout(giveUp, seconds * 1000);
+    this.waiting.add(giveUp);
+    if (!this.accepting) giveUp();
     try {
       const now = await this.view(id); // after subscribing: an end in between is not missed
-      if (FINAL_EXECUTION_STATUSES.includes(now.status as ExecutionStatus)) return now;
-      let stop: () => void = () => undefined;
-      const timeout = new Promise<null>((r) => {
-        stop = () => r(null);
-        timer = setTimeout(stop, seconds * 1000);
-      });
-      if (!this.accepting) stop();
-      this.waiting.add(stop);
-      const endTs = await Promise.race([ended, timeout]).finally(() => this.waiting.delete(stop));
+      if (isFinal(now.status)) return now;
+      const endTs = await over;
       const view = await this.view(id);
-      const final = seen.status;
-      if (
-        endTs === null ||
-        !final ||
-        FINAL_EXECUTION_STATUSES.includes(view.status as ExecutionStatus)
-      )
-        return view;
-      return {
-        ...view,
-        status: final,
-        finishedAt: view.finishedAt ?? new Date(endTs).toISOString(),
-      };
+      const status = summary as ExecutionStatus | null;
+      if (endTs === null || !status || isFinal(view.status)) return view;
+      return { ...view, status, finishedAt: view.finishedAt ?? new Date(endTs).toISOString() };
     } finally {
       sub.unsubscribe();
-      if (timer) clearTimeout(timer);
+      clearTimeout(timer);
+      this.waiting.delete(giveUp);
     }
   }
 

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { DelayedError, Job, Queue, Worker } from 'bullmq';
 import type Redis from 'ioredis';
 import type { QueueConfig } from '../config/app-config';
-import { withTimeout } from './redis';
+import { withTimeout } from '../common/with-timeout';
 import { WorkHandler, WorkQueue } from './work-queue';
 
 const QUEUE_NAME = 'executions';

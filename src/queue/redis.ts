@@ -1,4 +1,5 @@
 import Redis, { RedisOptions } from 'ioredis';
+import { withTimeout } from '../common/with-timeout';
 
 /** Redis could not be reached at boot (exit 78, like any configuration error). */
 export class RedisUnavailableError extends Error {}
@@ -61,18 +62,3 @@ export async function checkRedis(url: string, timeoutMs: number): Promise<void> 
   }
 }
 
-export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
-}

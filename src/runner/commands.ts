@@ -45,11 +45,14 @@ export function runnerScriptPath(baseDir: string, hash: string): string {
  * Ownership is the `-O` builtin; the mode bits cost one `find` (`-H`: a symlinked base
  * dir is judged by its target). Runs before anything is written or executed there.
  */
-function guard(base: string, hash: string): string {
+function guard(base: string, hash: string | null): string {
+  const ours = hash
+    ? '"$B" "$B/runners" "$B/runs" "$R" "$R/runner.sh" "$R/helpers"'
+    : '"$B" "$B/runners" "$B/runs"';
   return [
     `B=${base}`,
-    `R="$B/runners/${hash}"`,
-    'set -- "$B" "$B/runners" "$B/runs" "$R" "$R/runner.sh" "$R/helpers"',
+    ...(hash ? [`R="$B/runners/${hash}"`] : []),
+    `set -- ${ours}`,
     `for p; do [ ! -e "$p" ] || [ -O "$p" ] || { echo "CRONIUM2 error unsafe path (owned by another user): $p"; exit 78; }; done`,
     'p=$(find -H "$@" -maxdepth 0 \\( -perm -020 -o -perm -002 \\) -print 2>/dev/null)',
     `[ -z "$p" ] || { echo "CRONIUM2 error unsafe path (writable by group or others): $p"; exit 78; }`,
@@ -138,12 +141,11 @@ export function deployCommand(baseDir: string, hash: string): string {
 
 /**
  * Prints the runs directory as an absolute path without symlinks (made 0700 when
- * missing), where API-mode helper sockets live; prints nothing unless it is the SSH
- * user's own and writable by nobody else.
+ * missing), where API-mode helper sockets live; after the guard, so nothing is printed
+ * (exit 78) for a base dir that is not the SSH user's own and private.
  */
 export function runsDirCommand(baseDir: string): string {
-  const runs = shellPath(baseDir, 'runs');
-  return `umask 077; mkdir -p ${runs} 2>/dev/null; cd ${runs} 2>/dev/null && [ -O . ] && [ -z "$(find . -maxdepth 0 -perm /022)" ] && pwd -P`;
+  return `${guard(shellPath(baseDir), null)}; umask 077; mkdir -p "$B/runs" 2>/dev/null; cd "$B/runs" 2>/dev/null && pwd -P`;
 }
 
 /** A helper socket under a runs directory: `/…/runs/<target id>.sock`. */

@@ -103,16 +103,13 @@ export class RunnerChannels {
   }
 
   private prepare(conn: PooledConnection, command: string): void {
-    let ready = this.standby.get(conn);
-    if (!ready) this.standby.set(conn, (ready = new Map()));
-    let preparing = this.preparing.get(conn);
-    if (!preparing) this.preparing.set(conn, (preparing = new Set()));
-    const busy = ready.size + preparing.size;
-    if (conn.closed || ready.has(command) || preparing.has(command)) return;
-    if (busy >= STANDBYS_PER_CONNECTION) return;
-    preparing.add(command);
-    const table = ready;
-    const inFlight = preparing;
+    const table = this.standby.get(conn) ?? new Map<string, Standby>();
+    this.standby.set(conn, table);
+    const inFlight = this.preparing.get(conn) ?? new Set<string>();
+    this.preparing.set(conn, inFlight);
+    if (conn.closed || table.has(command) || inFlight.has(command)) return;
+    if (table.size + inFlight.size >= STANDBYS_PER_CONNECTION) return;
+    inFlight.add(command);
     conn.exec(command).then(
       (channel) => {
         inFlight.delete(command);

@@ -8,7 +8,12 @@ import { MetricsService } from '../metrics/metrics.service';
 import { RuntimeSession, RuntimeSessionsService } from './runtime-sessions.service';
 import { ToolActionError, ToolActionsService } from './tool-actions.service';
 import { isUtf8 } from 'node:buffer';
-import { deeperThan, loneSurrogateAt, tooDeepMessage } from '../common/json-depth';
+import {
+  deeperThan,
+  loneSurrogateAt,
+  loneSurrogateMessage,
+  tooDeepMessage,
+} from '../common/json-depth';
 import { autoValue, rawRender, validKey, VariablesService } from './variables.service';
 
 class HttpError extends Error {
@@ -151,7 +156,7 @@ export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
       if (deeperThan(v, max)) throw new HttpError(400, tooDeepMessage('the value', max));
       // "\ud800" in JSON: no UTF-8 store can keep it (the REST API refuses it too).
       const bad = loneSurrogateAt(v);
-      if (bad) throw new HttpError(400, `${bad}: holds a lone UTF-16 surrogate (not a character)`);
+      if (bad) throw new HttpError(400, loneSurrogateMessage(bad));
     };
     if (type.startsWith('text/plain')) {
       refuseDeep(autoValue(text)); // a text body that is JSON is stored as that JSON

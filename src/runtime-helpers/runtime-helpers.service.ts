@@ -45,7 +45,7 @@ export interface HelperResults {
 
 /** What a take-over needs to serve an API-mode script started by another process. */
 export interface ApiResume {
-  /** The server-side port the script's endpoint names (0 with a socket). */
+  /** The server-side port the script's endpoint names. */
   port: number;
   /** The remote Unix socket the script's endpoint names, if it has one. */
   socketPath: string | null;
@@ -61,7 +61,7 @@ export interface PreparedHelpers {
   endpoint: string | null;
   /** API mode: the tunnel's server-side port (stored, so a take-over can forward it again). */
   port: number | null;
-  /** API mode, python and node: the tunnel's remote Unix socket instead of a port. */
+  /** API mode, python and node: the remote Unix socket their helpers use, besides the port. */
   socketPath: string | null;
   env: Record<string, string>;
   files: Record<string, string>;

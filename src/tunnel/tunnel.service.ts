@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Duplex } from 'node:stream';
+import { withTimeout } from '../common/with-timeout';
 import { TargetError } from '../executions/error-codes';
 import type { PooledConnection } from '../ssh/ssh.types';
 
@@ -39,7 +40,6 @@ export class TunnelService {
     timeoutMs = 10000,
     wanted = 0,
   ): Promise<Tunnel> {
-    const routes = this.tableFor(conn);
     let port: number | null = null;
     if (wanted === 0) {
       const ready = this.standby.get(conn);
@@ -47,7 +47,10 @@ export class TunnelService {
       port = ready ? await ready : null;
     }
     if (port == null || conn.closed) port = await this.forward(conn, timeoutMs, wanted);
-    routes.set(`tcp:${port}`, handler);
+    const bound = port;
+    const tunnel = this.routed(conn, `tcp:${bound}`, handler, bound, null, () =>
+      conn.unforwardIn('127.0.0.1', bound),
+    );
     // This server forwards: have the next job's port ready too (off its critical path).
     // One standby per connection, so concurrent jobs never leave stray forwards behind.
     if (!this.standby.has(conn) && !conn.closed) {
@@ -56,17 +59,7 @@ export class TunnelService {
         this.forward(conn, timeoutMs).catch(() => null),
       );
     }
-    const bound = port;
-    return {
-      port: bound,
-      socketPath: null,
-      close: async () => {
-        routes.delete(`tcp:${bound}`);
-        await conn
-          .unforwardIn('127.0.0.1', bound)
-          .catch((err) => this.logger.debug(`unforward ${bound}: ${err?.message ?? err}`));
-      },
-    };
+    return tunnel;
   }
 
   /**
@@ -79,17 +72,29 @@ export class TunnelService {
     handler: Handler,
     timeoutMs = 10000,
   ): Promise<Tunnel> {
-    const routes = this.tableFor(conn);
     await this.bounded(conn.forwardInSocket(path), timeoutMs);
-    routes.set(`unix:${path}`, handler);
+    return this.routed(conn, `unix:${path}`, handler, 0, path, () => conn.unforwardInSocket(path));
+  }
+
+  /** Routes `key`'s incoming connections to `handler`; close() drops the route and the forward. */
+  private routed(
+    conn: PooledConnection,
+    key: string,
+    handler: Handler,
+    port: number,
+    socketPath: string | null,
+    unforward: () => Promise<void>,
+  ): Tunnel {
+    const routes = this.tableFor(conn);
+    routes.set(key, handler);
     return {
-      port: 0,
-      socketPath: path,
+      port,
+      socketPath,
       close: async () => {
-        routes.delete(`unix:${path}`);
-        await conn
-          .unforwardInSocket(path)
-          .catch((err) => this.logger.debug(`unforward ${path}: ${err?.message ?? err}`));
+        routes.delete(key);
+        await unforward().catch((err) =>
+          this.logger.debug(`unforward ${key}: ${err?.message ?? err}`),
+        );
       },
     };
   }
@@ -121,24 +126,10 @@ export class TunnelService {
   }
 
   private bounded<T>(request: Promise<T>, timeoutMs: number): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(
-        () =>
-          reject(
-            new TargetError('tunnel_failed', 'the server did not answer the port-forward request'),
-          ),
-        timeoutMs,
-      );
-      request.then(
-        (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        (err) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      );
-    });
+    return withTimeout(
+      request,
+      timeoutMs,
+      () => new TargetError('tunnel_failed', 'the server did not answer the port-forward request'),
+    );
   }
 }

@@ -206,3 +206,18 @@ function findRoot(dir: string): string {
     if (path.dirname(d) === d) throw new Error(`no package.json above ${dir}`);
   }
 }
+
+/** Polls the execution's logs on `svc` until a line `text` is stored (10 s at most). */
+export async function waitForLogLine(
+  svc: ServiceProcess,
+  id: string,
+  text: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  for (const until = Date.now() + timeoutMs; ; ) {
+    const logs = await svc.api('GET', `/v1/executions/${id}/logs`);
+    if (logs.body.entries?.some((e: any) => e.text === text)) return;
+    if (Date.now() > until) throw new Error(`the script never printed ${text}`);
+    await sleep(25);
+  }
+}

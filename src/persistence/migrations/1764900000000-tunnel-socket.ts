@@ -2,7 +2,7 @@ import { MigrationInterface, QueryRunner, TableColumn } from 'typeorm';
 
 /**
  * The remote Unix socket an API-mode python or node target's helpers reach the service
- * through (instead of a loopback port), so that whoever takes the target over can forward
+ * through (besides its loopback port), so that whoever takes the target over can forward
  * the same path again.
  */
 export class TunnelSocket1764900000000 implements MigrationInterface {
