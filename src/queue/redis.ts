@@ -61,4 +61,3 @@ export async function checkRedis(url: string, timeoutMs: number): Promise<void> 
     client.disconnect();
   }
 }
-
