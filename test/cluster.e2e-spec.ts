@@ -297,6 +297,38 @@ describe('a cluster of replicas (PostgreSQL + Redis + BullMQ)', () => {
   });
 });
 
+describe('a server edited on one replica', () => {
+  let cluster: Cluster;
+  afterEach(async () => cluster?.stop());
+
+  it('is edited for every replica at once: none keeps running jobs with what it had cached (endpoint, pooled connection)', async () => {
+    cluster = await startCluster({ replicas: 2 });
+    const [a, b] = cluster.replicas;
+    const serverId = await register(a, 'edited');
+    // Jobs until each replica has run one on the server (each keeps its endpoint and a
+    // pooled connection to it).
+    const runUntilBoth = async (expected: string) => {
+      const ran = new Map<string, any>();
+      for (let i = 0; i < 30 && ran.size < 2; i++) {
+        const id = await submit(i % 2 ? b : a, {
+          script: { type: 'bash', content: 'echo hi' },
+          targets: { serverIds: [serverId] },
+        });
+        const ex = await a.waitForExecution(id, { timeoutMs: 30_000 });
+        expect(ex.status).toBe(expected);
+        ran.set(ex.targets[0].replicaId, ex.targets[0]);
+      }
+      expect(ran.size).toBe(2);
+      return [...ran.values()];
+    };
+    await runUntilBoth('succeeded');
+    // Another user, unknown to the sshd: from now on every job must fail to log in.
+    const r = await a.api('PATCH', `/v1/servers/${serverId}`, { username: 'no-such-user-here' });
+    expect(r.status).toBe(200);
+    for (const t of await runUntilBoth('failed')) expect(t.error?.code).toBe('auth_failed');
+  });
+});
+
 describe('Redis going away', () => {
   it('a Redis restart mid-run: readiness 503, the job runs on, submits and cancels still answer (no hang), work resumes once Redis is back', async () => {
     const redis = await privateRedis();

@@ -4,14 +4,16 @@ import type { ExecutionEvent } from '../status/execution-event';
 
 type EventsListener = (events: ExecutionEvent[]) => void;
 type CancelListener = (executionId: string) => void;
+type ServerListener = (serverId: string) => void;
 
 /**
  * What replicas tell each other: stored execution events (for websocket subscribers
- * elsewhere) and cancel requests. One process: nobody to tell.
+ * elsewhere), cancel requests and servers that changed. One process: nobody to tell.
  */
 export class ClusterBus {
   protected eventListeners: EventsListener[] = [];
   protected cancelListeners: CancelListener[] = [];
+  protected serverListeners: ServerListener[] = [];
 
   /** Events just stored by this replica. */
   publishEvents(_events: ExecutionEvent[]): void {}
@@ -29,6 +31,14 @@ export class ClusterBus {
     this.cancelListeners.push(listener);
   }
 
+  /** A server was edited or deleted here: the others drop what they keep of it. */
+  publishServerChanged(_serverId: string): void {}
+
+  /** Servers edited or deleted on other replicas. */
+  onServerChanged(listener: ServerListener): void {
+    this.serverListeners.push(listener);
+  }
+
   close(): Promise<void> {
     return Promise.resolve();
   }
@@ -38,6 +48,7 @@ interface Envelope {
   from: string;
   events?: ExecutionEvent[];
   cancel?: string;
+  server?: string;
 }
 
 /** Redis pub/sub: one channel per cluster (the queue prefix), messages tagged with the sender. */
@@ -74,6 +85,12 @@ export class RedisClusterBus extends ClusterBus {
     return Promise.resolve();
   }
 
+  override publishServerChanged(serverId: string): void {
+    this.send({ from: this.replicaId, server: serverId }).catch((e) =>
+      this.logger.warn(`publishing the change of server ${serverId}: ${e?.message ?? e}`),
+    );
+  }
+
   override async close(): Promise<void> {
     this.sub.disconnect();
     await this.pub.quit().catch(() => this.pub.disconnect());
@@ -95,6 +112,9 @@ export class RedisClusterBus extends ClusterBus {
       if (envelope.events) for (const l of this.eventListeners) l(envelope.events);
       if (typeof envelope.cancel === 'string') {
         for (const l of this.cancelListeners) l(envelope.cancel);
+      }
+      if (typeof envelope.server === 'string') {
+        for (const l of this.serverListeners) l(envelope.server);
       }
     } catch (e: any) {
       this.logger.error(`handling a message from ${envelope.from}: ${e?.stack ?? e}`);

@@ -1,6 +1,8 @@
-import { Module, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { Inject, Module, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { Subscription } from 'rxjs';
 import { PersistenceModule } from '../persistence/persistence.module';
+import { ClusterBus } from '../queue/cluster-bus';
+import { QueueModule } from '../queue/queue.module';
 import { RunnerCacheModule } from '../runner-cache/runner-cache.module';
 import { RunnerCacheService } from '../runner-cache/runner-cache.service';
 import { SshModule } from '../ssh/ssh.module';
@@ -11,7 +13,7 @@ import { ServersService } from './servers.service';
 
 /** Server inventory: CRUD, credentials sealed at rest, host-key pinning, tags. */
 @Module({
-  imports: [PersistenceModule, SshModule, RunnerCacheModule],
+  imports: [PersistenceModule, SshModule, RunnerCacheModule, QueueModule],
   controllers: [ServersController],
   providers: [ServersService, ServerCheckService],
   exports: [ServersService],
@@ -23,6 +25,7 @@ export class ServersModule implements OnModuleInit, OnModuleDestroy {
     private readonly servers: ServersService,
     private readonly pool: SshPool,
     private readonly runnerCache: RunnerCacheService,
+    @Inject(ClusterBus) private readonly bus: ClusterBus,
   ) {}
 
   /** Trust-on-first-use goes through the inventory; edited/deleted servers lose pooled connections. */
@@ -31,11 +34,18 @@ export class ServersModule implements OnModuleInit, OnModuleDestroy {
       this.servers.learnHostKey(serverId, seen, ep),
     );
     // An edited server may be another machine now, a deleted one is gone: drop its
-    // connections and what we believed about its runner.
-    this.subscription = this.servers.changes$.subscribe((id) => {
+    // connections, its decrypted endpoint and what we believed about its runner, here and
+    // on the other replicas.
+    const drop = (id: string) => {
+      this.servers.forgetEndpoint(id);
       this.pool.evictServer(id);
       void this.runnerCache.forget(id).catch(() => undefined);
+    };
+    this.subscription = this.servers.changes$.subscribe((id) => {
+      drop(id);
+      this.bus.publishServerChanged(id);
     });
+    this.bus.onServerChanged(drop);
   }
 
   onModuleDestroy(): void {

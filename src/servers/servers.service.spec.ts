@@ -163,6 +163,25 @@ describe('ServersService (SQLite)', () => {
       await expect(svc.getEndpoint(b.id)).rejects.toBeInstanceOf(TargetError);
     });
 
+    it('keeps the decrypted endpoint until the server changes (here, or forgetEndpoint from another replica)', async () => {
+      const s = await svc.create(base());
+      expect((await svc.getEndpoint(s.id)).username).toBe('deploy');
+      // Written behind the service's back (as another replica would): not read again...
+      await repo().update({ id: s.id }, { username: 'behind-its-back' });
+      expect((await svc.getEndpoint(s.id)).username).toBe('deploy');
+      // ...until that replica's message arrives.
+      svc.forgetEndpoint(s.id.toUpperCase());
+      expect((await svc.getEndpoint(s.id)).username).toBe('behind-its-back');
+      // An edit here is seen at once, and so is a delete.
+      await svc.update(s.id, { username: 'edited' });
+      expect((await svc.getEndpoint(s.id)).username).toBe('edited');
+      const ep = await svc.getEndpoint(s.id);
+      ep.username = 'mutated by a caller';
+      expect((await svc.getEndpoint(s.id)).username).toBe('edited');
+      await svc.remove(s.id);
+      await expect(svc.getEndpoint(s.id)).rejects.toBeInstanceOf(NotFoundException);
+    });
+
     it('cannot open credentials with another secrets key', async () => {
       const a = await svc.create(base());
       const other = new ServersService(new ServersRepository(ds), {

@@ -44,6 +44,9 @@ export interface TargetSelector {
   tags?: readonly string[];
 }
 
+/** The longest a decrypted endpoint is kept without hearing of a change (a lost bus message). */
+const ENDPOINT_TTL_MS = 60_000;
+
 const STRICT_HINT =
   'the host-key policy is strict, so a server needs its host key (an OpenSSH public key line or a SHA256:… fingerprint)';
 
@@ -58,6 +61,14 @@ export class ServersService implements OnModuleDestroy {
   private readonly changes = new Subject<string>();
   /** Emits a server id after the server was updated or deleted (connections should go). */
   readonly changes$: Observable<string> = this.changes.asObservable();
+  /**
+   * Decrypted endpoints, so a warm job neither reads nor decrypts its server: kept until
+   * the server changes (here: changes$; on another replica: its bus message, through
+   * forgetEndpoint) or, should such a message be lost, for ENDPOINT_TTL_MS at most.
+   */
+  private readonly endpoints = new Map<string, { at: number; endpoint: SshEndpoint }>();
+  /** Bumped by every forgetEndpoint: a row read before it may be stale, and is not kept. */
+  private generation = 0;
 
   constructor(
     private readonly repo: ServersRepository,
@@ -223,6 +234,7 @@ export class ServersService implements OnModuleDestroy {
     } catch (e) {
       throw this.mapWriteError(e, patch.name ?? current.name);
     }
+    this.forgetEndpoint(current.id);
     this.changes.next(current.id);
     this.logger.log(
       `server ${current.id} updated (${Object.keys(patch)
@@ -236,6 +248,7 @@ export class ServersService implements OnModuleDestroy {
     if (!isUuid(id)) throw this.notFound(id);
     const key = id.toLowerCase();
     if (!(await this.repo.delete(key))) throw this.notFound(id);
+    this.forgetEndpoint(key);
     this.changes.next(key);
     this.logger.log(`server ${key} deleted`);
   }
@@ -250,9 +263,24 @@ export class ServersService implements OnModuleDestroy {
     return row;
   }
 
-  /** Everything the SSH pool needs to reach a server, credentials decrypted. */
+  /** Everything the SSH pool needs to reach a server, credentials decrypted (cached). */
   async getEndpoint(id: string): Promise<SshEndpoint> {
-    return this.endpointOf(await this.getEntity(id));
+    const key = isUuid(id) ? id.toLowerCase() : id;
+    const hit = this.endpoints.get(key);
+    if (hit && Date.now() - hit.at < ENDPOINT_TTL_MS) return { ...hit.endpoint };
+    const generation = this.generation;
+    const endpoint = this.endpointOf(await this.getEntity(id));
+    // Kept unless a change came in while the row was being read (it may be stale then).
+    if (generation === this.generation) {
+      this.endpoints.set(key, { at: Date.now(), endpoint: { ...endpoint } });
+    }
+    return endpoint;
+  }
+
+  /** The server changed (here or on another replica): its endpoint is read again. */
+  forgetEndpoint(id: string): void {
+    this.generation++;
+    this.endpoints.delete(id.toLowerCase());
   }
 
   /**
@@ -326,6 +354,7 @@ export class ServersService implements OnModuleDestroy {
     const id = serverId.toLowerCase();
     const key = { fingerprint: seen.fingerprint, type: seen.type ?? null };
     if (await this.repo.pinHostKeyIfUnset(id, key, expect)) {
+      this.forgetEndpoint(id); // the pin is part of the endpoint
       this.logger.log(
         `server ${id}: host key ${seen.fingerprint} (${seen.type}) pinned on first use`,
       );
@@ -342,6 +371,7 @@ export class ServersService implements OnModuleDestroy {
     if (row.hostKeyType === null && seen.type) {
       // Pinned by fingerprint alone: remember the type now that a matching key was seen.
       await this.repo.setHostKeyTypeIfUnset(id, seen.fingerprint, seen.type);
+      this.forgetEndpoint(id);
     }
     return true;
   }
