@@ -92,6 +92,48 @@ function repositoryContract(name: string, url: () => Promise<string>) {
       expect(again!.targets[0]).toMatchObject({ status: 'failed', exitCode: 3, truncated: true });
     });
 
+    it('the prepared statements of the hot path read and write exactly what TypeORM does', async () => {
+      const typeorm = async (id: string) => ({
+        execution: await ds.getRepository(ExecutionEntity).findOneByOrFail({ id }),
+        targets: await ds
+          .getRepository(ExecutionTargetEntity)
+          .find({ where: { executionId: id }, order: { position: 'ASC' } }),
+      });
+      await repo.create(execution(uuid(50), 1_763_800_000_300), [
+        target(uuid(501), uuid(50), 0),
+        { ...target(uuid(502), uuid(50), 1), output: null, condition: null },
+      ]);
+      expect(await repo.find(uuid(50))).toEqual(await typeorm(uuid(50)));
+      // Every kind of column through the prepared UPDATE: booleans, JSON, bigints, nulls.
+      await repo.updateTarget(uuid(502), {
+        status: 'succeeded',
+        truncated: true,
+        condition: false,
+        output: 'text ✓',
+        startedAt: 1_763_800_000_301,
+        finishedAt: 1_763_800_000_302,
+        phases: { connectMs: 0, deployMs: 1, tunnelMs: null, runMs: 9 },
+        errorMessage: undefined,
+      });
+      await repo.updateExecution(uuid(50), { status: 'succeeded', finishedAt: 1_763_800_000_303 });
+      const after = await repo.find(uuid(50));
+      expect(after).toEqual(await typeorm(uuid(50)));
+      expect(after!.targets[1]).toMatchObject({
+        truncated: true,
+        condition: false,
+        output: 'text ✓',
+        finishedAt: 1_763_800_000_302,
+      });
+      expect(after!.execution).toMatchObject({
+        status: 'succeeded',
+        finishedAt: 1_763_800_000_303,
+      });
+      // And what TypeORM writes, the prepared SELECT reads the same way.
+      await ds.getRepository(ExecutionTargetEntity).update({ id: uuid(501) }, { condition: false });
+      expect(await repo.find(uuid(50))).toEqual(await typeorm(uuid(50)));
+      await expect(repo.updateTarget(uuid(501), { nope: 1 } as any)).rejects.toThrow(/nope/);
+    });
+
     it('keeps each target id with its own row, whatever order the ids sort in', async () => {
       const ids = [uuid(209), uuid(203), uuid(207), uuid(201)];
       const targets = ids.map((id, i) => ({ ...target(id, uuid(20), i), serverName: `srv-${i}` }));

@@ -4,6 +4,7 @@ import { DataSource, In, Not, Repository } from 'typeorm';
 import type { ExecutionRecord, TargetRecord } from '../executions/records';
 import { ExecutionStatus, TERMINAL_TARGET_STATUSES } from '../executions/statuses';
 import { ExecutionEntity, ExecutionTargetEntity } from './entities';
+import { FastSql, FastTable } from './fast-sql';
 
 export interface ExecutionWithTargets {
   execution: ExecutionEntity;
@@ -17,35 +18,39 @@ export interface ListQuery {
   cursor?: { createdAt: number; id: string };
 }
 
-/** All reads and writes of executions and their targets (events: ExecutionEventsRepository). */
+/**
+ * All reads and writes of executions and their targets (events: ExecutionEventsRepository).
+ * What every job does (create, find, the status updates) runs as prepared statements on
+ * the driver (FastSql); the rest goes through TypeORM.
+ */
 @Injectable()
 export class ExecutionsRepository {
   private readonly executions: Repository<ExecutionEntity>;
   private readonly targets: Repository<ExecutionTargetEntity>;
+  private readonly fast: { executions: FastTable; targets: FastTable };
 
   constructor(@InjectDataSource() private readonly db: DataSource) {
     this.executions = db.getRepository(ExecutionEntity);
     this.targets = db.getRepository(ExecutionTargetEntity);
+    const sql = new FastSql(db);
+    this.fast = {
+      executions: sql.table(ExecutionEntity),
+      targets: sql.table(ExecutionTargetEntity),
+    };
   }
 
-  /**
-   * Inserts copies: TypeORM's multi-row insert writes re-read primary keys back into the
-   * objects it was given in sorted order, which would shuffle the callers' target ids.
-   */
+  /** The execution and its targets, in one transaction. */
   async create(
     execution: ExecutionRecord,
     targets: TargetRecord[],
     payload: string | null = null,
   ): Promise<void> {
-    await this.db.transaction(async (m) => {
-      await m.insert(ExecutionEntity, { ...execution, payload } as any);
-      for (let i = 0; i < targets.length; i += 40) {
-        await m.insert(
-          ExecutionTargetEntity,
-          targets.slice(i, i + 40).map((t) => ({ ...t })) as any[],
-        );
-      }
-    });
+    const { executions, targets: t } = this.fast;
+    const steps = [executions.insert([{ ...execution, payload }])];
+    for (let i = 0; i < targets.length; i += 40) {
+      steps.push(t.insert(targets.slice(i, i + 40) as unknown as Record<string, unknown>[]));
+    }
+    await executions.sql.transaction(steps);
   }
 
   findByIdempotencyKey(key: string): Promise<ExecutionEntity | null> {
@@ -57,13 +62,20 @@ export class ExecutionsRepository {
   }
 
   async find(id: string): Promise<ExecutionWithTargets | null> {
-    const execution = await this.executions.findOneBy({ id });
-    if (!execution) return null;
-    const targets = await this.targets.find({
-      where: { executionId: id },
-      order: { position: 'ASC' },
-    });
-    return { execution, targets };
+    const { executions, targets: t } = this.fast;
+    const [row] = await executions.sql.all(
+      `SELECT ${executions.selectList} FROM ${executions.name} WHERE "id" = ?`,
+      [id],
+    );
+    if (!row) return null;
+    const rows = await t.sql.all(
+      `SELECT ${t.selectList} FROM ${t.name} WHERE "executionId" = ? ORDER BY "position" ASC`,
+      [id],
+    );
+    return {
+      execution: executions.fromRow<ExecutionEntity>(row),
+      targets: rows.map((r) => t.fromRow<ExecutionTargetEntity>(r)),
+    };
   }
 
   async list(q: ListQuery): Promise<ExecutionEntity[]> {
@@ -88,11 +100,17 @@ export class ExecutionsRepository {
   }
 
   async updateTarget(id: string, patch: Partial<ExecutionTargetEntity>): Promise<void> {
-    await this.targets.update({ id }, patch as any);
+    await this.update(this.fast.targets, id, patch);
   }
 
   async updateExecution(id: string, patch: Partial<ExecutionEntity>): Promise<void> {
-    await this.executions.update({ id }, patch as any);
+    await this.update(this.fast.executions, id, patch);
+  }
+
+  private async update(table: FastTable, id: string, patch: object): Promise<void> {
+    const { set, params } = table.assignments(patch as Record<string, unknown>);
+    if (!set) return;
+    await table.sql.run(`UPDATE ${table.name} SET ${set} WHERE "id" = ?`, [...params, id]);
   }
 
   /** Executions not finished yet, whoever drives them. */
