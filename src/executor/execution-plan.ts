@@ -1,5 +1,6 @@
 import type { HelperMode, ScriptType } from '../executions/request';
 import type { ExecutionRecord } from '../executions/records';
+import type { TargetStatus } from '../executions/statuses';
 import type { SshEndpoint } from '../ssh/ssh.types';
 
 /** One server of an execution: who it is and how to reach it (credentials fetched late). */
@@ -49,4 +50,9 @@ export interface ExecutionPlan {
   failFast: boolean;
   /** Targets that had already failed before a take-over (they count against maxErrors). */
   priorFailures: number;
+  /**
+   * The final statuses of the targets that had ended before this plan was made (a
+   * take-over): with those of `targets`, the execution's summary, without reading it back.
+   */
+  ended?: TargetStatus[];
 }

@@ -34,6 +34,8 @@ interface Running {
   /** This replica let go of it (hand-over, or another replica took it over): not finalized. */
   detached: boolean;
   done: Promise<void>;
+  /** The final status of each target of the plan that has ended here. */
+  ended: Map<string, TargetStatus>;
 }
 
 /** How long a plan submitted here waits to be picked up here before only the database has it. */
@@ -231,16 +233,19 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     const job = await this.openStoredJob(id);
     const now = Date.now();
     const left: TargetPlan[] = [];
+    const ended: TargetStatus[] = [];
     let priorFailures = 0;
     for (const t of targets) {
       if (isTerminal(t.status)) {
         if (t.status !== 'succeeded' && t.status !== 'cancelled' && t.status !== 'skipped')
           priorFailures++;
+        ended.push(t.status);
         continue;
       }
       if (t.status !== 'running' && !job) {
         await this.closeRestarted(id, t, now);
         priorFailures++;
+        ended.push('failed');
         continue;
       }
       left.push({
@@ -286,6 +291,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       maxErrors: resolveMaxErrors(r.maxErrors, targets.length),
       failFast: r.failFast,
       priorFailures,
+      ended,
     };
   }
 
@@ -332,6 +338,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       budgetSpent: false,
       detached: false,
       done: Promise.resolve(),
+      ended: new Map(),
     };
     this.running.set(plan.execution.id, entry);
     this.metrics.activeExecutions.inc();
@@ -460,7 +467,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       }),
     );
     if (entry.detached) return this.letGo(id);
-    await this.finalize(id, entry.cancelled, Date.now());
+    await this.finalize(id, entry.cancelled, Date.now(), endedStatuses(entry));
   }
 
   /** After a hand-over: everything emitted is stored, and any replica may claim it at once. */
@@ -479,6 +486,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     await this.store(() =>
       this.repo.updateTarget(target.targetId, { status, finishedAt: Date.now() }),
     );
+    entry.ended.set(target.targetId, status);
     this.events.emit(id, { type: 'status', serverId: target.serverId, status });
     this.metrics.targets.inc({ status });
   }
@@ -504,9 +512,13 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
           reattachBackoff: this.config.runner.reattachBackoff,
         },
         replicaId: this.config.replicaId,
-        setStatus: async (status: TargetStatus, patch = {}) => {
-          await this.store(() => this.repo.updateTarget(target.targetId, { ...patch, status }));
-          this.events.emit(id, { type: 'status', serverId: target.serverId, status });
+        setStatus: async (status: TargetStatus, patch = {}, how = {}) => {
+          if (how.store !== false) {
+            await this.store(() => this.repo.updateTarget(target.targetId, { ...patch, status }));
+          }
+          if (how.announce !== false) {
+            this.events.emit(id, { type: 'status', serverId: target.serverId, status });
+          }
         },
         log: (stream, text, offset) => {
           this.events.emit(id, { type: 'log', serverId: target.serverId, stream, text, offset });
@@ -546,6 +558,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       });
     }
     await this.store(() => this.repo.updateTarget(target.targetId, record));
+    entry.ended.set(target.targetId, outcome.status);
     this.announce(id, target, { ...record, status: outcome.status });
     this.logger.log({
       msg: 'target finished',
@@ -591,6 +604,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     } catch (again: any) {
       this.logger.error(`execution ${id}: even the failure could not be stored: ${again?.message}`);
     }
+    entry.ended.set(target.targetId, 'failed');
     this.events.emit(id, {
       type: 'log',
       serverId: target.serverId,
@@ -634,11 +648,27 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     return retry(this.config.status.writeRetry, write, isTransientWriteError);
   }
 
-  /** Aggregates, makes sure every event is stored, then publishes the final status. */
-  private async finalize(id: string, cancelledByCaller: boolean, now: number): Promise<void> {
-    const found = await this.store(() => this.repo.find(id));
-    if (!found) return;
-    const summary = summarize(found.targets.map((t) => t.status));
+  /**
+   * Aggregates, makes sure every event is stored, then publishes the final status. With
+   * `known` (every target's final status, and when the execution was created) nothing is
+   * read back: one write of the events and one of the execution.
+   */
+  private async finalize(
+    id: string,
+    cancelledByCaller: boolean,
+    now: number,
+    known?: { statuses: TargetStatus[]; createdAt: number },
+  ): Promise<void> {
+    let ended = known;
+    if (!ended) {
+      const found = await this.store(() => this.repo.find(id));
+      if (!found) return;
+      ended = {
+        statuses: found.targets.map((t) => t.status),
+        createdAt: found.execution.createdAt,
+      };
+    }
+    const summary = summarize(ended.statuses);
     const status = executionStatus(summary, cancelledByCaller);
     this.events.emit(id, { type: 'summary', status, data: { ...summary } });
     this.events.emit(id, { type: 'end' });
@@ -648,8 +678,24 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     );
     this.metrics.executions.inc({ status });
     this.logger.log({ msg: 'execution finished', executionId: id, status, ...summary });
-    this.metrics.executionDuration.observe((now - found.execution.createdAt) / 1000);
+    this.metrics.executionDuration.observe((now - ended.createdAt) / 1000);
   }
+}
+
+/**
+ * Every target's final status when all of the plan's ended here (with those that had
+ * ended before it was made); otherwise undefined, and finalize reads them back.
+ */
+function endedStatuses(
+  entry: Running,
+): { statuses: TargetStatus[]; createdAt: number } | undefined {
+  const { plan } = entry;
+  if (plan.ended === undefined) return undefined;
+  if (plan.targets.some((t) => !entry.ended.has(t.targetId))) return undefined;
+  return {
+    statuses: [...(plan.ended ?? []), ...plan.targets.map((t) => entry.ended.get(t.targetId)!)],
+    createdAt: plan.execution.createdAt,
+  };
 }
 
 /** Running targets first, then those that may have started, then the queued ones. */

@@ -81,8 +81,8 @@ function harness(
       reattachBackoff: config.runner.reattachBackoff,
     },
     replicaId: 'replica-test',
-    setStatus: async (status) => {
-      statuses.push(status);
+    setStatus: async (status, _patch, how) => {
+      if (how?.announce !== false) statuses.push(status);
     },
     log: (stream, text) => logs.push({ stream, text }),
   };

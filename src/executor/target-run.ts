@@ -39,7 +39,15 @@ export interface TargetRunDeps {
     /** Pause between re-attach attempts after a drop (the lease bounds them). */
     reattachBackoff: Omit<RetryPolicy, 'attempts'>;
   };
-  setStatus: (status: TargetStatus, patch?: Partial<TargetRecord>) => Promise<void>;
+  /**
+   * Stores the target's status (with `patch`) and announces it (a status event); `how`
+   * may leave out either: a status announced at once is stored later, in one write.
+   */
+  setStatus: (
+    status: TargetStatus,
+    patch?: Partial<TargetRecord>,
+    how?: { store?: boolean; announce?: boolean },
+  ) => Promise<void>;
   /** Recorded on the target as it starts. */
   replicaId: string;
   /** `offset`: for stdout/stderr, the stream offset just past the entry. */
@@ -73,6 +81,16 @@ const controlWordFor = (reason: StopReason) => (reason === 'timed_out' ? 'timeou
 
 type Classified = Pick<TargetOutcome, 'status' | 'exitCode' | 'signal' | 'error'>;
 type Result = Omit<TargetOutcome, 'phases' | 'startedAt' | 'finishedAt' | 'truncated' | 'detached'>;
+
+/**
+ * Payload first: a status that lasts less than this (`connecting` on a warm connection)
+ * is announced at once but never stored on its own; the row is written once the run has
+ * started, with everything known by then, in one write.
+ */
+const STORE_AFTER_MS = 50;
+
+/** The runner's error when the run's directory exists already (runner.sh, `run`). */
+const RUN_EXISTS = 'run directory already exists';
 
 /** Thrown into a target's phases when this replica lets go of it. */
 class Detached extends Error {}
@@ -116,6 +134,14 @@ export class TargetRun {
   private onHardStop: ((r: Result) => void) | null = null;
   /** The outcome is decided: late status changes and log lines of this run are dropped. */
   private settled = false;
+  /** Status writes, in order, off the job's critical path (chainStatus). */
+  private statusWrites: Promise<void> = Promise.resolve();
+  /** Stores `connecting` if the start takes longer than STORE_AFTER_MS. */
+  private storeTimer: NodeJS.Timeout | null = null;
+  /** Announces and stores `running` once the runner has the payload (attempt). */
+  private onStarted: (() => void) | null = null;
+  /** What the target's row gets when it starts here (startedAt, replicaId). */
+  private startPatch: Partial<TargetRecord> = {};
   private readonly deps: TargetRunDeps;
   private readonly phases: TargetPhases = {
     connectMs: null,
@@ -131,8 +157,8 @@ export class TargetRun {
   ) {
     this.deps = {
       ...deps,
-      setStatus: async (status, patch) => {
-        if (!this.settled) await deps.setStatus(status, patch);
+      setStatus: async (status, patch, how) => {
+        if (!this.settled) await deps.setStatus(status, patch, how);
       },
       log: (stream, text, offset) => {
         if (!this.settled) deps.log(stream, text, offset);
@@ -307,7 +333,22 @@ export class TargetRun {
    * server that knows no such run gets a start.
    */
   private async attempt(startedAt: number, probe?: TargetResume): Promise<Result> {
-    await this.deps.setStatus('connecting', { startedAt, replicaId: this.deps.replicaId });
+    this.startPatch = { startedAt, replicaId: this.deps.replicaId };
+    await this.deps.setStatus('connecting', this.startPatch, { store: false });
+    this.storeTimer = setTimeout(() => {
+      this.storeTimer = null;
+      this.storeLater('connecting', this.startPatch);
+    }, STORE_AFTER_MS);
+    try {
+      return await this.attemptConnected(probe);
+    } finally {
+      this.cancelStoreTimer();
+      // Every status write of this attempt lands before the final record does.
+      await this.statusWrites;
+    }
+  }
+
+  private async attemptConnected(probe?: TargetResume): Promise<Result> {
     this.lease = await this.connect();
     try {
       const conn = this.lease.connection;
@@ -321,15 +362,23 @@ export class TargetRun {
         }
       }
       const helpers = await this.prepareHelpers(conn);
+      const running: Partial<TargetRecord> = {
+        ...this.startPatch,
+        helperMode: helpers.mode,
+        fallbackReason: helpers.fallbackReason,
+        tunnelPort: helpers.port,
+        tunnelSocket: helpers.socketPath,
+      };
+      // Payload first: `running` is announced and stored once the runner has the payload.
+      this.onStarted = () => {
+        this.cancelStoreTimer();
+        void this.deps.setStatus('running', running, { store: false });
+        this.storeLater('running', running);
+      };
       try {
-        await this.deps.setStatus('running', {
-          helperMode: helpers.mode,
-          fallbackReason: helpers.fallbackReason,
-          tunnelPort: helpers.port,
-          tunnelSocket: helpers.socketPath,
-        });
         return await this.conclude(helpers, await this.runScript(conn, helpers));
       } finally {
+        this.onStarted = null;
         await helpers.release();
       }
     } finally {
@@ -378,7 +427,8 @@ export class TargetRun {
     const { runnerCache } = this.deps;
     // A trusted cached runner needs no remote work: go straight from connecting to running.
     if (!runnerCache.isTrusted(this.target.serverId, this.target.baseDir)) {
-      await this.deps.setStatus('deploying');
+      this.cancelStoreTimer();
+      await this.chainStatus('deploying', this.startPatch);
     }
     const t = performance.now();
     const r = await runnerCache.ensure(conn, this.target.serverId, this.target.baseDir);
@@ -387,6 +437,32 @@ export class TargetRun {
       this.deps.log('system', `runner deployed (sha256 ${runnerCache.artifact.hash.slice(0, 12)})`);
     }
     this.abort.signal.throwIfAborted();
+  }
+
+  /** Stores and announces a status after the status writes before it. */
+  private chainStatus(
+    status: TargetStatus,
+    patch: Partial<TargetRecord>,
+    how?: { store?: boolean; announce?: boolean },
+  ): Promise<void> {
+    const write = this.statusWrites.then(() => this.deps.setStatus(status, patch, how));
+    this.statusWrites = write.catch(() => undefined);
+    return write;
+  }
+
+  /**
+   * Stores a status already announced, in the background. A write that fails (after its
+   * retries) only leaves the row behind for a moment: the final record follows.
+   */
+  private storeLater(status: TargetStatus, patch: Partial<TargetRecord>): void {
+    this.chainStatus(status, patch, { announce: false }).catch((e: any) =>
+      this.deps.log('system', `the ${status} status could not be stored: ${e?.message ?? e}`),
+    );
+  }
+
+  private cancelStoreTimer(): void {
+    if (this.storeTimer) clearTimeout(this.storeTimer);
+    this.storeTimer = null;
   }
 
   private helperRequest(): HelperRequest {
@@ -419,6 +495,17 @@ export class TargetRun {
   /** Runs the script; a runner that vanished from the server is redeployed once. */
   private async runScript(conn: PooledConnection, helpers: PreparedHelpers): Promise<RunnerExit> {
     const exit = await this.follow(conn, helpers, 'start');
+    if (exit.runnerError?.startsWith(RUN_EXISTS) && !this.stopReason) {
+      // Payload first: a process that died between handing the runner its payload and
+      // storing `running` left the target queued, and the run exists: follow it.
+      const attached = await this.follow(conn, attachedHelpers(helpers.mode), 'attach');
+      if (!attached.unknownRun) {
+        this.takenOver = true;
+        this.deps.log('system', 'the run had already started here; following it');
+        return attached;
+      }
+      return exit;
+    }
     if (isUnsafePath(exit.runnerError)) {
       // Never trust that runner again before a deploy has checked the base dir anew.
       await this.deps.runnerCache.invalidate(this.target.serverId);
@@ -526,6 +613,10 @@ export class TargetRun {
       stdout: this.out,
       stderr: this.err,
       onReady: (ready) => {
+        if (ready.kind !== 'attached') {
+          this.onStarted?.();
+          this.onStarted = null;
+        }
         if (ready.kind === 'attached') {
           if (this.lostAt === null) return log('system', 'taken over; re-attached to the run');
           return log('system', `connection lost; re-attached after ${Date.now() - this.lostAt} ms`);

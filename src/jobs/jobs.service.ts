@@ -138,6 +138,7 @@ export class JobsService {
       maxErrors: resolveMaxErrors(dto.maxErrors, servers.length),
       failFast: dto.failFast ?? false,
       priorFailures: 0,
+      ended: [],
     };
     await this.executor.submit(plan);
     return executionView(execution, targets);
