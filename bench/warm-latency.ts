@@ -352,6 +352,25 @@ async function main(): Promise<void> {
       }
     }
   };
+  // Calibration: one plain `ssh … 'echo ok'` (one session channel) must count as 1, or this
+  // sshd's log does not say what the count assumes.
+  {
+    fs.appendFileSync(knownHosts, `[127.0.0.1]:${chSshd.port} ${chSshd.hostPublicKey}\n`);
+    await settle();
+    const mark = chSshd.logs().length;
+    // prettier-ignore
+    const r = await runSsh([
+      ...common.slice(0, -4),
+      '-i', chSshd.key.privateKeyPath!,
+      '-p', String(chSshd.port),
+      ...freshOpts, dest(testUser), 'echo ok',
+    ]);
+    checkSsh(r, 'ssh calibration run on the channel-count sshd');
+    await settle();
+    const n = countOpens(chSshd.logs().slice(mark));
+    if (n !== 1)
+      throw new Error(`channel count calibration: one ssh run logged ${n} session channel opens`);
+  }
   const channels: Record<string, Record<string, ChannelCount>> = {};
   console.error(
     `channels: ${CHANNEL_JOBS} jobs per user and helper mode on sshd 127.0.0.1:${chSshd.port} (DEBUG1)`,
