@@ -23,6 +23,16 @@ export function envCount(name: string, dflt: number): number {
   return n;
 }
 
+/** A comma-separated list of positive integers from the environment, or `dflt`. */
+export function envList(name: string, dflt: number[]): number[] {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const list = raw.split(',').map((s) => Number(s.trim()));
+  if (!list.length || list.some((n) => !Number.isInteger(n) || n < 1))
+    throw new Error(`${name} must be a comma-separated list of positive integers, got ${raw}`);
+  return list;
+}
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 
@@ -200,6 +210,69 @@ export function idsOf(user: string): { uid: number; gid: number } {
   const id = (flag: string) =>
     Number(execFileSync('/usr/bin/id', [flag, user], { encoding: 'utf8' }).trim());
   return { uid: id('-u'), gid: id('-g') };
+}
+
+/** utime + stime of a process in ms (clock ticks assumed 100/s, as on Linux x86/arm). */
+export function cpuMsOf(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) * 10; // fields 14, 15
+  } catch {
+    return null;
+  }
+}
+
+/** Busy and total jiffies of the whole machine (all cores), from /proc/stat. */
+export function machineJiffies(): { busy: number; total: number } {
+  const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1);
+  const v = cpu.map(Number);
+  const idle = v[3] + (v[4] || 0); // idle + iowait
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+function which(bin: string): boolean {
+  return spawnSync('/bin/sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** Installs the apt packages of the [binary, package] pairs whose binary is missing. */
+export function ensureTools(tools: [bin: string, pkg: string][]): void {
+  const missing = tools.filter(([bin]) => !which(bin));
+  if (!missing.length) return;
+  const pkgs = missing.map(([, pkg]) => pkg);
+  if (process.getuid?.() !== 0) throw new Error(`missing ${pkgs.join(', ')}: apt-get install them`);
+  console.error(`installing ${pkgs.join(' ')} (apt-get)`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...pkgs], {
+    stdio: 'inherit',
+    env,
+  });
+}
+
+/**
+ * Idempotently creates a local user whose home directory does not exist (`useradd -M -d
+ * /nonexistent/<name>`, /bin/bash, no password but not locked, so key auth works): sshd
+ * prints `Could not chdir to home directory …` on stderr at every login. Needs root.
+ */
+export function ensureNoHomeUser(name = 'cronium-nohome'): { username: string; home: string } {
+  const home = `/nonexistent/${name}`;
+  if (spawnSync('/usr/bin/id', ['-u', name], { stdio: 'ignore' }).status !== 0) {
+    const r = spawnSync('/usr/sbin/useradd', ['-M', '-d', home, '-s', '/bin/bash', name], {
+      encoding: 'utf8',
+    });
+    if (r.status !== 0 && spawnSync('/usr/bin/id', ['-u', name]).status !== 0)
+      throw new Error(`useradd ${name} failed (${r.status}): ${r.stderr?.trim()}`);
+  }
+  execFileSync('/usr/sbin/usermod', ['-p', '*', name], { stdio: 'pipe' }); // unlocked, no password
+  const pwHome = execFileSync('/usr/bin/getent', ['passwd', name], { encoding: 'utf8' })
+    .trim()
+    .split(':')[5];
+  if (fs.existsSync(pwHome))
+    throw new Error(`${name}'s home ${pwHome} exists; the bench needs a user without one`);
+  return { username: name, home: pwHome };
 }
 
 // --- report -------------------------------------------------------------------------------

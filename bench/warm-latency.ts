@@ -10,8 +10,14 @@
  *   ssh-mux    `ssh ... 'echo ok'` over an established ControlMaster connection
  *   ssh-fresh  `ssh ... 'echo ok'` with a new connection each time (context only, N/4 runs)
  *
- * Each tool runs as root (the harness user) and as cronium-test (no pyenv in ~/.bashrc).
- * Rounds are interleaved so machine noise hits every series alike. See bench/README.md.
+ * Each tool runs as two users: cronium-test (a plain login shell) and cronium-nohome (no home
+ * directory: sshd prints `Could not chdir to home directory` on stderr at every login);
+ * BENCH_ROOT=1 adds root (the harness user, whose ~/.bashrc may be slow). Rounds are
+ * interleaved so machine noise hits every series alike.
+ *
+ * Then session channels per warm cronium job, counted from the log of a second sshd
+ * (LogLevel DEBUG1, `server_input_channel_open: ctype session`), per user and helper mode.
+ * See bench/README.md.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -19,6 +25,7 @@ import * as path from 'node:path';
 import { Client } from 'ssh2';
 import { ensureTestUser, SshdInstance, startSshd } from '../test/support/sshd';
 import {
+  ensureNoHomeUser,
   envCount,
   idsOf,
   machineEnv,
@@ -29,6 +36,7 @@ import {
   printTable,
   runBench,
   runCmd,
+  sleep,
   startService,
   Stats,
   stats,
@@ -39,6 +47,13 @@ const N = envCount('BENCH_N', 200);
 const FRESH_EVERY = 4; // ssh-fresh runs once every FRESH_EVERY rounds
 const POLL_MS = envCount('BENCH_POLL_MS', 1); // pause between GETs
 const SSH = '/usr/bin/ssh';
+const WITH_ROOT = process.env.BENCH_ROOT === '1';
+const CHANNEL_JOBS = envCount('BENCH_CHANNEL_JOBS', 20); // counted jobs per user and mode
+const HELPER_MODES = ['auto', 'api', 'bundled'] as const;
+type HelperMode = (typeof HELPER_MODES)[number];
+/** The sshd DEBUG1 line of a session channel open (one per exec/shell/subsystem). */
+const SESSION_OPEN = /server_input_channel_open: ctype session /;
+const CHDIR_NOISE = /Could not chdir to home directory/;
 
 type Tool = 'cronium' | 'cronium-wait' | 'ssh2-raw' | 'ssh-mux' | 'ssh-fresh';
 const TOOLS: Tool[] = ['cronium', 'cronium-wait', 'ssh2-raw', 'ssh-mux', 'ssh-fresh'];
@@ -51,6 +66,20 @@ interface CroniumSample {
   connectMs: number | null;
   deployMs: number | null;
   runMs: number | null;
+}
+
+interface ChannelCount {
+  jobs: number;
+  /** `server_input_channel_open: ctype session` lines over the counted jobs. */
+  sessionChannels: number;
+  perJob: number;
+  /** Session channels opened from one job's POST to the next job's POST (the last: to the
+   * settled end), i.e. the job's own channel(s) and the standby opened after it. */
+  perJobCounts: number[];
+  /** `Starting session:` lines (exec, shell or subsystem requests) in the same window. */
+  sessionStarts: number;
+  /** Every channel type opened in the window (`ctype …`), with its count. */
+  channelTypes: Record<string, number>;
 }
 
 interface UserCtx {
@@ -78,20 +107,27 @@ async function main(): Promise<void> {
   // --- sshd and users ------------------------------------------------------------------
   const sshd: SshdInstance = await startSshd();
   onCleanup('sshd', () => sshd.stop());
+  // A second sshd, only for counting channels: DEBUG1 logs every channel open, which would
+  // slow the sshd the latencies are measured on (for every tool alike, but still).
+  const chSshd: SshdInstance = await startSshd({ logLevel: 'DEBUG1' });
+  onCleanup('sshd (channel count)', () => chSshd.stop());
   const testUser = (await ensureTestUser()).username;
-  const users = [sshd.username, testUser];
+  const noHome = ensureNoHomeUser();
+  const users = [testUser, noHome.username, ...(WITH_ROOT ? [sshd.username] : [])];
   const keyFile = sshd.key.privateKeyPath!;
   const knownHosts = path.join(benchDir, 'known_hosts');
   fs.writeFileSync(knownHosts, `[127.0.0.1]:${sshd.port} ${sshd.hostPublicKey}\n`);
 
   // baseDir for cronium: under the sshd dir (removed by sshd.stop()); the sshd dir is 0711
   // root-owned, so the non-root user's directory is created here and handed over.
-  const baseDirOf = (user: string) => path.join(sshd.dir, `cronium-${user}`);
-  for (const user of users) {
-    const dir = baseDirOf(user);
-    fs.mkdirSync(dir, { mode: 0o700 });
-    const { uid, gid } = idsOf(user);
-    fs.chownSync(dir, uid, gid);
+  const baseDirOf = (user: string, s = sshd) => path.join(s.dir, `cronium-${user}`);
+  for (const s of [sshd, chSshd]) {
+    for (const user of users) {
+      const dir = baseDirOf(user, s);
+      fs.mkdirSync(dir, { mode: 0o700 });
+      const { uid, gid } = idsOf(user);
+      fs.chownSync(dir, uid, gid);
+    }
   }
 
   // -F /dev/null: no user or system ssh_config (Debian's enables GSSAPIAuthentication).
@@ -164,26 +200,34 @@ async function main(): Promise<void> {
     rawClients.set(user, client);
     onCleanup(`ssh2 ${user}`, async () => void client.end());
   }
-  const rawExec = (user: string) =>
-    new Promise<number>((resolve, reject) => {
+  const rawExecFull = (user: string) =>
+    new Promise<{ ms: number; stderr: string }>((resolve, reject) => {
       const t0 = nowMs();
       let out = '';
-      rawClients.get(user)!.exec('echo ok', (err, ch) => {
-        if (err) return reject(err);
+      let err = '';
+      rawClients.get(user)!.exec('echo ok', (e, ch) => {
+        if (e) return reject(e);
         ch.on('data', (d: Buffer) => (out += d.toString()));
-        ch.stderr.resume();
+        ch.stderr.on('data', (d: Buffer) => (err += d.toString()));
         ch.on('close', () =>
-          out === 'ok\n' ? resolve(nowMs() - t0) : reject(new Error(`ssh2 raw: ${out}`)),
+          out === 'ok\n'
+            ? resolve({ ms: nowMs() - t0, stderr: err })
+            : reject(new Error(`ssh2 raw: ${out}`)),
         );
       });
     });
+  const rawExec = async (user: string) => (await rawExecFull(user)).ms;
 
   /** A job waited for with the long-poll: one GET, answered at its end. */
-  const waitedJob = async (c: UserCtx): Promise<number> => {
+  const waitedJob = async (
+    c: { user: string; serverId: string },
+    helperMode?: HelperMode,
+  ): Promise<number> => {
     const t0 = nowMs();
     const res = await api('POST', '/v1/jobs', {
       script: { type: 'bash', content: 'echo ok' },
       targets: { serverIds: [c.serverId] },
+      ...(helperMode ? { helperMode } : {}),
     });
     if (res.status !== 202) throw new Error(`POST /v1/jobs: ${res.status}`);
     for (;;) {
@@ -220,7 +264,9 @@ async function main(): Promise<void> {
 
   // --- warm-up: first job deploys the runner and opens the pooled connection; first
   // ssh-mux run starts the ControlMaster; one fresh run checks that path works. --------
+  const loginStderr: Record<string, string> = {};
   for (const c of ctx) {
+    loginStderr[c.user] = (await rawExecFull(c.user)).stderr;
     const w = await job(c);
     const logs = await api('GET', `/v1/executions/${w.id}/logs?format=text`);
     if (typeof logs.body !== 'string' || !/(^|\n|\s)ok(\n|$)/.test(logs.body)) {
@@ -240,6 +286,14 @@ async function main(): Promise<void> {
       throw new Error(`ControlMaster for ${c.user} is not running: ${check.stderr}`);
     checkSsh(await sshFresh(c.user), `ssh-fresh warm-up as ${c.user}`);
   }
+  // The home-less user's login really does print to stderr (and the plain one's does not).
+  if (!CHDIR_NOISE.test(loginStderr[noHome.username]))
+    throw new Error(
+      `login of ${noHome.username} printed no "Could not chdir" on stderr: ` +
+        JSON.stringify(loginStderr[noHome.username]),
+    );
+  if (loginStderr[testUser] !== '')
+    throw new Error(`login of ${testUser} printed to stderr: ${loginStderr[testUser]}`);
 
   // --- measured rounds ------------------------------------------------------------------
   console.error(
@@ -276,6 +330,87 @@ async function main(): Promise<void> {
     const k = i % tasks.length;
     for (const t of [...tasks.slice(k), ...tasks.slice(0, k)]) await t();
     if ((i + 1) % progressEvery === 0) console.error(`  round ${i + 1}/${N}`);
+  }
+
+  // --- session channels per warm job, from the DEBUG1 log of the second sshd ------------
+  // The service opens the next job's standby channel after a job, so over J sequential jobs
+  // (after warm-up, and once the log has settled) the session channels opened are J when
+  // every job takes exactly one: the standby it used was opened before the window, the one
+  // opened after the last job is inside it.
+  const countOpens = (text: string) => text.split('\n').filter((l) => SESSION_OPEN.test(l)).length;
+  /** Waits until chSshd's log has had no new session channel open for quietMs. */
+  const settle = async (quietMs = 750, maxMs = 10_000) => {
+    let last = countOpens(chSshd.logs());
+    let since = nowMs();
+    const until = nowMs() + maxMs;
+    while (nowMs() - since < quietMs && nowMs() < until) {
+      await sleep(50);
+      const n = countOpens(chSshd.logs());
+      if (n !== last) {
+        last = n;
+        since = nowMs();
+      }
+    }
+  };
+  // Calibration: one plain `ssh … 'echo ok'` (one session channel) must count as 1, or this
+  // sshd's log does not say what the count assumes.
+  {
+    fs.appendFileSync(knownHosts, `[127.0.0.1]:${chSshd.port} ${chSshd.hostPublicKey}\n`);
+    await settle();
+    const mark = chSshd.logs().length;
+    // prettier-ignore
+    const r = await runSsh([
+      ...common.slice(0, -4),
+      '-i', chSshd.key.privateKeyPath!,
+      '-p', String(chSshd.port),
+      ...freshOpts, dest(testUser), 'echo ok',
+    ]);
+    checkSsh(r, 'ssh calibration run on the channel-count sshd');
+    await settle();
+    const n = countOpens(chSshd.logs().slice(mark));
+    if (n !== 1)
+      throw new Error(`channel count calibration: one ssh run logged ${n} session channel opens`);
+  }
+  const channels: Record<string, Record<string, ChannelCount>> = {};
+  console.error(
+    `channels: ${CHANNEL_JOBS} jobs per user and helper mode on sshd 127.0.0.1:${chSshd.port} (DEBUG1)`,
+  );
+  for (const user of users) {
+    const r = await svc.registerServer(chSshd, {
+      name: `bench-channels-${user}`,
+      username: user,
+      baseDir: baseDirOf(user, chSshd),
+    });
+    const c = { user, serverId: r.body.id as string };
+    channels[user] = {};
+    for (const mode of HELPER_MODES) {
+      svc.assertRunning();
+      // warm-up: the pooled connection, the runner, a standby started after a job of this mode
+      for (let i = 0; i < 2; i++) await waitedJob(c, mode);
+      await settle();
+      const marks = [chSshd.logs().length];
+      for (let i = 0; i < CHANNEL_JOBS; i++) {
+        await waitedJob(c, mode);
+        if (i < CHANNEL_JOBS - 1) marks.push(chSshd.logs().length);
+      }
+      await settle();
+      const text = chSshd.logs();
+      marks.push(text.length);
+      const window = text.slice(marks[0]);
+      const perJob = marks.slice(1).map((end, i) => countOpens(text.slice(marks[i], end)));
+      const types: Record<string, number> = {};
+      for (const m of window.matchAll(/server_input_channel_open: ctype (\S+)/g))
+        types[m[1]] = (types[m[1]] ?? 0) + 1;
+      const opens = countOpens(window);
+      channels[user][mode] = {
+        jobs: CHANNEL_JOBS,
+        sessionChannels: opens,
+        perJob: opens / CHANNEL_JOBS,
+        perJobCounts: perJob,
+        sessionStarts: (window.match(/Starting session: /g) ?? []).length,
+        channelTypes: types,
+      };
+    }
   }
 
   // --- report -----------------------------------------------------------------------------
@@ -357,15 +492,48 @@ async function main(): Promise<void> {
       `${c.user.padEnd(widths[1])}  cronium-wait p50: ${f.waitVsRaw.toFixed(2)}x the ssh2 floor, ${f.waitVsMux.toFixed(2)}x ssh-mux`,
     );
   }
+  const ok = (b: boolean) => (b ? 'met' : 'NOT met');
   console.log(
     `\ngoals: cronium p50 <= ssh-mux p50; with the long-poll <= 3x the floor, <= 0.75x ssh-mux`,
   );
+  for (const c of ctx) {
+    const f = floors[c.user];
+    console.log(
+      `  ${c.user.padEnd(widths[1])}  vs the floor ${f.waitVsRaw.toFixed(2)}x <= 3: ${ok(f.waitVsRaw <= 3)};` +
+        `  vs ssh-mux ${f.waitVsMux.toFixed(2)}x <= 0.75: ${ok(f.waitVsMux <= 0.75)}`,
+    );
+  }
+
+  console.log(
+    `\nsession channels per warm cronium job (sshd DEBUG1 log, ${CHANNEL_JOBS} sequential long-poll` +
+      ` jobs per cell after 2 warm-up jobs; goal: exactly 1)\n`,
+  );
+  const chRows = users.map((u) => [
+    u,
+    ...HELPER_MODES.map((m) => {
+      const cc = channels[u][m];
+      return `${cc.perJob.toFixed(2)} (${cc.sessionChannels} in ${cc.jobs} jobs)`;
+    }),
+  ]);
+  printTable(['user', ...HELPER_MODES.map((m) => `helperMode ${m}`)], chRows, 1);
+  const allOne = users.every((u) => HELPER_MODES.every((m) => channels[u][m].perJob === 1));
+  console.log(`goal: exactly 1 session channel per warm job, every user and mode: ${ok(allOne)}`);
 
   writeResults('warm-latency', started, {
-    params: { N, freshEvery: FRESH_EVERY, pollMs: POLL_MS, script: 'echo ok (bash)' },
+    params: {
+      N,
+      freshEvery: FRESH_EVERY,
+      pollMs: POLL_MS,
+      users,
+      channelJobs: CHANNEL_JOBS,
+      helperModes: HELPER_MODES,
+      script: 'echo ok (bash)',
+    },
     env: { node: process.version, openssh: opensshVersion(SSH), ...machineEnv(loadAtStart) },
     units: 'ms',
     results,
+    loginStderr,
+    channels,
   });
 }
 

@@ -36,6 +36,11 @@ export interface SshdOptions {
   passwordAuth?: boolean;
   /** Lines appended verbatim to the generated sshd_config. */
   extraConfig?: string;
+  /**
+   * sshd LogLevel; default VERBOSE. DEBUG1 also logs every channel open
+   * (`server_input_channel_open: ctype session …`), which the benches count.
+   */
+  logLevel?: 'VERBOSE' | 'DEBUG1' | 'DEBUG2' | 'DEBUG3';
 }
 
 export interface KeyPair {
@@ -442,7 +447,7 @@ function buildConfig(
     `AllowTcpForwarding ${yn(opts.allowTcpForwarding ?? true)}`,
     `MaxSessions ${opts.maxSessions ?? 10}`,
     `MaxStartups ${opts.maxStartups ?? '100:30:200'}`,
-    'LogLevel VERBOSE',
+    `LogLevel ${opts.logLevel ?? 'VERBOSE'}`,
     // AcceptEnv deliberately not set: the client may not pass any environment variable.
     'PrintMotd no',
     'UseDNS no',
