@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import Database from 'better-sqlite3';
 import {
   logsOf,
   registerServer,
@@ -88,6 +89,58 @@ describe('service lifecycle (real process, real sshd)', () => {
       await svc.stop('SIGKILL');
     }
   });
+  it('a service killed after the runner had the payload but before `running` was stored: the next start follows the run, which ran once, with every line once', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-payload-first-'));
+    const marker = path.join(sshd.dir, `ran-${Date.now()}`);
+    const start = () =>
+      startServiceProcess({
+        dataDir,
+        token: TEST_TOKEN,
+        env: { NODE_ENV: 'test' },
+        stdio: 'ignore',
+      });
+    const first = await start();
+    let second: ServiceProcess | null = null;
+    try {
+      await first.waitReady();
+      const srv = await first.registerServer(sshd, { name: 'payload-first-srv' });
+      const job = await first.api('POST', '/v1/jobs', {
+        script: {
+          type: 'bash',
+          content: `echo ran >> ${marker}; for i in $(seq 1 12); do echo "tick $i"; sleep 0.25; done; exit 3`,
+        },
+        helperMode: 'bundled',
+        targets: { serverIds: [srv.body.id] },
+      });
+      await waitForLogLine(first, job.body.id, 'tick 3');
+      await first.stop('SIGKILL');
+      // As if it had died before its write of `running`: the row still says queued.
+      const db = new Database(path.join(dataDir, 'cronium.db'));
+      db.prepare(
+        `UPDATE execution_targets SET status = 'queued', "startedAt" = NULL, "replicaId" = NULL WHERE "executionId" = ?`,
+      ).run(job.body.id);
+      db.close();
+
+      second = await start();
+      await second.waitReady();
+      const done = await second.waitForExecution(job.body.id, { timeoutMs: 60000 });
+      expect(done.targets[0]).toMatchObject({ status: 'failed', exitCode: 3 });
+      expect(done.targets[0].error).toBeUndefined();
+      expect(fs.readFileSync(marker, 'utf8')).toBe('ran\n'); // started once, not twice
+      const logs = (await second.api('GET', `/v1/executions/${job.body.id}/logs`)).body.entries;
+      expect(logs.filter((e: any) => e.stream === 'stdout').map((e: any) => e.text)).toEqual(
+        Array.from({ length: 12 }, (_, i) => `tick ${i + 1}`),
+      );
+      expect(
+        logs.some((e: any) => e.text === 'the run had already started here; following it'),
+      ).toBe(true);
+    } finally {
+      await first.stop('SIGKILL');
+      await second?.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('a service killed mid-run and started again re-attaches: the job ends with its real exit code and every line once; API-mode helpers keep working', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-reattach-'));
     const start = () =>

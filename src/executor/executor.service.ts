@@ -523,6 +523,10 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
         log: (stream, text, offset) => {
           this.events.emit(id, { type: 'log', serverId: target.serverId, stream, text, offset });
         },
+        storedOffsets: async () => {
+          await this.writer.flush();
+          return this.storedEvents.resumeOffsets(id, target.serverId);
+        },
       },
       entry.plan,
       target,

@@ -52,6 +52,8 @@ export interface TargetRunDeps {
   replicaId: string;
   /** `offset`: for stdout/stderr, the stream offset just past the entry. */
   log: (stream: 'stdout' | 'stderr' | 'system', text: string, offset?: number) => void;
+  /** The stream offsets of this target's stored log entries (following a run found there). */
+  storedOffsets?: () => Promise<{ stdout: number; stderr: number }>;
 }
 
 export type StopReason = 'cancelled' | 'timed_out';
@@ -497,7 +499,11 @@ export class TargetRun {
     const exit = await this.follow(conn, helpers, 'start');
     if (exit.runnerError?.startsWith(RUN_EXISTS) && !this.stopReason) {
       // Payload first: a process that died between handing the runner its payload and
-      // storing `running` left the target queued, and the run exists: follow it.
+      // storing `running` left the target queued, and the run exists: follow it, from
+      // what that process stored of its output.
+      const from = (await this.deps.storedOffsets?.()) ?? { stdout: 0, stderr: 0 };
+      this.out = this.capture('stdout', from.stdout);
+      this.err = this.capture('stderr', from.stderr);
       const attached = await this.follow(conn, attachedHelpers(helpers.mode), 'attach');
       if (!attached.unknownRun) {
         this.takenOver = true;
@@ -613,10 +619,9 @@ export class TargetRun {
       stdout: this.out,
       stderr: this.err,
       onReady: (ready) => {
-        if (ready.kind !== 'attached') {
-          this.onStarted?.();
-          this.onStarted = null;
-        }
+        // The run has the payload (or, found already there, is followed): it runs.
+        this.onStarted?.();
+        this.onStarted = null;
         if (ready.kind === 'attached') {
           if (this.lostAt === null) return log('system', 'taken over; re-attached to the run');
           return log('system', `connection lost; re-attached after ${Date.now() - this.lostAt} ms`);
