@@ -8,10 +8,12 @@ import {
   ExecutionEntity,
   ExecutionEventEntity,
   ExecutionTargetEntity,
+  ServerEntity,
   VariableEntity,
 } from '../src/persistence/entities';
 import { ExecutionEventsRepository } from '../src/persistence/execution-events.repository';
 import { ExecutionsRepository } from '../src/persistence/executions.repository';
+import { ServersRepository } from '../src/persistence/servers.repository';
 import { registerServer, startApp, waitForExecution } from './support/app';
 import { freshSchema, postgresReachableSync } from './support/postgres';
 import { startSshd } from './support/sshd';
@@ -132,6 +134,33 @@ function repositoryContract(name: string, url: () => Promise<string>) {
       await ds.getRepository(ExecutionTargetEntity).update({ id: uuid(501) }, { condition: false });
       expect(await repo.find(uuid(50))).toEqual(await typeorm(uuid(50)));
       await expect(repo.updateTarget(uuid(501), { nope: 1 } as any)).rejects.toThrow(/nope/);
+    });
+
+    it("a job's read of its server (prepared) equals TypeORM's", async () => {
+      const servers = new ServersRepository(ds);
+      const row: ServerEntity = {
+        id: uuid(60),
+        name: `fast-${Date.now()}`,
+        host: 'h.example',
+        port: 2222,
+        username: 'u',
+        authType: 'key',
+        credentials: 'v1.sealed',
+        hostKeyFingerprint: 'SHA256:abc',
+        hostKeyType: null,
+        hostKeyPinnedAt: 1_763_800_000_600,
+        hostKeySource: 'given',
+        tags: ['web', 'eu'],
+        baseDir: null,
+        createdAt: 1_763_800_000_601,
+        updatedAt: 1_763_800_000_602,
+      };
+      await servers.insert(row);
+      const typeorm = await ds.getRepository(ServerEntity).findOneByOrFail({ id: uuid(60) });
+      expect(await servers.findById(uuid(60))).toEqual(typeorm);
+      expect(await servers.findByIds([uuid(60)])).toEqual([typeorm]);
+      expect(typeorm).toEqual(row);
+      expect(await servers.findById(uuid(61))).toBeNull();
     });
 
     it('keeps each target id with its own row, whatever order the ids sort in', async () => {

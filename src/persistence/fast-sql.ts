@@ -7,6 +7,12 @@ import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 /** SQL written with `?` placeholders; PostgreSQL gets them numbered. */
 type Params = unknown[];
 
+/**
+ * PostgreSQL prepared statements are named per connection, and a name must always mean
+ * the same SQL: one name per SQL text for the whole process (every FastSql, every pool).
+ */
+const pgNames = new Map<string, { name: string; text: string }>();
+
 interface Column {
   property: string;
   /** The column's quoted name. */
@@ -30,7 +36,6 @@ export class FastSql {
   private readonly sqlite: Database | null;
   private readonly pg: Pool | null;
   private readonly statements = new Map<string, Statement>();
-  private readonly pgNames = new Map<string, string>();
   private readonly tables = new Map<EntityTarget<ObjectLiteral>, FastTable>();
 
   constructor(private readonly db: DataSource) {
@@ -94,14 +99,16 @@ export class FastSql {
   }
 
   private pgQuery(on: Pool | PoolClient, sql: string, params: Params) {
-    let name = this.pgNames.get(sql);
-    if (!name) {
-      name = `cronium_fast_${this.pgNames.size + 1}`;
-      this.pgNames.set(sql, name);
+    let named = pgNames.get(sql);
+    if (!named) {
+      let n = 0;
+      named = {
+        name: `cronium_fast_${pgNames.size + 1}`,
+        text: sql.replace(/\?/g, () => `$${++n}`),
+      };
+      pgNames.set(sql, named);
     }
-    let n = 0;
-    const text = sql.replace(/\?/g, () => `$${++n}`);
-    return on.query({ name, text, values: params as any[] });
+    return on.query({ ...named, values: params as any[] });
   }
 }
 

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, FindOptionsWhere, In, IsNull, Repository } from 'typeorm';
 import { ServerEntity } from './entities/server.entity';
+import { FastSql, FastTable } from './fast-sql';
 
 /** The endpoint a host key was seen on: a pin is only learned while the server still has it. */
 export type ServerEndpointFields = Pick<ServerEntity, 'host' | 'port' | 'username'>;
@@ -10,9 +11,12 @@ export type ServerEndpointFields = Pick<ServerEntity, 'host' | 'port' | 'usernam
 @Injectable()
 export class ServersRepository {
   private readonly servers: Repository<ServerEntity>;
+  /** A job's read of its server (by id) is a prepared statement (FastSql). */
+  private readonly fast: FastTable;
 
   constructor(@InjectDataSource() db: DataSource) {
     this.servers = db.getRepository(ServerEntity);
+    this.fast = new FastSql(db).table(ServerEntity);
   }
 
   async insert(server: ServerEntity): Promise<void> {
@@ -24,15 +28,21 @@ export class ServersRepository {
     return this.servers.find({ order: { name: 'ASC' } });
   }
 
-  findById(id: string): Promise<ServerEntity | null> {
-    return this.servers.findOneBy({ id });
+  async findById(id: string): Promise<ServerEntity | null> {
+    const t = this.fast;
+    const [row] = await t.sql.all(`SELECT ${t.selectList} FROM ${t.name} WHERE "id" = ?`, [id]);
+    return row ? t.fromRow<ServerEntity>(row) : null;
   }
 
   findByName(name: string): Promise<ServerEntity | null> {
     return this.servers.findOneBy({ name });
   }
 
-  findByIds(ids: string[]): Promise<ServerEntity[]> {
+  async findByIds(ids: string[]): Promise<ServerEntity[]> {
+    if (ids.length === 1) {
+      const one = await this.findById(ids[0]);
+      return one ? [one] : [];
+    }
     return this.servers.findBy({ id: In(ids) });
   }
 
