@@ -416,11 +416,13 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
   private async run(entry: Running): Promise<void> {
     const { plan } = entry;
     const id = plan.execution.id;
-    if (!plan.execution.startedAt) {
-      await this.store(() =>
-        this.repo.updateExecution(id, { status: 'running', startedAt: Date.now() }),
-      );
-    }
+    // Payload first: the targets start while the execution's own `running` is stored.
+    const stored = plan.execution.startedAt
+      ? Promise.resolve()
+      : this.store(() =>
+          this.repo.updateExecution(id, { status: 'running', startedAt: Date.now() }),
+        );
+    stored.catch(() => undefined); // awaited below, before anything else of it is stored
     this.logger.log({ msg: 'execution started', executionId: id, targets: plan.targets.length });
     const perJob = new Semaphore(Math.max(1, plan.concurrency));
     let failures = plan.priorFailures;
@@ -466,6 +468,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
         }
       }),
     );
+    await stored;
     if (entry.detached) return this.letGo(id);
     await this.finalize(id, entry.cancelled, Date.now(), endedStatuses(entry));
   }
