@@ -6,13 +6,14 @@
 # parameter expansion, host facts are cached in a file read with the `read`
 # builtin, marker files are created with redirections, small sections are read
 # by builtins, and whatever does not need the payload is started while the
-# standby waits: the supervisor, the script's own process (setsid and a parked
-# sh), the two tails and the control reader.  After the payload only the mv
-# of the claim, one head per section not sent as text, the exec of the
-# interpreter, the ticker (one sleep a second, one rm per heartbeat seen),
-# the grep of kill_marked, the cgroup's mkdir and rmdir (where there is one),
-# the collect answer of a kept run with out/ files, and the rm of `ack` are
-# forked.
+# standby waits, parked on a fifo: the supervisor, the script's own process
+# (setsid and a second sh), the ticker, the two tails, the control reader
+# and the claim's mv (a subshell that execs mv once it has the runId).
+# After the payload: the exec of mv, one head per section not sent as text,
+# the exec of the interpreter, the ticker's sleep (one a second) and its rm
+# per heartbeat seen, the grep of kill_marked, the cgroup's mkdir and rmdir
+# (where there is one), the collect answer of a kept run with out/ files,
+# and the rm of `ack`.
 
 # Processes of one run (v2: the script outlives the channel that started it):
 #   follower   the exec channel's process (verb run or attach): streams the
@@ -25,7 +26,8 @@
 #              .go fifo until the payload is in place; lets the script's
 #              process (its child, parked on .run since the standby) start
 #              and waits for it, then writes .status and exits.
-#   ticker     child of the supervisor: deadline and lease, once a second;
+#   ticker     child of the supervisor (parked on .tick in standby):
+#              deadline and lease, once a second;
 #              after .status it stays behind as the linger that removes a run
 #              dir nobody comes back for.
 #
@@ -47,6 +49,7 @@ cr_done=   # set while fd 6 is `run`'s .done fifo (GNU tail)
 cr_t1=     # the follower's tails and control reader
 cr_t2=
 cr_cpid=
+cr_mv=     # the claim's mv, parked in standby
 cr_cg=     # the run's own cgroup (make_cgroup), where it has one
 cr_envpath= # set when the job's env section may set PATH
 
@@ -62,7 +65,7 @@ die() {
 }
 
 unsetup() {
-	for cr_p in $cr_t1 $cr_t2 $cr_cpid; do kill -KILL "$cr_p" 2>/dev/null; done
+	for cr_p in $cr_t1 $cr_t2 $cr_cpid $cr_mv; do kill -KILL "$cr_p" 2>/dev/null; done
 	[ -z "$cr_mine" ] || rm -rf -- "$cr_dir" "$cr_dir.sock"
 	[ -z "$cr_sb" ] || rm -rf -- "$cr_sb"
 }
@@ -361,8 +364,8 @@ supervise() {
 	# parked script's group, and the script never starts.
 	printf '%s\n' "$cr_pid" >"$cr_dir/.pid"
 	printf '%s %s %s\n' "${cr_dir##*/}" "$cr_type" "$cr_cg" >&5
-	exec 5>&-
-	ticker &
+	printf '%s %s %s %s\n' "${cr_dir##*/}" "$cr_grace" "$cr_timeout" "$cr_lease" >&4
+	exec 4>&- 5>&-
 	# A cancel that came before .pid existed found nothing to kill: its
 	# follower wrote .control first and read .pid second, we do the reverse,
 	# so one of us sees the other.
@@ -415,6 +418,16 @@ park() {
 		exec sh "$cr_rd/runner.sh" script
 	) <.run >>.stdout 2>>.stderr 3>&- 5>&- &
 	cr_pid=$!
+	# The ticker, prepared too: it waits on .tick (our fd 4) for its run.
+	exec 4<>.tick
+	(
+		IFS= read -r cr_l <&4 || exit 0
+		exec 4<&-
+		set -- $cr_l
+		[ $# -eq 4 ] || exit 0
+		cr_dir=$cr_runs/$1 cr_grace=$2 cr_timeout=$3 cr_lease=$4
+		ticker
+	) 4<.tick </dev/null 5>&- &
 	IFS= read -r cr_line || exit 0
 	exec </dev/null
 	set -- $cr_line
@@ -822,7 +835,7 @@ standby() {
 		die "cannot create runs directory"
 	}
 	{ true >"$cr_sb/.stdout" && true >"$cr_sb/.stderr" && true >"$cr_sb/.wake" &&
-		mkfifo -- "$cr_sb/.go" "$cr_sb/.done" "$cr_sb/.ctl" "$cr_sb/.run"; } 2>/dev/null && exec 7<>"$cr_sb/.go" ||
+		mkfifo -- "$cr_sb/.go" "$cr_sb/.done" "$cr_sb/.ctl" "$cr_sb/.run" "$cr_sb/.claim" "$cr_sb/.tick"; } 2>/dev/null && exec 7<>"$cr_sb/.go" ||
 		die "cannot write run files"
 	# ( ) and not a bare `reap &`: dash runs a function's redirections by
 	# saving the old fds (the channel's) on fds >= 10, and a backgrounded
@@ -856,6 +869,14 @@ standby() {
 	) <&9 4<.ctl >/dev/null 6>&- 7>&- 8>&- &
 	cr_cpid=$!
 	exec 9<&-
+	# The mv of the claim (run), prepared: it waits on .claim for the runId
+	# (our fd 3 is its only writer: our EOF is its EOF), then execs mv.
+	exec 3<>.claim
+	(
+		IFS= read -r cr_l <&3 && valid_id "$cr_l" || exit 1
+		exec mv -n -T -- "$cr_sb" "$cr_runs/$cr_l" 3<&-
+	) 3<.claim </dev/null >/dev/null 2>&1 4>&- 6>&- 7>&- 8>&- &
+	cr_mv=$!
 	say "standby $cr_version"
 }
 
@@ -950,8 +971,10 @@ run() {
 	# busybox -T refuses an existing dir), so an existing run dir is left
 	# untouched.  The tails and the reaper hold it by fd and cwd: they follow.
 	cr_dir=$cr_runs/$cr_id
-	[ ! -e "$cr_dir" ] && mv -n -T -- "$cr_sb" "$cr_dir" 2>/dev/null && [ ! -e "$cr_sb" ] && [ -d "$cr_dir" ] ||
+	[ ! -e "$cr_dir" ] && printf '%s\n' "$cr_id" >&3 && exec 3>&- && wait "$cr_mv" &&
+		[ ! -e "$cr_sb" ] && [ -d "$cr_dir" ] ||
 		die "run directory already exists or cannot be created"
+	cr_mv=
 	cr_sb= cr_mine=1
 
 	cr_i=0
