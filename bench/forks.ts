@@ -12,7 +12,10 @@
  * that made a process (threads are not counted), execs the execve calls that succeeded,
  * both with a timestamp between the payload write and the trailer.
  *
- * Env: BENCH_N rounds per case (default 5; the table shows the median and the minimum).
+ * Env: BENCH_N rounds per case (default 5; the table shows the median and the minimum);
+ * BENCH_REMOTE_DIR another runner to deploy (e.g. an older one: `git archive <commit>
+ * src/runner-cache/remote | tar -x -C /tmp/old`, then /tmp/old/src/runner-cache/remote);
+ * BENCH_STRACE=0 no strace: only the payload → trailer time, unslowed by tracing.
  */
 import { Client, ClientChannel } from 'ssh2';
 import * as fs from 'node:fs';
@@ -29,6 +32,7 @@ import { envCount, idsOf, median, onCleanup, runBench, sleep } from './support';
 const N = envCount('BENCH_N', 5);
 const STANDBY_MS = envCount('BENCH_STANDBY_MS', 800);
 const STRACE = '/usr/bin/strace';
+const TRACE = process.env.BENCH_STRACE !== '0';
 
 interface Case {
   name: string;
@@ -157,12 +161,14 @@ async function oneJob(
   await closed; // strace exits once every traced process has (the linger within a second)
   const text = out.toString('latin1');
   if (!/\nok\n/.test(text)) throw new Error(`unexpected output: ${text.slice(0, 300)}`);
+  const ms = (t1 - t0) * 1000;
+  if (!TRACE) return { forks: NaN, execs: NaN, programs: [], ms, standbyWord };
   const log = fs.readFileSync(logFile, 'utf8');
-  return { ...countProcessCalls(log, t0, t1), ms: (t1 - t0) * 1000, standbyWord };
+  return { ...countProcessCalls(log, t0, t1), ms, standbyWord };
 }
 
 async function main(): Promise<void> {
-  if (!fs.existsSync(STRACE)) throw new Error(`${STRACE} is needed`);
+  if (TRACE && !fs.existsSync(STRACE)) throw new Error(`${STRACE} is needed`);
   const sshd = await startSshd();
   onCleanup('sshd', () => sshd.stop());
   const { username, password } = await ensureTestUser();
@@ -175,14 +181,18 @@ async function main(): Promise<void> {
   const c = await connect(sshd.host, sshd.port, username, password);
   onCleanup('ssh', () => void c.end());
   // from the sources (REMOTE_DIR is relative to the compiled file)
-  const art = buildRunnerArtifact(path.join(REPO_ROOT, 'src/runner-cache/remote'));
+  const art = buildRunnerArtifact(
+    process.env.BENCH_REMOTE_DIR || path.join(REPO_ROOT, 'src/runner-cache/remote'),
+  );
   const deployed = await execAll(c, deployCommand(base, art.hash), art.tar);
   if (!deployed.includes('CRONIUM2 deployed')) throw new Error(`deploy: ${deployed}`);
   const logFile = path.join(tmp, 'strace.log');
-  const cmd = runCommand(base, art.hash).replace(
-    /exec sh /,
-    `exec ${STRACE} -f -qq -ttt -e trace=process -o ${logFile} sh `,
-  );
+  const cmd = TRACE
+    ? runCommand(base, art.hash).replace(
+        /exec sh /,
+        `exec ${STRACE} -f -qq -ttt -e trace=process -o ${logFile} sh `,
+      )
+    : runCommand(base, art.hash);
   console.log(`runner ${art.version} ${art.hash.slice(0, 12)}, user ${username}, N=${N}`);
   const rows: string[] = [];
   let n = 0;
@@ -219,6 +229,7 @@ async function main(): Promise<void> {
         `forks ${median(f)} (min ${Math.min(...f)})`.padEnd(18),
         `execs ${median(e)} (min ${Math.min(...e)})`.padEnd(18),
         `${Math.round(median(counts.map((x) => x.ms))! * 10) / 10} ms`.padEnd(9),
+        `(min ${Math.round(Math.min(...counts.map((x) => x.ms)) * 10) / 10})`.padEnd(11),
         `standby word ${last.standbyWord ? 'yes' : 'no'}`.padEnd(17),
         `execs: ${last.programs.join(' ')}`,
       ].join(' '),
