@@ -147,7 +147,10 @@ async function oneJob(
   await sleep(50); // strace has written the standby's last calls
   const t0 = Date.now() / 1000;
   let t1 = 0;
-  const trailer = new Promise<void>((resolve) => {
+  const trailer = new Promise<void>((resolve, reject) => {
+    void closed.then(() => {
+      if (!t1) reject(new Error(`no trailer: ${out.toString('latin1').slice(0, 300)}`));
+    });
     onData = () => {
       if (!t1 && /\nCRONIUM2 exit \d+ \S+.*\n$/.test(out.toString('latin1'))) {
         t1 = Date.now() / 1000;
@@ -218,7 +221,10 @@ async function main(): Promise<void> {
         files: k.bundled ? bundledFiles({ executionId: 'e' }, { a: 1 }, { k: 'v' }) : {},
         keep: k.bundled,
       };
-      counts.push(await oneJob(c, cmd, logFile, buildRunPayload(req)));
+      let payload = buildRunPayload(req);
+      // runners before 2.1 read no `text` sections: the same bytes as plain sections
+      if (/^2\.0\./.test(art.version)) payload = withoutText(payload);
+      counts.push(await oneJob(c, cmd, logFile, payload));
     }
     const f = counts.map((x) => x.forks);
     const e = counts.map((x) => x.execs);
@@ -236,6 +242,23 @@ async function main(): Promise<void> {
     );
   }
   console.log(rows.join('\n'));
+}
+
+/** A payload with its `text` sections sent as plain ones (for a runner before 2.1). */
+function withoutText(p: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  let pos = p.indexOf(0x0a) + 1;
+  parts.push(p.subarray(0, pos));
+  while (pos < p.length) {
+    const nl = p.indexOf(0x0a, pos);
+    const [name, len, text] = p.subarray(pos, nl).toString('latin1').split(' ');
+    const n = Number(len);
+    parts.push(Buffer.from(`${name} ${n}\n`), p.subarray(nl + 1, nl + 1 + n));
+    pos = nl + 1 + n;
+    // a text section's last line always ends in a newline on the wire, counted or not
+    if (text === 'text' && n > 0 && p[nl + n] !== 0x0a) pos++;
+  }
+  return Buffer.concat(parts);
 }
 
 runBench(main);
