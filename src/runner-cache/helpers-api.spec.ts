@@ -271,7 +271,7 @@ function run(
   let cmd: string;
   let args: string[];
   if (lang === 'bash') {
-    fullEnv.BASH_ENV = path.join(helpers, 'cronium.sh');
+    fullEnv.BASH_ENV = path.join(helpers, 'bash-env.sh'); // the stub the runner sets: loads cronium.sh on first use
     [cmd, args] = ['bash', [file]];
   } else if (lang === 'python') {
     fullEnv.PYTHONPATH = helpers;

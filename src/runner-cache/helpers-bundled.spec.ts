@@ -90,7 +90,7 @@ function command(lang: Lang, wd: string, extraEnv: Record<string, string> = {}) 
   };
   const script = path.join(wd, 'script');
   if (lang === 'bash') {
-    env.BASH_ENV = path.join(helpers, 'cronium.sh');
+    env.BASH_ENV = path.join(helpers, 'bash-env.sh'); // the stub the runner sets: loads cronium.sh on first use
     return { cmd: 'bash', args: [script], env };
   }
   if (lang === 'python') {
@@ -781,36 +781,39 @@ cronium.setCondition true
       };
     }
 
-    it('defines only cronium.* functions: no output, variables, options or traps', () => {
-      const empty = path.join(tmp, 'empty.sh');
-      fs.writeFileSync(empty, '');
-      for (const flags of [[], ['-euo', 'pipefail'], ['-u', '-f']]) {
-        const base = state(empty, flags);
-        const ours = state(path.join(helpers, 'cronium.sh'), flags);
-        expect(ours.err).toBe('');
-        expect(ours.code).toBe(0);
-        // PIPESTATUS: bash sets it after any command, ours just ran the first one
-        const [v1, f1, o1] = base.out.replace(/^PIPESTATUS\n/m, '').split('---\n');
-        const [v2, f2, o2] = ours.out.replace(/^PIPESTATUS\n/m, '').split('---\n');
-        expect(v2).toBe(v1);
-        expect(o2).toBe(o1);
-        const added = f2.split('\n').filter((f) => f && !f1.split('\n').includes(f));
-        expect(added.every((f) => f.startsWith('cronium.') || f.startsWith('_cronium_'))).toBe(
-          true,
-        );
-        expect(added.filter((f) => f.startsWith('cronium.')).sort()).toEqual(
-          [
-            'cronium.event',
-            'cronium.getVariable',
-            'cronium.input',
-            'cronium.output',
-            'cronium.setCondition',
-            'cronium.setVariable',
-            'cronium.toolAction',
-          ].sort(),
-        );
-      }
-    });
+    it.each(['bash-env.sh', 'cronium.sh'])(
+      '%s defines only cronium.* functions: no output, variables, options or traps',
+      (file) => {
+        const empty = path.join(tmp, 'empty.sh');
+        fs.writeFileSync(empty, '');
+        for (const flags of [[], ['-euo', 'pipefail'], ['-u', '-f']]) {
+          const base = state(empty, flags);
+          const ours = state(path.join(helpers, file), flags);
+          expect(ours.err).toBe('');
+          expect(ours.code).toBe(0);
+          // PIPESTATUS: bash sets it after any command, ours just ran the first one
+          const [v1, f1, o1] = base.out.replace(/^PIPESTATUS\n/m, '').split('---\n');
+          const [v2, f2, o2] = ours.out.replace(/^PIPESTATUS\n/m, '').split('---\n');
+          expect(v2).toBe(v1);
+          expect(o2).toBe(o1);
+          const added = f2.split('\n').filter((f) => f && !f1.split('\n').includes(f));
+          expect(added.every((f) => f.startsWith('cronium.') || f.startsWith('_cronium_'))).toBe(
+            true,
+          );
+          expect(added.filter((f) => f.startsWith('cronium.')).sort()).toEqual(
+            [
+              'cronium.event',
+              'cronium.getVariable',
+              'cronium.input',
+              'cronium.output',
+              'cronium.setCondition',
+              'cronium.setVariable',
+              'cronium.toolAction',
+            ].sort(),
+          );
+        }
+      },
+    );
 
     it('calls keep the caller options (noclobber, xtrace, errexit) and define only _cronium_* globals', () => {
       const wd = workDir({ a: 'x' });
@@ -833,6 +836,22 @@ cronium.getVariable a
       expect(res.out).toBe('same-options\nno-other-globals\n1');
       // xtrace of the caller does not trace the internals (bash >= 4.4)
       expect(res.err.split('\n').filter((l) => l.startsWith('+')).length).toBeLessThanOrEqual(4);
+    });
+
+    it('the stub loads the helpers on the first call: status, set -e, ERR trap and xtrace as with them', () => {
+      const wd = workDir({ a: 'x' });
+      const first = run('bash', wd, `set -x\ncronium.getVariable a\n`);
+      expect(first.out).toBe('x');
+      expect(first.err.split('\n').filter((l) => l.startsWith('+')).length).toBeLessThanOrEqual(4);
+      const err = run(
+        'bash',
+        wd,
+        `set -E; trap 'echo ERR' ERR\ncronium.getVariable missing; echo "rc=$?"\nset -e\ncronium.getVariable missing\necho not-here\n`,
+      );
+      expect(err.out).toBe('ERR\nrc=1\nERR\n');
+      expect(err.code).toBe(1);
+      const sub = run('bash', wd, `echo 2 | cronium.setVariable b; cronium.getVariable b`);
+      expect(sub.out).toBe('2');
     });
 
     it('child bash processes source it silently', () => {

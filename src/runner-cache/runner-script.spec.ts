@@ -15,7 +15,9 @@ import type { ScriptType } from '../executions/request';
 const REMOTE_DIR = path.resolve(__dirname, 'remote');
 const VERSION = fs.readFileSync(path.join(REMOTE_DIR, 'VERSION'), 'utf8').trim();
 const [UNAME_S, UNAME_M] = execFileSync('uname', ['-sm']).toString().trim().split(' ');
-const READY = `CRONIUM2 ready ${VERSION} ${UNAME_S} ${UNAME_M}\n`;
+/** A `run` runner's standby word (its setup done, waiting for the payload). */
+const STANDBY = `CRONIUM2 standby ${VERSION}\n`;
+const READY = `${STANDBY}CRONIUM2 ready ${VERSION} ${UNAME_S} ${UNAME_M}\n`;
 const ATTACHED = `CRONIUM2 attached ${VERSION} ${UNAME_S} ${UNAME_M}\n`;
 /** The remote command line is `sh runner.sh ...`; RUNNER_TEST_SHELL="busybox sh" tries another sh. */
 const SHELL = (process.env.RUNNER_TEST_SHELL ?? 'sh').split(' ');
@@ -30,6 +32,8 @@ jest.setTimeout(30000);
 interface Section {
   name: string;
   data: string | Buffer;
+  /** Sent as a `text` section (its last line ends in a newline on the wire, counted or not). */
+  text?: boolean;
 }
 
 /** `export NAME='value'` lines, `'` written as `'\''` (protocol doc, `env` section). */
@@ -51,7 +55,11 @@ function frame(runId: string, type: string, limits: Limits, sections: Section[])
   const parts: Buffer[] = [Buffer.from(header)];
   for (const s of sections) {
     const data = Buffer.isBuffer(s.data) ? s.data : Buffer.from(s.data, 'utf8');
-    parts.push(Buffer.from(`${s.name} ${data.length}\n`), data);
+    if (!s.text) parts.push(Buffer.from(`${s.name} ${data.length}\n`), data);
+    else {
+      parts.push(Buffer.from(`${s.name} ${data.length} text\n`), data);
+      if (data[data.length - 1] !== 0x0a) parts.push(Buffer.from('\n'));
+    }
   }
   return Buffer.concat(parts);
 }
@@ -314,7 +322,7 @@ describe('runner.sh', () => {
     expect(spawnSync('sh', ['-n', file]).status).toBe(0);
     const src = fs.readFileSync(file, 'utf8');
     expect(src).toMatch(new RegExp(`^cr_version=${VERSION.replace(/\./g, '\\.')} `, 'm'));
-    expect(VERSION).toBe('2.0.0');
+    expect(VERSION).toBe('2.1.0');
     const cb = spawnSync('checkbashisms', [file]);
     if (!cb.error) expect(cb.stdout.toString() + cb.stderr.toString()).toBe('');
   });
@@ -340,6 +348,66 @@ describe('runner.sh', () => {
       expect([res.code, res.reason]).toEqual([code, 'exit']);
       expect(res.exit.status).toBe(0); // the trailer carries the code, not the channel
       expect(fs.existsSync(runDir(res.runId))).toBe(false); // ack removed it
+    });
+  });
+
+  describe('text sections (read by builtins)', () => {
+    const tricky = [
+      'echo ok',
+      'echo ok\n',
+      '  lead\\ing \\n back\\slash\r\n\ttab  \n\nlast',
+      'é ünïcode ☃\n',
+      '\n\n',
+      '\n',
+      'x',
+    ];
+    it.each(tricky.map((t) => [JSON.stringify(t), t]))(
+      'writes %s byte for byte',
+      async (_n, text) => {
+        const res = await runScript('bash', 'cat data.txt', [
+          { name: 'data.txt', data: text, text: true },
+        ]);
+        expect(res.body.toString()).toBe(text);
+        expect(res.code).toBe(0);
+      },
+    );
+
+    it('a text script and env run as the same bytes sent raw would', async () => {
+      const script = 'echo "$A"; printf "%s" "$B"';
+      const env = envSection({ A: "it's", B: 'two\nlines' });
+      const runId = newRunId();
+      const r = start(runId, 'bash', [
+        { ...env, text: true },
+        { name: 'script', data: script, text: true },
+      ]);
+      const t = await r.complete(READY);
+      expect(t.body.toString()).toBe("it's\ntwo\nlines");
+    });
+
+    it('a text env that sets PATH skips the interpreter check, as a raw one does', async () => {
+      const runId = newRunId();
+      const r = start(runId, 'bash', [
+        { ...envSection({ PATH: `/nonexistent:${process.env.PATH}` }), text: true },
+        { name: 'script', data: 'echo ran', text: true },
+      ]);
+      const t = await r.complete(READY);
+      expect(t.body.toString()).toBe('ran\n');
+    });
+
+    it('refuses a text section whose lines run past its length, or input that ends inside it', async () => {
+      const runId = newRunId();
+      const header = `CRONIUM2 ${runId} bash 1 60 30 1\n`;
+      let r = new Runner(['run'], Buffer.from(`${header}script 3 text\necho ok\n`), true);
+      let res = await r.finish();
+      expect(res.stdout.toString()).toMatch(/CRONIUM2 error bad section length\n$/);
+      expect(res.status).toBe(70);
+      expect(fs.existsSync(runDir(runId))).toBe(false);
+      r = new Runner(['run'], Buffer.from(`${header}script 30 text\necho ok\n`), true);
+      res = await r.finish();
+      expect(res.stdout.toString()).toMatch(/CRONIUM2 error unexpected end of input\n$/);
+      r = new Runner(['run'], Buffer.from(`${header}script 7 texts\necho ok\n`), true);
+      res = await r.finish();
+      expect(res.stdout.toString()).toMatch(/CRONIUM2 error bad section header\n$/);
     });
   });
 
@@ -372,7 +440,7 @@ describe('runner.sh', () => {
   it('announces ready with version, os and arch on the first line, cached in host-info', async () => {
     const res = await runScript('bash', 'echo ok');
     expect(res.exit.stdout.toString()).toBe(
-      `CRONIUM2 ready 2.0.0 ${UNAME_S} ${UNAME_M}\nok\n\nCRONIUM2 exit 0 exit\n`,
+      `CRONIUM2 standby 2.1.0\nCRONIUM2 ready 2.1.0 ${UNAME_S} ${UNAME_M}\nok\n\nCRONIUM2 exit 0 exit\n`,
     );
     const hostInfo = path.join(path.dirname(runnerPath), 'host-info');
     expect(fs.readFileSync(hostInfo, 'utf8')).toBe(
@@ -425,7 +493,7 @@ describe('runner.sh', () => {
       [env],
     );
     expect(res.body.toString()).toBe(
-      `mytool-ran\n${rd}/helpers/cronium.sh|/custom/work|${runDir(res.runId)}|not-the-runner\nstdin-empty\n`,
+      `mytool-ran\n${rd}/helpers/bash-env.sh|/custom/work|${runDir(res.runId)}|not-the-runner\nstdin-empty\n`,
     );
 
     const py = await runScript(
@@ -915,7 +983,8 @@ sleep 30
     async function expectError(input: Buffer, runId?: string, args = ['run']) {
       const r = new Runner(args, input, true);
       const res = await r.finish();
-      expect(res.stdout.toString()).toMatch(/^CRONIUM2 error [^\n]+\n$/);
+      // `run` says its standby word first, unless it failed before its standby setup
+      expect(res.stdout.toString()).toMatch(/^(CRONIUM2 standby \S+\n)?CRONIUM2 error [^\n]+\n$/);
       expect(res.status).toBe(70);
       if (runId) expect(fs.existsSync(runDir(runId))).toBe(false);
       return res;
@@ -986,9 +1055,11 @@ sleep 30
       const msg = async (h: string) =>
         (await expectError(Buffer.from(h + 'script 7\necho hi'))).stdout.toString();
       expect(await msg(`CRONIUM2 ${id} bash 1 0 30 1\n`)).toBe(
-        'CRONIUM2 error bad timeoutSeconds\n',
+        `${STANDBY}CRONIUM2 error bad timeoutSeconds\n`,
       );
-      expect(await msg(`CRONIUM2 ${id} bash 1 60 0 1\n`)).toBe('CRONIUM2 error bad leaseSeconds\n');
+      expect(await msg(`CRONIUM2 ${id} bash 1 60 0 1\n`)).toBe(
+        `${STANDBY}CRONIUM2 error bad leaseSeconds\n`,
+      );
     });
 
     it('rejects truncated input, a missing script section and duplicates', async () => {

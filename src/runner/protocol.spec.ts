@@ -1,4 +1,12 @@
-import { INLINE_COLLECT_MAX, mayBeTrailer, parseCollected, parseTrailer } from './protocol';
+import {
+  buildRunPayload,
+  INLINE_COLLECT_MAX,
+  mayBeTrailer,
+  parseCollected,
+  parseStandbyLine,
+  parseTrailer,
+  TEXT_SECTION_MAX,
+} from './protocol';
 
 describe('the trailer', () => {
   const b = (s: string) => Buffer.from(s, 'latin1');
@@ -36,5 +44,47 @@ describe('the trailer', () => {
     const longest = Math.ceil(INLINE_COLLECT_MAX / 3) * 4;
     expect(mayBeTrailer(b(`CRONIUM2 exit 0 exit ${'A'.repeat(longest)}`))).toBe(true);
     expect(mayBeTrailer(b(`CRONIUM2 exit 0 exit ${'A'.repeat(longest + 64)}`))).toBe(false);
+  });
+});
+
+describe('the run payload', () => {
+  const base = {
+    runId: 'r1',
+    scriptType: 'bash' as const,
+    graceSeconds: 1,
+    timeoutSeconds: 60,
+    leaseSeconds: 30,
+    env: { A: 'x' },
+  };
+
+  it('sends small sections without a NUL byte as text, their last line always ending in a newline', () => {
+    const p = buildRunPayload({
+      ...base,
+      script: 'echo ok',
+      files: { 'a.json': '{}\n', 'bin.dat': Buffer.from('a\0b'), 'big.txt': 'x'.repeat(3000) },
+      keep: true,
+    }).toString('latin1');
+    expect(p).toContain(`env 13 text\nexport A='x'\n`);
+    expect(p).toContain('a.json 3 text\n{}\n'); // ends in a newline: nothing added
+    expect(p).toContain('bin.dat 3\na\0b'); // a NUL byte: raw
+    expect(p).toContain(`big.txt ${3000}\n${'x'.repeat(3000)}`); // too big: raw
+    expect(p).toContain('keep 0\n');
+    expect(p.endsWith('script 7 text\necho ok\n')).toBe(true); // the newline is not counted
+    expect(p.startsWith('CRONIUM2 r1 bash 1 60 30 6\n')).toBe(true);
+  });
+
+  it(`keeps sections of ${TEXT_SECTION_MAX} bytes text, and not one byte more`, () => {
+    const at = buildRunPayload({ ...base, script: 'x'.repeat(TEXT_SECTION_MAX) });
+    expect(at.toString('latin1')).toContain(`script ${TEXT_SECTION_MAX} text\n`);
+    const over = buildRunPayload({ ...base, script: 'x'.repeat(TEXT_SECTION_MAX + 1) });
+    expect(over.toString('latin1')).toContain(`script ${TEXT_SECTION_MAX + 1}\n`);
+  });
+});
+
+describe('the standby word', () => {
+  it('is `CRONIUM2 standby <version>`', () => {
+    expect(parseStandbyLine('CRONIUM2 standby 2.1.0')).toBe('2.1.0');
+    expect(parseStandbyLine('CRONIUM2 standby')).toBeNull();
+    expect(parseStandbyLine('CRONIUM2 ready 2.1.0 Linux x86_64')).toBeNull();
   });
 });

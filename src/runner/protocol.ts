@@ -34,12 +34,32 @@ export interface RunPayloadInput {
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The largest section sent as `text`: the runner reads a text section with the `read`
+ * builtin, a byte per system call, which costs about what the fork and exec of `head -c`
+ * cost at 1-2 KiB, and less below.
+ */
+export const TEXT_SECTION_MAX = 2048;
+
+/**
+ * One section on the wire: `<name> <length>\n<bytes>`, or for a small section with no NUL
+ * byte `<name> <length> text\n<bytes>`, whose last line always ends in a newline on the
+ * wire: one the length does not count when the bytes did not end in one.
+ */
+function frameSection(name: string, data: Buffer): Buffer[] {
+  const text = data.length > 0 && data.length <= TEXT_SECTION_MAX && !data.includes(0);
+  if (!text) return [Buffer.from(`${name} ${data.length}\n`), data];
+  const open = data[data.length - 1] !== 0x0a;
+  return [Buffer.from(`${name} ${data.length} text\n`), data, ...(open ? [NEWLINE] : [])];
+}
+const NEWLINE = Buffer.from('\n');
 const SECTION_NAME = /^[a-z][a-z0-9_.-]*$/;
 
 /**
- * Builds what the runner reads on stdin: a header line and length-prefixed sections.
- * Env values travel single-quoted in a file that only the script's shell sources —
- * never on a command line.
+ * Builds what the runner reads on stdin: a header line and length-prefixed sections
+ * (small ones as `text`, see frameSection). Env values travel single-quoted in a file that
+ * only the script's shell sources — never on a command line.
  */
 export function buildRunPayload(p: RunPayloadInput): Buffer {
   const sections: [string, Buffer][] = [];
@@ -66,9 +86,7 @@ export function buildRunPayload(p: RunPayloadInput): Buffer {
       `${PROTOCOL} ${p.runId} ${p.scriptType} ${grace} ${timeout} ${lease} ${sections.length}\n`,
     ),
   ];
-  for (const [name, data] of sections) {
-    parts.push(Buffer.from(`${name} ${data.length}\n`), data);
-  }
+  for (const [name, data] of sections) parts.push(...frameSection(name, data));
   return Buffer.concat(parts);
 }
 
@@ -96,6 +114,15 @@ export interface ReadyLine {
   version: string;
   /** `<os> <arch>` as the runner reports them. */
   platform: string;
+}
+
+/**
+ * `CRONIUM2 standby <version>`: a `run` runner has done everything that does not need the
+ * payload (its standby setup) and waits for it. Its first line; nothing else is printed
+ * before the payload.
+ */
+export function parseStandbyLine(line: string): string | null {
+  return /^CRONIUM2 standby (\S+)$/.exec(line)?.[1] ?? null;
 }
 
 /** `CRONIUM2 ready|attached <version> <os> <arch>`: the spooled output follows. */

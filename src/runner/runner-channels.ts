@@ -2,6 +2,7 @@ import type { ClientChannel } from 'ssh2';
 import type { RetryPolicy } from '../common/backoff';
 import { openChannel } from '../ssh/run-command';
 import type { PooledConnection } from '../ssh/ssh.types';
+import { parseStandbyLine } from './protocol';
 
 /**
  * Standbys one connection keeps at most: one per runner command (base dir), within the
@@ -12,8 +13,33 @@ const STANDBYS_PER_CONNECTION = 2;
 interface Standby {
   command: string;
   channel: ClientChannel;
+  /** The runner said its standby word: set up and waiting for its payload. */
+  ready: boolean;
   dead: boolean;
+  /** stdout so far that may still become the standby word. */
+  early: Buffer;
   detach: () => void;
+}
+
+const STANDBY_HEAD = 'CRONIUM2 standby ';
+const STANDBY_LINE_MAX = 128;
+
+/**
+ * What a standby printed on stdout so far: `ready` (exactly its standby word), `maybe` (a
+ * start of it), or `dead` (anything else: a runner that failed or vanished, whose shell said
+ * so; a runner prints nothing else before its payload).
+ */
+export function standbyState(out: Buffer): 'ready' | 'maybe' | 'dead' {
+  const nl = out.indexOf(0x0a);
+  const s = out.subarray(0, nl === -1 ? out.length : nl).toString('latin1');
+  if (nl !== -1) {
+    return nl === out.length - 1 && parseStandbyLine(s) !== null ? 'ready' : 'dead';
+  }
+  if (s.length > STANDBY_LINE_MAX) return 'dead';
+  if (s.length <= STANDBY_HEAD.length) return STANDBY_HEAD.startsWith(s) ? 'maybe' : 'dead';
+  return s.startsWith(STANDBY_HEAD) && /^\S*$/.test(s.slice(STANDBY_HEAD.length))
+    ? 'maybe'
+    : 'dead';
 }
 
 /** What a standby's login environment may print on stderr that is kept for the job. */
@@ -24,7 +50,8 @@ const NOISE_MAX = 4096;
  * already started and blocked on its stdin (a standby) for each runner command it
  * serves (one per base dir, up to STANDBYS_PER_CONNECTION): a job takes it and only
  * writes its payload, so opening the session and starting the login shell and the
- * runner are off the job's critical path. The job still uses exactly one exec channel;
+ * runner are off the job's critical path. A standby is ready once its runner said its
+ * standby word (protocol.ts parseStandbyLine). The job still uses exactly one exec channel;
  * the next standby is opened once the job's channel has closed, so it never competes
  * with a running job for the host's CPU.
  */
@@ -33,6 +60,8 @@ export class RunnerChannels {
   private readonly preparing = new WeakMap<PooledConnection, Set<string>>();
   /** What a standby's login shell printed on stderr before its job: the job's to log. */
   private readonly noise = new WeakMap<ClientChannel, Buffer>();
+  /** The start of a standby word that had not fully arrived when a job took the channel. */
+  private readonly early = new WeakMap<ClientChannel, Buffer>();
   private readonly told = new WeakSet<PooledConnection>();
 
   constructor(
@@ -53,8 +82,12 @@ export class RunnerChannels {
     let channel: ClientChannel | null = null;
     if (s) {
       s.detach();
-      if (!s.dead && !conn.closed) channel = s.channel;
-      else s.channel.close();
+      // Not ready yet (its word is on the way) is good enough: the payload waits in the
+      // channel until the runner reads it, no later than if we waited for the word.
+      if (!s.dead && !conn.closed) {
+        channel = s.channel;
+        if (!s.ready && s.early.length) this.early.set(channel, s.early);
+      } else s.channel.close();
     }
     channel ??= await this.exec(conn, command);
     if (this.prewarm) this.prepareAfter(conn, command, channel);
@@ -69,6 +102,16 @@ export class RunnerChannels {
     const n = this.noise.get(channel) ?? null;
     this.noise.delete(channel);
     return n;
+  }
+
+  /**
+   * What a standby taken before its word was complete had received of it: the session
+   * reads it as the start of the channel's stdout (it strips the word).
+   */
+  takeEarly(channel: ClientChannel): Buffer | null {
+    const e = this.early.get(channel) ?? null;
+    this.early.delete(channel);
+    return e;
   }
 
   /**
@@ -113,10 +156,18 @@ export class RunnerChannels {
     conn.exec(command).then(
       (channel) => {
         inFlight.delete(command);
-        const entry: Standby = { command, channel, dead: false, detach: () => undefined };
-        // stdout before a payload, or the end of the channel, means this runner is not
-        // usable (e.g. it vanished from the server and the shell said so, then exited).
-        // stderr alone is the login environment talking: kept for the job, not fatal.
+        const entry: Standby = {
+          command,
+          channel,
+          ready: false,
+          dead: false,
+          early: Buffer.alloc(0),
+          detach: () => undefined,
+        };
+        // Ready once the runner said its standby word on stdout, whatever the login
+        // environment said on stderr (kept for the job, not fatal). Other stdout before a
+        // payload, or the end of the channel, means this runner is not usable (e.g. it
+        // vanished from the server and the shell said so, then exited).
         const onNoise = (chunk: Buffer) => {
           const had = this.noise.get(channel) ?? Buffer.alloc(0);
           if (had.length < NOISE_MAX) {
@@ -129,15 +180,25 @@ export class RunnerChannels {
           entry.detach();
           channel.close(); // a runner that spoke before its payload is of no use
         };
+        const onData = (chunk: Buffer) => {
+          if (entry.ready) return onEnd(); // nothing comes after the word before a payload
+          entry.early = Buffer.concat([entry.early, chunk]);
+          const state = standbyState(entry.early);
+          if (state === 'dead') return onEnd();
+          if (state === 'ready') {
+            entry.ready = true;
+            entry.early = Buffer.alloc(0);
+          }
+        };
         channel.on('close', onEnd);
         channel.on('exit', onEnd);
-        channel.on('data', onEnd);
+        channel.on('data', onData);
         channel.stderr.on('data', onNoise);
         channel.on('error', onEnd);
         entry.detach = () => {
           channel.removeListener('close', onEnd);
           channel.removeListener('exit', onEnd);
-          channel.removeListener('data', onEnd);
+          channel.removeListener('data', onData);
           channel.stderr.removeListener('data', onNoise);
           channel.removeListener('error', onEnd);
         };

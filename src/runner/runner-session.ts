@@ -11,6 +11,7 @@ import {
   mayBeTrailer,
   parseErrorLine,
   parseReadyLine,
+  parseStandbyLine,
   parseTrailer,
   ReadyLine,
   RunPayloadInput,
@@ -74,7 +75,8 @@ export const HARD_STOP_MARGIN_MS = 1000;
 
 /**
  * One conversation with a runner on one exec channel: start a run (or attach to one),
- * tell the ready line from what came before it, stream the spooled stdout and stderr
+ * tell the ready line from what came before it (a `run` runner's standby word, whether
+ * the standby already read it or it comes on this channel; login noise on stderr), stream the spooled stdout and stderr
  * into their sinks, keep the lease alive, pass control words on, and report how it
  * ended: the trailer (the script's exit code and why), a loss, or a runner that is
  * missing or failed. A session runs once; a re-attach is a new session.
@@ -161,9 +163,12 @@ export class RunnerSession {
     const started = performance.now();
     const channel = await this.channels.open(this.conn, command, standby);
     this.channel = channel;
-    // a standby's login noise: as if it had just arrived (logged once, at the ready line)
+    // a standby's login noise: as if it had just arrived (logged once, at the ready line);
+    // the part of its standby word it had received, if the word was not complete yet
     const noise = this.channels.takeNoise(channel);
     if (noise) this.onStderr(noise);
+    const early = this.channels.takeEarly(channel);
+    if (early) this.onStdout(early);
     return new Promise<RunnerExit>((resolve) => {
       let done = false;
       const finish = () => {
@@ -219,17 +224,24 @@ export class RunnerSession {
     );
   }
 
-  private onStdout(chunk: Buffer): void {
-    this.dataTick++;
+  private onStdout(chunk: Buffer, arrived = true): void {
+    if (arrived) this.dataTick++;
     if (this.exit.started) return this.onSpool(chunk);
-    this.head = Buffer.concat([this.head, chunk]);
+    this.head = chunk.length ? Buffer.concat([this.head, chunk]) : this.head;
     const nl = this.head.indexOf(0x0a);
     if (nl === -1) {
       if (this.head.length > FIRST_LINE_MAX)
         this.exit.runnerError = 'unexpected output before the runner started';
       return;
     }
-    const ready = parseReadyLine(this.head.subarray(0, nl).toString('utf8'));
+    const line = this.head.subarray(0, nl).toString('utf8');
+    if (parseStandbyLine(line) !== null) {
+      // a `run` runner's first line (on a fresh channel, or a standby taken before its
+      // word arrived): not output, the ready line follows
+      this.head = this.head.subarray(nl + 1);
+      return this.onStdout(EMPTY, false);
+    }
+    const ready = parseReadyLine(line);
     if (!ready) return; // kept in `head` for diagnose()
     this.exit.started = true;
     // Following from the middle of a line (a drop cut it): no trailer starts there.

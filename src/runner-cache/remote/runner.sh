@@ -4,11 +4,17 @@
 # POSIX sh only (dash, busybox ash, bash-as-sh); no bashisms.  Every job runs
 # through this file, so the hot path keeps forks to a minimum: paths come from
 # parameter expansion, host facts are cached in a file read with the `read`
-# builtin, marker files are created with redirections, and only mkdir, one
-# head per section, the supervisor, the script, the ticker (one sleep a
-# second, one rm per heartbeat seen), two tails, the control reader, the mv
-# of .status and the rm of `ack` are forked.
-#
+# builtin, marker files are created with redirections, small sections are read
+# by builtins, and whatever does not need the payload is started while the
+# standby waits, parked on a fifo: the supervisor, the script's own process
+# (setsid and a second sh), the ticker, the two tails, the control reader
+# and the claim's mv (a subshell that execs mv once it has the runId).
+# After the payload: the exec of mv, one head per section not sent as text,
+# the exec of the interpreter, the ticker's sleep (one a second) and its rm
+# per heartbeat seen, the grep of kill_marked, the cgroup's mkdir and rmdir
+# (where there is one), the collect answer of a kept run with out/ files,
+# and the rm of `ack`.
+
 # Processes of one run (v2: the script outlives the channel that started it):
 #   follower   the exec channel's process (verb run or attach): streams the
 #              spools to the channel, reads the control stream, prints the
@@ -17,9 +23,11 @@
 #              the supervisor: once the supervisor is gone (and reaped) it
 #              wakes the tails (.wake), so they see the end at once.
 #   supervisor a child of the reaper, started in standby and parked on the
-#              .go fifo until the payload is in place; starts the script and
-#              waits for it, then writes .status and exits.
-#   ticker     child of the supervisor: deadline and lease, once a second;
+#              .go fifo until the payload is in place; lets the script's
+#              process (its child, parked on .run since the standby) start
+#              and waits for it, then writes .status and exits.
+#   ticker     child of the supervisor (parked on .tick in standby):
+#              deadline and lease, once a second;
 #              after .status it stays behind as the linger that removes a run
 #              dir nobody comes back for.
 #
@@ -27,7 +35,7 @@
 # environment with a common name (dir, pid, ...) can't be modified under the
 # script's feet: assigning to an inherited exported variable keeps it exported.
 
-cr_version=2.0.0 # keep equal to ./VERSION
+cr_version=2.1.0 # keep equal to ./VERSION
 umask 077        # run dirs 0700, section and spool files 0600
 set -f           # header lines are split unquoted; never glob them
 
@@ -41,6 +49,7 @@ cr_done=   # set while fd 6 is `run`'s .done fifo (GNU tail)
 cr_t1=     # the follower's tails and control reader
 cr_t2=
 cr_cpid=
+cr_mv=     # the claim's mv, parked in standby
 cr_cg=     # the run's own cgroup (make_cgroup), where it has one
 cr_envpath= # set when the job's env section may set PATH
 
@@ -56,7 +65,7 @@ die() {
 }
 
 unsetup() {
-	for cr_p in $cr_t1 $cr_t2; do kill -KILL "$cr_p" 2>/dev/null; done
+	for cr_p in $cr_t1 $cr_t2 $cr_cpid $cr_mv; do kill -KILL "$cr_p" 2>/dev/null; done
 	[ -z "$cr_mine" ] || rm -rf -- "$cr_dir" "$cr_dir.sock"
 	[ -z "$cr_sb" ] || rm -rf -- "$cr_sb"
 }
@@ -350,59 +359,13 @@ find_setsid() {
 # `cancel`; kill -9 of the supervisor makes the ticker kill the tree.
 # (INT and QUIT are ignored anyway: background job of a non-interactive sh.)
 supervise() {
-	trap '' HUP TERM
-	# The script: own process group (setsid: dash can't do job control without
-	# a tty), stdin /dev/null, stdout/stderr appended to the spools.
-	# Everything it needs is passed as positional parameters, because the
-	# sourced env file may set any variable; runtime variables are set after
-	# sourcing so the helpers are always reachable.
 	make_cgroup
-	set -- "$cr_dir" "$cr_rd" "$cr_type" "$cr_setsid" "$cr_cg"
-	(
-		trap - HUP TERM # ignored for the supervisor only, not for the script
-		# Into the run's cgroup first: everything the script starts is then in it.
-		[ -z "$5" ] || { printf '0\n' >"$5/cgroup.procs"; } 2>/dev/null
-		# executor.maxProcesses: a fork bomb of a plain user stops there (the
-		# runner's own processes keep theirs, so the kill still works).
-		if [ -f "$1/nproc" ] && read -r cr_np <"$1/nproc" && valid_num "$cr_np"; then
-			# RLIMIT_NPROC: -u in bash and ash, -p in dash
-			ulimit -u "$cr_np" 2>/dev/null || ulimit -p "$cr_np" 2>/dev/null
-		fi
-		cd "$1" || exit
-		unset CRONIUM_WORK_DIR
-		if [ -f "$1/env" ]; then . "$1/env"; fi
-		[ -n "${CRONIUM_WORK_DIR+x}" ] || CRONIUM_WORK_DIR=$1
-		export CRONIUM_WORK_DIR
-		# The mark every process of the run inherits (kill_marked).
-		export "CRONIUM_RUN_ID=${1##*/}"
-		case $3 in
-		bash)
-			# quoted whole: checkbashisms flags a bare BASH_ENV= assignment
-			export "BASH_ENV=$2/helpers/cronium.sh"
-			set -- "$4" bash "$1/script"
-			;;
-		python)
-			# helpers/sitecustomize.py is imported at startup from here and puts
-			# `cronium` into builtins (it chains to any sitecustomize it shadows).
-			export PYTHONPATH="$2/helpers${PYTHONPATH:+:$PYTHONPATH}"
-			set -- "$4" python3 "$1/script"
-			;;
-		node)
-			# -r preloads the helpers (sets globalThis.cronium); NODE_PATH keeps
-			# require('cronium') resolving to the same module instance.
-			export NODE_PATH="$2/helpers${NODE_PATH:+:$NODE_PATH}"
-			set -- "$4" node -r "$2/helpers/cronium.js" "$1/script"
-			;;
-		esac
-		# Not a group leader (async list, no job control), so setsid doesn't
-		# fork: the pid stays $! and becomes the pgid.
-		if [ -n "$1" ]; then exec "$@"; fi
-		shift
-		exec "$@"
-	) </dev/null >>"$cr_dir/.stdout" 2>>"$cr_dir/.stderr" &
-	cr_pid=$!
+	# .pid first, then the go line: a cancel that comes meanwhile kills the
+	# parked script's group, and the script never starts.
 	printf '%s\n' "$cr_pid" >"$cr_dir/.pid"
-	ticker &
+	printf '%s %s %s\n' "${cr_dir##*/}" "$cr_type" "$cr_cg" >&5
+	printf '%s %s %s %s\n' "${cr_dir##*/}" "$cr_grace" "$cr_timeout" "$cr_lease" >&4
+	exec 4>&- 5>&-
 	# A cancel that came before .pid existed found nothing to kill: its
 	# follower wrote .control first and read .pid second, we do the reverse,
 	# so one of us sees the other.
@@ -439,12 +402,91 @@ supervise() {
 # EOF instead (the follower failed or went away before a payload): nothing to
 # do.  The run dir is then the claimed one (`mv` of the standby dir).
 park() {
+	trap '' HUP TERM
+	# The script's process, prepared now: its own session and process group
+	# (setsid: dash can't do job control without a tty), stdout and stderr
+	# appended to the spools, HUP and TERM back at their defaults, parked on
+	# the .run fifo (our fd 5 is its only writer) until we hand it its run dir
+	# (prestart).  setsid is not a group leader here (async list, no job
+	# control), so it doesn't fork: the pid stays $! and becomes the pgid.
+	# It runs runner.sh again (verb `script`), so that the exec of the
+	# interpreter is all that is left to do once the payload is there.
+	exec 5<>.run
+	(
+		trap - HUP TERM # ignored for the supervisor only, not for the script
+		if [ -n "$cr_setsid" ]; then exec "$cr_setsid" sh "$cr_rd/runner.sh" script; fi
+		exec sh "$cr_rd/runner.sh" script
+	) <.run >>.stdout 2>>.stderr 3>&- 5>&- &
+	cr_pid=$!
+	# The ticker, prepared too: it waits on .tick (our fd 4) for its run.
+	exec 4<>.tick
+	(
+		IFS= read -r cr_l <&4 || exit 0
+		exec 4<&-
+		set -- $cr_l
+		[ $# -eq 4 ] || exit 0
+		cr_dir=$cr_runs/$1 cr_grace=$2 cr_timeout=$3 cr_lease=$4
+		ticker
+	) 4<.tick </dev/null 5>&- &
 	IFS= read -r cr_line || exit 0
 	exec </dev/null
 	set -- $cr_line
 	[ $# -eq 5 ] || exit 0
 	cr_dir=$cr_runs/$1 cr_type=$2 cr_grace=$3 cr_timeout=$4 cr_lease=$5
 	supervise
+}
+
+# prestart (verb `script`): the script's process, started in standby by
+# park, reads `<runId> <scriptType> [<cgroup>]` on stdin (the .run fifo;
+# EOF: the run never came) and becomes the script: into the run's cgroup,
+# the process limit, cd, the env section, the runtime variables, exec.
+# Everything it needs is in positional parameters, because the sourced env
+# file may set any variable; runtime variables are set after sourcing so the
+# helpers are always reachable.
+prestart() {
+	trap - HUP TERM
+	IFS= read -r cr_line || exit 0
+	exec </dev/null
+	set -- $cr_line
+	valid_id "${1-}" || exit 70
+	set -- "$cr_runs/$1" "$cr_rd" "${2-}" "${cr_line#* * }"
+	[ "$4" != "$cr_line" ] || set -- "$1" "$2" "$3" ""
+	# Into the run's cgroup first: everything the script starts is then in it.
+	[ -z "$4" ] || { printf '0\n' >"$4/cgroup.procs"; } 2>/dev/null
+	# executor.maxProcesses: a fork bomb of a plain user stops there (the
+	# runner's own processes keep theirs, so the kill still works).
+	if [ -f "$1/nproc" ] && read -r cr_np <"$1/nproc" && valid_num "$cr_np"; then
+		# RLIMIT_NPROC: -u in bash and ash, -p in dash
+		ulimit -u "$cr_np" 2>/dev/null || ulimit -p "$cr_np" 2>/dev/null
+	fi
+	cd "$1" || exit
+	unset CRONIUM_WORK_DIR
+	if [ -f "$1/env" ]; then . "$1/env"; fi
+	[ -n "${CRONIUM_WORK_DIR+x}" ] || CRONIUM_WORK_DIR=$1
+	export CRONIUM_WORK_DIR
+	# The mark every process of the run inherits (kill_marked).
+	export "CRONIUM_RUN_ID=${1##*/}"
+	case $3 in
+	bash)
+		# quoted whole: checkbashisms flags a bare BASH_ENV= assignment;
+		# bash-env.sh is a stub that loads the helpers on first use
+		export "BASH_ENV=$2/helpers/bash-env.sh"
+		exec bash "$1/script"
+		;;
+	python)
+		# helpers/sitecustomize.py is imported at startup from here and puts
+		# `cronium` into builtins (it chains to any sitecustomize it shadows).
+		export PYTHONPATH="$2/helpers${PYTHONPATH:+:$PYTHONPATH}"
+		exec python3 "$1/script"
+		;;
+	node)
+		# -r preloads the helpers (sets globalThis.cronium); NODE_PATH keeps
+		# require('cronium') resolving to the same module instance.
+		export NODE_PATH="$2/helpers${NODE_PATH:+:$NODE_PATH}"
+		exec node -r "$2/helpers/cronium.js" "$1/script"
+		;;
+	esac
+	exit 70
 }
 
 # The reaper: detached like the supervisor (stdio /dev/null, HUP and TERM
@@ -627,15 +669,28 @@ trailer() {
 	true 2>/dev/null >"$cr_dir/.sent"
 	printf '\nCRONIUM2 exit %s %s' "$cr_code" "$cr_why"
 	if [ -e "$cr_dir/keep" ] && inline; then
-		printf ' '
-		base64 <"$cr_dir/.collect" | tr -d '\n'
+		if [ -n "$cr_b64" ]; then
+			printf ' %s' "$cr_b64"
+		else
+			printf ' '
+			base64 <"$cr_dir/.collect" | tr -d '\n'
+		fi
 	fi
 	printf '\n'
 	exec >/dev/null 2>&1 8>&-
 }
 
 INLINE_MAX=1048576
+# inline: .collect written, and cr_b64 its base64 when that is known without
+# a fork: no out/ file to frame (a job that called no helper), the answer
+# is `CRONIUM2 collect 0`.
 inline() {
+	cr_b64=
+	if ! framables "$cr_dir"; then
+		{ say "collect 0" >"$cr_dir/.collect"; } 2>/dev/null || return 1
+		cr_b64=Q1JPTklVTTIgY29sbGVjdCAwCg== # base64 of "CRONIUM2 collect 0\n"
+		return 0
+	fi
 	command -v base64 >/dev/null 2>&1 &&
 		{ (frame "$cr_dir") >"$cr_dir/.collect.$$" && mv -f -- "$cr_dir/.collect.$$" "$cr_dir/.collect"; } 2>/dev/null &&
 		cr_s=$(wc -c <"$cr_dir/.collect") && cr_s=${cr_s##*[!0123456789]} &&
@@ -701,10 +756,16 @@ follow() {
 	# unless redirected, and `<&0` would dup that /dev/null: pass our stdin
 	# as fd 9.  Its stdout/stderr go to /dev/null so a sleep it may leave
 	# behind never holds the channel's pipes open.
-	exec 9<&0
-	(control stream) <&9 >/dev/null 6>&- 8>&- & # ( ): see supervise in run
-	cr_cpid=$!
-	exec 9<&-
+	if [ -n "$cr_cpid" ]; then
+		# `run`: the control reader parked in standby starts reading now
+		# (the payload is read); its fifo stays open until we exit.
+		printf '%s\n' "$cr_dir" >&4
+	else
+		exec 9<&0
+		(control stream) <&9 >/dev/null 6>&- 8>&- & # ( ): see reap in standby
+		cr_cpid=$!
+		exec 9<&-
+	fi
 	# Complete (trailer) only when the tails ended as they should: GNU tail
 	# exits 0 after the supervisor; killed (137) means EOF stopped them.
 	if [ -n "$cr_done" ]; then
@@ -774,7 +835,7 @@ standby() {
 		die "cannot create runs directory"
 	}
 	{ true >"$cr_sb/.stdout" && true >"$cr_sb/.stderr" && true >"$cr_sb/.wake" &&
-		mkfifo -- "$cr_sb/.go" "$cr_sb/.done"; } 2>/dev/null && exec 7<>"$cr_sb/.go" ||
+		mkfifo -- "$cr_sb/.go" "$cr_sb/.done" "$cr_sb/.ctl" "$cr_sb/.run" "$cr_sb/.claim" "$cr_sb/.tick"; } 2>/dev/null && exec 7<>"$cr_sb/.go" ||
 		die "cannot write run files"
 	# ( ) and not a bare `reap &`: dash runs a function's redirections by
 	# saving the old fds (the channel's) on fds >= 10, and a backgrounded
@@ -787,33 +848,70 @@ standby() {
 		exec 6<>"$cr_sb/.done"
 		cr_done=1
 	}
+	# The tails follow the spools by descriptor (GNU tail -f, busybox tail
+	# -f: inotify and reads on the open file), so they start now, on the
+	# standby dir's files, and go on reading them once the claim has renamed
+	# the dir.  They read the spools from byte 1.  By relative names from
+	# our cwd, the standby dir: a child may open them after the claim (the
+	# payload can be here before it runs), and the cwd follows the rename.
+	cd "$cr_sb" || die "cannot write run files"
+	cr_dir=.
+	tails "$cr_s" 0 0 1
+	cr_dir=
+	# The control reader, parked until the payload is read: it waits for the
+	# run dir's name on the .ctl fifo (our fd 4 is its only writer: our EOF
+	# on a setup failure is its EOF), then reads the control stream (follow).
+	exec 4<>.ctl 9<&0
+	(
+		IFS= read -r cr_dir <&4 || exit 0
+		exec 4<&-
+		control stream
+	) <&9 4<.ctl >/dev/null 6>&- 7>&- 8>&- &
+	cr_cpid=$!
+	exec 9<&-
+	# The mv of the claim (run), prepared: it waits on .claim for the runId
+	# (our fd 3 is its only writer: our EOF is its EOF), then execs mv.
+	exec 3<>.claim
+	(
+		IFS= read -r cr_l <&3 && valid_id "$cr_l" || exit 1
+		exec mv -n -T -- "$cr_sb" "$cr_runs/$cr_l" 3<&-
+	) 3<.claim </dev/null >/dev/null 2>&1 4>&- 6>&- 7>&- 8>&- &
+	cr_mv=$!
+	say "standby $cr_version"
 }
 
-# section <name> <length>: the next <length> bytes of stdin into the file.
-# GNU head -c never reads past N bytes of a pipe, so the next header stays on
-# stdin.  NB busybox head reads through stdio and swallows more: the next
-# read then fails cleanly.  A small env section (lines of `export N='v'`,
-# always newline-terminated, never a NUL: protocol.ts) is read line by line
-# by builtins instead, which read a pipe byte by byte (LC_ALL=C: ${#} counts
-# bytes); the follower's LC_ALL is nobody else's: the supervisor forked in
-# standby.  `true`, not `:`: a failed redirection on a special builtin would
-# exit the shell on the spot, skipping die's cleanup.
+# section <name> <length> [text]: the next <length> bytes of stdin into the
+# file.  A `text` section (small, no NUL byte: protocol.ts) is read line by
+# line by builtins, which read a pipe byte by byte (LC_ALL=C: ${#} counts
+# bytes; the follower's LC_ALL is nobody else's: everything else forked in
+# standby); on the wire its last line always ends in a newline, one that is
+# not part of the section when the length says so (the content did not end
+# in one).  Any other section is read by GNU head -c, which never reads past
+# N bytes of a pipe, so the next header stays on stdin.  NB busybox head
+# reads through stdio and swallows more: the next read then fails cleanly.
+# The env section (lines of `export N='v'`) is looked at for PATH when it is
+# text; otherwise it may set PATH.  `true`, not `:`: a failed redirection on
+# a special builtin would exit the shell on the spot, skipping die's cleanup.
 section() {
 	if [ "$2" = 0 ]; then
 		true 2>/dev/null >"$cr_dir/$1"
-	elif [ "$1" = env ] && [ "$2" -le 2048 ]; then
+	elif [ "$3" = text ]; then
 		LC_ALL=C
 		cr_left=$2
 		while [ "$cr_left" -gt 0 ] && IFS= read -r cr_l; do
 			cr_left=$((cr_left - ${#cr_l} - 1))
-			case $cr_l in "export PATH="*) cr_envpath=1 ;; esac
-			printf '%s\n' "$cr_l"
+			case $1/$cr_l in env/"export PATH="*) cr_envpath=1 ;; esac
+			if [ "$cr_left" = -1 ]; then
+				printf '%s' "$cr_l"
+			else
+				printf '%s\n' "$cr_l"
+			fi
 		done 2>/dev/null >"$cr_dir/$1" || return 1
-		# Short: stdin ended.  Past the end: not newline-terminated.
-		[ "$cr_left" = 0 ] || [ "$cr_left" -lt 0 ] || die "unexpected end of input"
-		[ "$cr_left" = 0 ] || die "bad section length"
+		# Short: stdin ended.  Further past the end: a line longer than said.
+		[ "$cr_left" -le 0 ] || die "unexpected end of input"
+		[ "$cr_left" -ge -1 ] || die "bad section length"
 	else
-		[ "$1" != env ] || cr_envpath=1 # too big to look at: may set PATH
+		[ "$1" != env ] || cr_envpath=1 # not looked at: may set PATH
 		head -c "$2" >"$cr_dir/$1"
 	fi
 }
@@ -831,19 +929,21 @@ interpreter() {
 	command -v "$cr_i" >/dev/null 2>&1 || die "interpreter missing: $cr_i"
 }
 
-# safe_paths: the service's guard (commands.ts) checked owners and modes
-# before this runner started, ahead of time (standby); the payload may come
-# much later.  Checked again before anything of the job lands: whoever else
-# owns one of these (a swapped runner or helper: the new file is theirs) or
-# may write there (rename our run dir away, put theirs in its place) could
-# read the job's env.  Owners by the -O builtin, modes by one find.
-safe_paths() {
-	set -- "$cr_base" "$cr_base/runners" "$cr_rd" "$cr_rd/runner.sh" "$cr_rd/helpers" "$cr_runs"
-	for cr_p; do
+# safe_owners: the service's guard (commands.ts) checked owners and modes
+# (one find) right before this runner started, ahead of time (standby); the
+# payload may come much later.  Whoever else owns one of these (a swapped
+# runner or helper: the new file is theirs) or may write there (rename our
+# run dir away, put theirs in its place) could read the job's env, so the
+# owners are checked again before anything of the job lands, by the -O
+# builtin.  The modes are not looked at again (that would be a find, a fork
+# and an exec on the job's path): only a path's owner or root may chmod it,
+# so a path that is still ours still has the mode the guard saw unless we
+# (or root) changed it meanwhile, and one swapped in by someone else is
+# theirs and fails -O.  The next runner's guard sees any new mode.
+safe_owners() {
+	for cr_p in "$cr_base" "$cr_base/runners" "$cr_rd" "$cr_rd/runner.sh" "$cr_rd/helpers" "$cr_runs"; do
 		[ -O "$cr_p" ] || die "unsafe path (owned by another user): $cr_p"
 	done
-	cr_p=$(find -H "$@" -maxdepth 0 '(' -perm -020 -o -perm -002 ')' -print </dev/null 2>/dev/null 6>&- 7>&-)
-	[ -z "$cr_p" ] || die "unsafe path (writable by group or others): $cr_p"
 }
 
 run() {
@@ -864,30 +964,28 @@ run() {
 	valid_num "$6" && [ "$6" -ge 1 ] || die "bad leaseSeconds"
 	valid_num "$7" && [ "$7" -le 1000 ] || die "bad sectionCount"
 	cr_id=$2 cr_type=$3 cr_grace=$4 cr_timeout=$5 cr_lease=$6 cr_n=$7
-	safe_paths
+	safe_owners
 
 	# The claim on the runId: the standby dir becomes the run dir in one
 	# rename that never replaces anything (GNU mv -n: renameat2 NOREPLACE;
 	# busybox -T refuses an existing dir), so an existing run dir is left
 	# untouched.  The tails and the reaper hold it by fd and cwd: they follow.
 	cr_dir=$cr_runs/$cr_id
-	[ ! -e "$cr_dir" ] && mv -n -T -- "$cr_sb" "$cr_dir" 2>/dev/null && [ ! -e "$cr_sb" ] && [ -d "$cr_dir" ] ||
+	[ ! -e "$cr_dir" ] && printf '%s\n' "$cr_id" >&3 && exec 3>&- && wait "$cr_mv" &&
+		[ ! -e "$cr_sb" ] && [ -d "$cr_dir" ] ||
 		die "run directory already exists or cannot be created"
+	cr_mv=
 	cr_sb= cr_mine=1
-	# The tails go by name (GNU tail's inotify does not take /dev/fd/N), so
-	# they start once the name is final; they read the spools from byte 1
-	# whenever they start.
-	tails "$cr_s" 0 0 1
 
 	cr_i=0
 	while [ "$cr_i" -lt "$cr_n" ]; do
 		IFS= read -r cr_line || die "unexpected end of input"
 		set -- $cr_line
-		[ $# -eq 2 ] || die "bad section header"
+		[ $# -eq 2 ] || { [ $# -eq 3 ] && [ "$3" = text ]; } || die "bad section header"
 		valid_name "$1" || die "bad section name"
 		valid_num "$2" || die "bad section length"
 		[ ! -e "$cr_dir/$1" ] || die "duplicate section"
-		section "$1" "$2" || die "cannot write section"
+		section "$1" "$2" "${3-}" || die "cannot write section"
 		cr_i=$((cr_i + 1))
 	done
 	[ -f "$cr_dir/script" ] || die "missing script section"
@@ -943,6 +1041,19 @@ framable() {
 	esac
 }
 
+# framables <run dir>: is there a file in its out/ that frame would send?
+framables() {
+	set +f
+	for cr_f in "$1"/out/*; do
+		if framable "$cr_f"; then
+			set -f
+			return 0
+		fi
+	done
+	set -f
+	return 1
+}
+
 collect() {
 	valid_id "$1" || die "bad runId"
 	cr_d=$cr_runs/$1
@@ -973,6 +1084,9 @@ frame() {
 	done
 	set -f
 }
+
+# The script's own process (park): no traps of ours, it becomes the script.
+if [ "${1-}" = script ] && [ $# -eq 1 ]; then prestart; fi
 
 trap 'on_signal 129' HUP
 trap 'on_signal 130' INT

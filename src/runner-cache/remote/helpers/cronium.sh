@@ -1,7 +1,8 @@
 # cronium runtime helpers for bash scripts: the contract is docs/runtime-helpers.md.
 #
-# Loaded through BASH_ENV, so every non-interactive bash sources it: the job's
-# script and any bash it starts.  Sourcing therefore only defines functions:
+# Sourced on the first helper call by the stub BASH_ENV loads (bash-env.sh),
+# in the caller's shell, or through BASH_ENV itself (the helper specs; it
+# works either way).  Sourcing therefore only defines functions:
 # no output, no variables, no option changes, nothing forked.  State lives in
 # _cronium_* globals created on first use (CRONIUM_VARS and CRONIUM_INPUT_RAW
 # come from the service's variables.sh, sourced on first use in bundled mode).

@@ -1,0 +1,213 @@
+/**
+ * Standbys and their ready word, with fake channels: when a standby counts as ready or
+ * dead, and what a job taking one gets (its login noise, the start of a word that had not
+ * fully arrived), through to a RunnerSession that strips the word.
+ */
+import { EventEmitter } from 'node:events';
+import type { ClientChannel } from 'ssh2';
+import type { PooledConnection } from '../ssh/ssh.types';
+import { OutputCapture } from './output-capture';
+import { buildRunPayload } from './protocol';
+import { RunnerChannels, standbyState } from './runner-channels';
+import { RunnerSession } from './runner-session';
+
+class FakeChannel extends EventEmitter {
+  stderr = new EventEmitter();
+  written: Buffer[] = [];
+  closed = false;
+  write(b: Buffer | string): boolean {
+    this.written.push(Buffer.from(b));
+    return true;
+  }
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    setImmediate(() => this.emit('close'));
+  }
+  out(s: string): void {
+    this.emit('data', Buffer.from(s));
+  }
+}
+
+function fakeConn() {
+  const opened: FakeChannel[] = [];
+  const closeListeners: (() => void)[] = [];
+  const conn = {
+    closed: false,
+    exec: (_command: string) => {
+      const ch = new FakeChannel();
+      opened.push(ch);
+      return Promise.resolve(ch as unknown as ClientChannel);
+    },
+    onClose: (l: () => void) => {
+      closeListeners.push(l);
+      return () => undefined;
+    },
+    destroy: () => undefined,
+  } as unknown as PooledConnection;
+  return { conn, opened };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+const b = (s: string) => Buffer.from(s, 'latin1');
+const noRetry = { attempts: 1, initialDelayMs: 1, factor: 1, maxDelayMs: 1 };
+
+describe('standbyState', () => {
+  it('is ready on exactly the standby word, maybe on a start of it, else dead', () => {
+    expect(standbyState(b('CRONIUM2 standby 2.1.0\n'))).toBe('ready');
+    for (const s of ['', 'C', 'CRONIUM2 st', 'CRONIUM2 standby ', 'CRONIUM2 standby 2.1'])
+      expect(standbyState(b(s))).toBe('maybe');
+    for (const s of [
+      'sh: 1: cannot open runner.sh\n',
+      'CRONIUM2 error unsafe path (owned by another user): /x\n',
+      'CRONIUM2 standby 2.1.0\nmore',
+      'CRONIUM2 standby 2 1\n',
+      'CRONIUM2 standby \n',
+      'hello',
+      `CRONIUM2 standby ${'x'.repeat(200)}`,
+    ])
+      expect(standbyState(b(s))).toBe('dead');
+  });
+});
+
+describe('RunnerChannels standbys', () => {
+  /** A job channel that closes, so that the next standby is prepared. */
+  async function withStandby() {
+    const f = fakeConn();
+    const rc = new RunnerChannels(true, noRetry);
+    const first = (await rc.open(f.conn, 'run')) as unknown as FakeChannel;
+    first.close();
+    await tick();
+    await tick();
+    expect(f.opened).toHaveLength(2);
+    return { ...f, rc, standby: f.opened[1] };
+  }
+
+  it('a standby that said its word (after login noise on stderr) is taken, the word consumed', async () => {
+    const { conn, rc, standby, opened } = await withStandby();
+    standby.stderr.emit('data', b('Could not chdir to home directory /nonexistent\n'));
+    standby.out('CRONIUM2 stan');
+    standby.out('dby 2.1.0\n');
+    const ch = await rc.open(conn, 'run');
+    expect(ch).toBe(standby);
+    expect(opened).toHaveLength(2);
+    expect(rc.takeEarly(ch)).toBeNull();
+    expect(rc.takeNoise(ch)?.toString()).toContain('Could not chdir');
+  });
+
+  it('a standby whose word has not fully arrived is taken at once, with what came of it', async () => {
+    const { conn, rc, standby } = await withStandby();
+    standby.out('CRONIUM2 sta');
+    const ch = await rc.open(conn, 'run');
+    expect(ch).toBe(standby);
+    expect(rc.takeEarly(ch)?.toString()).toBe('CRONIUM2 sta');
+    expect(rc.takeEarly(ch)).toBeNull();
+  });
+
+  it('other stdout before the payload, or the channel ending, makes it dead: a new channel', async () => {
+    for (const kill of [
+      (c: FakeChannel) => c.out('sh: 0: cannot open /x/runner.sh: No such file\n'),
+      (c: FakeChannel) => {
+        c.out('CRONIUM2 standby 2.1.0\n');
+        c.out('CRONIUM2 error unexpected end of input\n');
+      },
+      (c: FakeChannel) => c.emit('exit', 127),
+    ]) {
+      const { conn, rc, standby, opened } = await withStandby();
+      kill(standby);
+      const ch = await rc.open(conn, 'run');
+      expect(ch).not.toBe(standby);
+      expect(ch).toBe(opened[2]);
+      expect(standby.closed).toBe(true);
+    }
+  });
+});
+
+describe('RunnerSession and the standby word', () => {
+  function session(rc: RunnerChannels, conn: PooledConnection) {
+    const stdout: string[] = [];
+    const limits = { capBytes: 1 << 20, maxLineBytes: 4096 };
+    const capture = (into: string[]) =>
+      new OutputCapture(
+        limits,
+        (l) => into.push(l),
+        () => undefined,
+      );
+    const ready: string[] = [];
+    const s = new RunnerSession(conn, rc, {
+      killGraceSeconds: 1,
+      heartbeatMs: 60_000,
+      stdout: capture(stdout),
+      stderr: capture([]),
+      onReady: (r) => ready.push(r.version),
+      onNoise: () => undefined,
+    });
+    return { s, stdout, ready };
+  }
+
+  const request = {
+    runId: 'r1',
+    scriptType: 'bash' as const,
+    graceSeconds: 1,
+    timeoutSeconds: 60,
+    leaseSeconds: 30,
+    env: {},
+    script: 'echo hello',
+  };
+
+  async function runOn(
+    rc: RunnerChannels,
+    conn: PooledConnection,
+    ch: () => FakeChannel,
+    rest: string,
+  ) {
+    const t = session(rc, conn);
+    const done = t.s.start('run', request);
+    await tick();
+    const c = ch();
+    expect(Buffer.concat(c.written).subarray(0, 20)).toEqual(
+      buildRunPayload(request).subarray(0, 20),
+    );
+    c.out(rest);
+    c.emit('end');
+    const exit = await done;
+    return { exit, ...t };
+  }
+
+  const follow = 'CRONIUM2 ready 2.1.0 Linux x86_64\nhello\n\nCRONIUM2 exit 0 exit\n';
+
+  it('strips the word on a fresh channel', async () => {
+    const f = fakeConn();
+    const rc = new RunnerChannels(false, noRetry);
+    const r = await runOn(rc, f.conn, () => f.opened[0], `CRONIUM2 standby 2.1.0\n${follow}`);
+    expect(r.exit).toMatchObject({ started: true, ended: true, exitCode: 0 });
+    expect(r.stdout).toEqual(['hello']);
+    expect(r.ready).toEqual(['2.1.0']);
+  });
+
+  it('strips the rest of a word the standby had only partly received', async () => {
+    const f = fakeConn();
+    const rc = new RunnerChannels(true, noRetry);
+    const first = (await rc.open(f.conn, 'run')) as unknown as FakeChannel;
+    first.close();
+    await tick();
+    await tick();
+    f.opened[1].out('CRONIUM2 stand');
+    const r = await runOn(rc, f.conn, () => f.opened[1], `by 2.1.0\n${follow}`);
+    expect(r.exit).toMatchObject({ started: true, ended: true, exitCode: 0 });
+    expect(r.stdout).toEqual(['hello']);
+  });
+
+  it('a standby that was ready: the job sees only the ready line', async () => {
+    const f = fakeConn();
+    const rc = new RunnerChannels(true, noRetry);
+    const first = (await rc.open(f.conn, 'run')) as unknown as FakeChannel;
+    first.close();
+    await tick();
+    await tick();
+    f.opened[1].out('CRONIUM2 standby 2.1.0\n');
+    const r = await runOn(rc, f.conn, () => f.opened[1], follow);
+    expect(r.exit).toMatchObject({ started: true, ended: true, exitCode: 0 });
+    expect(r.stdout).toEqual(['hello']);
+  });
+});
