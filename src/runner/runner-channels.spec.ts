@@ -71,7 +71,7 @@ describe('standbyState', () => {
 });
 
 describe('RunnerChannels standbys', () => {
-  /** A job channel that closes, so that the next standby is prepared. */
+  /** A job channel that closes, so that the standbys are prepared (two for one command). */
   async function withStandby() {
     const f = fakeConn();
     const rc = new RunnerChannels(true, noRetry);
@@ -79,9 +79,33 @@ describe('RunnerChannels standbys', () => {
     first.close();
     await tick();
     await tick();
-    expect(f.opened).toHaveLength(2);
+    expect(f.opened).toHaveLength(3);
     return { ...f, rc, standby: f.opened[1] };
   }
+
+  it('keeps two standbys for one command, so a job right after another finds one ready; a second base dir gets the second place', async () => {
+    const { conn, rc, opened } = await withStandby();
+    opened[2].out('CRONIUM2 standby 2.1.0\n'); // the younger one is ready first
+    const a = (await rc.open(conn, 'run')) as unknown as FakeChannel;
+    expect(a).toBe(opened[2]);
+    const b2 = (await rc.open(conn, 'run')) as unknown as FakeChannel;
+    expect(b2).toBe(opened[1]);
+    expect(opened).toHaveLength(3); // neither job opened a channel of its own
+    a.close();
+    b2.close();
+    await tick();
+    await tick();
+    expect(opened).toHaveLength(5); // refilled to two
+    // Another base dir on the same connection: one of run's two makes room for it.
+    const other = (await rc.open(conn, 'run-other')) as unknown as FakeChannel;
+    expect(other).toBe(opened[5]);
+    other.close();
+    await tick();
+    await tick();
+    expect(opened).toHaveLength(7);
+    expect(opened[6].closed).toBe(false);
+    expect(opened.slice(3, 5).filter((c) => c.closed)).toHaveLength(1);
+  });
 
   it('a standby that said its word (after login noise on stderr) is taken, the word consumed', async () => {
     const { conn, rc, standby, opened } = await withStandby();
@@ -90,7 +114,7 @@ describe('RunnerChannels standbys', () => {
     standby.out('dby 2.1.0\n');
     const ch = await rc.open(conn, 'run');
     expect(ch).toBe(standby);
-    expect(opened).toHaveLength(2);
+    expect(opened).toHaveLength(3);
     expect(rc.takeEarly(ch)).toBeNull();
     expect(rc.takeNoise(ch)?.toString()).toContain('Could not chdir');
   });
@@ -104,7 +128,7 @@ describe('RunnerChannels standbys', () => {
     expect(rc.takeEarly(ch)).toBeNull();
   });
 
-  it('other stdout before the payload, or the channel ending, makes it dead: a new channel', async () => {
+  it('other stdout before the payload, or the channel ending, makes it dead: the job takes the other', async () => {
     for (const kill of [
       (c: FakeChannel) => c.out('sh: 0: cannot open /x/runner.sh: No such file\n'),
       (c: FakeChannel) => {
@@ -118,6 +142,7 @@ describe('RunnerChannels standbys', () => {
       const ch = await rc.open(conn, 'run');
       expect(ch).not.toBe(standby);
       expect(ch).toBe(opened[2]);
+      expect(opened).toHaveLength(3);
       expect(standby.closed).toBe(true);
     }
   });

@@ -5,10 +5,13 @@ import type { PooledConnection } from '../ssh/ssh.types';
 import { parseStandbyLine } from './protocol';
 
 /**
- * Standbys one connection keeps at most: one per runner command (base dir), within the
- * channels the pool leaves free below sshd's MaxSessions (ssh.maxChannelsPerConnection).
+ * Standbys one connection keeps at most, within the channels the pool leaves free below
+ * sshd's MaxSessions (ssh.maxChannelsPerConnection): two for one runner command (base
+ * dir), so a job that comes right after another still finds one that is ready while the
+ * other is being started; one each for two.
  */
 const STANDBYS_PER_CONNECTION = 2;
+const STANDBYS_PER_COMMAND = 2;
 
 interface Standby {
   command: string;
@@ -48,7 +51,7 @@ const NOISE_MAX = 4096;
 /**
  * Opens runner channels. With prewarming on, each pooled connection keeps a runner
  * already started and blocked on its stdin (a standby) for each runner command it
- * serves (one per base dir, up to STANDBYS_PER_CONNECTION): a job takes it and only
+ * serves (two for one base dir, one each for two: STANDBYS_PER_CONNECTION): a job takes it and only
  * writes its payload, so opening the session and starting the login shell and the
  * runner are off the job's critical path. A standby is ready once its runner said its
  * standby word (protocol.ts parseStandbyLine). The job still uses exactly one exec channel;
@@ -56,8 +59,9 @@ const NOISE_MAX = 4096;
  * with a running job for the host's CPU.
  */
 export class RunnerChannels {
-  private readonly standby = new WeakMap<PooledConnection, Map<string, Standby>>();
-  private readonly preparing = new WeakMap<PooledConnection, Set<string>>();
+  private readonly standby = new WeakMap<PooledConnection, Map<string, Standby[]>>();
+  /** Standbys being opened, per connection and command. */
+  private readonly preparing = new WeakMap<PooledConnection, Map<string, number>>();
   /** What a standby's login shell printed on stderr before its job: the job's to log. */
   private readonly noise = new WeakMap<ClientChannel, Buffer>();
   /** The start of a standby word that had not fully arrived when a job took the channel. */
@@ -76,9 +80,15 @@ export class RunnerChannels {
    */
   async open(conn: PooledConnection, command: string, standby = true): Promise<ClientChannel> {
     if (!standby) return this.exec(conn, command);
-    const ready = this.standby.get(conn);
-    const s = ready?.get(command);
-    ready?.delete(command);
+    const list = this.standby.get(conn)?.get(command);
+    // The one that said its word, else the oldest (the nearest to it).
+    const at = list
+      ? Math.max(
+          0,
+          list.findIndex((x) => x.ready),
+        )
+      : -1;
+    const s = list && at >= 0 ? list.splice(at, 1)[0] : undefined;
     let channel: ClientChannel | null = null;
     if (s) {
       s.detach();
@@ -139,77 +149,110 @@ export class RunnerChannels {
     const ready = this.standby.get(conn);
     if (!ready) return;
     this.standby.delete(conn);
-    for (const s of ready.values()) {
-      s.detach();
-      s.channel.close();
+    for (const list of ready.values()) {
+      for (const s of list) {
+        s.detach();
+        s.channel.close();
+      }
     }
   }
 
+  /**
+   * Opens standbys for `command` up to STANDBYS_PER_COMMAND, within the connection's
+   * STANDBYS_PER_CONNECTION; another command's second standby makes room for this one's
+   * first.
+   */
   private prepare(conn: PooledConnection, command: string): void {
-    const table = this.standby.get(conn) ?? new Map<string, Standby>();
+    const table = this.standby.get(conn) ?? new Map<string, Standby[]>();
     this.standby.set(conn, table);
-    const inFlight = this.preparing.get(conn) ?? new Set<string>();
+    const inFlight = this.preparing.get(conn) ?? new Map<string, number>();
     this.preparing.set(conn, inFlight);
-    if (conn.closed || table.has(command) || inFlight.has(command)) return;
-    if (table.size + inFlight.size >= STANDBYS_PER_CONNECTION) return;
-    inFlight.add(command);
-    conn.exec(command).then(
-      (channel) => {
-        inFlight.delete(command);
-        const entry: Standby = {
-          command,
-          channel,
-          ready: false,
-          dead: false,
-          early: Buffer.alloc(0),
-          detach: () => undefined,
-        };
-        // Ready once the runner said its standby word on stdout, whatever the login
-        // environment said on stderr (kept for the job, not fatal). Other stdout before a
-        // payload, or the end of the channel, means this runner is not usable (e.g. it
-        // vanished from the server and the shell said so, then exited).
-        const onNoise = (chunk: Buffer) => {
-          const had = this.noise.get(channel) ?? Buffer.alloc(0);
-          if (had.length < NOISE_MAX) {
-            this.noise.set(channel, Buffer.concat([had, chunk]).subarray(0, NOISE_MAX));
-          }
-        };
-        const onEnd = () => {
-          entry.dead = true;
-          if (table.get(command) === entry) table.delete(command);
-          entry.detach();
-          channel.close(); // a runner that spoke before its payload is of no use
-        };
-        const onData = (chunk: Buffer) => {
-          if (entry.ready) return onEnd(); // nothing comes after the word before a payload
-          entry.early = Buffer.concat([entry.early, chunk]);
-          const state = standbyState(entry.early);
-          if (state === 'dead') return onEnd();
-          if (state === 'ready') {
-            entry.ready = true;
-            entry.early = Buffer.alloc(0);
-          }
-        };
-        channel.on('close', onEnd);
-        channel.on('exit', onEnd);
-        channel.on('data', onData);
-        channel.stderr.on('data', onNoise);
-        channel.on('error', onEnd);
-        entry.detach = () => {
-          channel.removeListener('close', onEnd);
-          channel.removeListener('exit', onEnd);
-          channel.removeListener('data', onData);
-          channel.stderr.removeListener('data', onNoise);
-          channel.removeListener('error', onEnd);
-        };
-        if (conn.closed || table.has(command) || this.standby.get(conn) !== table) {
-          entry.detach();
-          channel.close();
-          return;
+    const count = (c: string) => (table.get(c)?.length ?? 0) + (inFlight.get(c) ?? 0);
+    const total = () =>
+      [...new Set([...table.keys(), ...inFlight.keys()])].reduce((n, c) => n + count(c), 0);
+    while (!conn.closed && count(command) < STANDBYS_PER_COMMAND) {
+      if (total() >= STANDBYS_PER_CONNECTION) {
+        if (count(command) > 0) return; // one is enough while others share the connection
+        const other = [...table.entries()].find(([c, l]) => c !== command && l.length > 1);
+        if (!other) return;
+        const extra = other[1].pop()!;
+        extra.detach();
+        extra.channel.close();
+      }
+      this.openStandby(conn, command, table, inFlight);
+    }
+  }
+
+  private openStandby(
+    conn: PooledConnection,
+    command: string,
+    table: Map<string, Standby[]>,
+    inFlight: Map<string, number>,
+  ): void {
+    const settle = () => {
+      const n = (inFlight.get(command) ?? 1) - 1;
+      if (n > 0) inFlight.set(command, n);
+      else inFlight.delete(command);
+    };
+    inFlight.set(command, (inFlight.get(command) ?? 0) + 1);
+    conn.exec(command).then((channel) => {
+      settle();
+      const entry: Standby = {
+        command,
+        channel,
+        ready: false,
+        dead: false,
+        early: Buffer.alloc(0),
+        detach: () => undefined,
+      };
+      // Ready once the runner said its standby word on stdout, whatever the login
+      // environment said on stderr (kept for the job, not fatal). Other stdout before a
+      // payload, or the end of the channel, means this runner is not usable (e.g. it
+      // vanished from the server and the shell said so, then exited).
+      const onNoise = (chunk: Buffer) => {
+        const had = this.noise.get(channel) ?? Buffer.alloc(0);
+        if (had.length < NOISE_MAX) {
+          this.noise.set(channel, Buffer.concat([had, chunk]).subarray(0, NOISE_MAX));
         }
-        table.set(command, entry);
-      },
-      () => inFlight.delete(command),
-    );
+      };
+      const onEnd = () => {
+        entry.dead = true;
+        const list = table.get(command);
+        const i = list ? list.indexOf(entry) : -1;
+        if (i >= 0) list!.splice(i, 1);
+        entry.detach();
+        channel.close(); // a runner that spoke before its payload is of no use
+      };
+      const onData = (chunk: Buffer) => {
+        if (entry.ready) return onEnd(); // nothing comes after the word before a payload
+        entry.early = Buffer.concat([entry.early, chunk]);
+        const state = standbyState(entry.early);
+        if (state === 'dead') return onEnd();
+        if (state === 'ready') {
+          entry.ready = true;
+          entry.early = Buffer.alloc(0);
+        }
+      };
+      channel.on('close', onEnd);
+      channel.on('exit', onEnd);
+      channel.on('data', onData);
+      channel.stderr.on('data', onNoise);
+      channel.on('error', onEnd);
+      entry.detach = () => {
+        channel.removeListener('close', onEnd);
+        channel.removeListener('exit', onEnd);
+        channel.removeListener('data', onData);
+        channel.stderr.removeListener('data', onNoise);
+        channel.removeListener('error', onEnd);
+      };
+      const list = table.get(command) ?? [];
+      if (conn.closed || list.length >= STANDBYS_PER_COMMAND || this.standby.get(conn) !== table) {
+        entry.detach();
+        channel.close();
+        return;
+      }
+      list.push(entry);
+      table.set(command, list);
+    }, settle);
   }
 }

@@ -9,7 +9,8 @@
 # standby waits, parked on a fifo: the supervisor, the script's own process
 # (setsid and a second sh), the ticker, the two tails, the control reader
 # and the claim's mv (a subshell that execs mv once it has the runId).
-# After the payload: the exec of mv, one head per section not sent as text,
+# After the payload: the find of safe_paths, the exec of mv, one head per
+# section not sent as text,
 # the exec of the interpreter, the ticker's sleep (one a second) and its rm
 # per heartbeat seen, the grep of kill_marked, the cgroup's mkdir and rmdir
 # (where there is one), the collect answer of a kept run with out/ files,
@@ -929,21 +930,23 @@ interpreter() {
 	command -v "$cr_i" >/dev/null 2>&1 || die "interpreter missing: $cr_i"
 }
 
-# safe_owners: the service's guard (commands.ts) checked owners and modes
+# safe_paths: the service's guard (commands.ts) checked owners and modes
 # (one find) right before this runner started, ahead of time (standby); the
-# payload may come much later.  Whoever else owns one of these (a swapped
-# runner or helper: the new file is theirs) or may write there (rename our
-# run dir away, put theirs in its place) could read the job's env, so the
-# owners are checked again before anything of the job lands, by the -O
-# builtin.  The modes are not looked at again (that would be a find, a fork
-# and an exec on the job's path): only a path's owner or root may chmod it,
-# so a path that is still ours still has the mode the guard saw unless we
-# (or root) changed it meanwhile, and one swapped in by someone else is
-# theirs and fails -O.  The next runner's guard sees any new mode.
-safe_owners() {
-	for cr_p in "$cr_base" "$cr_base/runners" "$cr_rd" "$cr_rd/runner.sh" "$cr_rd/helpers" "$cr_runs"; do
+# payload may come much later (a standby may wait for hours).  Whoever else
+# owns one of these (a swapped runner or helper: the new file is theirs) or
+# may write there (rename our standby dir away, put theirs in its place) could
+# read the job's env, so both are checked again before anything of the job
+# lands: owners by the -O builtin, modes by one find.  That find is the one
+# fork and exec of the job's path spent on safety: a mode changed since the
+# guard (by us or root, say a chmod 777 of runs/) must stop this job, not the
+# one after every standby opened before it.
+safe_paths() {
+	set -- "$cr_base" "$cr_base/runners" "$cr_rd" "$cr_rd/runner.sh" "$cr_rd/helpers" "$cr_runs"
+	for cr_p; do
 		[ -O "$cr_p" ] || die "unsafe path (owned by another user): $cr_p"
 	done
+	cr_p=$(find -H "$@" -maxdepth 0 "(" -perm -020 -o -perm -002 ")" -print </dev/null 2>/dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-)
+	[ -z "$cr_p" ] || die "unsafe path (writable by group or others): $cr_p"
 }
 
 run() {
@@ -964,7 +967,7 @@ run() {
 	valid_num "$6" && [ "$6" -ge 1 ] || die "bad leaseSeconds"
 	valid_num "$7" && [ "$7" -le 1000 ] || die "bad sectionCount"
 	cr_id=$2 cr_type=$3 cr_grace=$4 cr_timeout=$5 cr_lease=$6 cr_n=$7
-	safe_owners
+	safe_paths
 
 	# The claim on the runId: the standby dir becomes the run dir in one
 	# rename that never replaces anything (GNU mv -n: renameat2 NOREPLACE;
