@@ -36,6 +36,7 @@ import {
   opensshVersion,
   percentile,
   printTable,
+  psshArgs,
   runBench,
   runCmd,
   sleep,
@@ -510,16 +511,7 @@ async function main(): Promise<void> {
   }
 
   async function psshRun(n: number, hostsFile: string, key: string): Promise<RunResult> {
-    // prettier-ignore
-    const args = [
-      '-h', hostsFile,
-      '-p', String(n),
-      '-t', '60',
-      ...sshOpts.flatMap((o) => ['-O', o]),
-      '-x', `-i ${key}`,
-      '-i',
-      'echo ok',
-    ];
+    const args = psshArgs(hostsFile, n, sshOpts, key);
     const load1 = os.loadavg()[0];
     const r = await runCmd('parallel-ssh', args);
     const lines = r.stdout.split('\n');

@@ -322,3 +322,22 @@ export function writeResults(bench: string, started: number, fields: Record<stri
   fs.writeFileSync(outFile, JSON.stringify(report, null, 2) + '\n');
   console.log(`results: ${path.relative(REPO_ROOT, outFile)} (${report.durationSeconds} s)`);
 }
+
+/** parallel-ssh's arguments for running `echo ok` on every host of `hostsFile`, inline output. */
+export function psshArgs(
+  hostsFile: string,
+  parallel: number,
+  sshOpts: string[],
+  keyFile: string,
+): string[] {
+  // prettier-ignore
+  return [
+    '-h', hostsFile,
+    '-p', String(parallel),
+    '-t', '60',
+    ...sshOpts.flatMap((o) => ['-O', o]),
+    '-x', `-i ${keyFile}`,
+    '-i',
+    'echo ok',
+  ];
+}

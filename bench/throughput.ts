@@ -32,6 +32,7 @@ import {
   onCleanup,
   opensshVersion,
   printTable,
+  psshArgs,
   runBench,
   runCmd,
   startService,
@@ -402,16 +403,7 @@ async function main(): Promise<void> {
         (_, i) => `${user}@127.0.0.1:${sc[i % sc.length].sshd.port}\n`,
       ).join(''),
     );
-    // prettier-ignore
-    const args = [
-      '-h', hostsFile,
-      '-p', String(PSSH_PARALLEL),
-      '-t', '60',
-      ...sshOpts.flatMap((o) => ['-O', o]),
-      '-x', `-i ${keyFile}`,
-      '-i',
-      'echo ok',
-    ];
+    const args = psshArgs(hostsFile, PSSH_PARALLEL, sshOpts, keyFile);
     let r: Awaited<ReturnType<typeof runCmd>> | undefined;
     const m = await measured(async () => {
       r = await runCmd('parallel-ssh', args);

@@ -41,6 +41,15 @@ async function startSleepJob(svc: ServiceProcess, sshd: SshdInstance, name: stri
   return { serverId: srv.body.id as string, job: job.body, n };
 }
 
+/** The service as a process on a data dir of the test's (kept across its restarts). */
+const serviceOn = (dataDir: string, env: Record<string, string> = {}) =>
+  startServiceProcess({
+    dataDir,
+    token: TEST_TOKEN,
+    env: { NODE_ENV: 'test', ...env },
+    stdio: 'ignore',
+  });
+
 describe('service lifecycle (real process, real sshd)', () => {
   let sshd: SshdInstance;
   beforeAll(async () => {
@@ -92,13 +101,7 @@ describe('service lifecycle (real process, real sshd)', () => {
   it('a service killed after the runner had the payload but before `running` was stored: the next start follows the run, which ran once, with every line once', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-payload-first-'));
     const marker = path.join(sshd.dir, `ran-${Date.now()}`);
-    const start = () =>
-      startServiceProcess({
-        dataDir,
-        token: TEST_TOKEN,
-        env: { NODE_ENV: 'test' },
-        stdio: 'ignore',
-      });
+    const start = () => serviceOn(dataDir);
     const first = await start();
     let second: ServiceProcess | null = null;
     try {
@@ -143,13 +146,7 @@ describe('service lifecycle (real process, real sshd)', () => {
 
   it('a service killed mid-run and started again re-attaches: the job ends with its real exit code and every line once; API-mode helpers keep working', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-reattach-'));
-    const start = () =>
-      startServiceProcess({
-        dataDir,
-        token: TEST_TOKEN,
-        env: { NODE_ENV: 'test' },
-        stdio: 'ignore',
-      });
+    const start = () => serviceOn(dataDir);
     const first = await start();
     let second: ServiceProcess | null = null;
     try {
@@ -345,13 +342,7 @@ describe('graceful shutdown (real process, real sshd)', () => {
 
   it('with shutdown.handover, SIGTERM hands the run over instead: it runs on remotely, and the next start re-attaches', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-handover-'));
-    const start = () =>
-      startServiceProcess({
-        dataDir,
-        token: TEST_TOKEN,
-        env: { NODE_ENV: 'test', CRONIUM__SHUTDOWN__HANDOVER: 'true' },
-        stdio: 'ignore',
-      });
+    const start = () => serviceOn(dataDir, { CRONIUM__SHUTDOWN__HANDOVER: 'true' });
     const first = await start();
     let second: ServiceProcess | null = null;
     try {

@@ -70,15 +70,21 @@ describe('standbyState', () => {
   });
 });
 
+/** A prewarming RunnerChannels whose first job's channel has closed (standbys opening). */
+async function afterFirstJob() {
+  const f = fakeConn();
+  const rc = new RunnerChannels(true, noRetry);
+  const first = (await rc.open(f.conn, 'run')) as unknown as FakeChannel;
+  first.close();
+  await tick();
+  await tick();
+  return { f, rc };
+}
+
 describe('RunnerChannels standbys', () => {
   /** A job channel that closes, so that the standbys are prepared (two for one command). */
   async function withStandby() {
-    const f = fakeConn();
-    const rc = new RunnerChannels(true, noRetry);
-    const first = (await rc.open(f.conn, 'run')) as unknown as FakeChannel;
-    first.close();
-    await tick();
-    await tick();
+    const { f, rc } = await afterFirstJob();
     expect(f.opened).toHaveLength(3);
     return { ...f, rc, standby: f.opened[1] };
   }
@@ -211,12 +217,7 @@ describe('RunnerSession and the standby word', () => {
   });
 
   it('strips the rest of a word the standby had only partly received', async () => {
-    const f = fakeConn();
-    const rc = new RunnerChannels(true, noRetry);
-    const first = (await rc.open(f.conn, 'run')) as unknown as FakeChannel;
-    first.close();
-    await tick();
-    await tick();
+    const { f, rc } = await afterFirstJob();
     f.opened[1].out('CRONIUM2 stand');
     const r = await runOn(rc, f.conn, () => f.opened[1], `by 2.1.0\n${follow}`);
     expect(r.exit).toMatchObject({ started: true, ended: true, exitCode: 0 });
@@ -224,12 +225,7 @@ describe('RunnerSession and the standby word', () => {
   });
 
   it('a standby that was ready: the job sees only the ready line', async () => {
-    const f = fakeConn();
-    const rc = new RunnerChannels(true, noRetry);
-    const first = (await rc.open(f.conn, 'run')) as unknown as FakeChannel;
-    first.close();
-    await tick();
-    await tick();
+    const { f, rc } = await afterFirstJob();
     f.opened[1].out('CRONIUM2 standby 2.1.0\n');
     const r = await runOn(rc, f.conn, () => f.opened[1], follow);
     expect(r.exit).toMatchObject({ started: true, ended: true, exitCode: 0 });
