@@ -1,6 +1,7 @@
 import {
   buildRunPayload,
   INLINE_COLLECT_MAX,
+  isRunnerGone,
   mayBeTrailer,
   parseCollected,
   parseStandbyLine,
@@ -86,5 +87,14 @@ describe('the standby word', () => {
     expect(parseStandbyLine('CRONIUM2 standby 2.1.0')).toBe('2.1.0');
     expect(parseStandbyLine('CRONIUM2 standby')).toBeNull();
     expect(parseStandbyLine('CRONIUM2 ready 2.1.0 Linux x86_64')).toBeNull();
+  });
+});
+
+describe('a runner whose files went away under its standby', () => {
+  it('says `runner missing: <path>`, which the service redeploys for; nothing else is that', () => {
+    expect(isRunnerGone('runner missing: /srv/cronium/runs')).toBe(true);
+    expect(isRunnerGone('unsafe path (owned by another user): /srv/cronium/runs')).toBe(false);
+    expect(isRunnerGone('interpreter missing: python3')).toBe(false);
+    expect(isRunnerGone(null)).toBe(false);
   });
 });

@@ -141,6 +141,14 @@ export function isUnknownRun(error: string | null): boolean {
   return !!error && error.startsWith('unknown run');
 }
 
+/**
+ * `runner missing: <path>`: a standby's runner found its files gone when the payload came
+ * (a wiped base dir): redeploy, as for a runner the shell could not find.
+ */
+export function isRunnerGone(error: string | null): boolean {
+  return /^runner missing: /.test(error ?? '');
+}
+
 /** `interpreter missing: <name>`: the script's interpreter is not on the server's PATH. */
 export function missingInterpreter(error: string | null): string | null {
   return /^interpreter missing: (\S+)$/.exec(error ?? '')?.[1] ?? null;

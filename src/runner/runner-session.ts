@@ -6,6 +6,7 @@ import {
   controlLine,
   EndReason,
   FIRST_LINE_MAX,
+  isRunnerGone,
   isUnknownRun,
   looksLikeMissingRunner,
   mayBeTrailer,
@@ -365,7 +366,8 @@ export class RunnerSession {
     const stderr = this.earlyErr.toString('utf8').trim();
     const error = parseErrorLine(this.head.toString('utf8'));
     const code = this.gotExit ? this.channelExitCode : null;
-    if (error !== null) {
+    if (isRunnerGone(error)) this.exit.runnerMissing = true;
+    else if (error !== null) {
       this.exit.runnerError = error;
       this.exit.unknownRun = isUnknownRun(error);
     } else if (looksLikeMissingRunner(code, stderr)) this.exit.runnerMissing = true;

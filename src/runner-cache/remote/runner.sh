@@ -943,6 +943,9 @@ interpreter() {
 safe_paths() {
 	set -- "$cr_base" "$cr_base/runners" "$cr_rd" "$cr_rd/runner.sh" "$cr_rd/helpers" "$cr_runs"
 	for cr_p; do
+		# Gone since the standby started (a tmp cleaner, a wiped base dir): the
+		# service redeploys, as for a runner that is not there at all.
+		[ -e "$cr_p" ] || die "runner missing: $cr_p"
 		[ -O "$cr_p" ] || die "unsafe path (owned by another user): $cr_p"
 	done
 	cr_p=$(find -H "$@" -maxdepth 0 "(" -perm -020 -o -perm -002 ")" -print </dev/null 2>/dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-)
