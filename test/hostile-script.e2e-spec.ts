@@ -138,14 +138,14 @@ describe('hostile scripts (real sshd)', () => {
   it('kills its own supervisor: the run is reported, not hung, and its tree is gone', async () => {
     const k = uniq();
     const t0 = Date.now();
-    const r = await bash(`sleep ${k} & kill -9 $PPID; sleep 30`);
+    const r = await bash(`sleep ${k} & kill -9 $PPID; sleep ${k + 30000}`);
     expect(Date.now() - t0).toBeLessThan(15000);
     expect(['failed', 'timed_out']).toContain(r.target.status);
     expect(r.target.status).not.toBe('succeeded');
     expect(await eventually(async () => (await alive(`sleep ${k}`)).length === 0, 10000)).toBe(
       true,
     );
-    expect(await alive('sleep 30')).toEqual([]);
+    expect(await alive(`sleep ${k + 30000}`)).toEqual([]); // its own, not another suite's
   });
 
   it('removes its own run directory: the job still ends, and nothing is left running', async () => {
