@@ -36,8 +36,8 @@ export class ServersModule implements OnModuleInit, OnModuleDestroy {
     // An edited server may be another machine now, a deleted one is gone: drop its
     // connections, its decrypted endpoint and what we believed about its runner, here and
     // on the other replicas.
+    // (The service forgets its own endpoint of a server edited here.)
     const drop = (id: string) => {
-      this.servers.forgetEndpoint(id);
       this.pool.evictServer(id);
       void this.runnerCache.forget(id).catch(() => undefined);
     };
@@ -45,7 +45,10 @@ export class ServersModule implements OnModuleInit, OnModuleDestroy {
       drop(id);
       this.bus.publishServerChanged(id);
     });
-    this.bus.onServerChanged(drop);
+    this.bus.onServerChanged((id) => {
+      this.servers.forgetEndpoint(id);
+      drop(id);
+    });
   }
 
   onModuleDestroy(): void {
