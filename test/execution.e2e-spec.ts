@@ -207,10 +207,11 @@ describe('running a script on one server (real sshd)', () => {
     const runnerLines = ps.stdout.split('\n').filter((l) => l.includes(`${baseDir}/runners`));
     expect(runnerLines.length).toBeGreaterThan(0);
     // the fixed bootstrap, possibly still inside the login shell that runs it (then with
-    // the base-dir guard before it: paths and fixed words only)
+    // the base-dir guard before it), or a standby's parked script process (verb `script`):
+    // paths and fixed words only
     for (const l of runnerLines)
       expect(l).toMatch(
-        /^(\S*sh -c (B='[^']*'; R="\$B\/runners\/[0-9a-f]{64}"; [^']*; )?exec )?sh '?\S+\/runners\/[0-9a-f]{64}\/runner\.sh'? run$/,
+        /^(\S*sh -c (B='[^']*'; R="\$B\/runners\/[0-9a-f]{64}"; [^']*; )?exec )?sh '?\S+\/runners\/[0-9a-f]{64}\/runner\.sh'? (run|script)$/,
       );
     await t.http().post(`/v1/executions/${res.body.id}/cancel`).set(t.auth);
     const ex = await waitForExecution(t, res.body.id);
