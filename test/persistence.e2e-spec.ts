@@ -46,6 +46,7 @@ function execution(id: string, createdAt: number, key: string | null = null): Ex
     heartbeatAt: null,
     cancelRequestedAt: null,
     requestHash: null,
+    rerunOf: null,
   };
 }
 
@@ -198,7 +199,7 @@ function repositoryContract(name: string, url: () => Promise<string>) {
       });
       expect(first.map((e) => e.id)).toEqual([uuid(14), uuid(13)]);
       expect(second.map((e) => e.id)).toEqual([uuid(12), uuid(11)]);
-      expect((await repo.list({ limit: 50, status: 'running' })).length).toBeGreaterThanOrEqual(5);
+      expect((await repo.list({ limit: 50, status: ['running'] })).length).toBeGreaterThanOrEqual(5);
     });
 
     it('keeps events in order and serves logs by log sequence', async () => {

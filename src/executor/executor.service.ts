@@ -108,7 +108,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     this.ticker = null;
   }
 
-  /** The sealed form of a plan's job, stored with the execution until it ends. */
+  /** The sealed form of a plan's job, stored with the execution (see keepJobForRerun). */
   seal(executionId: string, plan: Pick<ExecutionPlan, 'script' | 'env' | 'input'>): string {
     const job: SealedJob = { script: plan.script, env: plan.env, input: plan.input };
     return sealJob(this.box, executionId, job);
@@ -295,7 +295,8 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     };
   }
 
-  private async openStoredJob(id: string): Promise<SealedJob | null> {
+  /** The stored job of an execution, opened; null when none is stored (or it does not open). */
+  async openStoredJob(id: string): Promise<SealedJob | null> {
     const sealed = await this.repo.payloadOf(id);
     if (!sealed) return null;
     try {
@@ -680,9 +681,9 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     this.events.emit(id, { type: 'summary', status, data: { ...summary } });
     this.events.emit(id, { type: 'end' });
     await this.writer.flush();
-    await this.store(() =>
-      this.repo.updateExecution(id, { status, finishedAt: now, payload: null }),
-    );
+    // The sealed job stays for a rerun (POST /v1/executions/:id/rerun) unless told not to.
+    const clear = this.config.executor.keepJobForRerun ? {} : { payload: null };
+    await this.store(() => this.repo.updateExecution(id, { status, finishedAt: now, ...clear }));
     this.metrics.executions.inc({ status });
     this.logger.log({ msg: 'execution finished', executionId: id, status, ...summary });
     this.metrics.executionDuration.observe((now - ended.createdAt) / 1000);

@@ -73,6 +73,11 @@ export class MetricsService {
     'cronium_ssh_breaker_opens_total',
     'Circuit-breaker openings',
   );
+  readonly reruns = this.counter(
+    'cronium_execution_reruns_total',
+    'Executions started by POST /v1/executions/:id/rerun, by scope (failed or all)',
+    ['only'],
+  );
 
   constructor(@Optional() config?: AppConfig) {
     if (config) this.registry.setDefaultLabels({ replica_id: config.replicaId });
