@@ -46,8 +46,8 @@ describe('re-run what failed, find executions and servers', () => {
   });
 
   const count = async () => Number((await ds.query('SELECT COUNT(*) AS n FROM executions'))[0].n);
-  const submit = async (body: Record<string, unknown>, key?: string) => {
-    const req = t.http().post('/v1/jobs').set(t.auth);
+  const submit = async (body: Record<string, unknown>, key?: string, app = t) => {
+    const req = app.http().post('/v1/jobs').set(app.auth);
     if (key) req.set('Idempotency-Key', key);
     const res = await req.send(body);
     expect([res.status, res.body]).toEqual([202, expect.anything()]);
@@ -225,18 +225,15 @@ describe('re-run what failed, find executions and servers', () => {
     const other = await startApp({ CRONIUM__EXECUTOR__KEEP_JOB_FOR_RERUN: 'false' });
     try {
       const srv = await registerServer(other, sshd, { baseDir: `${sshd.dir}/base` });
-      const res = await other
-        .http()
-        .post('/v1/jobs')
-        .set(other.auth)
-        .send({ script: { type: 'bash', content: 'exit 1' }, targets: { serverIds: [srv] } });
-      await waitForExecution(other, res.body.id);
+      const body = { script: { type: 'bash', content: 'exit 1' }, targets: { serverIds: [srv] } };
+      const id = await submit(body, undefined, other);
+      await waitForExecution(other, id);
       const db = other.app.get(DataSource);
-      const row = await db.query(`SELECT payload FROM executions WHERE id = '${res.body.id}'`);
+      const row = await db.query(`SELECT payload FROM executions WHERE id = '${id}'`);
       expect(row[0].payload).toBeNull();
       const again = await other
         .http()
-        .post(`/v1/executions/${res.body.id}/rerun`)
+        .post(`/v1/executions/${id}/rerun`)
         .set(other.auth)
         .send({ only: 'failed' });
       expect([again.status, again.body.message]).toEqual([

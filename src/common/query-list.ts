@@ -1,6 +1,7 @@
 import { applyDecorators } from '@nestjs/common';
 import { Transform } from 'class-transformer';
-import { IsISO8601, Matches } from 'class-validator';
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import { IsISO8601, IsNotEmpty, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 
 /**
  * A query parameter that may hold several values: `status=a&status=b` and `status=a,b`
@@ -13,6 +14,19 @@ export const QueryList = () =>
     if (!Array.isArray(items) || !items.every((v) => typeof v === 'string')) return value;
     return items.flatMap((v: string) => v.split(','));
   });
+
+/** An optional `name` query parameter: a literal prefix of 1-200 characters, given once. */
+export const NamePrefix = (what: string) =>
+  applyDecorators(
+    ApiPropertyOptional({
+      maxLength: 200,
+      description: `Only ${what} whose name starts with this (case-sensitive; no wildcards)`,
+    }),
+    IsOptional(),
+    IsString({ message: 'name must be one string (give it once)' }),
+    IsNotEmpty({ message: 'name must not be empty' }),
+    MaxLength(200),
+  );
 
 /**
  * A query timestamp in RFC 3339 (`2026-01-31T12:00:00Z`, `…+02:00`, milliseconds

@@ -12,7 +12,7 @@ import {
   MaxLength,
   Min,
 } from 'class-validator';
-import { QueryList, QueryTimestamp } from '../../common/query-list';
+import { NamePrefix, QueryList, QueryTimestamp } from '../../common/query-list';
 import { QueryInt } from '../../common/validation';
 import { EXECUTION_STATUSES, ExecutionStatus } from '../../executions/statuses';
 
@@ -60,14 +60,7 @@ export class ListExecutionsQuery {
   @Label('userId') userId?: string;
   @Label('eventId') eventId?: string;
 
-  @ApiPropertyOptional({
-    maxLength: 200,
-    description: 'Only executions whose name starts with this (case-sensitive; no wildcards)',
-  })
-  @IsOptional()
-  @IsString({ message: 'name must be one string (give it once)' })
-  @IsNotEmpty({ message: 'name must not be empty' })
-  @MaxLength(200)
+  @NamePrefix('executions')
   name?: string;
 
   @ApiPropertyOptional({

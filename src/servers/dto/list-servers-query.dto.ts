@@ -1,15 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import {
-  ArrayMaxSize,
-  IsInt,
-  IsNotEmpty,
-  IsOptional,
-  IsString,
-  Max,
-  MaxLength,
-  Min,
-} from 'class-validator';
-import { QueryList } from '../../common/query-list';
+import { ArrayMaxSize, IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
+import { NamePrefix, QueryList } from '../../common/query-list';
 import { QueryInt } from '../../common/validation';
 import { TAGS_MAX } from '../server-rules';
 import { IsTagList } from './server-validators';
@@ -29,14 +20,7 @@ export class ListServersQuery {
   @IsTagList()
   tag?: string[];
 
-  @ApiPropertyOptional({
-    maxLength: 200,
-    description: 'Only servers whose name starts with this (case-sensitive; no wildcards)',
-  })
-  @IsOptional()
-  @IsString({ message: 'name must be one string (give it once)' })
-  @IsNotEmpty({ message: 'name must not be empty' })
-  @MaxLength(200)
+  @NamePrefix('servers')
   name?: string;
 
   @ApiPropertyOptional({
