@@ -1,5 +1,6 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import {
+  ApiAcceptedResponse,
   ApiBearerAuth,
   ApiConflictResponse,
   ApiHeader,
@@ -50,6 +51,9 @@ export class ExecutionsController {
       'with `includeSkipped`); `only: "all"` every target.',
   })
   @ApiHeader({ name: 'Idempotency-Key', required: false })
+  @ApiAcceptedResponse({
+    description: 'the new execution, as GET /v1/executions/:id shows it, with `rerunOf` set',
+  })
   @ApiNotFoundResponse({ description: 'no such execution, or a chosen server was deleted' })
   @ApiConflictResponse({
     description: 'the execution is still running, no target is chosen, or its job was not kept',
