@@ -397,6 +397,31 @@ describe('re-run what failed, find executions and servers', () => {
     });
   });
 
+  it('the OpenAPI document describes the rerun route and the new query parameters', async () => {
+    const doc = (await t.http().get('/docs/json')).body;
+    const params = (p: string) => doc.paths[p].get.parameters.map((x: any) => x.name).sort();
+    expect(params('/v1/executions')).toEqual(
+      [
+        'status',
+        'serverId',
+        'jobId',
+        'userId',
+        'eventId',
+        'name',
+        'createdAfter',
+        'createdBefore',
+        'limit',
+        'cursor',
+      ].sort(),
+    );
+    expect(params('/v1/servers')).toEqual(['cursor', 'limit', 'name', 'tag']);
+    const rerunOp = doc.paths['/v1/executions/{id}/rerun'].post;
+    expect(Object.keys(rerunOp.responses)).toEqual(expect.arrayContaining(['202', '404', '409']));
+    const schema = JSON.stringify(doc.components.schemas.RerunDto);
+    expect(schema).toContain('includeSkipped');
+    expect(doc.components.schemas.RerunDto.required).toEqual(['only']);
+  });
+
   it('an unknown query parameter is a 400 on /v1 routes that take none; the probes ignore it', async () => {
     const before = await count();
     for (const [method, p] of [
