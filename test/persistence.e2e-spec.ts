@@ -46,6 +46,7 @@ function execution(id: string, createdAt: number, key: string | null = null): Ex
     heartbeatAt: null,
     cancelRequestedAt: null,
     requestHash: null,
+    reason: null,
   };
 }
 
