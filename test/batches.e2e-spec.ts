@@ -82,6 +82,35 @@ describe('rolling batches (real sshd)', () => {
     return res.body;
   };
 
+  it('refuses a bad batch with a 400 naming the field, and makes no execution', async () => {
+    const count = async () =>
+      (await t.http().get('/v1/executions?limit=100').set(t.auth)).body.items.length;
+    const before = await count();
+    const bad: [unknown, RegExp][] = [
+      [{ size: 0 }, /^batch\.size must be an integer from 1 to 10000 or a percentage/],
+      [{ size: '0%' }, /^batch\.size /],
+      [{ size: '101%' }, /^batch\.size /],
+      [{}, /^batch\.size should not be null or undefined/],
+      [
+        { size: 1, maxFailPercentage: 101 },
+        /^batch\.maxFailPercentage must not be greater than 100/,
+      ],
+      [{ size: 1, maxFailPercentage: -1 }, /^batch\.maxFailPercentage must not be less than 0/],
+      [{ size: 1, pauseSeconds: 3601 }, /^batch\.pauseSeconds must not be greater than 3600/],
+      [{ size: 1, surprise: true }, /^batch\.surprise: property surprise should not exist/],
+      ['2', /^batch must be an object/],
+    ];
+    for (const [batch, message] of bad) {
+      const res = await t
+        .http()
+        .post('/v1/jobs')
+        .set(t.auth)
+        .send({ script: { type: 'bash', content: 'true' }, targets: { serverIds: ids }, batch });
+      expect([res.status, res.body.message]).toEqual([400, expect.stringMatching(message)]);
+    }
+    expect(await count()).toBe(before);
+  });
+
   it('"40%" of 5 targets is batches of 2, 2 and 1, run one after the other in target order; views and status events say the batch', async () => {
     const created = await submit({
       script: { type: 'bash', content: 'sleep 0.4; echo "in $CRONIUM_SERVER_ID"' },

@@ -7,7 +7,6 @@ import {
   IsDefined,
   IsIn,
   IsInt,
-  IsNumber,
   IsObject,
   IsOptional,
   IsString,
@@ -93,13 +92,14 @@ export class BatchDto {
   size!: number | string;
 
   @ApiPropertyOptional({
+    type: 'integer',
     minimum: 0,
     maximum: 100,
     description:
       'When more than this percentage of a batch fails, the batches after it are skipped',
   })
   @IsOptional()
-  @IsNumber({ allowNaN: false, allowInfinity: false })
+  @IsInt()
   @Min(0)
   @Max(100)
   maxFailPercentage?: number;
