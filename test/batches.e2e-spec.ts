@@ -40,6 +40,14 @@ async function updatesOf(t: TestApp, executionId: string): Promise<any[]> {
 
 const ms = (iso: string) => new Date(iso).getTime();
 
+/** Polls `pred` (every 25 ms, up to 30 s) until it holds. */
+async function until(pred: () => Promise<boolean>, what = 'condition'): Promise<void> {
+  for (let i = 0; !(await pred()); i++) {
+    if (i > 1200) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 /** The targets of an execution view by batch number, in target order. */
 function byBatch(ex: any): any[][] {
   const out: any[][] = [];
@@ -122,11 +130,14 @@ describe('rolling batches (real sshd)', () => {
     expect(ex.targets.map((x: any) => x.serverId)).toEqual(ids);
     expect(ex.targets.map((x: any) => x.batch)).toEqual([1, 1, 2, 2, 3]);
     const batches = byBatch(ex);
+    const gaps: number[] = [];
     for (let b = 1; b < batches.length; b++) {
       const previousEnd = Math.max(...batches[b - 1].map((x) => ms(x.finishedAt)));
       const start = Math.min(...batches[b].map((x) => ms(x.startedAt)));
       expect(start).toBeGreaterThanOrEqual(previousEnd);
+      gaps.push(start - previousEnd);
     }
+    console.log(`batch hand-off (last end → next start), ms: ${gaps.join(', ')}`);
 
     const updates = await updatesOf(t, created.id);
     const batchOf = new Map<string, number>(ex.targets.map((x: any) => [x.serverId, x.batch]));
@@ -222,12 +233,10 @@ describe('rolling batches (real sshd)', () => {
       batch: { size: 2, pauseSeconds: 3600 },
     });
     // batch 1 has ended and the hour's pause has begun
-    for (let i = 0; ; i++) {
+    await until(async () => {
       const view = (await t.http().get(`/v1/executions/${created.id}`).set(t.auth)).body;
-      if (view.targets.filter((x: any) => x.status === 'succeeded').length === 2) break;
-      if (i > 600) throw new Error(`batch 1 never ended: ${JSON.stringify(view)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      return view.targets.filter((x: any) => x.status === 'succeeded').length === 2;
+    }, 'the end of batch 1');
     const cancel = await t.http().post(`/v1/executions/${created.id}/cancel`).set(t.auth);
     expect(cancel.status).toBe(202);
     const ex = await waitForExecution(t, created.id, 30_000);
@@ -263,9 +272,22 @@ describe('rolling batches across a restart (real process, real sshd)', () => {
   });
   afterAll(async () => sshd?.stop());
 
-  it('a service killed during the pause after batch 1: the next start runs batch 2 after the rest of the pause, and never batch 1 again', async () => {
+  /**
+   * Starts the service as a process, registers `n` servers on the sshd and runs `script`
+   * (which may use $MARKER, a file each target appends its server id to) in `batch`; once
+   * `killWhen` holds of the execution's view the process is SIGKILLed and the service
+   * started again in-process on the same data dir. Returns the final view, the server ids
+   * and the marker's lines.
+   */
+  async function killAndRestart(
+    n: number,
+    script: string,
+    batch: Record<string, unknown>,
+    killWhen: (view: any) => boolean,
+  ) {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-batches-restart-'));
     const marker = path.join(sshd.dir, `batches-ran-${Date.now()}`);
+    const ran = () => fs.readFileSync(marker, 'utf8').trim().split('\n');
     const svc = await startServiceProcess({
       dataDir,
       token: TEST_TOKEN,
@@ -276,42 +298,70 @@ describe('rolling batches across a restart (real process, real sshd)', () => {
     try {
       await svc.waitReady();
       const servers: string[] = [];
-      for (const name of ['restart-b1', 'restart-b2']) {
+      for (let i = 0; i < n; i++) {
+        const name = `restart-${Date.now()}-${i}`;
         const r = await svc.registerServer(sshd, { name, baseDir: `${sshd.dir}/base-${name}` });
         servers.push(r.body.id);
       }
-      const pauseSeconds = 8;
       const job = await svc.api('POST', '/v1/jobs', {
-        script: { type: 'bash', content: `echo "$CRONIUM_SERVER_ID" >> ${marker}` },
+        script: { type: 'bash', content: `MARKER=${marker}; ${script}` },
         targets: { serverIds: servers },
-        batch: { size: 1, pauseSeconds },
+        batch,
       });
       expect(job.status).toBe(202);
-      for (let i = 0; ; i++) {
-        const view = (await svc.api('GET', `/v1/executions/${job.body.id}`)).body;
-        if (view.targets[0].status === 'succeeded') break;
-        if (i > 600) throw new Error(`batch 1 never ended: ${JSON.stringify(view)}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
+      await until(
+        async () => killWhen((await svc.api('GET', `/v1/executions/${job.body.id}`)).body),
+        'the moment to kill',
+      );
       await svc.stop('SIGKILL');
-      expect(fs.readFileSync(marker, 'utf8').trim().split('\n')).toEqual([servers[0]]);
-
+      const before = ran();
       t = await startApp({ CRONIUM_DATA_DIR: dataDir });
       const ex = await waitForExecution(t, job.body.id);
-      expect(ex.status).toBe('succeeded');
-      expect(ex.targets.map((x: any) => [x.batch, x.status])).toEqual([
-        [1, 'succeeded'],
-        [2, 'succeeded'],
-      ]);
-      // batch 1 ran once, before the restart; batch 2 once, after the pause
-      expect(fs.readFileSync(marker, 'utf8').trim().split('\n')).toEqual(servers);
-      expect(ms(ex.targets[1].startedAt)).toBeGreaterThanOrEqual(
-        ms(ex.targets[0].finishedAt) + pauseSeconds * 1000,
-      );
+      return { ex, servers, before, after: ran() };
     } finally {
       await svc.stop('SIGKILL');
       await t?.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
+  }
+
+  it('a service killed during the pause after batch 1: the next start runs batch 2 after the rest of the pause, and never batch 1 again', async () => {
+    const pauseSeconds = 8;
+    const { ex, servers, before, after } = await killAndRestart(
+      2,
+      'echo "$CRONIUM_SERVER_ID" >> "$MARKER"',
+      { size: 1, pauseSeconds },
+      (view) => view.targets[0].status === 'succeeded',
+    );
+    expect(before).toEqual([servers[0]]);
+    expect(ex.status).toBe('succeeded');
+    expect(ex.targets.map((x: any) => [x.batch, x.status])).toEqual([
+      [1, 'succeeded'],
+      [2, 'succeeded'],
+    ]);
+    // batch 1 ran once, before the restart; batch 2 once, after the pause
+    expect(after).toEqual(servers);
+    expect(ms(ex.targets[1].startedAt)).toBeGreaterThanOrEqual(
+      ms(ex.targets[0].finishedAt) + pauseSeconds * 1000,
+    );
+  });
+
+  it('a service killed while batch 2 runs: the next start re-attaches it, then runs batch 3; each target runs once', async () => {
+    const { ex, servers, before, after } = await killAndRestart(
+      3,
+      'echo "$CRONIUM_SERVER_ID" >> "$MARKER"; ' +
+        'if [ "$(wc -l < "$MARKER")" -eq 2 ]; then sleep 4; exit 7; fi',
+      { size: 1 },
+      (view) => view.targets[1].status === 'running',
+    );
+    expect(before).toEqual(servers.slice(0, 2));
+    expect(ex.targets.map((x: any) => [x.batch, x.status, x.exitCode])).toEqual([
+      [1, 'succeeded', 0],
+      [2, 'failed', 7],
+      [3, 'succeeded', 0],
+    ]);
+    expect(ex.status).toBe('partial');
+    expect(after).toEqual(servers);
+    expect(ms(ex.targets[2].startedAt)).toBeGreaterThanOrEqual(ms(ex.targets[1].finishedAt));
   });
 });
