@@ -90,6 +90,17 @@ describe('rolling batches (real sshd)', () => {
     return res.body;
   };
 
+  it('the OpenAPI document describes `batch`', async () => {
+    const { schemas } = (await t.http().get('/docs/json')).body.components;
+    expect(JSON.stringify(schemas.CreateJobDto.properties.batch)).toContain('BatchDto');
+    expect(schemas.BatchDto.required).toEqual(['size']);
+    expect(schemas.BatchDto.properties).toMatchObject({
+      maxFailPercentage: { type: 'integer', minimum: 0, maximum: 100 },
+      pauseSeconds: { minimum: 0, maximum: 3600 },
+    });
+    expect(JSON.stringify(schemas.BatchDto.properties.size)).toContain('25%');
+  });
+
   it('refuses a bad batch with a 400 naming the field, and makes no execution', async () => {
     const count = async () =>
       (await t.http().get('/v1/executions?limit=100').set(t.auth)).body.items.length;

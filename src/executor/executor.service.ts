@@ -343,13 +343,13 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     target: Pick<TargetPlan, 'serverId' | 'serverName' | 'batch'>,
     record: Partial<TargetRecord> & { status: TargetStatus },
   ): void {
-    const { serverId, serverName } = target;
-    const batch = target.batch ?? null;
+    const { serverId, serverName, batch } = target;
+    const inBatch = batch != null ? { batch } : {};
     this.events.emit(id, statusEvent(target, record.status));
     this.events.emit(id, {
       type: 'result',
       serverId,
-      data: { ...record, serverId, serverName, batch },
+      data: { ...record, serverId, serverName, ...inBatch },
     });
     this.metrics.targets.inc({ status: record.status });
   }
