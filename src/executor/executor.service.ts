@@ -531,9 +531,14 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       entry.halted || entry.budgetSpent
         ? null
         : batchHalt(batch, failures, b.totals[batch - 1] ?? 0, b.maxFailPercentage);
-    if (ranHere || halt) this.metrics.batches.inc({ outcome: halt ? 'halted' : 'passed' });
+    // A halt a previous owner had already stored (and counted) is not counted again.
+    const known = halt !== null && entry.plan.execution.reason === halt;
+    if (ranHere || (halt && !known)) {
+      this.metrics.batches.inc({ outcome: halt ? 'halted' : 'passed' });
+    }
     if (!halt) return;
     entry.halted = halt;
+    if (known) return;
     const id = entry.plan.execution.id;
     await this.store(() => this.repo.updateExecution(id, { reason: halt }));
     this.logger.warn({ msg: 'batch over its failure limit', executionId: id, reason: halt });
