@@ -38,6 +38,7 @@ export function newExecution(e: NewExecution): ExecutionRecord {
     heartbeatAt: e.ownerId ? (e.createdAt ?? Date.now()) : null,
     cancelRequestedAt: null,
     requestHash: e.requestHash ?? null,
+    reason: null,
   };
 }
 
@@ -49,6 +50,7 @@ export function newTarget(
   executionId: string,
   position: number,
   server: { id: string; name: string },
+  batch: number | null = null,
 ): TargetRecord {
   return {
     id: randomUUID(),
@@ -72,5 +74,6 @@ export function newTarget(
     replicaId: null,
     tunnelPort: null,
     tunnelSocket: null,
+    batch,
   };
 }

@@ -21,6 +21,8 @@ export interface ExecutionRecord {
   cancelRequestedAt: number | null;
   /** sha256 of the request it was made from (an Idempotency-Key replay must match it). */
   requestHash: string | null;
+  /** Why targets were skipped when a rule stopped it early (a batch over its failure limit). */
+  reason: string | null;
 }
 
 export interface TargetPhases {
@@ -57,6 +59,8 @@ export interface TargetRecord {
   tunnelPort: number | null;
   /** API mode, python and node: the remote Unix socket its helpers use, besides the port. */
   tunnelSocket: string | null;
+  /** Its rolling batch (1-based), in target order; null when the job has no `batch`. */
+  batch: number | null;
 }
 
 export type ExecutionEventType = 'status' | 'log' | 'result' | 'summary' | 'end';

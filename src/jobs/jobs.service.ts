@@ -12,8 +12,9 @@ import { isUuid } from '../common/uuid';
 import { AppConfig } from '../config/app-config';
 import { newExecution, newTarget } from '../executions/execution-factory';
 import { resolveMaxErrors } from '../executions/max-errors';
+import { batchNumbers } from '../executions/batches';
 import { executionView, ExecutionView } from '../executions/execution-view';
-import type { ExecutionPlan } from '../executor/execution-plan';
+import { batchPlan, type ExecutionPlan } from '../executor/execution-plan';
 import { ExecutorService } from '../executor/executor.service';
 import type { ExecutionEventRecord, ExecutionRecord } from '../executions/records';
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
@@ -83,6 +84,14 @@ export class JobsService {
 
     const helperMode = dto.helperMode ?? 'auto';
     const concurrency = dto.concurrency ?? this.config.executor.defaultConcurrency;
+    const batch = dto.batch
+      ? {
+          size: dto.batch.size,
+          maxFailPercentage: dto.batch.maxFailPercentage ?? null,
+          pauseSeconds: dto.batch.pauseSeconds ?? 0,
+        }
+      : null;
+    const batches = batchNumbers(batch, servers.length);
     const execution = newExecution({
       name: dto.name,
       jobId: dto.jobId,
@@ -101,10 +110,13 @@ export class JobsService {
         concurrency,
         maxErrors: dto.maxErrors ?? null,
         failFast: dto.failFast ?? false,
+        ...(batch ? { batch } : {}),
         targets: { serverIds, tags },
       },
     });
-    const targets = servers.map((s, position) => newTarget(execution.id, position, s));
+    const targets = servers.map((s, position) =>
+      newTarget(execution.id, position, s, batches[position]),
+    );
     const job = {
       script: { type: dto.script.type, content: dto.script.content },
       env,
@@ -128,6 +140,7 @@ export class JobsService {
         position: i,
         serverId: s.id,
         serverName: s.name,
+        batch: batches[i],
         baseDir: this.servers.baseDirOf(s),
         endpoint: () => this.servers.getEndpoint(s.id),
       })),
@@ -137,6 +150,7 @@ export class JobsService {
       concurrency,
       maxErrors: resolveMaxErrors(dto.maxErrors, servers.length),
       failFast: dto.failFast ?? false,
+      batch: batchPlan(batch, batches),
       priorFailures: 0,
       ended: [],
     };

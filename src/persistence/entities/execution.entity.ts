@@ -24,6 +24,7 @@ export class ExecutionEntity implements ExecutionRecord {
   @Column({ type: 'bigint', nullable: true, transformer: epochMs })
   cancelRequestedAt!: number | null;
   @Column({ type: 'varchar', length: 64, nullable: true }) requestHash!: string | null;
+  @Column({ type: 'text', nullable: true }) reason!: string | null;
   /** The sealed job (script, env, input) while unfinished; never selected with the record. */
   @Column({ type: 'text', nullable: true, select: false }) payload?: string | null;
 }
