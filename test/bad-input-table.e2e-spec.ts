@@ -1245,6 +1245,45 @@ describe('bad input, table-driven: every route, every category', () => {
     expect(await runAll('shell metacharacters / newlines', cases)).toEqual([]);
   });
 
+  it('rolling batches: each field of `batch` wrong, absurd, missing, unknown or hostile', async () => {
+    const job = routes()[2];
+    const batch = (raw: string) => withRaw(jobBody(), 'batch', raw);
+    const cases: Case[] = [];
+    for (const v of ['"x"', '1', '[]', 'true', '[{"size":1}]'])
+      cases.push(caseOf(job, 'wrong type', `batch=${v}`, batch(v)));
+    const fields: [string, string[]][] = [
+      ['size', ['0', '10001', '"0%"', '"101%"', '"1.5%"', '"10 %"', '"%"', '"05%"', 'null', '{}']],
+      ['maxFailPercentage', ['101', 'true', '"50"', '"50%"', '{}']],
+      ['pauseSeconds', ['3601', 'true', '"1"', '{}']],
+    ];
+    for (const [f, bad] of fields) {
+      const rest = f === 'size' ? '' : ',"size":1';
+      for (const n of [...NUMBERS, ...bad])
+        cases.push(caseOf(job, 'absurd numbers', `batch.${f} ${n}`, batch(`{"${f}":${n}${rest}}`)));
+    }
+    cases.push(caseOf(job, 'missing field', 'no batch.size', batch('{"pauseSeconds":1}')));
+    for (const n of ['surprise', 'constructor', '__proto__', 'toString', 'batch'])
+      cases.push(caseOf(job, 'unknown field', `batch.${n}`, batch(`{"size":1,"${n}":1}`)));
+    for (const v of EVIL)
+      cases.push(
+        caseOf(
+          job,
+          'shell metacharacters / newlines',
+          `batch.size ${v}`,
+          batch(JSON.stringify({ size: v })),
+        ),
+      );
+    const failures = [];
+    for (const c of CATEGORIES)
+      failures.push(
+        ...(await runAll(
+          c,
+          cases.filter((x) => x.category === c),
+        )),
+      );
+    expect(failures).toEqual([]);
+  });
+
   it('absurd numbers in every numeric field and query integer', async () => {
     const cases: Case[] = [];
     const [srv, patch, job] = routes();

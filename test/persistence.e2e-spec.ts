@@ -48,13 +48,19 @@ function execution(id: string, createdAt: number, key: string | null = null): Ex
     cancelRequestedAt: null,
     requestHash: null,
     rerunOf: null,
+    reason: null,
   };
 }
 
 /** A fresh target from the factory, with a JSON output and timed phases to round-trip. */
 function target(id: string, executionId: string, position: number): ExecutionTargetEntity {
   return {
-    ...newTarget(executionId, position, { id: '00000000-0000-4000-8000-000000000001', name: 's' }),
+    ...newTarget(
+      executionId,
+      position,
+      { id: '00000000-0000-4000-8000-000000000001', name: 's' },
+      position + 1,
+    ),
     id,
     output: { nested: ['json', 1, true] },
     condition: true,
@@ -92,6 +98,12 @@ function repositoryContract(name: string, url: () => Promise<string>) {
       expect(found!.targets[0].output).toEqual({ nested: ['json', 1, true] });
       expect(found!.targets[0].condition).toBe(true);
       expect(found!.targets[0].truncated).toBe(false);
+      expect(found!.targets.map((t) => t.batch)).toEqual([1, 2]);
+      expect(found!.execution.reason).toBeNull();
+      await repo.updateExecution(uuid(1), { reason: 'batch 1: 1 of 2 targets failed (50%)' });
+      expect((await repo.find(uuid(1)))!.execution.reason).toBe(
+        'batch 1: 1 of 2 targets failed (50%)',
+      );
       await repo.updateTarget(uuid(101), { status: 'failed', exitCode: 3, truncated: true });
       const again = await repo.find(uuid(1));
       expect(again!.targets[0]).toMatchObject({ status: 'failed', exitCode: 3, truncated: true });

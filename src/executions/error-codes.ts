@@ -13,7 +13,9 @@ export type TargetErrorCode =
   /** The service's own bookkeeping failed (a bug, or a value it could not store). */
   | 'internal_error'
   | 'timed_out'
-  | 'cancelled';
+  | 'cancelled'
+  /** Skipped: an earlier batch failed more than its `batch.maxFailPercentage`. */
+  | 'batch_failed';
 
 export class TargetError extends Error {
   constructor(

@@ -35,6 +35,7 @@ describe('execution factory', () => {
       heartbeatAt: null,
       cancelRequestedAt: null,
       requestHash: null,
+      reason: null,
     });
     expect(e.createdAt).toBeGreaterThanOrEqual(before);
     expect(e.createdAt).toBeLessThanOrEqual(Date.now());
@@ -79,11 +80,13 @@ describe('execution factory', () => {
       'replicaId',
       'tunnelPort',
       'tunnelSocket',
+      'batch',
     ]) {
       expect(t[field as keyof typeof t]).toBeNull();
     }
     expect(Object.values(t.phases)).toEqual([null, null, null, null]);
-    expect(Object.keys(t)).toHaveLength(21);
+    expect(Object.keys(t)).toHaveLength(22);
+    expect(newTarget('exec-1', 3, { id: 'srv-1', name: 'web-1' }, 2).batch).toBe(2);
     expect(newTarget('exec-1', 3, { id: 'srv-1', name: 'web-1' }).id).not.toBe(t.id);
   });
 });

@@ -41,6 +41,7 @@ export function newExecution(e: NewExecution): ExecutionRecord {
     cancelRequestedAt: null,
     requestHash: e.requestHash ?? null,
     rerunOf: e.rerunOf ?? null,
+    reason: null,
   };
 }
 
@@ -52,6 +53,7 @@ export function newTarget(
   executionId: string,
   position: number,
   server: { id: string; name: string },
+  batch: number | null = null,
 ): TargetRecord {
   return {
     id: randomUUID(),
@@ -75,5 +77,6 @@ export function newTarget(
     replicaId: null,
     tunnelPort: null,
     tunnelSocket: null,
+    batch,
   };
 }

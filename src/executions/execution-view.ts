@@ -21,6 +21,7 @@ export function targetView(t: TargetRecord) {
     durationMs: t.startedAt != null && t.finishedAt != null ? t.finishedAt - t.startedAt : null,
     phases: t.phases,
     replicaId: t.replicaId ?? null,
+    ...(t.batch != null ? { batch: t.batch } : {}),
   };
 }
 
@@ -37,6 +38,7 @@ export function executionView(e: ExecutionRecord, targets: TargetRecord[]) {
     createdAt: iso(e.createdAt),
     startedAt: iso(e.startedAt),
     finishedAt: iso(e.finishedAt),
+    ...(e.reason ? { reason: e.reason } : {}),
     summary: summarize(targets.map((t) => t.status)),
     targets: targets.map(targetView),
   };

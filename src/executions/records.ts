@@ -23,6 +23,8 @@ export interface ExecutionRecord {
   requestHash: string | null;
   /** The execution this one re-runs (POST /v1/executions/:id/rerun); null for a new job. */
   rerunOf: string | null;
+  /** Why targets were skipped when a rule stopped it early (a batch over its failure limit). */
+  reason: string | null;
 }
 
 export interface TargetPhases {
@@ -59,6 +61,8 @@ export interface TargetRecord {
   tunnelPort: number | null;
   /** API mode, python and node: the remote Unix socket its helpers use, besides the port. */
   tunnelSocket: string | null;
+  /** Its rolling batch (1-based), in target order; null when the job has no `batch`. */
+  batch: number | null;
 }
 
 export type ExecutionEventType = 'status' | 'log' | 'result' | 'summary' | 'end';

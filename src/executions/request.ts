@@ -10,6 +10,13 @@ export type HelperMode = (typeof HELPER_MODES)[number];
 /** The mode a target actually ran with, once `auto` has been decided. */
 export type ResolvedHelperMode = Exclude<HelperMode, 'auto'>;
 
+/** `batch` of a job: `size` a count or "N%" of the targets. */
+export interface BatchRequest {
+  size: number | string;
+  maxFailPercentage: number | null;
+  pauseSeconds: number;
+}
+
 /** What the execution was asked to do, minus secrets: env values, input and script stay in memory. */
 export interface ExecutionRequestSummary {
   scriptType: ScriptType;
@@ -20,5 +27,7 @@ export interface ExecutionRequestSummary {
   concurrency: number;
   maxErrors: number | string | null;
   failFast: boolean;
+  /** Rolling batches as asked (absent or null: one batch of every target). */
+  batch?: BatchRequest | null;
   targets: { serverIds?: string[]; tags?: string[] };
 }

@@ -1,4 +1,4 @@
-import type { HelperMode, ScriptType } from '../executions/request';
+import type { BatchRequest, HelperMode, ScriptType } from '../executions/request';
 import type { ExecutionRecord } from '../executions/records';
 import type { TargetStatus } from '../executions/statuses';
 import type { SshEndpoint } from '../ssh/ssh.types';
@@ -9,6 +9,8 @@ export interface TargetPlan {
   position: number;
   serverId: string;
   serverName: string;
+  /** Its rolling batch (1-based); null or absent without one. */
+  batch?: number | null;
   baseDir: string;
   /** Fetches this server's own endpoint (decrypted credentials) when the target starts. */
   endpoint: () => Promise<SshEndpoint>;
@@ -48,6 +50,8 @@ export interface ExecutionPlan {
   /** Failures tolerated before not-yet-started targets are skipped; null = no budget. */
   maxErrors: number | null;
   failFast: boolean;
+  /** Rolling batches; null or absent: every target in one go. */
+  batch?: BatchPlan | null;
   /** Targets that had already failed before a take-over (they count against maxErrors). */
   priorFailures: number;
   /**
@@ -55,4 +59,44 @@ export interface ExecutionPlan {
    * take-over): with those of `targets`, the execution's summary, without reading it back.
    */
   ended?: TargetStatus[];
+}
+
+/** How the batches of an execution run, over all of its targets (ended ones too). */
+export interface BatchPlan {
+  maxFailPercentage: number | null;
+  pauseSeconds: number;
+  /** Targets per batch: `totals[b - 1]` for batch b. */
+  totals: number[];
+  /** Failures per batch before a take-over, as totals. */
+  priorFailures: number[];
+  /** Per batch, when its last target that had ended before a take-over ended (or null). */
+  endedAt: (number | null)[];
+}
+
+/**
+ * The batch plan of a job's `batch` over its targets' batch numbers, with what had
+ * ended of each target before a take-over (`before`; none for a new execution).
+ */
+export function batchPlan(
+  batch: BatchRequest | null | undefined,
+  numbers: (number | null)[],
+  before: { failed: boolean; finishedAt: number | null }[] = [],
+): BatchPlan | null {
+  if (!batch) return null;
+  const count = Math.max(0, ...numbers.map((n) => n ?? 0));
+  const plan: BatchPlan = {
+    maxFailPercentage: batch.maxFailPercentage,
+    pauseSeconds: batch.pauseSeconds,
+    totals: Array.from({ length: count }, () => 0),
+    priorFailures: Array.from({ length: count }, () => 0),
+    endedAt: Array.from({ length: count }, () => null),
+  };
+  numbers.forEach((n, i) => {
+    if (n == null) return;
+    plan.totals[n - 1]++;
+    if (before[i]?.failed) plan.priorFailures[n - 1]++;
+    const at = before[i]?.finishedAt ?? null;
+    if (at !== null) plan.endedAt[n - 1] = Math.max(plan.endedAt[n - 1] ?? 0, at);
+  });
+  return plan;
 }

@@ -8,6 +8,7 @@ import { TERMINAL_TARGET_STATUSES, type TargetStatus } from '../executions/statu
 import { MetricsService } from '../metrics/metrics.service';
 import type { TargetRecord } from '../executions/records';
 import { resolveMaxErrors } from '../executions/max-errors';
+import { batchHalt, isFailure } from '../executions/batches';
 import { ServersService } from '../servers/servers.service';
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionsRepository } from '../persistence/executions.repository';
@@ -16,11 +17,12 @@ import { RunnerCacheService } from '../runner-cache/runner-cache.service';
 import { RuntimeHelpersService } from '../runtime-helpers/runtime-helpers.service';
 import { SshPool } from '../ssh/ssh-pool.service';
 import { EventWriter } from '../status/event-writer.service';
+import type { EmittedEvent } from '../status/execution-event';
 import { ExecutionEventsService } from '../status/execution-events.service';
 import { ClusterBus } from '../queue/cluster-bus';
 import type { DriveResult } from '../queue/work-queue';
 import { WorkQueue } from '../queue/work-queue';
-import type { ExecutionPlan, TargetPlan } from './execution-plan';
+import { batchPlan, type ExecutionPlan, type TargetPlan } from './execution-plan';
 import { RunnerChannels } from '../runner/runner-channels';
 import { openJob, SealedJob, sealJob } from './sealed-job';
 import { TargetOutcome, TargetRun } from './target-run';
@@ -36,6 +38,10 @@ interface Running {
   done: Promise<void>;
   /** The final status of each target of the plan that has ended here. */
   ended: Map<string, TargetStatus>;
+  /** Set once a batch failed more than its maxFailPercentage: why the rest are skipped. */
+  halted: string | null;
+  /** Ends a pause between batches early (cancel, hand-over). */
+  wake: () => void;
 }
 
 /** How long a plan submitted here waits to be picked up here before only the database has it. */
@@ -235,16 +241,21 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     const left: TargetPlan[] = [];
     const ended: TargetStatus[] = [];
     let priorFailures = 0;
+    /** The targets that had failed before this take-over (for their batches' limits). */
+    const failedBefore = new Set<string>();
     for (const t of targets) {
       if (isTerminal(t.status)) {
-        if (t.status !== 'succeeded' && t.status !== 'cancelled' && t.status !== 'skipped')
+        if (isFailure(t.status)) {
           priorFailures++;
+          failedBefore.add(t.id);
+        }
         ended.push(t.status);
         continue;
       }
       if (t.status !== 'running' && !job) {
         await this.closeRestarted(id, t, now);
         priorFailures++;
+        failedBefore.add(t.id);
         ended.push('failed');
         continue;
       }
@@ -253,6 +264,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
         position: t.position,
         serverId: t.serverId,
         serverName: t.serverName,
+        batch: t.batch,
         baseDir: await this.servers.baseDirOfServer(t.serverId).catch(() => ''),
         endpoint: () => this.servers.getEndpoint(t.serverId),
         resume:
@@ -290,6 +302,14 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       concurrency: r.concurrency,
       maxErrors: resolveMaxErrors(r.maxErrors, targets.length),
       failFast: r.failFast,
+      batch: batchPlan(
+        r.batch,
+        targets.map((t) => t.batch),
+        targets.map((t) => ({
+          failed: failedBefore.has(t.id),
+          finishedAt: isTerminal(t.status) ? t.finishedAt : null,
+        })),
+      ),
       priorFailures,
       ended,
     };
@@ -321,12 +341,17 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
   /** A target's final record is stored: its last status, its result event, the count. */
   private announce(
     id: string,
-    target: Pick<TargetPlan, 'serverId' | 'serverName'>,
+    target: Pick<TargetPlan, 'serverId' | 'serverName' | 'batch'>,
     record: Partial<TargetRecord> & { status: TargetStatus },
   ): void {
-    const { serverId, serverName } = target;
-    this.events.emit(id, { type: 'status', serverId, status: record.status });
-    this.events.emit(id, { type: 'result', serverId, data: { ...record, serverId, serverName } });
+    const { serverId, serverName, batch } = target;
+    const inBatch = batch != null ? { batch } : {};
+    this.events.emit(id, statusEvent(target, record.status));
+    this.events.emit(id, {
+      type: 'result',
+      serverId,
+      data: { ...record, serverId, serverName, ...inBatch },
+    });
     this.metrics.targets.inc({ status: record.status });
   }
 
@@ -340,6 +365,8 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       detached: false,
       done: Promise.resolve(),
       ended: new Map(),
+      halted: null,
+      wake: () => undefined,
     };
     this.running.set(plan.execution.id, entry);
     this.metrics.activeExecutions.inc();
@@ -359,6 +386,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     if (!entry || entry.detached) return false;
     entry.cancelled = true;
     for (const run of entry.runs.values()) run.stop('cancelled');
+    entry.wake();
     return true;
   }
 
@@ -394,6 +422,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
   private detach(entry: Running): void {
     entry.detached = true;
     for (const run of entry.runs.values()) run.detach();
+    entry.wake();
   }
 
   /**
@@ -428,50 +457,109 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     const perJob = new Semaphore(Math.max(1, plan.concurrency));
     let failures = plan.priorFailures;
     entry.budgetSpent = plan.maxErrors != null && failures > plan.maxErrors;
-    // What already runs on its server goes first: it holds a slot of the limit anyway.
-    const order = [...plan.targets].sort((a, b) => rank(a) - rank(b) || a.position - b.position);
     // A cancelled target that may already run is still followed, to stop it remotely.
     const mayRun = (t: TargetPlan) => t.resume !== undefined;
     const refuse = (t: TargetPlan): 'cancelled' | 'skipped' | 'detached' | null => {
       if (entry.detached) return 'detached';
       if (mayRun(t)) return null;
       if (entry.cancelled) return 'cancelled';
-      return entry.budgetSpent ? 'skipped' : null;
+      return entry.budgetSpent || entry.halted ? 'skipped' : null;
     };
-    await Promise.all(
-      order.map(async (target) => {
-        await perJob.acquire();
+    /** Runs (or skips) one target; true when it failed. */
+    const runOne = async (target: TargetPlan): Promise<boolean> => {
+      await perJob.acquire();
+      try {
+        let refused = refuse(target);
+        if (refused) return this.skip(entry, target, refused);
+        await this.global.acquire();
         try {
-          let refused = refuse(target);
+          refused = refuse(target);
           if (refused) return this.skip(entry, target, refused);
-          await this.global.acquire();
-          try {
-            refused = refuse(target);
-            if (refused) return this.skip(entry, target, refused);
-            const outcome = await this.runTarget(entry, target).catch((e) =>
-              this.failInternally(entry, target, e),
-            );
-            if (outcome.detached) return;
-            if (outcome.status !== 'succeeded' && outcome.status !== 'cancelled') {
-              failures++;
-              if (plan.maxErrors != null && failures > plan.maxErrors && !entry.budgetSpent) {
-                entry.budgetSpent = true;
-                if (plan.failFast) {
-                  for (const r of entry.runs.values()) r.stop('cancelled');
-                }
-              }
+          const outcome = await this.runTarget(entry, target).catch((e) =>
+            this.failInternally(entry, target, e),
+          );
+          if (outcome.detached || !isFailure(outcome.status)) return false;
+          failures++;
+          if (plan.maxErrors != null && failures > plan.maxErrors && !entry.budgetSpent) {
+            entry.budgetSpent = true;
+            if (plan.failFast) {
+              for (const r of entry.runs.values()) r.stop('cancelled');
             }
-          } finally {
-            this.global.release();
           }
+          return true;
         } finally {
-          perJob.release();
+          this.global.release();
         }
-      }),
-    );
+      } finally {
+        perJob.release();
+      }
+    };
+    /** When the batch before the current one ended (null: none, or it is unknown). */
+    let lastEnded: number | null = null;
+    for (const group of batchGroups(plan)) {
+      // A batch a previous owner had started goes on at once; the next waits out its pause.
+      if (lastEnded !== null && !group.targets.some(mayRun)) await this.pause(entry, lastEnded);
+      // What already runs on its server goes first: it holds a slot of the limit anyway.
+      const order = [...group.targets].sort((a, b) => rank(a) - rank(b) || a.position - b.position);
+      const failed = (await Promise.all(order.map(runOne))).filter(Boolean).length;
+      if (entry.detached) break;
+      if (group.batch !== null && plan.batch) {
+        const ranHere = group.targets.length > 0;
+        await this.endBatch(entry, group.batch, failed, ranHere);
+        lastEnded = ranHere ? Date.now() : (plan.batch.endedAt[group.batch - 1] ?? null);
+      }
+    }
     await stored;
     if (entry.detached) return this.letGo(id);
-    await this.finalize(id, entry.cancelled, Date.now(), endedStatuses(entry));
+    await this.finalize(id, entry.cancelled, Date.now(), endedStatuses(entry), entry.halted);
+  }
+
+  /**
+   * A batch has ended (here, or before a take-over: `ranHere` false): with its earlier
+   * failures, over its maxFailPercentage, the batches after it are skipped, and the
+   * execution stores why.
+   */
+  private async endBatch(
+    entry: Running,
+    batch: number,
+    failedHere: number,
+    ranHere: boolean,
+  ): Promise<void> {
+    const b = entry.plan.batch!;
+    const failures = (b.priorFailures[batch - 1] ?? 0) + failedHere;
+    // maxErrors comes first: once its budget is spent, everything not started is skipped.
+    const halt =
+      entry.halted || entry.budgetSpent
+        ? null
+        : batchHalt(batch, failures, b.totals[batch - 1] ?? 0, b.maxFailPercentage);
+    // A halt a previous owner had already stored (and counted) is not counted again.
+    const known = halt !== null && entry.plan.execution.reason === halt;
+    if (ranHere || (halt && !known)) {
+      this.metrics.batches.inc({ outcome: halt ? 'halted' : 'passed' });
+    }
+    if (!halt) return;
+    entry.halted = halt;
+    if (known) return;
+    const id = entry.plan.execution.id;
+    await this.store(() => this.repo.updateExecution(id, { reason: halt }));
+    this.logger.warn({ msg: 'batch over its failure limit', executionId: id, reason: halt });
+  }
+
+  /**
+   * Waits until `batch.pauseSeconds` after the previous batch `ended` (also across a
+   * take-over); a cancel or hand-over ends the wait at once.
+   */
+  private async pause(entry: Running, ended: number): Promise<void> {
+    const ms = ended + (entry.plan.batch?.pauseSeconds ?? 0) * 1000 - Date.now();
+    if (ms <= 0 || entry.cancelled || entry.detached || entry.halted || entry.budgetSpent) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      entry.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    entry.wake = () => undefined;
   }
 
   /** After a hand-over: everything emitted is stored, and any replica may claim it at once. */
@@ -480,19 +568,26 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     await this.store(() => this.repo.release(id, this.config.replicaId));
   }
 
+  /** Closes a target that never started (false: it did not fail). */
   private async skip(
     entry: Running,
     target: TargetPlan,
     status: 'skipped' | 'cancelled' | 'detached',
-  ) {
-    if (status === 'detached') return; // left queued for whoever takes it over
+  ): Promise<false> {
+    if (status === 'detached') return false; // left queued for whoever takes it over
     const id = entry.plan.execution.id;
+    // Skipped by the error budget: no error, as ever; by a batch over its limit: why.
+    const why =
+      status === 'skipped' && entry.halted && !entry.budgetSpent
+        ? { errorCode: 'batch_failed', errorMessage: entry.halted }
+        : {};
     await this.store(() =>
-      this.repo.updateTarget(target.targetId, { status, finishedAt: Date.now() }),
+      this.repo.updateTarget(target.targetId, { status, finishedAt: Date.now(), ...why }),
     );
     entry.ended.set(target.targetId, status);
-    this.events.emit(id, { type: 'status', serverId: target.serverId, status });
+    this.events.emit(id, statusEvent(target, status));
     this.metrics.targets.inc({ status });
+    return false;
   }
 
   private async runTarget(entry: Running, target: TargetPlan): Promise<TargetOutcome> {
@@ -520,9 +615,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
           if (how.store !== false) {
             await this.store(() => this.repo.updateTarget(target.targetId, { ...patch, status }));
           }
-          if (how.announce !== false) {
-            this.events.emit(id, { type: 'status', serverId: target.serverId, status });
-          }
+          if (how.announce !== false) this.events.emit(id, statusEvent(target, status));
         },
         log: (stream, text, offset) => {
           this.events.emit(id, { type: 'log', serverId: target.serverId, stream, text, offset });
@@ -591,7 +684,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
    */
   private async failInternally(
     entry: Running,
-    target: Pick<TargetPlan, 'targetId' | 'serverId' | 'serverName'>,
+    target: Pick<TargetPlan, 'targetId' | 'serverId' | 'serverName' | 'batch'>,
     e: unknown,
   ): Promise<Pick<TargetOutcome, 'status' | 'detached'>> {
     entry.runs.get(target.targetId)?.stop('cancelled');
@@ -633,7 +726,12 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     if (entry.detached) return;
     try {
       for (const t of await this.repo.unfinishedTargets(id)) {
-        const target = { targetId: t.id, serverId: t.serverId, serverName: t.serverName };
+        const target = {
+          targetId: t.id,
+          serverId: t.serverId,
+          serverName: t.serverName,
+          batch: t.batch,
+        };
         await this.failInternally(entry, target, e);
       }
       await this.finalize(id, entry.cancelled, Date.now());
@@ -666,6 +764,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     cancelledByCaller: boolean,
     now: number,
     known?: { statuses: TargetStatus[]; createdAt: number },
+    reason?: string | null,
   ): Promise<void> {
     let ended = known;
     if (!ended) {
@@ -678,7 +777,8 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     }
     const summary = summarize(ended.statuses);
     const status = executionStatus(summary, cancelledByCaller);
-    this.events.emit(id, { type: 'summary', status, data: { ...summary } });
+    const why = reason ? { reason } : {};
+    this.events.emit(id, { type: 'summary', status, data: { ...summary, ...why } });
     this.events.emit(id, { type: 'end' });
     await this.writer.flush();
     // The sealed job stays for a rerun (POST /v1/executions/:id/rerun) unless told not to.
@@ -710,4 +810,24 @@ function endedStatuses(
 function rank(t: TargetPlan): number {
   if (!t.resume) return 2;
   return t.resume.how === 'attach' ? 0 : 1;
+}
+
+/** A target's `status` event; with its batch number when the job runs in batches. */
+function statusEvent(
+  target: Pick<TargetPlan, 'serverId' | 'batch'>,
+  status: TargetStatus,
+): EmittedEvent {
+  const { serverId, batch } = target;
+  return { type: 'status', serverId, status, ...(batch != null ? { data: { batch } } : {}) };
+}
+
+/**
+ * The plan's targets by batch, in batch order (every batch of the execution, also those
+ * with nothing left to run here after a take-over); one group without batches.
+ */
+function batchGroups(plan: ExecutionPlan): { batch: number | null; targets: TargetPlan[] }[] {
+  if (!plan.batch) return [{ batch: null, targets: plan.targets }];
+  const groups = plan.batch.totals.map((_, i) => ({ batch: i + 1, targets: [] as TargetPlan[] }));
+  for (const t of plan.targets) groups[(t.batch ?? 1) - 1]?.targets.push(t);
+  return groups;
 }

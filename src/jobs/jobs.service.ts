@@ -13,8 +13,9 @@ import { isUuid } from '../common/uuid';
 import { AppConfig } from '../config/app-config';
 import { NewExecution, newExecution, newTarget } from '../executions/execution-factory';
 import { resolveMaxErrors } from '../executions/max-errors';
+import { batchNumbers } from '../executions/batches';
 import { executionView, ExecutionView } from '../executions/execution-view';
-import type { ExecutionPlan } from '../executor/execution-plan';
+import { batchPlan, type ExecutionPlan } from '../executor/execution-plan';
 import type { SealedJob } from '../executor/sealed-job';
 import { MetricsService } from '../metrics/metrics.service';
 import type { ServerEntity } from '../persistence/entities';
@@ -86,6 +87,13 @@ export class JobsService {
     if (!servers.length) {
       throw new BadRequestException(`no server carries any of the tags ${tags.join(', ')}`);
     }
+    const batch = dto.batch
+      ? {
+          size: dto.batch.size,
+          maxFailPercentage: dto.batch.maxFailPercentage ?? null,
+          pauseSeconds: dto.batch.pauseSeconds ?? 0,
+        }
+      : null;
     return this.start({
       name: dto.name,
       jobId: dto.jobId,
@@ -102,6 +110,7 @@ export class JobsService {
         concurrency: dto.concurrency ?? this.config.executor.defaultConcurrency,
         maxErrors: dto.maxErrors ?? null,
         failFast: dto.failFast ?? false,
+        ...(batch ? { batch } : {}),
         targets: { serverIds, tags },
       },
       servers,
@@ -193,7 +202,11 @@ export class JobsService {
       // Alone, the accepting process drives it; with a shared queue, whoever picks it up.
       ownerId: this.config.queue.redisUrl ? undefined : this.config.replicaId,
     });
-    const targets = servers.map((s, position) => newTarget(execution.id, position, s));
+    const batch = r.batch ?? null;
+    const batches = batchNumbers(batch, servers.length);
+    const targets = servers.map((s, position) =>
+      newTarget(execution.id, position, s, batches[position]),
+    );
     try {
       await this.repo.create(execution, targets, this.executor.seal(execution.id, job));
     } catch (err) {
@@ -212,6 +225,7 @@ export class JobsService {
         position: i,
         serverId: s.id,
         serverName: s.name,
+        batch: batches[i],
         baseDir: this.servers.baseDirOf(s),
         endpoint: () => this.servers.getEndpoint(s.id),
       })),
@@ -219,8 +233,9 @@ export class JobsService {
       timeoutSeconds: r.timeoutSeconds,
       helperMode: r.helperMode,
       concurrency: r.concurrency,
-      maxErrors: resolveMaxErrors(r.maxErrors ?? undefined, servers.length),
+      maxErrors: resolveMaxErrors(r.maxErrors, servers.length),
       failFast: r.failFast,
+      batch: batchPlan(batch, batches),
       priorFailures: 0,
       ended: [],
     };

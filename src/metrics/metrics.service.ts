@@ -69,6 +69,11 @@ export class MetricsService {
     'cronium_websocket_subscribers',
     'Active websocket subscriptions to execution status streams',
   );
+  readonly batches = this.counter(
+    'cronium_batches_total',
+    'Rolling batches ended: passed, or halted (over maxFailPercentage: the rest skipped)',
+    ['outcome'],
+  );
   readonly breakerOpens = this.counter(
     'cronium_ssh_breaker_opens_total',
     'Circuit-breaker openings',

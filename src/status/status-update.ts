@@ -25,8 +25,11 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export function toUpdate(e: ExecutionEvent): StatusUpdate {
   const base = { executionId: e.executionId, seq: e.seq, type: e.type, ts: iso(e.ts) };
   switch (e.type) {
-    case 'status':
-      return { ...base, serverId: e.serverId ?? null, status: e.status ?? null };
+    case 'status': {
+      const batch = e.data?.batch;
+      const inBatch = typeof batch === 'number' ? { batch } : {};
+      return { ...base, serverId: e.serverId ?? null, status: e.status ?? null, ...inBatch };
+    }
     case 'log':
       return { ...base, serverId: e.serverId ?? null, stream: e.stream, text: e.text ?? '' };
     case 'result': {

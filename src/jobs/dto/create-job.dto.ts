@@ -60,6 +60,58 @@ class MaxErrorsRule implements ValidatorConstraintInterface {
   }
 }
 
+@ValidatorConstraint({ name: 'batchSize' })
+class BatchSizeRule implements ValidatorConstraintInterface {
+  validate(value: unknown): boolean {
+    if (typeof value === 'number') return Number.isInteger(value) && value >= 1 && value <= 10000;
+    if (typeof value === 'string') {
+      const m = /^([1-9]\d{0,2})%$/.exec(value);
+      return !!m && Number(m[1]) <= 100;
+    }
+    return false;
+  }
+  defaultMessage(): string {
+    return 'size must be an integer from 1 to 10000 or a percentage from "1%" to "100%"';
+  }
+}
+
+/** The longest pause between two batches. */
+export const MAX_BATCH_PAUSE_SECONDS = 3600;
+
+/** Rolling batches: targets run batch after batch, in the execution's target order. */
+export class BatchDto {
+  @ApiProperty({
+    oneOf: [
+      { type: 'integer', minimum: 1 },
+      { type: 'string', example: '25%' },
+    ],
+    description: 'Targets per batch: a count, or "N%" of the targets (rounded up, at least 1)',
+  })
+  @IsDefined()
+  @Validate(BatchSizeRule)
+  size!: number | string;
+
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 0,
+    maximum: 100,
+    description:
+      'When more than this percentage of a batch fails, the batches after it are skipped',
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(100)
+  maxFailPercentage?: number;
+
+  @ApiPropertyOptional({ minimum: 0, maximum: MAX_BATCH_PAUSE_SECONDS, default: 0 })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(MAX_BATCH_PAUSE_SECONDS)
+  pauseSeconds?: number;
+}
+
 export class ScriptDto {
   @ApiProperty({ enum: [...SCRIPT_TYPES] })
   @IsIn(SCRIPT_TYPES)
@@ -143,4 +195,11 @@ export class CreateJobDto {
   maxErrors?: number | string;
 
   @ApiPropertyOptional() @IsOptional() @IsBoolean() failFast?: boolean;
+
+  @ApiPropertyOptional({ type: BatchDto })
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => BatchDto)
+  batch?: BatchDto;
 }

@@ -29,4 +29,5 @@ export class ExecutionTargetEntity implements TargetRecord {
   @Column({ type: 'varchar', length: 128, nullable: true }) replicaId!: string | null;
   @Column({ type: 'integer', nullable: true }) tunnelPort!: number | null;
   @Column({ type: 'varchar', length: 255, nullable: true }) tunnelSocket!: string | null;
+  @Column({ type: 'integer', nullable: true }) batch!: number | null;
 }

@@ -30,6 +30,7 @@ export class ExecutionEntity implements ExecutionRecord {
   @Column({ type: 'bigint', nullable: true, transformer: epochMs })
   cancelRequestedAt!: number | null;
   @Column({ type: 'varchar', length: 64, nullable: true }) requestHash!: string | null;
+  @Column({ type: 'text', nullable: true }) reason!: string | null;
   @Index('IDX_executions_rerunOf')
   @Column({ type: 'varchar', length: 36, nullable: true })
   rerunOf!: string | null;
