@@ -1,4 +1,4 @@
-import { MigrationInterface, QueryRunner, TableColumn } from 'typeorm';
+import { MigrationInterface, QueryRunner, TableColumn, TableIndex } from 'typeorm';
 
 /**
  * Finding executions and re-running them: each execution may name the one it re-runs
@@ -15,25 +15,33 @@ export class FindAndRerun1765200000000 implements MigrationInterface {
       'executions',
       new TableColumn({ name: 'rerunOf', type: 'varchar', length: '36', isNullable: true }),
     );
-    const byName = q.connection.options.type === 'postgres' ? '"name" COLLATE "C"' : '"name"';
-    for (const [index, table, columns] of INDEXES(byName)) {
-      await q.query(`CREATE INDEX "${index}" ON "${table}" (${columns})`);
+    if (q.connection.options.type === 'postgres') {
+      for (const [index, table, columns] of INDEXES) {
+        const list = columns.map((c) => (c === 'name' ? '"name" COLLATE "C"' : `"${c}"`));
+        await q.query(`CREATE INDEX "${index}" ON "${table}" (${list.join(', ')})`);
+      }
+    } else {
+      // Through TypeORM, so that the table it keeps in memory knows them: a later
+      // migration's addColumn rebuilds the table on SQLite from that and would drop them.
+      for (const [name, table, columnNames] of INDEXES) {
+        await q.createIndex(table, new TableIndex({ name, columnNames }));
+      }
     }
   }
 
   async down(q: QueryRunner): Promise<void> {
-    for (const [index] of INDEXES('')) await q.query(`DROP INDEX "${index}"`);
+    for (const [index, table] of INDEXES) await q.dropIndex(table, index);
     await q.dropColumn('executions', 'rerunOf');
   }
 }
 
-const INDEXES = (byName: string): [string, string, string][] => [
-  ['IDX_executions_rerunOf', 'executions', '"rerunOf"'],
-  ['IDX_executions_jobId_createdAt', 'executions', '"jobId", "createdAt"'],
-  ['IDX_executions_userId_createdAt', 'executions', '"userId", "createdAt"'],
-  ['IDX_executions_eventId_createdAt', 'executions', '"eventId", "createdAt"'],
-  ['IDX_executions_status_createdAt', 'executions', '"status", "createdAt"'],
-  ['IDX_executions_name', 'executions', byName],
-  ['IDX_execution_targets_serverId_executionId', 'execution_targets', '"serverId", "executionId"'],
-  ['IDX_servers_name_prefix', 'servers', byName],
+const INDEXES: [string, string, string[]][] = [
+  ['IDX_executions_rerunOf', 'executions', ['rerunOf']],
+  ['IDX_executions_jobId_createdAt', 'executions', ['jobId', 'createdAt']],
+  ['IDX_executions_userId_createdAt', 'executions', ['userId', 'createdAt']],
+  ['IDX_executions_eventId_createdAt', 'executions', ['eventId', 'createdAt']],
+  ['IDX_executions_status_createdAt', 'executions', ['status', 'createdAt']],
+  ['IDX_executions_name', 'executions', ['name']],
+  ['IDX_execution_targets_serverId_executionId', 'execution_targets', ['serverId', 'executionId']],
+  ['IDX_servers_name_prefix', 'servers', ['name']],
 ];
