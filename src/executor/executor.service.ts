@@ -1,4 +1,11 @@
-import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  OnModuleDestroy,
+  OnModuleInit,
+  Optional,
+} from '@nestjs/common';
 import { retry } from '../common/backoff';
 import { SecretBox } from '../common/secret-box';
 import { Semaphore } from '../common/semaphore';
@@ -8,6 +15,7 @@ import { TERMINAL_TARGET_STATUSES, type TargetStatus } from '../executions/statu
 import { MetricsService } from '../metrics/metrics.service';
 import type { TargetRecord } from '../executions/records';
 import { resolveMaxErrors } from '../executions/max-errors';
+import { NotificationsService } from '../notifications/notifications.service';
 import { ServersService } from '../servers/servers.service';
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionsRepository } from '../persistence/executions.repository';
@@ -79,6 +87,8 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     private readonly servers: ServersService,
     @Inject(WorkQueue) private readonly queue: WorkQueue,
     @Inject(ClusterBus) private readonly bus: ClusterBus,
+    /** Absent only in unit specs that build the executor by hand. */
+    @Optional() private readonly notifications?: NotificationsService,
   ) {
     this.box = new SecretBox(config.secrets.key);
     this.global = new Semaphore(config.executor.globalConcurrency);
@@ -683,6 +693,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     await this.store(() =>
       this.repo.updateExecution(id, { status, finishedAt: now, payload: null }),
     );
+    this.notifications?.executionEnded(); // sent beside, never awaited here
     this.metrics.executions.inc({ status });
     this.logger.log({ msg: 'execution finished', executionId: id, status, ...summary });
     this.metrics.executionDuration.observe((now - ended.createdAt) / 1000);
