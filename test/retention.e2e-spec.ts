@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { DataSource, IsNull, Not } from 'typeorm';
 import type { AppConfig } from '../src/config/app-config';
 import { newExecution, newTarget } from '../src/executions/execution-factory';
+import type { ExecutionRequestSummary } from '../src/executions/request';
 import { MetricsService } from '../src/metrics/metrics.service';
 import { dataSourceOptions } from '../src/persistence/data-source-options';
 import {
@@ -33,17 +34,7 @@ async function seed(
 ): Promise<string> {
   const e = newExecution({
     createdAt: o.createdAt,
-    request: {
-      scriptType: 'bash',
-      scriptBytes: 1,
-      envNames: [],
-      timeoutSeconds: 10,
-      helperMode: 'auto',
-      concurrency: 1,
-      maxErrors: null,
-      failFast: false,
-      targets: { serverIds: [] },
-    },
+    request: {} as ExecutionRequestSummary, // never read here
   });
   e.status = o.finishedAt === null ? 'running' : 'succeeded';
   e.finishedAt = o.finishedAt;
