@@ -2,9 +2,10 @@
  * The retention sweep of BENCH_EVENTS (100 000) stored execution events, seeded directly
  * by SQL (BENCH_EVENTS_PER_EXECUTION per finished execution, all past retention.days), on
  * SQLite and, when it answers, PostgreSQL (test/support/postgres.ts): the sweep's wall
- * time, and the event-loop delay meanwhile (src/health/event-loop-lag.ts's p99, the
- * histogram's max, and how late a 5 ms timer fired at worst), against the same figures
- * with nothing running.
+ * time, and the event-loop delay meanwhile (src/health/event-loop-lag.ts's p99 as
+ * /health reports it, which includes its 20 ms resolution; the worst delay a 10 ms
+ * histogram saw; how late a 5 ms timer fired at worst), against the same with nothing
+ * running (the machine's own noise).
  */
 import * as fs from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -93,7 +94,8 @@ async function measureLoop<T>(work: () => Promise<T>) {
       result,
       wallMs: nowMs() - started,
       lagP99Ms: lag.p99Ms,
-      loopMaxMs: h.max / 1e6,
+      // The histogram records whole timer intervals: past the resolution is the delay.
+      loopMaxMs: Math.max(0, h.max / 1e6 - 10),
       timerWorstLateMs: worstLateMs,
     };
   } finally {
@@ -146,7 +148,7 @@ runBench(async () => {
       'database',
       'sweep s',
       'events/s',
-      'lag p99 ms',
+      'health lag p99 ms',
       'loop max ms',
       'timer late ms',
       'idle max ms',
