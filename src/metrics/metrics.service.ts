@@ -81,7 +81,7 @@ export class MetricsService {
   );
   readonly retentionDeleted = this.counter(
     'cronium_retention_deleted_total',
-    'Rows the retention sweep deleted, by kind (executions, targets, events, notifications)',
+    'Rows the retention sweep deleted, by kind (executions, targets, events, notifications, notification_attempts)',
     ['kind'],
   );
 
