@@ -212,6 +212,7 @@ describe('bad input, table-driven: every route, every category', () => {
       CRONIUM__RUNTIME__LOOPBACK_PORT: String(runtimePort),
       CRONIUM__RUNTIME__BURST: '100000',
       CRONIUM__RUNTIME__RATE_PER_SECOND: '100000',
+      CRONIUM__NOTIFICATIONS__ALLOW_LIST: '127.0.0.1:9',
     });
     ds = t.app.get(DataSource);
     base = `${sshd.dir}/base`;
@@ -250,6 +251,7 @@ describe('bad input, table-driven: every route, every category', () => {
       targets: await count('execution_targets'),
       servers: await count('servers'),
       variables: await count('variables'),
+      notifications: await count('notifications'),
       runDirs: runs,
       marker: fs.existsSync(MARKER),
       patchTarget: patched.body,
@@ -1367,5 +1369,65 @@ describe('bad input, table-driven: every route, every category', () => {
       });
     }
     expect(await runAll('absurd numbers', cases)).toEqual([]);
+  });
+
+  it('notify: bad URL, not allow-listed, non-http scheme, secret too long, unknown fields', async () => {
+    const job = routes()[2];
+    const url = 'http://127.0.0.1:9/hook';
+    const notify = (n: unknown) => setAt(jobBody(), 'notify', n);
+    const byCategory: Partial<Record<Category, [string, Body][]>> = {
+      'wrong type': [
+        ...['"x"', '1', '[]', 'true'].map((v): [string, Body] => [
+          `notify=${v}`,
+          withRaw(jobBody(), 'notify', v),
+        ]),
+        ...['1', 'null', '[]', '{}', 'true'].map((v): [string, Body] => [
+          `notify.url=${v}`,
+          withRaw(notify({ url }), 'notify.url', v),
+        ]),
+        ...['1', 'null', '[]', '{}', 'true'].map((v): [string, Body] => [
+          `notify.secret=${v}`,
+          withRaw(notify({ url, secret: 's' }), 'notify.secret', v),
+        ]),
+        ...[
+          'not a url',
+          '//127.0.0.1:9/hook',
+          'ftp://127.0.0.1:9/hook',
+          'file:///etc/passwd',
+          'javascript:alert(1)',
+          'http://127.0.0.1:10/hook',
+          'http://localhost:9/hook',
+          'http://127.0.0.1.evil.example:9/hook',
+          'http://user:pw@127.0.0.1:9/hook',
+        ].map((u): [string, Body] => [`notify.url ${u}`, notify({ url: u })]),
+      ],
+      'missing field': [
+        ['notify {}', notify({})],
+        ['notify without url', notify({ secret: 's' })],
+      ],
+      'unknown field': ['surprise', 'constructor', '__proto__', 'headers'].map(
+        (n): [string, Body] => [
+          `notify.${n}`,
+          JSON.stringify(notify({ url })).replace(
+            '"notify":{',
+            `"notify":{${JSON.stringify(n)}:1,`,
+          ),
+        ],
+      ),
+      'size limit': [
+        ['url 2049', notify({ url: `${url}/${'x'.repeat(2049 - url.length - 1)}` })],
+        ['url empty', notify({ url: '' })],
+        ['secret 257', notify({ url, secret: 's'.repeat(257) })],
+        ['secret empty', notify({ url, secret: '' })],
+      ],
+      'shell metacharacters / newlines': EVIL.flatMap((e): [string, Body][] => [
+        [`notify.url ${e}`, notify({ url: e })],
+        [`notify.url host ${e}`, notify({ url: `http://${e}/hook` })],
+      ]),
+    };
+    for (const [category, cases] of Object.entries(byCategory) as [Category, [string, Body][]][]) {
+      const all = cases.map(([name, body]) => caseOf(job, category, name, body));
+      expect(await runAll(category, all)).toEqual([]);
+    }
   });
 });

@@ -3,6 +3,7 @@ import {
   ConflictException,
   Injectable,
   NotFoundException,
+  Optional,
   PayloadTooLargeException,
   ServiceUnavailableException,
   UnprocessableEntityException,
@@ -19,6 +20,7 @@ import { ExecutorService } from '../executor/executor.service';
 import type { ExecutionEventRecord, ExecutionRecord } from '../executions/records';
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionsRepository } from '../persistence/executions.repository';
+import { NotificationsService } from '../notifications/notifications.service';
 import { ServersService } from '../servers/servers.service';
 import { FINAL_EXECUTION_STATUSES, type ExecutionStatus } from '../executions/statuses';
 import { ExecutionEventsService } from '../status/execution-events.service';
@@ -45,6 +47,8 @@ export class JobsService {
     private readonly executor: ExecutorService,
     private readonly events: ExecutionEventsRepository,
     private readonly feed: ExecutionEventsService,
+    /** Absent only in unit specs that build the service by hand (they send no notify). */
+    @Optional() private readonly notifications?: NotificationsService,
   ) {}
 
   /** Long-polls waiting now: a shutdown answers them at once (with the current view). */
@@ -73,6 +77,7 @@ export class JobsService {
       if (existing) return this.replay(existing, requestHash);
     }
     const { scriptBytes, env, timeoutSeconds } = this.checkLimits(dto);
+    this.notifications?.check(dto.notify);
     const { serverIds = [], tags = [] } = dto.targets;
     if (!serverIds.length && !tags.length) {
       throw new BadRequestException('targets must name at least one server id or tag');
@@ -123,7 +128,9 @@ export class JobsService {
       input: dto.input ?? null,
     };
     try {
-      await this.repo.create(execution, targets, this.executor.seal(execution.id, job));
+      const notify = this.notifications?.newRow(execution.id, dto.notify);
+      const sealed = this.executor.seal(execution.id, job);
+      await this.repo.create(execution, targets, sealed, notify ? [notify] : []);
     } catch (e) {
       // Two identical retries raced: the unique key lets exactly one through.
       if (idempotencyKey) {

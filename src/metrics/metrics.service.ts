@@ -79,6 +79,17 @@ export class MetricsService {
     'Circuit-breaker openings',
   );
 
+  readonly notificationDeliveries = this.counter(
+    'cronium_notification_deliveries_total',
+    'Completion notification attempts: delivered, retrying (will try again) or failed (gave up)',
+    ['result'],
+  );
+  readonly retentionDeleted = this.counter(
+    'cronium_retention_deleted_total',
+    'Rows the retention sweep deleted, by kind (executions, targets, events, notifications, notification_attempts)',
+    ['kind'],
+  );
+
   constructor(@Optional() config?: AppConfig) {
     if (config) this.registry.setDefaultLabels({ replica_id: config.replicaId });
     // Process metrics (CPU, memory, event loop) once per registry.

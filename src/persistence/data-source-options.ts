@@ -8,6 +8,7 @@ import { DurableQueue1764700000000 } from './migrations/1764700000000-durable-qu
 import { Hardening1764800000000 } from './migrations/1764800000000-hardening';
 import { TunnelSocket1764900000000 } from './migrations/1764900000000-tunnel-socket';
 import { Batches1765300000000 } from './migrations/1765300000000-batches';
+import { Notifications1765400000000 } from './migrations/1765400000000-notifications';
 
 export const MIGRATIONS = [
   Initial1763800000000,
@@ -16,6 +17,7 @@ export const MIGRATIONS = [
   Hardening1764800000000,
   TunnelSocket1764900000000,
   Batches1765300000000,
+  Notifications1765400000000,
 ];
 
 /** `sqlite:<path>` (better-sqlite3, WAL) or `postgres://…`; migrations run on start-up. */

@@ -6,6 +6,7 @@ import { epochMs, jsonText } from '../columns';
 
 @Entity('executions')
 @Index(['createdAt', 'id'])
+@Index(['finishedAt'])
 export class ExecutionEntity implements ExecutionRecord {
   @PrimaryColumn({ type: 'varchar', length: 36 }) id!: string;
   @Column({ type: 'varchar', length: 200, nullable: true }) name!: string | null;
