@@ -1339,7 +1339,7 @@ describe('bad input, table-driven: every route, every category', () => {
       c.push(await registerServer(t, sshd, { name: `chain-${i}`, jumpServerId: c[i - 1] }));
     }
     const [srv] = routes();
-    const on = (id: string, name: string, body: Body, method = 'PATCH'): Case => {
+    const on = (id: string, name: string, body?: Body, method = 'PATCH'): Case => {
       return {
         category: 'bad references',
         name,
