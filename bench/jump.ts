@@ -8,6 +8,8 @@
  *    service (cold: fresh service; warm: median of BENCH_REPEAT runs) against
  *    `parallel-ssh -x '-F cfg' -O ProxyJump=jump`, same hosts, parallelism N, same run.
  *    pssh reuses nothing: every run opens N connections to the jump and N to the targets.
+ *    Baselines in the same run: the same N endpoints directly, through cronium (their own
+ *    server records and runners) and through parallel-ssh.
  *
  * The N endpoints are (address, port) pairs on K target sshds listening on 127.0.0.1 …
  * 127.0.0.A; the service is given them as the jump host sees them. User: root (the
@@ -124,12 +126,20 @@ runBench(async () => {
       tags: ['jump'],
       jumpServerId: jr.body.id,
     });
+    // The same endpoint directly, for the same-run baseline (own runner, own connection).
+    await svc.registerServer(e.sshd, {
+      name: `direct-${i}`,
+      host: e.host,
+      ...key,
+      baseDir: `${baseDir}-direct`,
+      tags: ['direct'],
+    });
   }
-  const croniumRun = async () => {
+  const croniumRun = async (tag: string) => {
     const t0 = nowMs();
     const res = await svc.api('POST', '/v1/jobs', {
       script: { type: 'bash', content: 'echo ok' },
-      targets: { tags: ['jump'] },
+      targets: { tags: [tag] },
       concurrency: N,
     });
     if (res.status !== 202) throw new Error(`POST /v1/jobs: ${res.status}`);
@@ -169,7 +179,7 @@ runBench(async () => {
   );
   const hostsFile = path.join(benchDir, 'hosts');
   fs.writeFileSync(hostsFile, eps.map((e) => `root@${e.host}:${e.sshd.port}\n`).join(''));
-  const psshRun = async () => {
+  const psshRun = async (viaJump: boolean) => {
     const args = psshArgs(
       hostsFile,
       N,
@@ -177,6 +187,7 @@ runBench(async () => {
       `${jump.key.privateKeyPath}`,
     );
     args.splice(args.length - 2, 0, '-x', `-F ${cfg}`);
+    if (!viaJump) args.splice(args.indexOf(`ProxyJump=root@127.0.0.1:${jump.port}`) - 1, 2);
     const r = await runCmd('parallel-ssh', args);
     const ok = r.stdout.split('\n').filter((l) => /\[SUCCESS\]/.test(l)).length;
     if (ok !== N)
@@ -190,17 +201,24 @@ runBench(async () => {
     return { ms: r.ms, ok };
   };
 
-  const runs = { cronium: [] as any[], pssh: [] as any[] };
+  const runs = {
+    croniumDirect: [] as any[],
+    cronium: [] as any[],
+    psshDirect: [] as any[],
+    pssh: [] as any[],
+  };
   for (let i = 0; i <= REPEAT; i++) {
-    runs.cronium.push(await croniumRun());
-    runs.pssh.push(await psshRun());
+    runs.croniumDirect.push(await croniumRun('direct'));
+    runs.cronium.push(await croniumRun('jump'));
+    runs.psshDirect.push(await psshRun(false));
+    runs.pssh.push(await psshRun(true));
   }
   const summary = (rs: { ms: number; ok: number }[]) => ({
     coldMs: rs[0].ms,
     warmP50: median(rs.slice(1).map((r) => r.ms)),
     ok: rs.map((r) => r.ok),
   });
-  const fleet = { cronium: summary(runs.cronium), pssh: summary(runs.pssh) };
+  const fleet = Object.fromEntries(Object.entries(runs).map(([k, rs]) => [k, summary(rs)]));
 
   const f = (x: number | null) => (x === null ? '-' : x.toFixed(1));
   console.log(`\nconnect to one target, ${SAMPLES} cold connects each (ms)\n`);
@@ -215,11 +233,12 @@ runBench(async () => {
     Object.entries(fleet).map(([k, s]) => [k, f(s.coldMs), f(s.warmP50), s.ok.join(',')]),
     1,
   );
-  for (const [i, r] of runs.cronium.entries()) {
+  for (const [i, r] of [...runs.croniumDirect, ...runs.cronium].entries()) {
     const ph = Object.entries(r.phases)
       .map(([k, v]: [string, any]) => `${k} ${v ? `${f(v.p50)}/${f(v.max)}` : '-'}`)
       .join(', ');
-    console.log(`cronium run ${i + 1} phases (p50/max over targets): ${ph}`);
+    const which = i <= REPEAT ? `direct run ${i + 1}` : `jump run ${i - REPEAT}`;
+    console.log(`cronium ${which} phases (p50/max over targets): ${ph}`);
   }
   writeResults('jump', started, {
     params: { samples: SAMPLES, n: N, repeat: REPEAT, sshd: K, user: 'root' },
