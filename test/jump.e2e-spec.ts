@@ -149,6 +149,32 @@ describe('jump hosts (real sshd)', () => {
     expect((await run([fleet[4]])).status).toBe('succeeded');
   });
 
+  it('chains: a server behind a jump host that is itself behind one; a wrong pin in the middle names that hop', async () => {
+    // service → jump-1 → hop-2 (targets[1] on 127.0.0.2) → chained (targets[0] on 127.0.0.2)
+    const hop2 = await registerServer(t, targets[1], {
+      name: 'hop-2',
+      host: '127.0.0.2',
+      hostKey: targets[1].hostPublicKey,
+      jumpServerId: jumpId,
+    });
+    const chained = await registerServer(t, targets[0], {
+      name: 'chained',
+      host: '127.0.0.2',
+      hostKey: targets[0].hostPublicKey,
+      baseDir: `${targets[0].dir}/base-chained`,
+      jumpServerId: hop2,
+    });
+    expect((await run([chained])).status).toBe('succeeded');
+    expect((await patch(hop2, { hostKey: jump.hostPublicKey })).status).toBe(200);
+    const ex = await run([chained]);
+    expect(ex.targets[0].error.code).toBe('host_key_mismatch');
+    expect(ex.targets[0].error.message).toMatch(
+      /^via jump host hop-2 \(127\.0\.0\.2:\d+, in front of chained\): host key mismatch for hop-2/,
+    );
+    expect((await t.http().delete(`/v1/servers/${chained}`).set(t.auth)).status).toBe(204);
+    expect((await t.http().delete(`/v1/servers/${hop2}`).set(t.auth)).status).toBe(204);
+  });
+
   it('with the jump down, every target behind it fails connect_failed naming the jump (nothing went around it)', async () => {
     await jump.crash();
     try {
