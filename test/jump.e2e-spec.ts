@@ -1,6 +1,6 @@
 import { logsOf, registerServer, startApp, TestApp, waitForExecution } from './support/app';
 import { sample } from './support/metrics';
-import { SshdInstance, startSshd } from './support/sshd';
+import { freePort, SshdInstance, startSshd } from './support/sshd';
 
 /**
  * Jump hosts (ProxyJump) against real sshd's: the jump forwards only to 127.0.0.2
@@ -173,6 +173,27 @@ describe('jump hosts (real sshd)', () => {
     );
     expect((await t.http().delete(`/v1/servers/${chained}`).set(t.auth)).status).toBe(204);
     expect((await t.http().delete(`/v1/servers/${hop2}`).set(t.auth)).status).toBe(204);
+  });
+
+  it('a target the jump host cannot reach fails connect_failed saying so (the jump itself is fine)', async () => {
+    const port = await freePort(); // nothing listens there
+    const id = await registerServer(t, targets[0], {
+      name: 'unreachable-behind',
+      host: '127.0.0.2',
+      port,
+      jumpServerId: jumpId,
+    });
+    const ex = await run([id]);
+    expect(ex.targets[0].error).toEqual(
+      expect.objectContaining({
+        code: 'connect_failed',
+        message: expect.stringMatching(
+          new RegExp(`^jump host jump-1 cannot open a connection to 127\\.0\\.0\\.2:${port}: `),
+        ),
+      }),
+    );
+    expect((await run([fleet[7]])).status).toBe('succeeded');
+    expect((await t.http().delete(`/v1/servers/${id}`).set(t.auth)).status).toBe(204);
   });
 
   it('with the jump down, every target behind it fails connect_failed naming the jump (nothing went around it)', async () => {

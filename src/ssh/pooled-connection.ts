@@ -63,9 +63,15 @@ export class Connection implements PooledConnection {
   /**
    * Opens a direct-tcpip channel from this host to `host:port` (this connection acts as a
    * jump host); the channel is the socket of the connection to the server behind it.
-   * `onChange` hears the tunnel count change.
+   * `name` is this host's, for the messages; `onChange` hears the tunnel count change.
+   * A refusal is `connect_failed` (retryable unless forwarding is prohibited).
    */
-  forwardOut(host: string, port: number, onChange: () => void): Promise<ClientChannel> {
+  forwardOut(
+    host: string,
+    port: number,
+    name: string,
+    onChange: () => void,
+  ): Promise<ClientChannel> {
     if (this.closed) return Promise.reject(this.lostError());
     return new Promise((resolve, reject) => {
       const fail = (err: any) =>
@@ -74,7 +80,7 @@ export class Connection implements PooledConnection {
             ? this.lostError()
             : new TargetError(
                 'connect_failed',
-                `the jump host cannot open a connection to ${host}:${port}: ${err?.message ?? err}`,
+                `jump host ${name} cannot open a connection to ${host}:${port}: ${err?.message ?? err}`,
                 !/prohibited/i.test(String(err?.message)),
               ),
         );

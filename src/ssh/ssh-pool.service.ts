@@ -223,19 +223,32 @@ export class SshPool implements OnApplicationShutdown {
     }
   }
 
-  /** The socket to `ep` through its jump host (`ep.jump`): a forwardOut channel. */
+  /**
+   * The socket to `ep` through its jump host (`ep.jump`): a forwardOut channel. Failing to
+   * reach the jump host is the jump host's failure (JumpHopError, naming it); the jump host
+   * failing to reach `ep` is `ep`'s (it counts against `ep` and is retried like a connect).
+   */
   private async tunnelTo(ep: SshEndpoint): Promise<ClientChannel> {
     const jump = ep.jump!;
-    const hop = `${jump.serverName} (${jump.host}:${jump.port}, in front of ${ep.serverName})`;
+    let via: Connection;
     try {
-      const via = await this.jumpConnection(jump);
-      return await via.forwardOut(ep.host, ep.port, () => this.countTunnels());
+      via = await this.jumpConnection(jump);
     } catch (e) {
-      const err = e instanceof TargetError ? e : classifySshError(e, null);
       this.metrics.sshJumpTunnels.inc({ result: 'failed' });
+      const err = e instanceof TargetError ? e : classifySshError(e, null);
       // Already named (a hop further out): keep that name.
-      throw err instanceof JumpHopError ? err : new JumpHopError(err, hop);
+      if (err instanceof JumpHopError) throw err;
+      throw new JumpHopError(
+        err,
+        `${jump.serverName} (${jump.host}:${jump.port}, in front of ${ep.serverName})`,
+      );
     }
+    return via
+      .forwardOut(ep.host, ep.port, jump.serverName, () => this.countTunnels())
+      .catch((e) => {
+        this.metrics.sshJumpTunnels.inc({ result: 'failed' });
+        throw e;
+      });
   }
 
   private countTunnels(): void {
