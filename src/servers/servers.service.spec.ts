@@ -27,6 +27,7 @@ describe('ServersService (SQLite)', () => {
   let hostPub: string;
   let hostFp: string;
   let otherFp: string;
+  let env: Record<string, string>;
 
   const keygen = (file: string, pass = '') => {
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', pass, '-C', 'spec', '-f', file]);
@@ -56,7 +57,7 @@ describe('ServersService (SQLite)', () => {
     keygen(path.join(dir, 'other'));
     otherFp = fpOf(path.join(dir, 'other.pub'));
 
-    const env = {
+    env = {
       NODE_ENV: 'test',
       CRONIUM_DATA_DIR: dir,
       CRONIUM_SECRETS_KEY: 'x'.repeat(64),
@@ -578,6 +579,18 @@ describe('ServersService (SQLite)', () => {
         'z',
       ]);
       expect((await svc.get(b)).jumpServerId).toBe(a);
+    });
+
+    it('follows ssh.maxJumpDepth as configured', async () => {
+      const one = new ServersService(
+        new ServersRepository(ds),
+        loadConfig({ ...env, CRONIUM__SSH__MAX_JUMP_DEPTH: '1' }),
+      );
+      const [, b] = await chain(2);
+      await bad(
+        one.create(base({ name: 'x', jumpServerId: b })),
+        /would be 2 hops long; at most 1 \(ssh\.maxJumpDepth\)/,
+      );
     });
 
     it('refuses to delete a server others jump through (409 naming them), then deletes it once they moved', async () => {
