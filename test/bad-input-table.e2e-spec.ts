@@ -31,6 +31,7 @@ const CATEGORIES = [
   'path traversal',
   'shell metacharacters / newlines',
   'absurd numbers',
+  'bad references',
 ] as const;
 type Category = (typeof CATEGORIES)[number];
 
@@ -339,6 +340,7 @@ describe('bad input, table-driven: every route, every category', () => {
     ['hostKey', 'nullableStr', false],
     ['tags', 'strArr', false],
     ['baseDir', 'nullableStr', false],
+    ['jumpServerId', 'nullableStr', false],
   ];
   // An optional job field given as null means absent (clients echo the nulls of an
   // execution view); only the target lists refuse it.
@@ -1081,7 +1083,7 @@ describe('bad input, table-driven: every route, every category', () => {
     const cases: Case[] = [];
     const [srv, patch, job] = routes();
     for (const evil of EVIL) {
-      for (const f of ['host', 'username', 'baseDir', 'hostKey', 'privateKey']) {
+      for (const f of ['host', 'username', 'baseDir', 'hostKey', 'privateKey', 'jumpServerId']) {
         cases.push(
           caseOf(
             srv,
@@ -1428,6 +1430,48 @@ describe('bad input, table-driven: every route, every category', () => {
     for (const [category, cases] of Object.entries(byCategory) as [Category, [string, Body][]][]) {
       const all = cases.map(([name, body]) => caseOf(job, category, name, body));
       expect(await runAll(category, all)).toEqual([]);
+    }
+  });
+
+  it('jump hosts: unknown, own, cyclic, too deep or malformed jumpServerId; deleting a jump in use', async () => {
+    // c[0] ← c[1] ← c[2] ← c[3]: c[3] is 3 hops deep, the default ssh.maxJumpDepth.
+    const c: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      c.push(await registerServer(t, sshd, { name: `chain-${i}`, jumpServerId: c[i - 1] }));
+    }
+    const [srv] = routes();
+    const on = (id: string, name: string, body?: Body, method = 'PATCH'): Case => {
+      return {
+        category: 'bad references',
+        name,
+        api: 'rest',
+        method,
+        path: `/v1/servers/${id}`,
+        body,
+      };
+    };
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    const cases: Case[] = [
+      ...[unknown, unknown.toUpperCase(), 'not-a-uuid', '../' + c[0], `${c[0]} `].map((j) =>
+        caseOf(srv, 'bad references', `jumpServerId ${j}`, setAt(serverBody(), 'jumpServerId', j)),
+      ),
+      caseOf(
+        srv,
+        'bad references',
+        'behind the deepest',
+        setAt(serverBody(), 'jumpServerId', c[3]),
+      ),
+      on(c[0], 'own jump', { jumpServerId: c[0] }),
+      on(c[0], 'cycle', { jumpServerId: c[3] }),
+      on(c[0], 'chain over the depth', { jumpServerId: patchId }),
+      on(c[1], 'unknown', { jumpServerId: unknown }),
+      on(c[2], 'delete a jump in use', undefined, 'DELETE'),
+    ];
+    expect(await runAll('bad references', cases)).toEqual([]);
+    const views = await Promise.all(c.map((id) => t.http().get(`/v1/servers/${id}`).set(t.auth)));
+    expect(views.map((v) => v.body.jumpServerId)).toEqual([null, c[0], c[1], c[2]]);
+    for (const id of c.reverse()) {
+      expect((await t.http().delete(`/v1/servers/${id}`).set(t.auth)).status).toBe(204);
     }
   });
 });

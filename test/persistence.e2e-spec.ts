@@ -165,6 +165,7 @@ function repositoryContract(name: string, url: () => Promise<string>) {
         hostKeySource: 'given',
         tags: ['web', 'eu'],
         baseDir: null,
+        jumpServerId: uuid(61),
         createdAt: 1_763_800_000_601,
         updatedAt: 1_763_800_000_602,
       };

@@ -63,6 +63,8 @@ export class SshConfig {
   @IsInt() @Min(1) @Max(64) maxConnectionsPerServer!: number;
   @IsInt() @Min(0) idleTimeoutMs!: number;
   @IsInt() @Min(1) maxConcurrentHandshakes!: number;
+  /** Jump hosts a server may be reached through, one behind the other (ProxyJump chain). */
+  @IsInt() @Min(1) @Max(10) maxJumpDepth!: number;
   @ValidateNested() @Type(() => RetryConfig) connectRetry!: RetryConfig;
   @ValidateNested() @Type(() => RetryConfig) channelOpenRetry!: RetryConfig;
   @ValidateNested() @Type(() => BreakerConfig) breaker!: BreakerConfig;
