@@ -6,7 +6,9 @@ import { HealthModule } from './health/health.module';
 import { JobsModule } from './jobs/jobs.module';
 import { LoggingModule } from './logging/logging.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { NotificationsModule } from './notifications/notifications.module';
 import { PersistenceModule } from './persistence/persistence.module';
+import { RetentionModule } from './retention/retention.module';
 import { RunnerCacheModule } from './runner-cache/runner-cache.module';
 import { RuntimeHelpersModule } from './runtime-helpers/runtime-helpers.module';
 import { ServersModule } from './servers/servers.module';
@@ -29,6 +31,8 @@ import { TunnelModule } from './tunnel/tunnel.module';
     RuntimeHelpersModule,
     ExecutorModule,
     JobsModule,
+    NotificationsModule,
+    RetentionModule,
     HealthModule,
   ],
 })

@@ -31,6 +31,7 @@ const CATEGORIES = [
   'path traversal',
   'shell metacharacters / newlines',
   'absurd numbers',
+  'bad references',
 ] as const;
 type Category = (typeof CATEGORIES)[number];
 
@@ -212,6 +213,7 @@ describe('bad input, table-driven: every route, every category', () => {
       CRONIUM__RUNTIME__LOOPBACK_PORT: String(runtimePort),
       CRONIUM__RUNTIME__BURST: '100000',
       CRONIUM__RUNTIME__RATE_PER_SECOND: '100000',
+      CRONIUM__NOTIFICATIONS__ALLOW_LIST: '127.0.0.1:9',
     });
     ds = t.app.get(DataSource);
     base = `${sshd.dir}/base`;
@@ -250,6 +252,7 @@ describe('bad input, table-driven: every route, every category', () => {
       targets: await count('execution_targets'),
       servers: await count('servers'),
       variables: await count('variables'),
+      notifications: await count('notifications'),
       runDirs: runs,
       marker: fs.existsSync(MARKER),
       patchTarget: patched.body,
@@ -337,6 +340,7 @@ describe('bad input, table-driven: every route, every category', () => {
     ['hostKey', 'nullableStr', false],
     ['tags', 'strArr', false],
     ['baseDir', 'nullableStr', false],
+    ['jumpServerId', 'nullableStr', false],
   ];
   // An optional job field given as null means absent (clients echo the nulls of an
   // execution view); only the target lists refuse it.
@@ -1079,7 +1083,7 @@ describe('bad input, table-driven: every route, every category', () => {
     const cases: Case[] = [];
     const [srv, patch, job] = routes();
     for (const evil of EVIL) {
-      for (const f of ['host', 'username', 'baseDir', 'hostKey', 'privateKey']) {
+      for (const f of ['host', 'username', 'baseDir', 'hostKey', 'privateKey', 'jumpServerId']) {
         cases.push(
           caseOf(
             srv,
@@ -1443,6 +1447,7 @@ describe('bad input, table-driven: every route, every category', () => {
           ['GET', `/v1/executions/${holdId}`],
           ['GET', `/v1/executions/${holdId}/logs`],
           ['POST', `/v1/executions/${holdId}/cancel`],
+          ['GET', `/v1/executions/${holdId}/notifications`],
           ['POST', rerun],
           ['GET', '/v1/variables/bad-table/k1'],
           ['PUT', '/v1/variables/bad-table/k1'],
@@ -1498,5 +1503,107 @@ describe('bad input, table-driven: every route, every category', () => {
     const failures: string[] = [];
     for (const [category, list] of byCategory) failures.push(...(await runAll(category, list)));
     expect(failures).toEqual([]);
+  });
+
+  it('notify: bad URL, not allow-listed, non-http scheme, secret too long, unknown fields', async () => {
+    const job = routes()[2];
+    const url = 'http://127.0.0.1:9/hook';
+    const notify = (n: unknown) => setAt(jobBody(), 'notify', n);
+    const byCategory: Partial<Record<Category, [string, Body][]>> = {
+      'wrong type': [
+        ...['"x"', '1', '[]', 'true'].map((v): [string, Body] => [
+          `notify=${v}`,
+          withRaw(jobBody(), 'notify', v),
+        ]),
+        ...['1', 'null', '[]', '{}', 'true'].map((v): [string, Body] => [
+          `notify.url=${v}`,
+          withRaw(notify({ url }), 'notify.url', v),
+        ]),
+        ...['1', 'null', '[]', '{}', 'true'].map((v): [string, Body] => [
+          `notify.secret=${v}`,
+          withRaw(notify({ url, secret: 's' }), 'notify.secret', v),
+        ]),
+        ...[
+          'not a url',
+          '//127.0.0.1:9/hook',
+          'ftp://127.0.0.1:9/hook',
+          'file:///etc/passwd',
+          'javascript:alert(1)',
+          'http://127.0.0.1:10/hook',
+          'http://localhost:9/hook',
+          'http://127.0.0.1.evil.example:9/hook',
+          'http://user:pw@127.0.0.1:9/hook',
+        ].map((u): [string, Body] => [`notify.url ${u}`, notify({ url: u })]),
+      ],
+      'missing field': [
+        ['notify {}', notify({})],
+        ['notify without url', notify({ secret: 's' })],
+      ],
+      'unknown field': ['surprise', 'constructor', '__proto__', 'headers'].map(
+        (n): [string, Body] => [
+          `notify.${n}`,
+          JSON.stringify(notify({ url })).replace(
+            '"notify":{',
+            `"notify":{${JSON.stringify(n)}:1,`,
+          ),
+        ],
+      ),
+      'size limit': [
+        ['url 2049', notify({ url: `${url}/${'x'.repeat(2049 - url.length - 1)}` })],
+        ['url empty', notify({ url: '' })],
+        ['secret 257', notify({ url, secret: 's'.repeat(257) })],
+        ['secret empty', notify({ url, secret: '' })],
+      ],
+      'shell metacharacters / newlines': EVIL.flatMap((e): [string, Body][] => [
+        [`notify.url ${e}`, notify({ url: e })],
+        [`notify.url host ${e}`, notify({ url: `http://${e}/hook` })],
+      ]),
+    };
+    for (const [category, cases] of Object.entries(byCategory) as [Category, [string, Body][]][]) {
+      const all = cases.map(([name, body]) => caseOf(job, category, name, body));
+      expect(await runAll(category, all)).toEqual([]);
+    }
+  });
+
+  it('jump hosts: unknown, own, cyclic, too deep or malformed jumpServerId; deleting a jump in use', async () => {
+    // c[0] ← c[1] ← c[2] ← c[3]: c[3] is 3 hops deep, the default ssh.maxJumpDepth.
+    const c: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      c.push(await registerServer(t, sshd, { name: `chain-${i}`, jumpServerId: c[i - 1] }));
+    }
+    const [srv] = routes();
+    const on = (id: string, name: string, body?: Body, method = 'PATCH'): Case => {
+      return {
+        category: 'bad references',
+        name,
+        api: 'rest',
+        method,
+        path: `/v1/servers/${id}`,
+        body,
+      };
+    };
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    const cases: Case[] = [
+      ...[unknown, unknown.toUpperCase(), 'not-a-uuid', '../' + c[0], `${c[0]} `].map((j) =>
+        caseOf(srv, 'bad references', `jumpServerId ${j}`, setAt(serverBody(), 'jumpServerId', j)),
+      ),
+      caseOf(
+        srv,
+        'bad references',
+        'behind the deepest',
+        setAt(serverBody(), 'jumpServerId', c[3]),
+      ),
+      on(c[0], 'own jump', { jumpServerId: c[0] }),
+      on(c[0], 'cycle', { jumpServerId: c[3] }),
+      on(c[0], 'chain over the depth', { jumpServerId: patchId }),
+      on(c[1], 'unknown', { jumpServerId: unknown }),
+      on(c[2], 'delete a jump in use', undefined, 'DELETE'),
+    ];
+    expect(await runAll('bad references', cases)).toEqual([]);
+    const views = await Promise.all(c.map((id) => t.http().get(`/v1/servers/${id}`).set(t.auth)));
+    expect(views.map((v) => v.body.jumpServerId)).toEqual([null, c[0], c[1], c[2]]);
+    for (const id of c.reverse()) {
+      expect((await t.http().delete(`/v1/servers/${id}`).set(t.auth)).status).toBe(204);
+    }
   });
 });

@@ -189,6 +189,7 @@ function repositoryContract(name: string, url: () => Promise<string>) {
         hostKeySource: 'given',
         tags: ['web', 'eu'],
         baseDir: null,
+        jumpServerId: uuid(61),
         createdAt: 1_763_800_000_601,
         updatedAt: 1_763_800_000_602,
       };
@@ -312,6 +313,7 @@ function repositoryContract(name: string, url: () => Promise<string>) {
           hostKeySource: null,
           tags: [],
           baseDir: null,
+          jumpServerId: null,
           createdAt: 1,
           updatedAt: 1,
         });

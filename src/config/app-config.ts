@@ -14,6 +14,7 @@ import {
   MinLength,
   ValidateNested,
 } from 'class-validator';
+import { ALLOW_ENTRY_RE } from '../notifications/allow-list';
 
 /** Typed, validated configuration. Every timeout, limit and retry count lives here. */
 /** Exponential backoff with jitter between tries. */
@@ -62,6 +63,8 @@ export class SshConfig {
   @IsInt() @Min(1) @Max(64) maxConnectionsPerServer!: number;
   @IsInt() @Min(0) idleTimeoutMs!: number;
   @IsInt() @Min(1) maxConcurrentHandshakes!: number;
+  /** Jump hosts a server may be reached through, one behind the other (ProxyJump chain). */
+  @IsInt() @Min(1) @Max(10) maxJumpDepth!: number;
   @ValidateNested() @Type(() => RetryConfig) connectRetry!: RetryConfig;
   @ValidateNested() @Type(() => RetryConfig) channelOpenRetry!: RetryConfig;
   @ValidateNested() @Type(() => BreakerConfig) breaker!: BreakerConfig;
@@ -187,6 +190,39 @@ export class MetricsConfig {
   @IsNumber() @Min(0) logIntervalSeconds!: number;
 }
 
+/** Completion notifications (`notify` on a job): a signed POST of the summary, retried. */
+export class NotificationsConfig {
+  /**
+   * Where notifications may go: hosts (`hooks.example.com`, `127.0.0.1:8080`) or URL
+   * prefixes (`https://hooks.example.com/cronium/`). Empty: any `notify` is a 400.
+   */
+  @IsArray()
+  @Matches(ALLOW_ENTRY_RE, {
+    each: true,
+    message: 'each entry must be a host[:port] or an http(s):// URL prefix',
+  })
+  allowList!: string[];
+  /** Delivery attempts per execution, the first included. */
+  @IsInt() @Min(1) @Max(100) maxAttempts!: number;
+  @ValidateNested() @Type(() => BackoffConfig) backoff!: BackoffConfig;
+  /** One attempt, connect to response; longer is a failed attempt. */
+  @IsInt() @Min(100) timeoutMs!: number;
+  /** How often each replica looks for due deliveries (the end of one here wakes it at once). */
+  @IsInt() @Min(50) pollIntervalMs!: number;
+}
+
+/** The periodic sweep of finished executions (variables are never swept). */
+export class RetentionConfig {
+  /** Finished executions older than this (by finishedAt) go; 0: no age limit. */
+  @IsNumber() @Min(0) days!: number;
+  /** Finished executions beyond the newest N (by createdAt) go; 0: no count limit. */
+  @IsInt() @Min(0) maxExecutions!: number;
+  /** Between sweeps; 0: never sweep. */
+  @IsInt() @Min(0) intervalSeconds!: number;
+  /** Rows one DELETE statement removes at most; the event loop gets a turn between them. */
+  @IsInt() @Min(1) @Max(10000) batchSize!: number;
+}
+
 export class AppConfig {
   @IsInt() @Min(0) @Max(65535) port!: number;
   /** Address the HTTP server listens on. */
@@ -211,4 +247,6 @@ export class AppConfig {
   @ValidateNested() @Type(() => MetricsConfig) metrics!: MetricsConfig;
   @ValidateNested() @Type(() => ToolActionsConfig) toolActions!: ToolActionsConfig;
   @ValidateNested() @Type(() => RuntimeConfig) runtime!: RuntimeConfig;
+  @ValidateNested() @Type(() => NotificationsConfig) notifications!: NotificationsConfig;
+  @ValidateNested() @Type(() => RetentionConfig) retention!: RetentionConfig;
 }

@@ -119,6 +119,12 @@ describe('loadConfig', () => {
     });
   });
 
+  it('ssh.maxJumpDepth: 3 by default, CRONIUM__SSH__MAX_JUMP_DEPTH overrides, 0 is refused', () => {
+    expect(load().ssh.maxJumpDepth).toBe(3);
+    expect(load({ CRONIUM__SSH__MAX_JUMP_DEPTH: '1' }).ssh.maxJumpDepth).toBe(1);
+    expect(() => load({ CRONIUM__SSH__MAX_JUMP_DEPTH: '0' })).toThrow(/ssh\.maxJumpDepth/);
+  });
+
   it('has the websocket fan-out limits, each overridable as CRONIUM__STATUS__…', () => {
     expect(load().status).toEqual({
       maxQueuedEvents: 100_000,

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { NotificationsModule } from '../notifications/notifications.module';
 import { PersistenceModule } from '../persistence/persistence.module';
 import { QueueModule } from '../queue/queue.module';
 import { RunnerCacheModule } from '../runner-cache/runner-cache.module';
@@ -18,6 +19,7 @@ import { ExecutorService } from './executor.service';
     ServersModule,
     RunnerCacheModule,
     RuntimeHelpersModule,
+    NotificationsModule,
   ],
   providers: [ExecutorService],
   exports: [ExecutorService],

@@ -1,4 +1,11 @@
-import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  OnModuleDestroy,
+  OnModuleInit,
+  Optional,
+} from '@nestjs/common';
 import { retry } from '../common/backoff';
 import { SecretBox } from '../common/secret-box';
 import { Semaphore } from '../common/semaphore';
@@ -9,6 +16,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import type { TargetRecord } from '../executions/records';
 import { resolveMaxErrors } from '../executions/max-errors';
 import { batchHalt, isFailure } from '../executions/batches';
+import { NotificationsService } from '../notifications/notifications.service';
 import { ServersService } from '../servers/servers.service';
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionsRepository } from '../persistence/executions.repository';
@@ -85,6 +93,8 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     private readonly servers: ServersService,
     @Inject(WorkQueue) private readonly queue: WorkQueue,
     @Inject(ClusterBus) private readonly bus: ClusterBus,
+    /** Absent only in unit specs that build the executor by hand. */
+    @Optional() private readonly notifications?: NotificationsService,
   ) {
     this.box = new SecretBox(config.secrets.key);
     this.global = new Semaphore(config.executor.globalConcurrency);
@@ -784,6 +794,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     // The sealed job stays for a rerun (POST /v1/executions/:id/rerun) unless told not to.
     const clear = this.config.executor.keepJobForRerun ? {} : { payload: null };
     await this.store(() => this.repo.updateExecution(id, { status, finishedAt: now, ...clear }));
+    this.notifications?.executionEnded(); // sent beside, never awaited here
     this.metrics.executions.inc({ status });
     this.logger.log({ msg: 'execution finished', executionId: id, status, ...summary });
     this.metrics.executionDuration.observe((now - ended.createdAt) / 1000);

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { ExecutorModule } from '../executor/executor.module';
+import { NotificationsModule } from '../notifications/notifications.module';
 import { PersistenceModule } from '../persistence/persistence.module';
 import { ServersModule } from '../servers/servers.module';
 import { StatusModule } from '../status/status.module';
@@ -9,7 +10,7 @@ import { JobsService } from './jobs.service';
 
 /** REST API for jobs and executions. */
 @Module({
-  imports: [PersistenceModule, ServersModule, ExecutorModule, StatusModule],
+  imports: [PersistenceModule, ServersModule, ExecutorModule, StatusModule, NotificationsModule],
   controllers: [JobsController, ExecutionsController],
   providers: [JobsService],
   exports: [JobsService],

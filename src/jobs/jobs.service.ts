@@ -3,6 +3,7 @@ import {
   ConflictException,
   Injectable,
   NotFoundException,
+  Optional,
   PayloadTooLargeException,
   ServiceUnavailableException,
   UnprocessableEntityException,
@@ -23,6 +24,8 @@ import { ExecutorService } from '../executor/executor.service';
 import type { ExecutionEventRecord, ExecutionRecord } from '../executions/records';
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionsRepository } from '../persistence/executions.repository';
+import { NotificationsService } from '../notifications/notifications.service';
+import type { NotifyDto } from '../notifications/notify.dto';
 import { ServersService } from '../servers/servers.service';
 import {
   FINAL_EXECUTION_STATUSES,
@@ -58,6 +61,8 @@ export class JobsService {
     private readonly events: ExecutionEventsRepository,
     private readonly feed: ExecutionEventsService,
     private readonly metrics: MetricsService,
+    /** Absent only in unit specs that build the service by hand (they send no notify). */
+    @Optional() private readonly notifications?: NotificationsService,
   ) {}
 
   /** Long-polls waiting now: a shutdown answers them at once (with the current view). */
@@ -79,6 +84,7 @@ export class JobsService {
     const idem = await this.idempotency(key, scope, requestHash);
     if (idem.replayed) return idem.replayed;
     const { scriptBytes, env, timeoutSeconds } = this.checkLimits(dto);
+    this.notifications?.check(dto.notify);
     const { serverIds = [], tags = [] } = dto.targets;
     if (!serverIds.length && !tags.length) {
       throw new BadRequestException('targets must name at least one server id or tag');
@@ -114,6 +120,7 @@ export class JobsService {
         targets: { serverIds, tags },
       },
       servers,
+      notify: dto.notify,
       job: {
         script: { type: dto.script.type, content: dto.script.content },
         env,
@@ -194,7 +201,7 @@ export class JobsService {
 
   /** Stores a new execution with its sealed job and hands its plan to the executor. */
   private async start(
-    e: NewExecution & { servers: ServerEntity[]; job: SealedJob },
+    e: NewExecution & { servers: ServerEntity[]; job: SealedJob; notify?: NotifyDto | null },
   ): Promise<ExecutionView> {
     const { servers, job, request: r } = e;
     const execution = newExecution({
@@ -208,7 +215,9 @@ export class JobsService {
       newTarget(execution.id, position, s, batches[position]),
     );
     try {
-      await this.repo.create(execution, targets, this.executor.seal(execution.id, job));
+      const notify = this.notifications?.newRow(execution.id, e.notify);
+      const sealed = this.executor.seal(execution.id, job);
+      await this.repo.create(execution, targets, sealed, notify ? [notify] : []);
     } catch (err) {
       // Two identical retries raced: the unique key lets exactly one through.
       if (e.idempotencyKey) {

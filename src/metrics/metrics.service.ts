@@ -50,6 +50,23 @@ export class MetricsService {
     'cronium_ssh_channels',
     'Channel slots in use on pooled connections',
   );
+  readonly sshJumpConnections = this.counter(
+    'cronium_ssh_jump_connections_total',
+    'Connections opened to jump hosts, to tunnel to the servers behind them',
+  );
+  readonly sshJumpConnectionsActive = this.gauge(
+    'cronium_ssh_jump_connections',
+    'Pooled connections carrying at least one tunnel (jump hosts in use)',
+  );
+  readonly sshTunnelsOpen = this.gauge(
+    'cronium_ssh_jump_tunnels',
+    'Open tunnels through jump hosts (one per connection to a server behind one)',
+  );
+  readonly sshJumpTunnels = this.counter(
+    'cronium_ssh_jump_tunnels_total',
+    'Tunnels through jump hosts by result (opened, failed)',
+    ['result'],
+  );
   readonly sshConnectFailures = this.counter(
     'cronium_ssh_connect_failures_total',
     'Failed SSH connects by error code',
@@ -82,6 +99,17 @@ export class MetricsService {
     'cronium_execution_reruns_total',
     'Executions started by POST /v1/executions/:id/rerun, by scope (failed or all)',
     ['only'],
+  );
+
+  readonly notificationDeliveries = this.counter(
+    'cronium_notification_deliveries_total',
+    'Completion notification attempts: delivered, retrying (will try again) or failed (gave up)',
+    ['result'],
+  );
+  readonly retentionDeleted = this.counter(
+    'cronium_retention_deleted_total',
+    'Rows the retention sweep deleted, by kind (executions, targets, events, notifications, notification_attempts)',
+    ['kind'],
   );
 
   constructor(@Optional() config?: AppConfig) {

@@ -52,14 +52,15 @@ export class ExecutionsRepository {
     };
   }
 
-  /** The execution and its targets, in one transaction. */
+  /** The execution and its targets (and `extra` rows that go with it), in one transaction. */
   async create(
     execution: ExecutionRecord,
     targets: TargetRecord[],
     payload: string | null = null,
+    extra: { sql: string; params: unknown[] }[] = [],
   ): Promise<void> {
     const { executions, targets: t } = this.fast;
-    const steps = [executions.insert([{ ...execution, payload }])];
+    const steps = [executions.insert([{ ...execution, payload }]), ...extra];
     for (let i = 0; i < targets.length; i += 40) {
       steps.push(t.insert(targets.slice(i, i + 40) as unknown as Record<string, unknown>[]));
     }

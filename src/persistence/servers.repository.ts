@@ -69,6 +69,11 @@ export class ServersRepository {
     return res.affected !== 0;
   }
 
+  /** The servers reached through `jumpServerId` (ordered by name). */
+  findByJump(jumpServerId: string): Promise<ServerEntity[]> {
+    return this.servers.find({ where: { jumpServerId }, order: { name: 'ASC' } });
+  }
+
   /** False when no server has that id. */
   async delete(id: string): Promise<boolean> {
     const res = await this.servers.delete({ id });

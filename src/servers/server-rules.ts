@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { utils as sshUtils } from 'ssh2';
+import { isUuid } from '../common/uuid';
 
 /**
  * Field rules for the server inventory, shared by the DTO validators and the service.
@@ -21,7 +22,12 @@ const HOST_LABEL_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})$/;
 const ZONE_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const BASE_DIR_SEGMENT_RE = /^[A-Za-z0-9._-]+$/;
 
-export { isUuid } from '../common/uuid';
+export { isUuid };
+
+/** Another inventory server's id (a UUID); whether it exists is the service's question. */
+export function checkServerId(v: unknown, field: string): string | null {
+  return typeof v === 'string' && isUuid(v) ? null : `${field} must be a server id (a UUID)`;
+}
 
 export function checkName(v: unknown, field = 'name'): string | null {
   if (typeof v !== 'string') return `${field} must be a string`;

@@ -11,6 +11,7 @@ import {
   Res,
 } from '@nestjs/common';
 import {
+  ApiBadRequestResponse,
   ApiBearerAuth,
   ApiConflictResponse,
   ApiCreatedResponse,
@@ -42,6 +43,9 @@ export class ServersController {
   @HttpCode(201)
   @ApiOperation({ summary: 'Register a server (credentials are stored encrypted)' })
   @ApiCreatedResponse({ type: ServerView })
+  @ApiBadRequestResponse({
+    description: 'a field is invalid (e.g. jumpServerId unknown, cyclic or too deep)',
+  })
   @ApiConflictResponse({ description: 'a server with this name exists' })
   create(@Body() dto: CreateServerDto): Promise<ServerView> {
     return this.servers.create(dto);
@@ -86,6 +90,9 @@ export class ServersController {
       'Only the given fields change. Changing host, port or username without hostKey clears the pinned host key.',
   })
   @ApiOkResponse({ type: ServerView })
+  @ApiBadRequestResponse({
+    description: 'a field is invalid (e.g. jumpServerId unknown, itself, cyclic or too deep)',
+  })
   @ApiNotFoundResponse()
   @ApiConflictResponse({ description: 'a server with this name exists' })
   update(@Param('id') id: string, @Body() dto: UpdateServerDto): Promise<ServerView> {
@@ -96,6 +103,7 @@ export class ServersController {
   @HttpCode(204)
   @ApiNoContentResponse()
   @ApiNotFoundResponse()
+  @ApiConflictResponse({ description: 'other servers use this one as their jump host' })
   async remove(@Param('id') id: string): Promise<void> {
     await this.servers.remove(id);
   }

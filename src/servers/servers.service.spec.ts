@@ -27,6 +27,7 @@ describe('ServersService (SQLite)', () => {
   let hostPub: string;
   let hostFp: string;
   let otherFp: string;
+  let env: Record<string, string>;
 
   const keygen = (file: string, pass = '') => {
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', pass, '-C', 'spec', '-f', file]);
@@ -56,7 +57,7 @@ describe('ServersService (SQLite)', () => {
     keygen(path.join(dir, 'other'));
     otherFp = fpOf(path.join(dir, 'other.pub'));
 
-    const env = {
+    env = {
       NODE_ENV: 'test',
       CRONIUM_DATA_DIR: dir,
       CRONIUM_SECRETS_KEY: 'x'.repeat(64),
@@ -99,6 +100,7 @@ describe('ServersService (SQLite)', () => {
         hostKeySource: null,
         tags: ['web', 'eu'],
         baseDir: null,
+        jumpServerId: null,
         createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
         updatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       });
@@ -545,5 +547,118 @@ describe('ServersService (SQLite)', () => {
   it('baseDirOf prefers the server value over the configured default', async () => {
     expect(svc.baseDirOf({ baseDir: null })).toBe(tofuConfig.runner.baseDir);
     expect(svc.baseDirOf({ baseDir: '/opt/c' })).toBe('/opt/c');
+  });
+
+  describe('jump hosts (jumpServerId)', () => {
+    const bad = (p: Promise<unknown>, re: RegExp) =>
+      expect(p).rejects.toThrow(
+        expect.objectContaining({ status: 400, message: expect.stringMatching(re) }),
+      );
+    /** a ← b ← c: c is reached through b, b through a. */
+    const chain = async (n: number) => {
+      const ids: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const v = await svc.create(base({ name: `hop-${i}`, jumpServerId: ids[i - 1] }));
+        ids.push(v.id);
+      }
+      return ids;
+    };
+
+    it('stores the jump, shows it, and resolves the chain into the endpoint (nearest first)', async () => {
+      const [a, b, c] = await chain(3);
+      expect((await svc.get(c)).jumpServerId).toBe(b);
+      const ep = await svc.getEndpoint(c);
+      expect([
+        ep.serverId,
+        ep.jump?.serverId,
+        ep.jump?.jump?.serverId,
+        ep.jump?.jump?.jump,
+      ]).toEqual([c, b, a, undefined]);
+      expect(ep.jump?.privateKey).toBe(plainKey);
+      await svc.update(c, { jumpServerId: null });
+      expect((await svc.get(c)).jumpServerId).toBeNull();
+      expect((await svc.getEndpoint(c)).jump).toBeUndefined();
+    });
+
+    it('refuses an unknown, malformed or own id, a cycle and a chain over ssh.maxJumpDepth, changing nothing', async () => {
+      const [a, b, c] = await chain(3);
+      await bad(
+        svc.create(base({ name: 'x', jumpServerId: '00000000-0000-4000-8000-000000000000' })),
+        /^jumpServerId: server .* not found/,
+      );
+      await bad(
+        svc.create(base({ name: 'x', jumpServerId: 'not-a-uuid' })),
+        /^jumpServerId must be a server id/,
+      );
+      await bad(
+        svc.update(a, { jumpServerId: a }),
+        /^jumpServerId: a server cannot be its own jump host/,
+      );
+      await bad(svc.update(a, { jumpServerId: c }), /^jumpServerId: .*cycle/);
+      // depth 3 is the default: c is 2 hops deep, a server behind c would be 3, behind that 4.
+      const d = await svc.create(base({ name: 'd', jumpServerId: c }));
+      await bad(
+        svc.create(base({ name: 'e', jumpServerId: d.id })),
+        /^jumpServerId: the jump chain would be 4 hops long; at most 3/,
+      );
+      // Giving a a jump makes every chain through it longer too.
+      const z = await svc.create(base({ name: 'z' }));
+      await bad(svc.update(a, { jumpServerId: z.id }), /would be 4 hops/);
+      expect((await svc.get(a)).jumpServerId).toBeNull();
+      expect((await svc.list()).items.map((s) => s.name).sort()).toEqual([
+        'd',
+        'hop-0',
+        'hop-1',
+        'hop-2',
+        'z',
+      ]);
+      expect((await svc.get(b)).jumpServerId).toBe(a);
+    });
+
+    it('follows ssh.maxJumpDepth as configured', async () => {
+      const one = new ServersService(
+        new ServersRepository(ds),
+        loadConfig({ ...env, CRONIUM__SSH__MAX_JUMP_DEPTH: '1' }),
+      );
+      const [, b] = await chain(2);
+      await bad(
+        one.create(base({ name: 'x', jumpServerId: b })),
+        /would be 2 hops long; at most 1 \(ssh\.maxJumpDepth\)/,
+      );
+    });
+
+    it('refuses to delete a server others jump through (409 naming them), then deletes it once they moved', async () => {
+      const [a, b] = await chain(2);
+      await expect(svc.remove(a)).rejects.toThrow(
+        expect.objectContaining({
+          status: 409,
+          message: expect.stringMatching(/jump host of "hop-1"/),
+        }),
+      );
+      expect((await svc.get(a)).id).toBe(a);
+      await svc.update(b, { jumpServerId: null });
+      await svc.remove(a);
+      await expect(svc.get(a)).rejects.toBeInstanceOf(NotFoundException);
+    });
+
+    it('an edited jump host is read again for the servers behind it (their cached endpoints go)', async () => {
+      const [a, , c] = await chain(3);
+      expect((await svc.getEndpoint(c)).jump?.jump?.host).toBe('web-1.internal');
+      // Another replica's edit: the row changes, this replica hears of it via forgetEndpoint.
+      await repo().update({ id: a }, { host: 'moved.internal' });
+      svc.forgetEndpoint(a);
+      expect((await svc.getEndpoint(c)).jump?.jump?.host).toBe('moved.internal');
+    });
+
+    it('a row whose jump went missing behind the checks fails the connect with a clear message', async () => {
+      const [, b] = await chain(2);
+      await repo().update({ id: b }, { jumpServerId: '00000000-0000-4000-8000-000000000000' });
+      svc.forgetEndpoint(b);
+      const err = await svc.getEndpoint(b).catch((e) => e);
+      expect(err).toBeInstanceOf(TargetError);
+      expect(err.message).toMatch(
+        /jump host 00000000-0000-4000-8000-000000000000 of hop-1 is not in the inventory/,
+      );
+    });
   });
 });

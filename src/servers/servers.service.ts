@@ -27,6 +27,7 @@ import {
   checkHost,
   checkName,
   checkPrivateKey,
+  checkServerId,
   checkTag,
   checkUsername,
   isUuid,
@@ -123,6 +124,8 @@ export class ServersService implements OnModuleDestroy {
     }
 
     await this.assertNameFree(dto.name);
+    const jumpServerId = dto.jumpServerId != null ? dto.jumpServerId.toLowerCase() : null;
+    if (jumpServerId) await this.checkJump(null, jumpServerId);
     const now = Date.now();
     const id = randomUUID();
     const entity: ServerEntity = {
@@ -139,6 +142,7 @@ export class ServersService implements OnModuleDestroy {
       hostKeySource: pin ? 'given' : null,
       tags: normalizeTags(dto.tags),
       baseDir: dto.baseDir ?? null,
+      jumpServerId,
       createdAt: now,
       updatedAt: now,
     };
@@ -256,6 +260,13 @@ export class ServersService implements OnModuleDestroy {
 
     if (dto.tags !== undefined) patch.tags = normalizeTags(dto.tags);
     if (dto.baseDir !== undefined) patch.baseDir = dto.baseDir;
+    if (dto.jumpServerId !== undefined) {
+      const jump = dto.jumpServerId === null ? null : dto.jumpServerId.toLowerCase();
+      if (jump !== current.jumpServerId) {
+        if (jump) await this.checkJump(current.id, jump);
+        patch.jumpServerId = jump;
+      }
+    }
 
     if (Object.keys(patch).length === 0) return this.toView(current);
     patch.updatedAt = Math.max(Date.now(), current.updatedAt + 1);
@@ -277,6 +288,16 @@ export class ServersService implements OnModuleDestroy {
   async remove(id: string): Promise<void> {
     if (!isUuid(id)) throw this.notFound(id);
     const key = id.toLowerCase();
+    const behind = await this.repo.findByJump(key);
+    if (behind.length) {
+      throw new ConflictException(
+        `server ${key} is the jump host of ${behind
+          .slice(0, 5)
+          .map((s) => `"${clip(s.name)}"`)
+          .join(', ')}${behind.length > 5 ? ` and ${behind.length - 5} more` : ''}; ` +
+          'change or clear their jumpServerId first',
+      );
+    }
     if (!(await this.repo.delete(key))) throw this.notFound(id);
     this.forgetEndpoint(key);
     this.changes.next(key);
@@ -293,13 +314,33 @@ export class ServersService implements OnModuleDestroy {
     return row;
   }
 
-  /** Everything the SSH pool needs to reach a server, credentials decrypted (cached). */
-  async getEndpoint(id: string): Promise<SshEndpoint> {
+  /**
+   * Everything the SSH pool needs to reach a server, credentials decrypted (cached), with
+   * its jump hosts' endpoints in `jump` (nearest first).
+   */
+  async getEndpoint(id: string, hops = 0): Promise<SshEndpoint> {
     const key = isUuid(id) ? id.toLowerCase() : id;
     const hit = this.endpoints.get(key);
     if (hit && Date.now() - hit.at < ENDPOINT_TTL_MS) return { ...hit.endpoint };
     const generation = this.generation;
-    const endpoint = this.endpointOf(await this.getEntity(id));
+    const server = await this.getEntity(id);
+    const endpoint = this.endpointOf(server);
+    if (server.jumpServerId) {
+      // Refused at POST/PATCH; a row written around a concurrent edit is refused here.
+      if (hops >= this.config.ssh.maxJumpDepth) {
+        throw new TargetError(
+          'connect_failed',
+          `the jump chain of ${server.name} is longer than ssh.maxJumpDepth (${this.config.ssh.maxJumpDepth})`,
+        );
+      }
+      endpoint.jump = await this.getEndpoint(server.jumpServerId, hops + 1).catch((e) => {
+        if (!(e instanceof NotFoundException)) throw e;
+        throw new TargetError(
+          'connect_failed',
+          `the jump host ${server.jumpServerId} of ${server.name} is not in the inventory`,
+        );
+      });
+    }
     // Kept unless a change came in while the row was being read (it may be stale then).
     if (generation === this.generation) {
       this.endpoints.set(key, { at: Date.now(), endpoint: { ...endpoint } });
@@ -307,10 +348,16 @@ export class ServersService implements OnModuleDestroy {
     return endpoint;
   }
 
-  /** The server changed (here or on another replica): its endpoint is read again. */
+  /**
+   * The server changed (here or on another replica): its endpoint is read again, and so
+   * are the endpoints of the servers reached through it.
+   */
   forgetEndpoint(id: string): void {
     this.generation++;
-    this.endpoints.delete(id.toLowerCase());
+    const key = id.toLowerCase();
+    for (const [k, v] of this.endpoints) {
+      if (k === key || jumpIdsOf(v.endpoint).includes(key)) this.endpoints.delete(k);
+    }
   }
 
   /**
@@ -431,12 +478,53 @@ export class ServersService implements OnModuleDestroy {
       hostKeySource: s.hostKeySource ?? null,
       tags: [...(s.tags ?? [])],
       baseDir: s.baseDir ?? null,
+      jumpServerId: s.jumpServerId ?? null,
       createdAt: new Date(Number(s.createdAt)).toISOString(),
       updatedAt: new Date(Number(s.updatedAt)).toISOString(),
     };
   }
 
   // ---------------------------------------------------------------- internals
+
+  /**
+   * `jumpServerId` for server `id` (null: being created) must name another inventory
+   * server, must not lead back to `id`, and the longest chain through `id` (its jumps
+   * above, the servers jumping through it below) must stay within ssh.maxJumpDepth.
+   */
+  private async checkJump(id: string | null, jumpId: string): Promise<void> {
+    const max = this.config.ssh.maxJumpDepth;
+    if (jumpId === id)
+      throw new BadRequestException('jumpServerId: a server cannot be its own jump host');
+    const rows = new Map((await this.repo.list()).map((r) => [r.id, r]));
+    if (!rows.has(jumpId)) {
+      throw new BadRequestException(`jumpServerId: server ${jumpId} not found`);
+    }
+    let above = 0;
+    for (let at: string | null = jumpId; at; at = rows.get(at)?.jumpServerId ?? null) {
+      if (at === id) {
+        throw new BadRequestException(
+          `jumpServerId: server ${jumpId} is reached through this server (a cycle)`,
+        );
+      }
+      if (++above > max) break;
+    }
+    // The servers reached through this one get longer chains too.
+    const below = (at: string, n: number): number =>
+      n > max
+        ? n
+        : Math.max(
+            n,
+            ...[...rows.values()]
+              .filter((r) => r.jumpServerId === at)
+              .map((r) => below(r.id, n + 1)),
+          );
+    const depth = above + (id ? below(id, 0) : 0);
+    if (depth > max) {
+      throw new BadRequestException(
+        `jumpServerId: the jump chain would be ${depth} hops long; at most ${max} (ssh.maxJumpDepth)`,
+      );
+    }
+  }
 
   /**
    * Field rules again, so callers that bypass the HTTP ValidationPipe (other modules,
@@ -455,6 +543,7 @@ export class ServersService implements OnModuleDestroy {
       add('port must be an integer from 1 to 65535');
     }
     if (dto.baseDir != null) add(checkBaseDir(dto.baseDir));
+    if (dto.jumpServerId != null) add(checkServerId(dto.jumpServerId, 'jumpServerId'));
     if (dto.tags !== undefined) {
       if (!Array.isArray(dto.tags)) add('tags must be an array');
       else if (dto.tags.length > TAGS_MAX)
@@ -530,6 +619,13 @@ export class ServersService implements OnModuleDestroy {
   private mapWriteError(e: unknown, name: string): unknown {
     return isUniqueViolation(e) ? this.nameConflict(name) : e;
   }
+}
+
+/** The ids of the jump hosts an endpoint is reached through, nearest first. */
+export function jumpIdsOf(ep: SshEndpoint): string[] {
+  const ids: string[] = [];
+  for (let j = ep.jump; j; j = j.jump) ids.push(j.serverId);
+  return ids;
 }
 
 function clip(s: string, max = 80): string {

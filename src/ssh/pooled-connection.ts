@@ -11,6 +11,8 @@ export class Connection implements PooledConnection {
   readonly slots: Semaphore;
   closed = false;
   lastUsed = Date.now();
+  /** Open `forwardOut` tunnels: connections to servers behind this one as their jump host. */
+  tunnels = 0;
   private readonly listeners = new Set<(err?: Error) => void>();
   private closeError?: Error;
 
@@ -54,6 +56,49 @@ export class Connection implements PooledConnection {
         });
       } catch (err) {
         reject(this.closed ? this.lostError() : err);
+      }
+    });
+  }
+
+  /**
+   * Opens a direct-tcpip channel from this host to `host:port` (this connection acts as a
+   * jump host); the channel is the socket of the connection to the server behind it.
+   * `name` is this host's, for the messages; `onChange` hears the tunnel count change.
+   * A refusal is `connect_failed` (retryable unless forwarding is prohibited).
+   */
+  forwardOut(
+    host: string,
+    port: number,
+    name: string,
+    onChange: () => void,
+  ): Promise<ClientChannel> {
+    if (this.closed) return Promise.reject(this.lostError());
+    return new Promise((resolve, reject) => {
+      const fail = (err: any) =>
+        reject(
+          this.closed
+            ? this.lostError()
+            : new TargetError(
+                'connect_failed',
+                `jump host ${name} cannot open a connection to ${host}:${port}: ${err?.message ?? err}`,
+                !/prohibited/i.test(String(err?.message)),
+              ),
+        );
+      try {
+        this.client.forwardOut('127.0.0.1', 0, host, port, (err, channel) => {
+          if (err) return fail(err);
+          this.tunnels++;
+          this.lastUsed = Date.now();
+          onChange();
+          channel.once('close', () => {
+            this.tunnels--;
+            this.lastUsed = Date.now();
+            onChange();
+          });
+          resolve(channel);
+        });
+      } catch (err) {
+        fail(err);
       }
     });
   }

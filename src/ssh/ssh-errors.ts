@@ -1,5 +1,17 @@
 import { TargetError } from '../executions/error-codes';
 
+/**
+ * A connect that failed at a jump host (named in the message): the server behind it is
+ * not to blame, so it neither counts against that server's circuit breaker nor is retried
+ * there (the jump host's own connect has retried already).
+ */
+export class JumpHopError extends TargetError {
+  constructor(err: TargetError, hop: string) {
+    super(err.code, `via jump host ${hop}: ${err.message}`, false);
+    this.name = 'JumpHopError';
+  }
+}
+
 /** Maps an ssh2/socket error to the spec's error codes; `retryable` marks transient ones. */
 export function classifySshError(err: any, hostKeyMismatch: string | null): TargetError {
   if (err instanceof TargetError) return err;

@@ -1,6 +1,6 @@
 import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { createHash } from 'node:crypto';
-import { Client } from 'ssh2';
+import { Client, ClientChannel } from 'ssh2';
 import { retry } from '../common/backoff';
 import { Semaphore, withLimit } from '../common/semaphore';
 import { AppConfig } from '../config/app-config';
@@ -8,7 +8,7 @@ import { TargetError } from '../executions/error-codes';
 import { MetricsService } from '../metrics/metrics.service';
 import { CircuitBreaker } from './circuit-breaker';
 import { Connection } from './pooled-connection';
-import { classifySshError } from './ssh-errors';
+import { classifySshError, JumpHopError } from './ssh-errors';
 import { HostKeyLearner, SeenHostKey, SshEndpoint, SshLease } from './ssh.types';
 
 interface Group {
@@ -40,6 +40,15 @@ function raceAbort<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
       },
     );
   });
+}
+
+/** No channel in use and no server tunnelled through it. */
+const idle = (c: Connection) => c.busy === 0 && c.tunnels === 0;
+
+/** Where an endpoint is, for pacing and the circuit breaker: behind a jump, as seen from it. */
+function addressOf(ep: SshEndpoint): string {
+  const own = `${ep.host}:${ep.port}`;
+  return ep.jump ? `${own} via ${addressOf(ep.jump)}` : own;
 }
 
 const fingerprintOf = (blob: Buffer) =>
@@ -86,22 +95,10 @@ export class SshPool implements OnApplicationShutdown {
 
   async acquire(ep: SshEndpoint, signal?: AbortSignal): Promise<SshLease> {
     if (this.shuttingDown) throw new TargetError('connect_failed', 'the service is shutting down');
-    const key = this.keyOf(ep);
-    let group = this.groups.get(key);
-    if (!group) {
-      group = { connections: [], connecting: null, serverIds: new Set(), noExtraUntil: 0 };
-      this.groups.set(key, group);
-    }
-    group.serverIds.add(ep.serverId);
+    const group = this.groupOf(ep);
     for (;;) {
       signal?.throwIfAborted();
-      // A pin that changed since the connection was made invalidates it.
-      for (const c of group.connections) {
-        if (ep.hostKeyFingerprint && c.hostKey.fingerprint !== ep.hostKeyFingerprint) {
-          this.drop(group, c);
-        }
-      }
-      group.connections = group.connections.filter((c) => !c.closed);
+      this.dropStale(group, ep);
       const free = group.connections.find((c) => c.slots.tryAcquire());
       if (free) return this.lease(free);
       if (group.connecting) {
@@ -153,11 +150,14 @@ export class SshPool implements OnApplicationShutdown {
     }
   }
 
-  /** Closes pooled connections used for a server (its record changed or was removed). */
+  /**
+   * Closes pooled connections used for a server (its record changed or was removed),
+   * including those tunnelled through it as a jump host.
+   */
   evictServer(serverId: string): void {
     for (const group of this.groups.values()) {
       if (!group.serverIds.has(serverId)) continue;
-      for (const c of group.connections) if (c.busy === 0) this.drop(group, c);
+      for (const c of group.connections) if (idle(c)) this.drop(group, c);
       group.serverIds.delete(serverId);
     }
   }
@@ -174,6 +174,94 @@ export class SshPool implements OnApplicationShutdown {
     clearInterval(this.idleTimer);
     for (const g of this.groups.values()) for (const c of g.connections) c.close();
     this.groups.clear();
+  }
+
+  /** The group of an endpoint; it answers for the endpoint's server and its jump hosts. */
+  private groupOf(ep: SshEndpoint): Group {
+    const key = this.keyOf(ep);
+    let group = this.groups.get(key);
+    if (!group) {
+      group = { connections: [], connecting: null, serverIds: new Set(), noExtraUntil: 0 };
+      this.groups.set(key, group);
+    }
+    group.serverIds.add(ep.serverId);
+    for (let j = ep.jump; j; j = j.jump) group.serverIds.add(j.serverId);
+    return group;
+  }
+
+  /** A pin that changed since a connection was made invalidates it; closed ones go. */
+  private dropStale(group: Group, ep: SshEndpoint): void {
+    for (const c of group.connections) {
+      if (ep.hostKeyFingerprint && c.hostKey.fingerprint !== ep.hostKeyFingerprint) {
+        this.drop(group, c);
+      }
+    }
+    group.connections = group.connections.filter((c) => !c.closed);
+  }
+
+  /**
+   * A connection to a jump host, to tunnel through: the pooled one with the fewest tunnels
+   * (shared with the jump host's own jobs and every server behind it), else a new one,
+   * opened like any other (paced handshakes, retries, circuit breaker). Tunnels are
+   * direct-tcpip channels, which sshd does not count against MaxSessions: they take no
+   * channel slot, but keep the connection from being closed as idle.
+   */
+  private async jumpConnection(jump: SshEndpoint): Promise<Connection> {
+    const group = this.groupOf(jump);
+    for (;;) {
+      this.dropStale(group, jump);
+      if (group.connections.length) {
+        return group.connections.reduce((a, b) => (a.tunnels <= b.tunnels ? a : b));
+      }
+      if (group.connecting) {
+        await group.connecting;
+        continue;
+      }
+      const conn = await this.connectInto(group, jump);
+      this.metrics.sshJumpConnections.inc();
+      return conn;
+    }
+  }
+
+  /**
+   * The socket to `ep` through its jump host (`ep.jump`): a forwardOut channel. Failing to
+   * reach the jump host is the jump host's failure (JumpHopError, naming it); the jump host
+   * failing to reach `ep` is `ep`'s (it counts against `ep` and is retried like a connect).
+   */
+  private async tunnelTo(ep: SshEndpoint): Promise<ClientChannel> {
+    const jump = ep.jump!;
+    let via: Connection;
+    try {
+      via = await this.jumpConnection(jump);
+    } catch (e) {
+      this.metrics.sshJumpTunnels.inc({ result: 'failed' });
+      const err = e instanceof TargetError ? e : classifySshError(e, null);
+      // Already named (a hop further out): keep that name.
+      if (err instanceof JumpHopError) throw err;
+      throw new JumpHopError(
+        err,
+        `${jump.serverName} (${jump.host}:${jump.port}, in front of ${ep.serverName})`,
+      );
+    }
+    return via
+      .forwardOut(ep.host, ep.port, jump.serverName, () => this.countTunnels())
+      .catch((e) => {
+        this.metrics.sshJumpTunnels.inc({ result: 'failed' });
+        throw e;
+      });
+  }
+
+  private countTunnels(): void {
+    let n = 0;
+    let carrying = 0;
+    for (const g of this.groups.values()) {
+      for (const c of g.connections) {
+        n += c.tunnels;
+        if (c.tunnels > 0) carrying++;
+      }
+    }
+    this.metrics.sshTunnelsOpen.set(n);
+    this.metrics.sshJumpConnectionsActive.set(carrying);
   }
 
   private lease(conn: Connection): SshLease {
@@ -214,7 +302,7 @@ export class SshPool implements OnApplicationShutdown {
    * handshakes to one host are paced: at most `maxConcurrentHandshakes` at a time.
    */
   private handshakesFor(ep: SshEndpoint): Semaphore {
-    const k = `${ep.host}:${ep.port}`;
+    const k = addressOf(ep);
     let s = this.handshakes.get(k);
     if (!s) {
       s = new Semaphore(this.config.ssh.maxConcurrentHandshakes);
@@ -224,7 +312,7 @@ export class SshPool implements OnApplicationShutdown {
   }
 
   private breakerFor(ep: SshEndpoint): CircuitBreaker {
-    const k = `${ep.host}:${ep.port}`;
+    const k = addressOf(ep);
     let b = this.breakers.get(k);
     if (!b) {
       b = new CircuitBreaker(this.config.ssh.breaker);
@@ -252,8 +340,9 @@ export class SshPool implements OnApplicationShutdown {
       return conn;
     } catch (e) {
       const err = e instanceof TargetError ? e : classifySshError(e, null);
-      // Only reachability problems count against the host; a bad key is not the host's fault.
-      if (err.code === 'connect_failed') {
+      // Only reachability problems count against the host; a bad key is not the host's fault,
+      // nor is a jump host in front of it that failed.
+      if (err.code === 'connect_failed' && !(err instanceof JumpHopError)) {
         if (breaker.failure()) this.metrics.breakerOpens.inc();
       } else breaker.success();
       this.metrics.sshConnectFailures.inc({ code: err.code });
@@ -261,8 +350,10 @@ export class SshPool implements OnApplicationShutdown {
     }
   }
 
-  private connectOnce(ep: SshEndpoint): Promise<Connection> {
+  private async connectOnce(ep: SshEndpoint): Promise<Connection> {
     const started = performance.now();
+    const sock = ep.jump ? await this.tunnelTo(ep) : undefined;
+    if (sock) this.metrics.sshJumpTunnels.inc({ result: 'opened' });
     return new Promise<Connection>((resolve, reject) => {
       const client = new Client();
       let seen: SeenHostKey | null = null;
@@ -272,6 +363,7 @@ export class SshPool implements OnApplicationShutdown {
         if (settled) return;
         settled = true;
         client.destroy();
+        sock?.destroy();
         reject(classifySshError(err, mismatch));
       };
 
@@ -305,6 +397,7 @@ export class SshPool implements OnApplicationShutdown {
         client.connect({
           host: ep.host,
           port: ep.port,
+          sock,
           username: ep.username,
           privateKey: ep.privateKey,
           passphrase: ep.passphrase,
@@ -345,7 +438,9 @@ export class SshPool implements OnApplicationShutdown {
       .update(JSON.stringify([ep.privateKey ?? '', ep.passphrase ?? '', ep.password ?? '']))
       .digest('hex')
       .slice(0, 24);
-    return `${ep.username}@${ep.host}:${ep.port}#${cred}`;
+    const own = `${ep.username}@${ep.host}:${ep.port}#${cred}`;
+    // Behind a jump host, the address is the jump host's view: another place entirely.
+    return ep.jump ? `${own} via ${this.keyOf(ep.jump)}` : own;
   }
 
   private drop(group: Group, c: Connection): void {
@@ -356,7 +451,7 @@ export class SshPool implements OnApplicationShutdown {
   private evictIdle(): void {
     const cutoff = Date.now() - this.config.ssh.idleTimeoutMs;
     for (const g of this.groups.values()) {
-      for (const c of g.connections) if (c.busy === 0 && c.lastUsed < cutoff) this.drop(g, c);
+      for (const c of g.connections) if (idle(c) && c.lastUsed < cutoff) this.drop(g, c);
     }
     this.metrics.sshConnections.set(this.size);
   }

@@ -15,6 +15,11 @@ export interface SshEndpoint {
   hostKeyFingerprint: string | null;
   /** Pinned key type (`ssh-ed25519`, …) when known. */
   hostKeyType: string | null;
+  /**
+   * The jump host this server is reached through (ProxyJump), itself maybe behind another;
+   * `host:port` above is then the address as the jump host sees it.
+   */
+  jump?: SshEndpoint;
 }
 
 /** Host key seen during a handshake. */

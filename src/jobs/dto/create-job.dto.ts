@@ -21,6 +21,7 @@ import {
   Validate,
 } from 'class-validator';
 import { IsOptionalNotNull, RawJson } from '../../common/validation';
+import { NotifyDto } from '../../notifications/notify.dto';
 import { HELPER_MODES, HelperMode, SCRIPT_TYPES, ScriptType } from '../../executions/request';
 
 export const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -202,4 +203,14 @@ export class CreateJobDto {
   @ValidateNested()
   @Type(() => BatchDto)
   batch?: BatchDto;
+
+  @ApiPropertyOptional({
+    type: NotifyDto,
+    description: 'POST the summary here once the execution ends (signed when a secret is given)',
+  })
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => NotifyDto)
+  notify?: NotifyDto;
 }

@@ -6,6 +6,7 @@ import { epochMs, jsonText } from '../columns';
 
 @Entity('executions')
 @Index(['createdAt', 'id'])
+@Index(['finishedAt'])
 // Filters of GET /v1/executions (migration FindAndRerun1765200000000; the name index is
 // COLLATE "C" on PostgreSQL, which a decorator cannot say).
 @Index('IDX_executions_jobId_createdAt', ['jobId', 'createdAt'])

@@ -1,6 +1,7 @@
 import { ExecutionEventEntity } from './execution-event.entity';
 import { ExecutionTargetEntity } from './execution-target.entity';
 import { ExecutionEntity } from './execution.entity';
+import { NotificationAttemptEntity, NotificationEntity } from './notification.entity';
 import { RunnerCacheEntity } from './runner-cache.entity';
 import { ServerEntity } from './server.entity';
 import { VariableEntity } from './variable.entity';
@@ -8,6 +9,7 @@ import { VariableEntity } from './variable.entity';
 export * from './execution-event.entity';
 export * from './execution-target.entity';
 export * from './execution.entity';
+export * from './notification.entity';
 export * from './runner-cache.entity';
 export * from './server.entity';
 export * from './variable.entity';
@@ -19,4 +21,6 @@ export const ENTITIES = [
   ExecutionEventEntity,
   RunnerCacheEntity,
   VariableEntity,
+  NotificationEntity,
+  NotificationAttemptEntity,
 ];

@@ -21,6 +21,8 @@ export class ServerEntity {
   @Column({ type: 'varchar', length: 8, nullable: true }) hostKeySource!: 'given' | 'tofu' | null;
   @Column({ type: 'text', transformer: jsonText }) tags!: string[];
   @Column({ type: 'varchar', length: 255, nullable: true }) baseDir!: string | null;
+  /** The inventory server this one is reached through (ProxyJump); null: directly. */
+  @Column({ type: 'varchar', length: 36, nullable: true }) jumpServerId!: string | null;
   @Column({ type: 'bigint', transformer: epochMs }) createdAt!: number;
   @Column({ type: 'bigint', transformer: epochMs }) updatedAt!: number;
 }

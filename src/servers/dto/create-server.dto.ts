@@ -17,6 +17,7 @@ import {
   IsOptionalNotNull,
   IsParsablePrivateKey,
   IsServerHost,
+  IsServerId,
   IsServerName,
   IsSshUsername,
   IsTagList,
@@ -94,4 +95,16 @@ export class CreateServerDto {
   @IsString()
   @IsBaseDir()
   baseDir?: string | null;
+
+  @ApiPropertyOptional({
+    type: String,
+    format: 'uuid',
+    nullable: true,
+    description:
+      'another inventory server to reach this one through (ProxyJump; chains up to ssh.maxJumpDepth). host and port are then the address as the jump host sees it; the jump host needs only AllowTcpForwarding.',
+  })
+  @IsOptional()
+  @IsString()
+  @IsServerId()
+  jumpServerId?: string | null;
 }

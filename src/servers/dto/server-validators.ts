@@ -5,6 +5,7 @@ import {
   checkHost,
   checkName,
   checkPrivateKey,
+  checkServerId,
   checkTag,
   checkUsername,
 } from '../server-rules';
@@ -45,6 +46,10 @@ export const IsSshUsername = () => rule('isSshUsername', (v, a) => checkUsername
 /** Non-strings are left to `@IsString()`, so one mistake gives one message. */
 export const IsBaseDir = () =>
   rule('isBaseDir', (v, a) => (typeof v === 'string' ? checkBaseDir(v, a.property) : null));
+
+/** Another server's id (UUID); non-strings are left to `@IsString()`. */
+export const IsServerId = () =>
+  rule('isServerId', (v, a) => (typeof v === 'string' ? checkServerId(v, a.property) : null));
 
 /** Every tag matches the tag pattern (array shape and size are checked separately). */
 export const IsTagList = () =>

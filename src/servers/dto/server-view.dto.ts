@@ -24,6 +24,13 @@ export class ServerView {
   @ApiProperty({ type: [String] }) tags!: string[];
   @ApiProperty({ type: String, nullable: true, description: "the server's own baseDir, if set" })
   baseDir!: string | null;
+  @ApiProperty({
+    type: String,
+    format: 'uuid',
+    nullable: true,
+    description: 'the server this one is reached through (ProxyJump), if any',
+  })
+  jumpServerId!: string | null;
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
   @ApiProperty({ format: 'date-time' }) updatedAt!: string;
 }

@@ -17,6 +17,7 @@ import {
   IsOptionalNotNull,
   IsParsablePrivateKey,
   IsServerHost,
+  IsServerId,
   IsServerName,
   IsSshUsername,
   IsTagList,
@@ -91,4 +92,15 @@ export class UpdateServerDto {
   @IsString()
   @IsBaseDir()
   baseDir?: string | null;
+
+  @ApiPropertyOptional({
+    type: String,
+    format: 'uuid',
+    nullable: true,
+    description: 'the server to reach this one through (ProxyJump); null: directly',
+  })
+  @IsOptional()
+  @IsString()
+  @IsServerId()
+  jumpServerId?: string | null;
 }
