@@ -14,6 +14,7 @@ import {
   loneSurrogateMessage,
   tooDeepMessage,
 } from './common/json-depth';
+import { StrictQueryInterceptor } from './common/strict-query.interceptor';
 import { makeValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
 
@@ -62,6 +63,7 @@ export function configureApp(app: INestApplication): void {
   // Plain RFC 6455 websockets (the /v1/status gateway); the HTTP prefix does not apply.
   app.useWebSocketAdapter(new WsAdapter(app));
   app.useGlobalPipes(makeValidationPipe());
+  app.useGlobalInterceptors(new StrictQueryInterceptor());
   app.useGlobalFilters(new HttpExceptionFilter());
   const doc = SwaggerModule.createDocument(
     app,

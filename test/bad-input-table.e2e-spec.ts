@@ -1373,6 +1373,138 @@ describe('bad input, table-driven: every route, every category', () => {
     expect(await runAll('absurd numbers', cases)).toEqual([]);
   });
 
+  // Issue 12 (find and rerun): the filters of GET /v1/executions and GET /v1/servers, the
+  // rerun body, and unknown query parameters on every /v1 route. Kept in one block.
+  it('find filters, the rerun body and unknown query parameters, in every category', async () => {
+    const job = await t
+      .http()
+      .post('/v1/jobs')
+      .set(t.auth)
+      .send({ script: { type: 'bash', content: 'exit 1' }, targets: { serverIds: [serverId] } });
+    const ended = (await waitForExecution(t, job.body.id)).id as string;
+    const rerun = `/v1/executions/${ended}/rerun`;
+    const q = (category: Category, p: string, method = 'GET'): Case => ({
+      category,
+      name: `${method} ${p.slice(0, 120)}`,
+      api: 'rest',
+      method,
+      path: p,
+    });
+    const body = (category: Category, b: Body, extra: Partial<Case> = {}): Case => ({
+      category,
+      name: `rerun ${typeof b === 'string' ? b : JSON.stringify(b)}`.slice(0, 120),
+      api: 'rest',
+      method: 'POST',
+      path: rerun,
+      body: b,
+      ...extra,
+    });
+    const ex = (query: string) => `/v1/executions?${query}`;
+    const sv = (query: string) => `/v1/servers?${query}`;
+    const evil = encodeURIComponent(EVIL[0]);
+    const cases: Case[] = [
+      // wrong types and values
+      ...['bogus', 'failed,bogus', '', 'failed,', 'FAILED', 'failed&status=']
+        .map((v) => ex(`status=${v}`))
+        .concat(['serverId=x', `serverId=${serverId}&serverId=${serverId}`].map(ex))
+        .concat(['jobId=', 'jobId=a&jobId=b', 'userId=', 'eventId=a&eventId=b'].map(ex))
+        .concat(['name=', 'name=a&name=b'].map(ex))
+        .concat(
+          [
+            'yesterday',
+            '2026-01-01',
+            '2026-01-01T00:00:00',
+            '1700000000000',
+            '2026-02-30T00:00:00Z',
+            '2026-01-01T00:00Z',
+          ].flatMap((v) => [ex(`createdAfter=${v}`), ex(`createdBefore=${v}`)]),
+        )
+        .concat([ex('createdAfter=2026-01-02T00:00:00Z&createdBefore=2026-01-01T00:00:00Z')])
+        .concat(['tag=', 'tag=a,,b', 'tag=a%20b', 'tag=a&tag=', 'name=', 'name=a&name=b'].map(sv))
+        .concat(['cursor=x', `cursor=${'W1swLCJ4Il1d'}`, 'limit=0', 'limit=x'].map(sv))
+        .map((p) => q('wrong type', p)),
+      ...['{"only":1}', '{"only":null}', '{"only":"FAILED"}', '{"only":"failed "}']
+        .concat(['{"only":[]}', '{"only":{}}', '{"only":""}', '{"only":"some"}'])
+        .concat(WRONG.nullableBool.map((v) => `{"only":"failed","includeSkipped":${v}}`))
+        .concat(['[]', '"failed"', 'null', '1'])
+        .map((b) => body('wrong type', b)),
+      // missing and unknown fields; unknown query parameters on every /v1 route
+      body('missing field', {}),
+      body('missing field', { includeSkipped: true }),
+      ...['surprise', 'constructor', '__proto__', 'toString', 'rerunOf', 'targets'].map((n) =>
+        body('unknown field', withKey({ only: 'failed' }, JSON.stringify(n), '1')),
+      ),
+      ...(
+        [
+          ['GET', '/v1/servers'],
+          ['POST', '/v1/servers'],
+          ['GET', `/v1/servers/${patchId}`],
+          ['PATCH', `/v1/servers/${patchId}`],
+          ['DELETE', `/v1/servers/${patchId}`],
+          ['POST', `/v1/servers/${serverId}/check`],
+          ['POST', '/v1/jobs'],
+          ['GET', '/v1/executions'],
+          ['GET', `/v1/executions/${holdId}`],
+          ['GET', `/v1/executions/${holdId}/logs`],
+          ['POST', `/v1/executions/${holdId}/cancel`],
+          ['GET', `/v1/executions/${holdId}/notifications`],
+          ['POST', rerun],
+          ['GET', '/v1/variables/bad-table/k1'],
+          ['PUT', '/v1/variables/bad-table/k1'],
+          ['DELETE', '/v1/variables/bad-table/k1'],
+        ] as const
+      ).flatMap(([method, p]) =>
+        ['surprise=1', 'constructor=1', '__proto__=1', 'tags=x', 'status[]=failed'].map((x) =>
+          q('unknown field', `${p}?${x}`, method),
+        ),
+      ),
+      // sizes
+      ...[
+        ex(`jobId=${'j'.repeat(201)}`),
+        ex(`userId=${'u'.repeat(201)}`),
+        ex(`eventId=${'e'.repeat(201)}`),
+        ex(`name=${'n'.repeat(201)}`),
+        ex(`status=${Array(13).fill('failed').join(',')}`),
+        sv(`name=${'n'.repeat(201)}`),
+        sv(`tag=${'t'.repeat(65)}`),
+        sv(`tag=${Array.from({ length: 51 }, (_, i) => `t${i}`).join(',')}`),
+        sv('limit=501'),
+        sv(`cursor=${'A'.repeat(100 * 1024)}`),
+      ].map((p) => q('size limit', p)),
+      // bytes that are not UTF-8, and NUL, in every free-text filter
+      ...['jobId', 'userId', 'eventId', 'name'].flatMap((f) =>
+        ['%FF', 'a%C3%28', '%ED%A0%80', '%C0%AF', 'a%00b'].map((v) =>
+          q('invalid UTF-8 / lone surrogate', ex(`${f}=${v}`)),
+        ),
+      ),
+      ...['%FF', '%ED%A0%80', 'a%00b'].map((v) =>
+        q('invalid UTF-8 / lone surrogate', sv(`name=${v}`)),
+      ),
+      // ids in the path
+      ...TRAVERSAL_IDS.map((id) =>
+        body('path traversal', { only: 'all' }, { path: `/v1/executions/${id}/rerun` }),
+      ),
+      // shell metacharacters where only a fixed vocabulary goes
+      ...['status', 'serverId', 'createdAfter', 'createdBefore']
+        .map((f) => ex(`${f}=${evil}`))
+        .concat([sv(`tag=${evil}`), sv(`cursor=${evil}`), sv(`limit=${evil}`)])
+        .map((p) => q('shell metacharacters / newlines', p)),
+      body('shell metacharacters / newlines', { only: EVIL[0] }),
+      body(
+        'shell metacharacters / newlines',
+        { only: 'all' },
+        { headers: { 'Idempotency-Key': EVIL[2] } },
+      ),
+      // numbers where a page size goes
+      ...QUERY_NUMBERS.map((n) => q('absurd numbers', sv(`limit=${n}`))),
+    ];
+    const byCategory = new Map<Category, Case[]>();
+    for (const c of cases) byCategory.set(c.category, [...(byCategory.get(c.category) ?? []), c]);
+    const failures: string[] = [];
+    for (const [category, list] of byCategory) failures.push(...(await runAll(category, list)));
+    expect(failures).toEqual([]);
+  });
+
   it('notify: bad URL, not allow-listed, non-http scheme, secret too long, unknown fields', async () => {
     const job = routes()[2];
     const url = 'http://127.0.0.1:9/hook';

@@ -15,6 +15,7 @@ import { ExecutionEventsRepository } from '../src/persistence/execution-events.r
 import { ExecutionsRepository } from '../src/persistence/executions.repository';
 import { ServersRepository } from '../src/persistence/servers.repository';
 import { isUniqueViolation } from '../src/persistence/write-errors';
+import { prefixRange } from '../src/common/query-list';
 import { registerServer, startApp, waitForExecution } from './support/app';
 import { freshSchema, postgresReachableSync } from './support/postgres';
 import { startSshd } from './support/sshd';
@@ -46,6 +47,7 @@ function execution(id: string, createdAt: number, key: string | null = null): Ex
     heartbeatAt: null,
     cancelRequestedAt: null,
     requestHash: null,
+    rerunOf: null,
     reason: null,
   };
 }
@@ -67,6 +69,28 @@ function target(id: string, executionId: string, position: number): ExecutionTar
 }
 
 const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+
+/** Every index as `table(col1,col2)`, whatever its name. */
+async function indexedColumns(ds: DataSource): Promise<string[]> {
+  if (ds.options.type === 'postgres') {
+    const rows: { t: string; d: string }[] = await ds.query(
+      'SELECT tablename AS t, indexdef AS d FROM pg_indexes WHERE schemaname = current_schema()',
+    );
+    // indexdef ends in the column list: (name COLLATE "C"), ("jobId", "createdAt")
+    const columns = (d: string) =>
+      /\(([^()]*)\)$/
+        .exec(d)![1]
+        .replace(/"/g, '')
+        .replace(/ COLLATE C|\s/g, '');
+    return rows.map((r) => `${r.t}(${columns(r.d)})`);
+  }
+  const rows: { t: string; c: string }[] = await ds.query(
+    `SELECT m.tbl_name AS t, (SELECT group_concat(name) FROM
+       (SELECT name FROM pragma_index_info(m.name) ORDER BY seqno)) AS c
+     FROM sqlite_master m WHERE m.type = 'index'`,
+  );
+  return rows.map((r) => `${r.t}(${r.c})`);
+}
 
 /** The same repository behaviour on both databases. */
 function repositoryContract(name: string, url: () => Promise<string>) {
@@ -211,7 +235,103 @@ function repositoryContract(name: string, url: () => Promise<string>) {
       });
       expect(first.map((e) => e.id)).toEqual([uuid(14), uuid(13)]);
       expect(second.map((e) => e.id)).toEqual([uuid(12), uuid(11)]);
-      expect((await repo.list({ limit: 50, status: 'running' })).length).toBeGreaterThanOrEqual(5);
+      expect((await repo.list({ limit: 50, status: ['running'] })).length).toBeGreaterThanOrEqual(
+        5,
+      );
+    });
+
+    it('filters executions by every field (AND), with a literal name prefix, on indexes', async () => {
+      const at = 1_700_000_000_000; // older than every other row here: its own time window
+      const rows: [number, Partial<ExecutionEntity>, string][] = [
+        [0, { name: 'deploy-web', jobId: 'j1', userId: 'u1', status: 'succeeded' }, uuid(91)],
+        [1, { name: 'deploy_db', jobId: 'j1', userId: 'u2', status: 'failed' }, uuid(92)],
+        [2, { name: '50%-off', eventId: 'e1', userId: 'u1', status: 'partial' }, uuid(93)],
+        [3, { name: 'Déploy ✓', eventId: 'e1', userId: 'u1', status: 'succeeded' }, uuid(91)],
+        [4, { name: 'deployX', rerunOf: uuid(60), userId: 'u3', status: 'cancelled' }, uuid(92)],
+      ];
+      for (const [i, over, server] of rows) {
+        await repo.create({ ...execution(uuid(60 + i), at + i), ...over }, [
+          { ...target(uuid(600 + i), uuid(60 + i), 0), serverId: server },
+        ]);
+      }
+      const ids = async (q: Omit<Parameters<ExecutionsRepository['list']>[0], 'limit'>) =>
+        (await repo.list({ limit: 50, createdAfter: at, createdBefore: at + 10, ...q })).map(
+          (e) => e.id,
+        );
+      const ex = (...n: number[]) => n.map((i) => uuid(60 + i));
+      expect(await ids({ jobId: 'j1' })).toEqual(ex(1, 0));
+      expect(await ids({ userId: 'u1', eventId: 'e1' })).toEqual(ex(3, 2));
+      expect(await ids({ serverId: uuid(92) })).toEqual(ex(4, 1));
+      expect(await ids({ status: ['failed', 'cancelled'] })).toEqual(ex(4, 1));
+      expect(await ids({ status: ['succeeded'], userId: 'u1' })).toEqual(ex(3, 0));
+      expect(await ids({ name: prefixRange('deploy') })).toEqual(ex(4, 1, 0));
+      expect(await ids({ name: prefixRange('deploy_') })).toEqual(ex(1));
+      expect(await ids({ name: prefixRange('50%') })).toEqual(ex(2));
+      expect(await ids({ name: prefixRange('%') })).toEqual([]);
+      expect(await ids({ name: prefixRange('Dé') })).toEqual(ex(3));
+      expect(await ids({ name: prefixRange('DEPLOY') })).toEqual([]);
+      expect(await ids({ createdAfter: at + 1, createdBefore: at + 3 })).toEqual(ex(2, 1));
+      expect((await repo.find(uuid(64)))!.execution.rerunOf).toBe(uuid(60));
+      const page = await repo.list({ limit: 2, userId: 'u1', createdBefore: at + 10 });
+      const rest = await repo.list({
+        limit: 2,
+        userId: 'u1',
+        createdBefore: at + 10,
+        cursor: { createdAt: page[1].createdAt, id: page[1].id },
+      });
+      expect([...page, ...rest].map((e) => e.id)).toEqual(ex(3, 2, 0));
+      // every filter has its index (migration FindAndRerun1765200000000), by its columns:
+      // SQLite renames a table's indexes when a later migration rebuilds it to add a column
+      const indexes = await indexedColumns(ds);
+      for (const i of [
+        'executions(jobId,createdAt)',
+        'executions(userId,createdAt)',
+        'executions(eventId,createdAt)',
+        'executions(status,createdAt)',
+        'executions(name)',
+        'executions(rerunOf)',
+        'execution_targets(serverId,executionId)',
+        'servers(name)',
+      ])
+        expect([i, indexes]).toEqual([i, expect.arrayContaining([i])]);
+    });
+
+    it('lists servers by name prefix and after a name, in code-point order', async () => {
+      const servers = new ServersRepository(ds);
+      for (const [i, name] of ['srv_1', 'srv-2', 'srv%3', 'SRV-4', 'srvé'].entries()) {
+        await servers.insert({
+          id: uuid(700 + i),
+          name,
+          host: 'h',
+          port: 22,
+          username: 'u',
+          authType: 'password',
+          credentials: 'x',
+          hostKeyFingerprint: null,
+          hostKeyType: null,
+          hostKeyPinnedAt: null,
+          hostKeySource: null,
+          tags: [],
+          baseDir: null,
+          jumpServerId: null,
+          createdAt: 1,
+          updatedAt: 1,
+        });
+      }
+      const names = async (q: Parameters<ServersRepository['list']>[0]) =>
+        (await servers.list(q)).map((s) => s.name);
+      expect(await names({ name: prefixRange('srv') })).toEqual([
+        'srv%3',
+        'srv-2',
+        'srv_1',
+        'srvé',
+      ]);
+      expect(await names({ name: prefixRange('srv_') })).toEqual(['srv_1']);
+      expect(await names({ name: prefixRange('srv%') })).toEqual(['srv%3']);
+      expect(await names({ name: prefixRange('srv'), afterName: 'srv-2' })).toEqual([
+        'srv_1',
+        'srvé',
+      ]);
     });
 
     it('keeps events in order and serves logs by log sequence', async () => {

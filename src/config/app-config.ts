@@ -97,6 +97,11 @@ export class ExecutorConfig {
    * SSH user; root ignores it (RLIMIT_NPROC does not apply to root).
    */
   @IsInt() @Min(0) @Max(1000000) maxProcesses!: number;
+  /**
+   * Keep each execution's sealed job (script, env, input) after it ends, so that it can be
+   * re-run; off, it is cleared at the end and a rerun is a 409.
+   */
+  @IsBoolean() keepJobForRerun!: boolean;
 }
 
 export class LimitsConfig {

@@ -18,6 +18,8 @@ export interface NewExecution {
    * a shared queue decides which replica drives it.
    */
   ownerId?: string;
+  /** The execution it re-runs. */
+  rerunOf?: string;
 }
 
 /** A queued execution with a fresh id: not started, nothing finished. */
@@ -38,6 +40,7 @@ export function newExecution(e: NewExecution): ExecutionRecord {
     heartbeatAt: e.ownerId ? (e.createdAt ?? Date.now()) : null,
     cancelRequestedAt: null,
     requestHash: e.requestHash ?? null,
+    rerunOf: e.rerunOf ?? null,
     reason: null,
   };
 }

@@ -33,6 +33,7 @@ export function executionView(e: ExecutionRecord, targets: TargetRecord[]) {
     jobId: e.jobId,
     eventId: e.eventId,
     userId: e.userId,
+    rerunOf: e.rerunOf ?? null,
     status: e.status,
     createdAt: iso(e.createdAt),
     startedAt: iso(e.startedAt),

@@ -21,6 +21,8 @@ export interface ExecutionRecord {
   cancelRequestedAt: number | null;
   /** sha256 of the request it was made from (an Idempotency-Key replay must match it). */
   requestHash: string | null;
+  /** The execution this one re-runs (POST /v1/executions/:id/rerun); null for a new job. */
+  rerunOf: string | null;
   /** Why targets were skipped when a rule stopped it early (a batch over its failure limit). */
   reason: string | null;
 }

@@ -316,8 +316,8 @@ describe('ExecutorService', () => {
     await writer.flush();
     const logs = await storedEvents.logs(p.execution.id, 0, 100);
     expect(logs.filter((l) => l.text === 'started by the successor')).toHaveLength(2);
-    // the sealed job is gone once the execution has ended
-    expect(await repo.payloadOf(p.execution.id)).toBeNull();
+    // the sealed job stays once the execution has ended, for a rerun (keepJobForRerun)
+    expect(await repo.payloadOf(p.execution.id)).not.toBeNull();
   });
 
   it('a result it cannot store fails that target with internal_error; the others and the execution still end', async () => {

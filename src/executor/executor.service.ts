@@ -124,7 +124,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     this.ticker = null;
   }
 
-  /** The sealed form of a plan's job, stored with the execution until it ends. */
+  /** The sealed form of a plan's job, stored with the execution (see keepJobForRerun). */
   seal(executionId: string, plan: Pick<ExecutionPlan, 'script' | 'env' | 'input'>): string {
     const job: SealedJob = { script: plan.script, env: plan.env, input: plan.input };
     return sealJob(this.box, executionId, job);
@@ -325,7 +325,8 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     };
   }
 
-  private async openStoredJob(id: string): Promise<SealedJob | null> {
+  /** The stored job of an execution, opened; null when none is stored (or it does not open). */
+  async openStoredJob(id: string): Promise<SealedJob | null> {
     const sealed = await this.repo.payloadOf(id);
     if (!sealed) return null;
     try {
@@ -790,9 +791,9 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     this.events.emit(id, { type: 'summary', status, data: { ...summary, ...why } });
     this.events.emit(id, { type: 'end' });
     await this.writer.flush();
-    await this.store(() =>
-      this.repo.updateExecution(id, { status, finishedAt: now, payload: null }),
-    );
+    // The sealed job stays for a rerun (POST /v1/executions/:id/rerun) unless told not to.
+    const clear = this.config.executor.keepJobForRerun ? {} : { payload: null };
+    await this.store(() => this.repo.updateExecution(id, { status, finishedAt: now, ...clear }));
     this.notifications?.executionEnded(); // sent beside, never awaited here
     this.metrics.executions.inc({ status });
     this.logger.log({ msg: 'execution finished', executionId: id, status, ...summary });

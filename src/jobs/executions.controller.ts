@@ -1,7 +1,17 @@
-import { Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import {
+  ApiAcceptedResponse,
+  ApiBearerAuth,
+  ApiConflictResponse,
+  ApiHeader,
+  ApiNotFoundResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
 import type { Response } from 'express';
+import { ServiceTokensService } from '../auth/service-tokens.service';
 import { GetExecutionQuery, ListExecutionsQuery, LogsQuery } from './dto/list-query.dto';
+import { RerunDto } from './dto/rerun.dto';
 import { JobsService } from './jobs.service';
 
 @ApiTags('executions')
@@ -29,6 +39,32 @@ export class ExecutionsController {
   @ApiOperation({ summary: 'Cancel a running execution (remote process trees are killed)' })
   cancel(@Param('id') id: string) {
     return this.jobs.cancel(id);
+  }
+
+  @Post(':id/rerun')
+  @HttpCode(202)
+  @ApiOperation({
+    summary: "Run an ended execution's job again on its failed (or all) targets",
+    description:
+      'A new execution with the same script, env, input and settings, linked by `rerunOf`. ' +
+      '`only: "failed"` takes the failed, timed_out and cancelled targets (and skipped ones ' +
+      'with `includeSkipped`); `only: "all"` every target.',
+  })
+  @ApiHeader({ name: 'Idempotency-Key', required: false })
+  @ApiAcceptedResponse({
+    description: 'the new execution, as GET /v1/executions/:id shows it, with `rerunOf` set',
+  })
+  @ApiNotFoundResponse({ description: 'no such execution, or a chosen server was deleted' })
+  @ApiConflictResponse({
+    description: 'the execution is still running, no target is chosen, or its job was not kept',
+  })
+  rerun(
+    @Param('id') id: string,
+    @Body() dto: RerunDto,
+    @Headers('idempotency-key') key?: string,
+    @Headers('authorization') auth?: string,
+  ) {
+    return this.jobs.rerun(id, dto, key, ServiceTokensService.scopeOf(auth));
   }
 
   @Get(':id/logs')

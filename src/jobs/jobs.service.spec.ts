@@ -15,6 +15,7 @@ import type { ExecutionRecord, TargetRecord } from '../executions/records';
 import type { ExecutionRequestSummary } from '../executions/request';
 import type { ExecutionPlan } from '../executor/execution-plan';
 import type { ExecutorService } from '../executor/executor.service';
+import { MetricsService } from '../metrics/metrics.service';
 import type { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import type { ServerEntity } from '../persistence/entities';
 import type { ExecutionsRepository, ListQuery } from '../persistence/executions.repository';
@@ -64,7 +65,7 @@ class FakeExecutions
     this.listCalls.push(q);
     const after = q.cursor;
     return this.executions
-      .filter((e) => !q.status || e.status === q.status)
+      .filter((e) => !q.status?.length || q.status.includes(e.status))
       .filter(
         (e) =>
           !after ||
@@ -179,6 +180,7 @@ describe('JobsService', () => {
       executor as unknown as ExecutorService,
       {} as ExecutionEventsRepository,
       new ExecutionEventsService(),
+      new MetricsService(),
     );
   });
 
@@ -447,7 +449,7 @@ describe('JobsService', () => {
 
     it('defaults to 50 a page, filters by status and shows each execution its own targets', async () => {
       seed();
-      const page = await jobs.list({ status: 'succeeded' });
+      const page = await jobs.list({ status: ['succeeded'] });
       expect(repo.listCalls[0].limit).toBe(50);
       expect(page.items.map((e) => e.id)).toEqual([uuid(15), uuid(13), uuid(11)]);
       expect(page.nextCursor).toBeNull();

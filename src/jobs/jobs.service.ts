@@ -9,23 +9,33 @@ import {
   UnprocessableEntityException,
 } from '@nestjs/common';
 import { createHash } from 'node:crypto';
+import { prefixRange } from '../common/query-list';
 import { isUuid } from '../common/uuid';
 import { AppConfig } from '../config/app-config';
-import { newExecution, newTarget } from '../executions/execution-factory';
+import { NewExecution, newExecution, newTarget } from '../executions/execution-factory';
 import { resolveMaxErrors } from '../executions/max-errors';
 import { batchNumbers } from '../executions/batches';
 import { executionView, ExecutionView } from '../executions/execution-view';
 import { batchPlan, type ExecutionPlan } from '../executor/execution-plan';
+import type { SealedJob } from '../executor/sealed-job';
+import { MetricsService } from '../metrics/metrics.service';
+import type { ServerEntity } from '../persistence/entities';
 import { ExecutorService } from '../executor/executor.service';
 import type { ExecutionEventRecord, ExecutionRecord } from '../executions/records';
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
 import { ExecutionsRepository } from '../persistence/executions.repository';
 import { NotificationsService } from '../notifications/notifications.service';
+import type { NotifyDto } from '../notifications/notify.dto';
 import { ServersService } from '../servers/servers.service';
-import { FINAL_EXECUTION_STATUSES, type ExecutionStatus } from '../executions/statuses';
+import {
+  FINAL_EXECUTION_STATUSES,
+  type ExecutionStatus,
+  type TargetStatus,
+} from '../executions/statuses';
 import { ExecutionEventsService } from '../status/execution-events.service';
 import { CreateJobDto } from './dto/create-job.dto';
 import { DEFAULT_LIST_LIMIT, ListExecutionsQuery, LogsQuery } from './dto/list-query.dto';
+import { RerunDto } from './dto/rerun.dto';
 import { decodeCursor, encodeCursor } from './execution-cursor';
 
 /** One page of GET /v1/executions, newest first. */
@@ -34,6 +44,9 @@ export interface ExecutionPage {
   /** null on the last page. */
   nextCursor: string | null;
 }
+
+/** The target statuses `only: "failed"` re-runs (and `skipped` with includeSkipped). */
+const RERUN_FAILED: readonly TargetStatus[] = ['failed', 'timed_out', 'cancelled'];
 
 /** Turns a validated job request into an execution plan and hands it to the executor. */
 @Injectable()
@@ -47,6 +60,7 @@ export class JobsService {
     private readonly executor: ExecutorService,
     private readonly events: ExecutionEventsRepository,
     private readonly feed: ExecutionEventsService,
+    private readonly metrics: MetricsService,
     /** Absent only in unit specs that build the service by hand (they send no notify). */
     @Optional() private readonly notifications?: NotificationsService,
   ) {}
@@ -65,17 +79,10 @@ export class JobsService {
    * the request it was first used with: the same key with another body is a 422.
    */
   async submit(dto: CreateJobDto, key?: string, scope = ''): Promise<ExecutionView> {
-    if (!this.accepting) throw new ServiceUnavailableException('the service is shutting down');
-    let idempotencyKey: string | undefined;
+    this.assertAccepting();
     const requestHash = sha256(canonicalJson(dto));
-    if (key !== undefined) {
-      if (!/^[\x21-\x7e]{1,200}$/.test(key)) {
-        throw new BadRequestException('Idempotency-Key must be 1-200 visible ASCII characters');
-      }
-      idempotencyKey = `${scope}.${sha256(key)}`;
-      const existing = await this.repo.findByIdempotencyKey(idempotencyKey);
-      if (existing) return this.replay(existing, requestHash);
-    }
+    const idem = await this.idempotency(key, scope, requestHash);
+    if (idem.replayed) return idem.replayed;
     const { scriptBytes, env, timeoutSeconds } = this.checkLimits(dto);
     this.notifications?.check(dto.notify);
     const { serverIds = [], tags = [] } = dto.targets;
@@ -86,9 +93,6 @@ export class JobsService {
     if (!servers.length) {
       throw new BadRequestException(`no server carries any of the tags ${tags.join(', ')}`);
     }
-
-    const helperMode = dto.helperMode ?? 'auto';
-    const concurrency = dto.concurrency ?? this.config.executor.defaultConcurrency;
     const batch = dto.batch
       ? {
           size: dto.batch.size,
@@ -96,48 +100,131 @@ export class JobsService {
           pauseSeconds: dto.batch.pauseSeconds ?? 0,
         }
       : null;
-    const batches = batchNumbers(batch, servers.length);
-    const execution = newExecution({
+    return this.start({
       name: dto.name,
       jobId: dto.jobId,
       eventId: dto.eventId,
       userId: dto.userId,
-      idempotencyKey,
-      // Alone, the accepting process drives it; with a shared queue, whoever picks it up.
-      ownerId: this.config.queue.redisUrl ? undefined : this.config.replicaId,
+      idempotencyKey: idem.idempotencyKey,
       requestHash,
       request: {
         scriptType: dto.script.type,
         scriptBytes,
         envNames: Object.keys(env),
         timeoutSeconds,
-        helperMode,
-        concurrency,
+        helperMode: dto.helperMode ?? 'auto',
+        concurrency: dto.concurrency ?? this.config.executor.defaultConcurrency,
         maxErrors: dto.maxErrors ?? null,
         failFast: dto.failFast ?? false,
         ...(batch ? { batch } : {}),
         targets: { serverIds, tags },
       },
+      servers,
+      notify: dto.notify,
+      job: {
+        script: { type: dto.script.type, content: dto.script.content },
+        env,
+        input: dto.input ?? null,
+      },
     });
+  }
+
+  /**
+   * A new execution of an ended one's job (its stored sealed script, env and input, and
+   * its timeout, helper mode, limits and labels) on the chosen targets' servers, linked by
+   * `rerunOf`. 409 while it runs, when no target is chosen, or when its job was not kept;
+   * a server deleted since is a 404 naming it, as in a job. Idempotency-Key as for a job.
+   */
+  async rerun(id: string, dto: RerunDto, key?: string, scope = ''): Promise<ExecutionView> {
+    this.assertAccepting();
+    const requestHash = sha256(canonicalJson({ rerunOf: id, ...dto }));
+    const idem = await this.idempotency(key, scope, requestHash);
+    if (idem.replayed) return idem.replayed;
+    const found = isUuid(id) ? await this.repo.find(id) : null;
+    if (!found) throw new NotFoundException(`execution ${id} not found`);
+    const { execution: original, targets } = found;
+    if (!FINAL_EXECUTION_STATUSES.includes(original.status)) {
+      throw new ConflictException(
+        `execution ${id} is still ${original.status}; re-run it once it has ended`,
+      );
+    }
+    const failed = [...RERUN_FAILED, ...(dto.includeSkipped ? (['skipped'] as const) : [])];
+    const chosen = dto.only === 'all' ? targets : targets.filter((t) => failed.includes(t.status));
+    if (!chosen.length) {
+      throw new ConflictException(
+        `nothing to re-run: no target of execution ${id} is ${failed.join(', ')}`,
+      );
+    }
+    const job = await this.executor.openStoredJob(id);
+    if (!job) {
+      throw new ConflictException(
+        `execution ${id} can not be re-run: its job is no longer stored ` +
+          '(it ended with executor.keepJobForRerun off, or before reruns were kept)',
+      );
+    }
+    const serverIds = chosen.map((t) => t.serverId);
+    const servers = await this.servers.findByIdsAndTags({ serverIds });
+    const view = await this.start({
+      name: original.name ?? undefined,
+      jobId: original.jobId ?? undefined,
+      eventId: original.eventId ?? undefined,
+      userId: original.userId ?? undefined,
+      idempotencyKey: idem.idempotencyKey,
+      requestHash,
+      rerunOf: id,
+      request: { ...original.request, targets: { serverIds } },
+      servers,
+      job,
+    });
+    this.metrics.reruns.inc({ only: dto.only });
+    return view;
+  }
+
+  private assertAccepting(): void {
+    if (!this.accepting) throw new ServiceUnavailableException('the service is shutting down');
+  }
+
+  /** The scoped key to store (if any), or the execution a retry with it already made. */
+  private async idempotency(
+    key: string | undefined,
+    scope: string,
+    requestHash: string,
+  ): Promise<{ idempotencyKey?: string; replayed?: ExecutionView }> {
+    if (key === undefined) return {};
+    if (!/^[\x21-\x7e]{1,200}$/.test(key)) {
+      throw new BadRequestException('Idempotency-Key must be 1-200 visible ASCII characters');
+    }
+    const idempotencyKey = `${scope}.${sha256(key)}`;
+    const existing = await this.repo.findByIdempotencyKey(idempotencyKey);
+    return existing ? { replayed: await this.replay(existing, requestHash) } : { idempotencyKey };
+  }
+
+  /** Stores a new execution with its sealed job and hands its plan to the executor. */
+  private async start(
+    e: NewExecution & { servers: ServerEntity[]; job: SealedJob; notify?: NotifyDto | null },
+  ): Promise<ExecutionView> {
+    const { servers, job, request: r } = e;
+    const execution = newExecution({
+      ...e,
+      // Alone, the accepting process drives it; with a shared queue, whoever picks it up.
+      ownerId: this.config.queue.redisUrl ? undefined : this.config.replicaId,
+    });
+    const batch = r.batch ?? null;
+    const batches = batchNumbers(batch, servers.length);
     const targets = servers.map((s, position) =>
       newTarget(execution.id, position, s, batches[position]),
     );
-    const job = {
-      script: { type: dto.script.type, content: dto.script.content },
-      env,
-      input: dto.input ?? null,
-    };
     try {
-      const notify = this.notifications?.newRow(execution.id, dto.notify);
+      const notify = this.notifications?.newRow(execution.id, e.notify);
       const sealed = this.executor.seal(execution.id, job);
       await this.repo.create(execution, targets, sealed, notify ? [notify] : []);
-    } catch (e) {
+    } catch (err) {
       // Two identical retries raced: the unique key lets exactly one through.
-      if (idempotencyKey) {
-        const existing = await this.repo.findByIdempotencyKey(idempotencyKey);
-        if (existing) return this.replay(existing, requestHash);
+      if (e.idempotencyKey) {
+        const existing = await this.repo.findByIdempotencyKey(e.idempotencyKey);
+        if (existing) return this.replay(existing, e.requestHash ?? '');
       }
-      throw e;
+      throw err;
     }
 
     const plan: ExecutionPlan = {
@@ -152,11 +239,11 @@ export class JobsService {
         endpoint: () => this.servers.getEndpoint(s.id),
       })),
       ...job,
-      timeoutSeconds,
-      helperMode,
-      concurrency,
-      maxErrors: resolveMaxErrors(dto.maxErrors, servers.length),
-      failFast: dto.failFast ?? false,
+      timeoutSeconds: r.timeoutSeconds,
+      helperMode: r.helperMode,
+      concurrency: r.concurrency,
+      maxErrors: resolveMaxErrors(r.maxErrors, servers.length),
+      failFast: r.failFast,
       batch: batchPlan(batch, batches),
       priorFailures: 0,
       ended: [],
@@ -235,7 +322,27 @@ export class JobsService {
   async list(q: ListExecutionsQuery): Promise<ExecutionPage> {
     const limit = q.limit ?? DEFAULT_LIST_LIMIT;
     const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
-    const rows = await this.repo.list({ status: q.status, limit, cursor });
+    const createdAfter = q.createdAfter === undefined ? undefined : Date.parse(q.createdAfter);
+    const createdBefore = q.createdBefore === undefined ? undefined : Date.parse(q.createdBefore);
+    if (
+      createdAfter !== undefined &&
+      createdBefore !== undefined &&
+      createdAfter >= createdBefore
+    ) {
+      throw new BadRequestException('createdAfter must be earlier than createdBefore');
+    }
+    const rows = await this.repo.list({
+      status: q.status,
+      serverId: q.serverId?.toLowerCase(),
+      jobId: q.jobId,
+      userId: q.userId,
+      eventId: q.eventId,
+      name: q.name === undefined ? undefined : prefixRange(q.name),
+      createdAfter,
+      createdBefore,
+      limit,
+      cursor,
+    });
     const targets = await this.repo.targetsOf(rows.map((r) => r.id));
     const items = rows.map((r) =>
       executionView(

@@ -95,6 +95,11 @@ export class MetricsService {
     'cronium_ssh_breaker_opens_total',
     'Circuit-breaker openings',
   );
+  readonly reruns = this.counter(
+    'cronium_execution_reruns_total',
+    'Executions started by POST /v1/executions/:id/rerun, by scope (failed or all)',
+    ['only'],
+  );
 
   readonly notificationDeliveries = this.counter(
     'cronium_notification_deliveries_total',

@@ -5,14 +5,27 @@ import type { ExecutionRecord, TargetRecord } from '../executions/records';
 import { ExecutionStatus, TERMINAL_TARGET_STATUSES } from '../executions/statuses';
 import { ExecutionEntity, ExecutionTargetEntity } from './entities';
 import { FastSql, FastTable } from './fast-sql';
+import { nameColumn, NameRange, whereNameIn } from './name-prefix';
 
 export interface ExecutionWithTargets {
   execution: ExecutionEntity;
   targets: ExecutionTargetEntity[];
 }
 
+/** Every filter given must hold (AND). */
 export interface ListQuery {
-  status?: ExecutionStatus;
+  /** Any of these. */
+  status?: ExecutionStatus[];
+  /** Has a target on this server. */
+  serverId?: string;
+  jobId?: string;
+  userId?: string;
+  eventId?: string;
+  /** The name lies in this range (a prefix: see prefixRange). */
+  name?: NameRange;
+  /** createdAfter <= createdAt < createdBefore (epoch ms). */
+  createdAfter?: number;
+  createdBefore?: number;
   limit: number;
   /** Opaque: `<createdAt>.<id>` of the last item of the previous page. */
   cursor?: { createdAt: number; id: string };
@@ -85,7 +98,23 @@ export class ExecutionsRepository {
       .orderBy('e.createdAt', 'DESC')
       .addOrderBy('e.id', 'DESC')
       .take(q.limit);
-    if (q.status) qb.andWhere('e.status = :status', { status: q.status });
+    if (q.status?.length) qb.andWhere('e.status IN (:...status)', { status: q.status });
+    for (const label of ['jobId', 'userId', 'eventId'] as const) {
+      if (q[label] !== undefined) qb.andWhere(`e.${label} = :${label}`, { [label]: q[label] });
+    }
+    if (q.serverId) {
+      qb.andWhere(
+        'EXISTS (SELECT 1 FROM execution_targets t WHERE t."executionId" = e.id AND t."serverId" = :serverId)',
+        { serverId: q.serverId },
+      );
+    }
+    if (q.name) whereNameIn(qb, nameColumn(this.db, 'e'), q.name);
+    if (q.createdAfter !== undefined) {
+      qb.andWhere('e.createdAt >= :after', { after: q.createdAfter });
+    }
+    if (q.createdBefore !== undefined) {
+      qb.andWhere('e.createdAt < :before', { before: q.createdBefore });
+    }
     if (q.cursor) {
       qb.andWhere('(e.createdAt < :c OR (e.createdAt = :c AND e.id < :id))', {
         c: q.cursor.createdAt,
@@ -146,7 +175,10 @@ export class ExecutionsRepository {
     return (r.affected ?? 0) > 0;
   }
 
-  /** The sealed job of an unfinished execution (null once it ended, or never stored). */
+  /**
+   * The sealed job of an execution: null when never stored, or cleared at its end
+   * (executor.keepJobForRerun off).
+   */
   async payloadOf(id: string): Promise<string | null> {
     const row = await this.executions
       .createQueryBuilder('e')

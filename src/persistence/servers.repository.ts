@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, FindOptionsWhere, In, IsNull, Repository } from 'typeorm';
 import { ServerEntity } from './entities/server.entity';
 import { FastSql, FastTable } from './fast-sql';
+import { nameColumn, NameRange, whereNameIn } from './name-prefix';
 
 /** The endpoint a host key was seen on: a pin is only learned while the server still has it. */
 export type ServerEndpointFields = Pick<ServerEntity, 'host' | 'port' | 'username'>;
@@ -23,9 +24,16 @@ export class ServersRepository {
     await this.servers.insert(server);
   }
 
-  /** Every server, ordered by name. */
-  list(): Promise<ServerEntity[]> {
-    return this.servers.find({ order: { name: 'ASC' } });
+  /**
+   * Servers ordered by name (code-point order), with a name in `name` (a prefix range) and
+   * after `afterName` when given. Tags are filtered by the caller.
+   */
+  list(q: { name?: NameRange; afterName?: string } = {}): Promise<ServerEntity[]> {
+    const col = nameColumn(this.servers.manager.connection, 's');
+    const qb = this.servers.createQueryBuilder('s').orderBy(col, 'ASC');
+    if (q.name) whereNameIn(qb, col, q.name);
+    if (q.afterName !== undefined) qb.andWhere(`${col} > :afterName`, { afterName: q.afterName });
+    return qb.getMany();
   }
 
   async findById(id: string): Promise<ServerEntity | null> {

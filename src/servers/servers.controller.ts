@@ -1,4 +1,15 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  Param,
+  Patch,
+  Post,
+  Query,
+  Res,
+} from '@nestjs/common';
 import {
   ApiBadRequestResponse,
   ApiBearerAuth,
@@ -10,8 +21,10 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
+import type { Response } from 'express';
 import { CheckQuery } from './dto/check-query.dto';
 import { CreateServerDto } from './dto/create-server.dto';
+import { ListServersQuery } from './dto/list-servers-query.dto';
 import { ServerCheckResult, ServerView } from './dto/server-view.dto';
 import { UpdateServerDto } from './dto/update-server.dto';
 import { ServerCheckService } from './server-check.service';
@@ -39,10 +52,28 @@ export class ServersController {
   }
 
   @Get()
-  @ApiOperation({ summary: 'List servers, ordered by name' })
-  @ApiOkResponse({ type: [ServerView] })
-  list(): Promise<ServerView[]> {
-    return this.servers.list();
+  @ApiOperation({
+    summary: 'List servers, ordered by name',
+    description:
+      'The body stays an array of servers. With `limit`, a page: the `X-Next-Cursor` ' +
+      'header, when present, is the `cursor` of the next one.',
+  })
+  @ApiOkResponse({
+    type: [ServerView],
+    headers: {
+      'X-Next-Cursor': {
+        description: 'cursor of the next page; absent on the last one',
+        schema: { type: 'string' },
+      },
+    },
+  })
+  async list(
+    @Query() q: ListServersQuery,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<ServerView[]> {
+    const { items, nextCursor } = await this.servers.list(q);
+    if (nextCursor) res.setHeader('X-Next-Cursor', nextCursor);
+    return items;
   }
 
   @Get(':id')

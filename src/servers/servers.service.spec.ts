@@ -195,9 +195,43 @@ describe('ServersService (SQLite)', () => {
 
     it('lists servers ordered by name', async () => {
       for (const name of ['m', 'b', 'z', 'a']) await svc.create(base({ name }));
-      expect((await svc.list()).map((s) => s.name)).toEqual(['a', 'b', 'm', 'z']);
-      for (const v of await svc.list())
+      expect((await svc.list()).items.map((s) => s.name)).toEqual(['a', 'b', 'm', 'z']);
+      for (const v of (await svc.list()).items)
         for (const f of SECRET_FIELDS) expect(v).not.toHaveProperty(f);
+    });
+
+    it('filters by every tag (AND) and a literal name prefix, and pages by cursor', async () => {
+      const servers: [string, string[]][] = [
+        ['web-1', ['web', 'eu']],
+        ['web-2', ['web']],
+        ['web_3', ['web', 'eu']],
+        ['webX', ['eu']],
+        ['50%-off', ['eu']],
+        ['500', ['eu']],
+        ['db-1', ['db', 'eu']],
+      ];
+      for (const [name, tags] of servers) await svc.create(base({ name, tags }));
+      const names = async (q: Parameters<ServersService['list']>[0]) =>
+        (await svc.list(q)).items.map((s) => s.name);
+      expect(await names({ tag: ['web', 'eu'] })).toEqual(['web-1', 'web_3']);
+      expect(await names({ tag: ['web'] })).toEqual(['web-1', 'web-2', 'web_3']);
+      expect(await names({ tag: ['nope'] })).toEqual([]);
+      expect(await names({ name: 'web-' })).toEqual(['web-1', 'web-2']);
+      // `_` and `%` are plain characters, not LIKE wildcards
+      expect(await names({ name: 'web_' })).toEqual(['web_3']);
+      expect(await names({ name: '50%' })).toEqual(['50%-off']);
+      expect(await names({ name: 'WEB' })).toEqual([]);
+      expect(await names({ name: 'web', tag: ['eu'] })).toEqual(['web-1', 'webX', 'web_3']);
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await svc.list({ tag: ['eu'], limit: 2, cursor });
+        expect(page.items.length).toBeLessThanOrEqual(2);
+        seen.push(...page.items.map((s) => s.name));
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+      expect(seen).toEqual(['50%-off', '500', 'db-1', 'web-1', 'webX', 'web_3']);
+      await expect(svc.list({ cursor: 'bm90LWEtY3Vyc29y' })).rejects.toThrow(/cursor/);
     });
 
     it('refuses a duplicate name with 409', async () => {
@@ -205,7 +239,7 @@ describe('ServersService (SQLite)', () => {
       await expect(svc.create(base({ host: '10.0.0.2' }))).rejects.toBeInstanceOf(
         ConflictException,
       );
-      expect(await svc.list()).toHaveLength(1);
+      expect((await svc.list()).items).toHaveLength(1);
     });
 
     it('maps a unique-index race to 409', async () => {
@@ -571,7 +605,7 @@ describe('ServersService (SQLite)', () => {
       const z = await svc.create(base({ name: 'z' }));
       await bad(svc.update(a, { jumpServerId: z.id }), /would be 4 hops/);
       expect((await svc.get(a)).jumpServerId).toBeNull();
-      expect((await svc.list()).map((s) => s.name).sort()).toEqual([
+      expect((await svc.list()).items.map((s) => s.name).sort()).toEqual([
         'd',
         'hop-0',
         'hop-1',

@@ -8,6 +8,8 @@ import {
 } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { Observable, Subject } from 'rxjs';
+import { badCursor, decodeOpaque, encodeOpaque } from '../common/opaque-cursor';
+import { prefixRange } from '../common/query-list';
 import { SecretBox, SecretBoxError } from '../common/secret-box';
 import { AppConfig } from '../config/app-config';
 import { TargetError } from '../executions/error-codes';
@@ -16,6 +18,7 @@ import { ServersRepository } from '../persistence/servers.repository';
 import { isUniqueViolation } from '../persistence/write-errors';
 import { SeenHostKey, SshEndpoint } from '../ssh/ssh.types';
 import { CreateServerDto } from './dto/create-server.dto';
+import { ListServersQuery } from './dto/list-servers-query.dto';
 import { ServerView } from './dto/server-view.dto';
 import { UpdateServerDto } from './dto/update-server.dto';
 import { HostKeyFormatError, parseHostKeyInput, ParsedHostKey } from './host-key';
@@ -50,6 +53,15 @@ const ENDPOINT_TTL_MS = 60_000;
 
 const STRICT_HINT =
   'the host-key policy is strict, so a server needs its host key (an OpenSSH public key line or a SHA256:… fingerprint)';
+
+/** The name a servers cursor (encodeOpaque of ['server', name]) goes on after. */
+function decodeServerCursor(cursor: string): string {
+  const v = decodeOpaque(cursor);
+  if (!Array.isArray(v) || v.length !== 2 || v[0] !== 'server' || typeof v[1] !== 'string') {
+    throw badCursor('not a servers cursor');
+  }
+  return v[1];
+}
 
 /**
  * The server inventory: CRUD with credentials sealed at rest (AES-256-GCM bound to the
@@ -143,9 +155,27 @@ export class ServersService implements OnModuleDestroy {
     return this.toView(entity);
   }
 
-  async list(): Promise<ServerView[]> {
-    const rows = await this.repo.list();
-    return rows.map((r) => this.toView(r));
+  /**
+   * Servers by name: those carrying every tag of `tag`, whose name starts with `name`,
+   * after the cursor's; `limit` a page (nextCursor set when it was full), else all of them.
+   */
+  async list(
+    q: ListServersQuery = {},
+  ): Promise<{ items: ServerView[]; nextCursor: string | null }> {
+    const rows = await this.repo.list({
+      name: q.name === undefined ? undefined : prefixRange(q.name),
+      afterName: q.cursor === undefined ? undefined : decodeServerCursor(q.cursor),
+    });
+    const tags = q.tag ?? [];
+    // Tags live in a JSON text column (one schema for both databases); the inventory is
+    // small enough to filter here.
+    const matching = rows.filter((r) => tags.every((t) => (r.tags ?? []).includes(t)));
+    const page = q.limit === undefined ? matching : matching.slice(0, q.limit);
+    const more = q.limit !== undefined && matching.length > q.limit;
+    return {
+      items: page.map((r) => this.toView(r)),
+      nextCursor: more ? encodeOpaque(['server', page[page.length - 1].name]) : null,
+    };
   }
 
   async get(id: string): Promise<ServerView> {

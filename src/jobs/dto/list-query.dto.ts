@@ -1,16 +1,83 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsInt, IsOptional, IsString, IsUUID, Max, Min } from 'class-validator';
+import {
+  ArrayMaxSize,
+  IsIn,
+  IsInt,
+  IsNotEmpty,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Max,
+  MaxLength,
+  Min,
+} from 'class-validator';
+import { NamePrefix, QueryList, QueryTimestamp } from '../../common/query-list';
 import { QueryInt } from '../../common/validation';
 import { EXECUTION_STATUSES, ExecutionStatus } from '../../executions/statuses';
 
 /** Page size of GET /v1/executions when `limit` is absent. */
 export const DEFAULT_LIST_LIMIT = 50;
 
+/** A label filter (jobId, userId, eventId): the exact value a job was given. */
+const Label = (property: string) =>
+  applyDecorators(
+    ApiPropertyOptional({
+      maxLength: 200,
+      description: `Only executions whose ${property} is this`,
+    }),
+    IsOptional(),
+    IsString({ message: `${property} must be one string (give it once)` }),
+    IsNotEmpty({ message: `${property} must not be empty` }),
+    MaxLength(200),
+  );
+
+/** `GET /v1/executions`: every filter given must hold (AND); newest first. */
 export class ListExecutionsQuery {
-  @ApiPropertyOptional({ enum: [...EXECUTION_STATUSES] })
+  @ApiPropertyOptional({
+    type: [String],
+    enum: [...EXECUTION_STATUSES],
+    description: 'Any of these statuses: repeat it (status=a&status=b) or list it (status=a,b)',
+  })
   @IsOptional()
-  @IsIn(EXECUTION_STATUSES)
-  status?: ExecutionStatus;
+  @QueryList()
+  @ArrayMaxSize(EXECUTION_STATUSES.length * 2)
+  @IsIn(EXECUTION_STATUSES, {
+    each: true,
+    message: `status must be one or more of ${EXECUTION_STATUSES.join(', ')}`,
+  })
+  status?: ExecutionStatus[];
+
+  @ApiPropertyOptional({
+    format: 'uuid',
+    description: 'Only executions with this server as a target',
+  })
+  @IsOptional()
+  @IsUUID('all', { message: 'serverId must be a server id (UUID)' })
+  serverId?: string;
+
+  @Label('jobId') jobId?: string;
+  @Label('userId') userId?: string;
+  @Label('eventId') eventId?: string;
+
+  @NamePrefix('executions')
+  name?: string;
+
+  @ApiPropertyOptional({
+    format: 'date-time',
+    description: 'Only executions created at or after this instant (RFC 3339)',
+  })
+  @IsOptional()
+  @QueryTimestamp('createdAfter')
+  createdAfter?: string;
+
+  @ApiPropertyOptional({
+    format: 'date-time',
+    description: 'Only executions created before this instant (RFC 3339)',
+  })
+  @IsOptional()
+  @QueryTimestamp('createdBefore')
+  createdBefore?: string;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 200, default: DEFAULT_LIST_LIMIT })
   @IsOptional()

@@ -5,6 +5,7 @@ import { epochMs, jsonText } from '../columns';
 
 @Entity('execution_targets')
 @Index(['executionId', 'position'])
+@Index('IDX_execution_targets_serverId_executionId', ['serverId', 'executionId'])
 export class ExecutionTargetEntity implements TargetRecord {
   /** Also the remote run directory's name. */
   @PrimaryColumn({ type: 'varchar', length: 36 }) id!: string;

@@ -7,6 +7,12 @@ import { epochMs, jsonText } from '../columns';
 @Entity('executions')
 @Index(['createdAt', 'id'])
 @Index(['finishedAt'])
+// Filters of GET /v1/executions (migration FindAndRerun1765200000000; the name index is
+// COLLATE "C" on PostgreSQL, which a decorator cannot say).
+@Index('IDX_executions_jobId_createdAt', ['jobId', 'createdAt'])
+@Index('IDX_executions_userId_createdAt', ['userId', 'createdAt'])
+@Index('IDX_executions_eventId_createdAt', ['eventId', 'createdAt'])
+@Index('IDX_executions_status_createdAt', ['status', 'createdAt'])
 export class ExecutionEntity implements ExecutionRecord {
   @PrimaryColumn({ type: 'varchar', length: 36 }) id!: string;
   @Column({ type: 'varchar', length: 200, nullable: true }) name!: string | null;
@@ -26,6 +32,12 @@ export class ExecutionEntity implements ExecutionRecord {
   cancelRequestedAt!: number | null;
   @Column({ type: 'varchar', length: 64, nullable: true }) requestHash!: string | null;
   @Column({ type: 'text', nullable: true }) reason!: string | null;
-  /** The sealed job (script, env, input) while unfinished; never selected with the record. */
+  @Index('IDX_executions_rerunOf')
+  @Column({ type: 'varchar', length: 36, nullable: true })
+  rerunOf!: string | null;
+  /**
+   * The sealed job (script, env, input): kept after the end for a rerun unless
+   * executor.keepJobForRerun is off; never selected with the record.
+   */
   @Column({ type: 'text', nullable: true, select: false }) payload?: string | null;
 }
