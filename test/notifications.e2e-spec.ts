@@ -179,6 +179,35 @@ describe('completion notifications', () => {
     expect(r.got).toHaveLength(1);
   });
 
+  it("a rerun notifies too, at the original's URL and signed with its secret", async () => {
+    const r = await receiver();
+    const secret = 'rerun-secret-' + Math.random().toString(36).slice(2);
+    const res = await submit(t, serverId, {
+      script: { type: 'bash', content: 'exit 3' },
+      notify: { url: r.url('/again'), secret },
+    });
+    await waitForExecution(t, res.body.id);
+    await settled(t, res.body.id);
+    const again = await t
+      .http()
+      .post(`/v1/executions/${res.body.id}/rerun`)
+      .set(t.auth)
+      .send({ only: 'failed' });
+    expect(again.status).toBe(202);
+    await waitForExecution(t, again.body.id);
+    const n = await settled(t, again.body.id);
+    expect(n).toMatchObject({ status: 'delivered', url: r.url('/again'), signed: true });
+    expect(r.got).toHaveLength(2);
+    const got = r.got[1];
+    expect(got.headers['x-cronium-delivery']).toBe(n.deliveryId);
+    const hmac = createHmac('sha256', secret).update(got.raw).digest('hex');
+    expect(got.headers['x-cronium-signature']).toBe(`sha256=${hmac}`);
+    expect(JSON.parse(got.raw.toString('utf8')).execution).toMatchObject({
+      id: again.body.id,
+      rerunOf: res.body.id,
+    });
+  });
+
   it('a failing receiver is retried with backoff up to maxAttempts, every attempt visible', async () => {
     const r = await receiver((_r, _n, res) => res.writeHead(503).end('down for maintenance'));
     const metrics = async () => {

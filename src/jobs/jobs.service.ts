@@ -162,6 +162,9 @@ export class JobsService {
           '(it ended with executor.keepJobForRerun off, or before reruns were kept)',
       );
     }
+    // the original's notification too, checked against today's allow list
+    const notify = (await this.notifications?.notifyOf(id)) ?? null;
+    this.notifications?.check(notify);
     const serverIds = chosen.map((t) => t.serverId);
     const servers = await this.servers.findByIdsAndTags({ serverIds });
     const view = await this.start({
@@ -174,6 +177,7 @@ export class JobsService {
       rerunOf: id,
       request: { ...original.request, targets: { serverIds } },
       servers,
+      notify,
       job,
     });
     this.metrics.reruns.inc({ only: dto.only });

@@ -95,6 +95,17 @@ export class NotificationsService implements OnModuleInit, OnModuleDestroy {
     return this.repo.insertStep(row);
   }
 
+  /**
+   * The `notify` an execution was submitted with (its secret unsealed), for a rerun of it;
+   * null when it had none.
+   */
+  async notifyOf(executionId: string): Promise<NotifyDto | null> {
+    const [first] = await this.repo.ofExecution(executionId);
+    if (!first) return null;
+    const n = first.notification;
+    return { url: n.url, ...(n.secret ? { secret: this.box.open(n.secret, n.id) } : {}) };
+  }
+
   /** An execution ended here: look for its notification now rather than at the next poll. */
   executionEnded(): void {
     if (!this.stopped) setImmediate(() => this.kick());
