@@ -84,5 +84,21 @@ describe('metrics, health and API docs', () => {
       expect(paths).toContain(p);
     }
     expect(JSON.stringify(doc.body.components.schemas.CreateJobDto)).toContain('helperMode');
+    // the execution routes say what they answer
+    const ref = (p: string, method: string, code: string) =>
+      JSON.stringify(doc.body.paths[p][method].responses[code].content['application/json'].schema);
+    const view = '#/components/schemas/ExecutionView';
+    expect(ref('/v1/jobs', 'post', '202')).toContain(view);
+    expect(ref('/v1/executions/{id}', 'get', '200')).toContain(view);
+    expect(ref('/v1/executions/{id}/rerun', 'post', '202')).toContain(view);
+    expect(ref('/v1/executions', 'get', '200')).toContain('#/components/schemas/ExecutionPage');
+    expect(ref('/v1/executions/{id}/logs', 'get', '200')).toContain('#/components/schemas/LogPage');
+    const { ExecutionView, TargetView } = doc.body.components.schemas;
+    expect(Object.keys(ExecutionView.properties)).toEqual(
+      expect.arrayContaining(['id', 'status', 'rerunOf', 'reason', 'summary', 'targets']),
+    );
+    expect(Object.keys(TargetView.properties)).toEqual(
+      expect.arrayContaining(['serverId', 'status', 'exitCode', 'error', 'batch', 'phases']),
+    );
   });
 });

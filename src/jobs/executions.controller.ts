@@ -5,11 +5,13 @@ import {
   ApiConflictResponse,
   ApiHeader,
   ApiNotFoundResponse,
+  ApiOkResponse,
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ServiceTokensService } from '../auth/service-tokens.service';
+import { ExecutionPage, ExecutionView, LogPage } from '../executions/execution-view.dto';
 import { GetExecutionQuery, ListExecutionsQuery, LogsQuery } from './dto/list-query.dto';
 import { RerunDto } from './dto/rerun.dto';
 import { JobsService } from './jobs.service';
@@ -22,6 +24,7 @@ export class ExecutionsController {
 
   @Get()
   @ApiOperation({ summary: 'List executions, newest first' })
+  @ApiOkResponse({ type: ExecutionPage })
   list(@Query() q: ListExecutionsQuery) {
     return this.jobs.list(q);
   }
@@ -30,6 +33,8 @@ export class ExecutionsController {
   @ApiOperation({
     summary: 'One execution with its per-server results; ?wait=N waits up to N s for its end',
   })
+  @ApiOkResponse({ type: ExecutionView })
+  @ApiNotFoundResponse({ description: 'no such execution' })
   get(@Param('id') id: string, @Query() q: GetExecutionQuery) {
     return q.wait ? this.jobs.waitForEnd(id, q.wait) : this.jobs.view(id);
   }
@@ -37,6 +42,12 @@ export class ExecutionsController {
   @Post(':id/cancel')
   @HttpCode(202)
   @ApiOperation({ summary: 'Cancel a running execution (remote process trees are killed)' })
+  @ApiAcceptedResponse({
+    type: ExecutionView,
+    description: 'the execution as it was asked to stop',
+  })
+  @ApiNotFoundResponse({ description: 'no such execution' })
+  @ApiConflictResponse({ description: 'the execution has already ended' })
   cancel(@Param('id') id: string) {
     return this.jobs.cancel(id);
   }
@@ -52,6 +63,7 @@ export class ExecutionsController {
   })
   @ApiHeader({ name: 'Idempotency-Key', required: false })
   @ApiAcceptedResponse({
+    type: ExecutionView,
     description: 'the new execution, as GET /v1/executions/:id shows it, with `rerunOf` set',
   })
   @ApiNotFoundResponse({ description: 'no such execution, or a chosen server was deleted' })
@@ -71,6 +83,8 @@ export class ExecutionsController {
   @ApiOperation({
     summary: 'Log entries by sequence number; format=text gives [server-name] lines',
   })
+  @ApiOkResponse({ type: LogPage, description: 'JSON; with format=text, text/plain lines' })
+  @ApiNotFoundResponse({ description: 'no such execution' })
   async logs(
     @Param('id') id: string,
     @Query() q: LogsQuery,

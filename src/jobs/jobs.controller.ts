@@ -1,6 +1,14 @@
 import { Body, Controller, Headers, HttpCode, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
+import {
+  ApiAcceptedResponse,
+  ApiBadRequestResponse,
+  ApiBearerAuth,
+  ApiHeader,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
 import { ServiceTokensService } from '../auth/service-tokens.service';
+import { ExecutionView } from '../executions/execution-view.dto';
 import { CreateJobDto } from './dto/create-job.dto';
 import { JobsService } from './jobs.service';
 
@@ -14,6 +22,8 @@ export class JobsController {
   @HttpCode(202)
   @ApiOperation({ summary: 'Run a script on the targeted servers; returns the new execution' })
   @ApiHeader({ name: 'Idempotency-Key', required: false })
+  @ApiAcceptedResponse({ type: ExecutionView, description: 'the new execution, queued' })
+  @ApiBadRequestResponse({ description: 'the body is invalid; the message names the field' })
   submit(
     @Body() dto: CreateJobDto,
     @Headers('idempotency-key') key?: string,

@@ -1,0 +1,105 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { EXECUTION_STATUSES, TERMINAL_TARGET_STATUSES } from './statuses';
+
+/*
+ * The response schemas of the execution routes, for the OpenAPI document only: the
+ * routes answer with executionView()/targetView() (execution-view.ts), whose fields these
+ * classes describe one for one.
+ */
+
+const TARGET_STATUSES = [
+  'queued',
+  'connecting',
+  'deploying',
+  'running',
+  ...TERMINAL_TARGET_STATUSES,
+];
+
+export class TargetErrorView {
+  @ApiProperty({
+    description:
+      'host_key_mismatch, auth_failed, connect_failed, deploy_failed, tunnel_failed, ' +
+      'connection_lost, runner_error, interpreter_missing, orchestrator_restarted, ' +
+      'internal_error, timed_out, cancelled, batch_failed, become_failed',
+  })
+  code!: string;
+
+  @ApiProperty() message!: string;
+}
+
+export class TargetPhasesView {
+  @ApiProperty({ type: Number, nullable: true }) connectMs!: number | null;
+  @ApiProperty({ type: Number, nullable: true }) deployMs!: number | null;
+  @ApiProperty({ type: Number, nullable: true }) tunnelMs!: number | null;
+  @ApiProperty({ type: Number, nullable: true }) runMs!: number | null;
+}
+
+export class TargetView {
+  @ApiProperty({ format: 'uuid' }) serverId!: string;
+  @ApiProperty() serverName!: string;
+  @ApiProperty({ enum: TARGET_STATUSES }) status!: string;
+  @ApiProperty({ type: Number, nullable: true }) exitCode!: number | null;
+  @ApiProperty({ type: String, nullable: true, example: 'SIGKILL' }) signal!: string | null;
+  @ApiPropertyOptional({ type: TargetErrorView }) error?: TargetErrorView;
+  @ApiProperty({ type: String, nullable: true, enum: ['api', 'bundled'] })
+  helperMode!: string | null;
+  @ApiPropertyOptional({ description: 'why auto mode fell back to bundled' })
+  fallbackReason?: string;
+  @ApiProperty({ nullable: true, description: 'what the script set with setOutput (any JSON)' })
+  output!: unknown;
+  @ApiProperty({ type: Boolean, nullable: true }) condition!: boolean | null;
+  @ApiProperty({ description: 'output was cut at limits.maxOutputBytes' }) truncated!: boolean;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) startedAt!: string | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) finishedAt!: string | null;
+  @ApiProperty({ type: Number, nullable: true }) durationMs!: number | null;
+  @ApiProperty({ type: TargetPhasesView }) phases!: TargetPhasesView;
+  @ApiProperty({ type: String, nullable: true }) replicaId!: string | null;
+  @ApiPropertyOptional({ minimum: 1, description: 'its rolling batch, when the job has one' })
+  batch?: number;
+}
+
+export class ExecutionSummaryView {
+  @ApiProperty() total!: number;
+  @ApiProperty() succeeded!: number;
+  @ApiProperty() failed!: number;
+  @ApiProperty() timedOut!: number;
+  @ApiProperty() cancelled!: number;
+  @ApiProperty() skipped!: number;
+}
+
+export class ExecutionView {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ type: String, nullable: true }) name!: string | null;
+  @ApiProperty({ type: String, nullable: true }) jobId!: string | null;
+  @ApiProperty({ type: String, nullable: true }) eventId!: string | null;
+  @ApiProperty({ type: String, nullable: true }) userId!: string | null;
+  @ApiProperty({ type: String, format: 'uuid', nullable: true, description: 'the re-run one' })
+  rerunOf!: string | null;
+  @ApiProperty({ enum: [...EXECUTION_STATUSES] }) status!: string;
+  @ApiProperty({ type: String, format: 'date-time' }) createdAt!: string;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) startedAt!: string | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) finishedAt!: string | null;
+  @ApiPropertyOptional({ description: 'why the rest of its targets were skipped (batch halt)' })
+  reason?: string;
+  @ApiProperty({ type: ExecutionSummaryView }) summary!: ExecutionSummaryView;
+  @ApiProperty({ type: [TargetView] }) targets!: TargetView[];
+}
+
+export class ExecutionPage {
+  @ApiProperty({ type: [ExecutionView] }) items!: ExecutionView[];
+  @ApiProperty({ type: String, nullable: true, description: 'pass as ?cursor= for the next page' })
+  nextCursor!: string | null;
+}
+
+export class LogEntryView {
+  @ApiProperty() seq!: number;
+  @ApiProperty({ type: String, format: 'uuid', nullable: true }) serverId!: string | null;
+  @ApiProperty({ enum: ['stdout', 'stderr', 'system'] }) stream!: string;
+  @ApiProperty({ format: 'date-time' }) ts!: string;
+  @ApiProperty({ type: String, nullable: true }) text!: string | null;
+}
+
+export class LogPage {
+  @ApiProperty({ type: [LogEntryView] }) entries!: LogEntryView[];
+  @ApiProperty({ description: 'pass as ?afterSeq= for what follows' }) nextSeq!: number;
+}
