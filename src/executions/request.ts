@@ -10,6 +10,12 @@ export type HelperMode = (typeof HELPER_MODES)[number];
 /** The mode a target actually ran with, once `auto` has been decided. */
 export type ResolvedHelperMode = Exclude<HelperMode, 'auto'>;
 
+/** How a job's script is run as another user (`become`); `sudo` is the only method. */
+export interface Become {
+  user: string;
+  method: 'sudo';
+}
+
 /** What the execution was asked to do, minus secrets: env values, input and script stay in memory. */
 export interface ExecutionRequestSummary {
   scriptType: ScriptType;
@@ -17,6 +23,8 @@ export interface ExecutionRequestSummary {
   envNames: string[];
   timeoutSeconds: number;
   helperMode: HelperMode;
+  /** Absent on executions stored before `become` existed. */
+  become?: Become | null;
   concurrency: number;
   maxErrors: number | string | null;
   failFast: boolean;

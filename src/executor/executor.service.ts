@@ -287,6 +287,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       input: job?.input ?? null,
       timeoutSeconds: r.timeoutSeconds,
       helperMode: r.helperMode,
+      become: r.become ?? null,
       concurrency: r.concurrency,
       maxErrors: resolveMaxErrors(r.maxErrors, targets.length),
       failFast: r.failFast,
@@ -327,6 +328,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     this.events.emit(id, { type: 'status', serverId, status: record.status });
     this.events.emit(id, { type: 'result', serverId, data: { ...record, serverId, serverName } });
     this.metrics.targets.inc({ status: record.status });
+    if (record.errorCode === 'become_failed') this.metrics.becomeFailures.inc();
   }
 
   /** Runs `work` for an execution in the background, registered so cancel and drain see it. */

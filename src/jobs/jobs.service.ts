@@ -14,6 +14,7 @@ import { newExecution, newTarget } from '../executions/execution-factory';
 import { resolveMaxErrors } from '../executions/max-errors';
 import { executionView, ExecutionView } from '../executions/execution-view';
 import type { ExecutionPlan } from '../executor/execution-plan';
+import type { Become } from '../executions/request';
 import { ExecutorService } from '../executor/executor.service';
 import type { ExecutionEventRecord, ExecutionRecord } from '../executions/records';
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
@@ -82,6 +83,9 @@ export class JobsService {
     }
 
     const helperMode = dto.helperMode ?? 'auto';
+    const become: Become | null = dto.become
+      ? { user: dto.become.user ?? 'root', method: dto.become.method }
+      : null;
     const concurrency = dto.concurrency ?? this.config.executor.defaultConcurrency;
     const execution = newExecution({
       name: dto.name,
@@ -98,6 +102,7 @@ export class JobsService {
         envNames: Object.keys(env),
         timeoutSeconds,
         helperMode,
+        become,
         concurrency,
         maxErrors: dto.maxErrors ?? null,
         failFast: dto.failFast ?? false,
@@ -134,6 +139,7 @@ export class JobsService {
       ...job,
       timeoutSeconds,
       helperMode,
+      become,
       concurrency,
       maxErrors: resolveMaxErrors(dto.maxErrors, servers.length),
       failFast: dto.failFast ?? false,

@@ -69,6 +69,10 @@ export class MetricsService {
     'cronium_websocket_subscribers',
     'Active websocket subscriptions to execution status streams',
   );
+  readonly becomeFailures = this.counter(
+    'cronium_become_failures_total',
+    "Targets whose script sudo refused to run as the job's become.user (become_failed)",
+  );
   readonly breakerOpens = this.counter(
     'cronium_ssh_breaker_opens_total',
     'Circuit-breaker openings',

@@ -7,6 +7,7 @@ import { Reattach1764600000000 } from './migrations/1764600000000-reattach';
 import { DurableQueue1764700000000 } from './migrations/1764700000000-durable-queue';
 import { Hardening1764800000000 } from './migrations/1764800000000-hardening';
 import { TunnelSocket1764900000000 } from './migrations/1764900000000-tunnel-socket';
+import { Become1765100000000 } from './migrations/1765100000000-become';
 
 export const MIGRATIONS = [
   Initial1763800000000,
@@ -14,6 +15,7 @@ export const MIGRATIONS = [
   DurableQueue1764700000000,
   Hardening1764800000000,
   TunnelSocket1764900000000,
+  Become1765100000000,
 ];
 
 /** `sqlite:<path>` (better-sqlite3, WAL) or `postgres://…`; migrations run on start-up. */

@@ -2,6 +2,7 @@ import { registerDecorator, ValidationArguments, ValidationOptions } from 'class
 import { HostKeyFormatError, parseHostKeyInput } from '../host-key';
 import {
   checkBaseDir,
+  checkBecomePassword,
   checkHost,
   checkName,
   checkPrivateKey,
@@ -45,6 +46,10 @@ export const IsSshUsername = () => rule('isSshUsername', (v, a) => checkUsername
 /** Non-strings are left to `@IsString()`, so one mistake gives one message. */
 export const IsBaseDir = () =>
   rule('isBaseDir', (v, a) => (typeof v === 'string' ? checkBaseDir(v, a.property) : null));
+
+/** null is left to the caller (no password on create; remove it on update). */
+export const IsBecomePassword = () =>
+  rule('isBecomePassword', (v, a) => (v === null ? null : checkBecomePassword(v, a.property)));
 
 /** Every tag matches the tag pattern (array shape and size are checked separately). */
 export const IsTagList = () =>
