@@ -528,7 +528,7 @@ valid_user() {
 # the env and the script as sections, which BECOME_SH, as <user>, writes to
 # a private dir of its own (mktemp -d) before it runs `runner inner` there.
 become() {
-	cr_bu= cr_bp=
+	unset cr_bu cr_bp # never exported, even if the login environment had them
 	{
 		IFS= read -r cr_bu
 		IFS= read -r cr_bp
@@ -542,9 +542,10 @@ become() {
 	elif ! command -v sudo >/dev/null 2>&1; then
 		cr_m="sudo is not installed"
 	elif [ -n "$cr_bp" ]; then
-		cr_m=$(printf '%s\n' "$cr_bp" | sudo -S -k -p '' -u "$cr_bu" -- sh -c : 2>&1 >/dev/null) && cr_m=
+		cr_m=$(printf '%s\n' "$cr_bp" | sudo -S -k -p '' -u "$cr_bu" -- sh -c : 2>&1 >/dev/null) &&
+			cr_m= || cr_m=${cr_m:-refused}
 	else
-		cr_m=$(sudo -n -u "$cr_bu" -- sh -c : 2>&1 </dev/null >/dev/null) && cr_m=
+		cr_m=$(sudo -n -u "$cr_bu" -- sh -c : 2>&1 </dev/null >/dev/null) && cr_m= || cr_m=${cr_m:-refused}
 	fi
 	if [ -n "$cr_m" ] || ! mkfifo -- "$1/.bin" 2>/dev/null; then
 		true 2>/dev/null >"$1/.become"
