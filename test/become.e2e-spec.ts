@@ -153,13 +153,15 @@ describe('become: the script runs as another user (sudo, real sshd)', () => {
       timeoutSeconds: 60,
     });
     await waitForTargetStatus(t, id, 'running');
-    expect(await eventually(async () => (await alive(`sleep 4[012]${n}`)).length === 3)).toBe(true);
+    const started = await eventually(async () => (await alive(`sleep 4[012]${n}`)).length === 3);
+    expect({ started, seen: await alive(`sleep 4[012]${n}`) }).toMatchObject({ started: true });
     const owners = await sh(`ps -o user= -p $(pgrep -d, -f 'sleep 4[012]${n}')`);
     expect(owners.stdout.trim().split('\n')).toEqual(['root', 'root', 'root']);
     expect((await t.http().post(`/v1/executions/${id}/cancel`).set(t.auth)).status).toBe(202);
     const ex = await waitForExecution(t, id);
     expect(ex.targets[0].status).toBe('cancelled');
-    expect(await eventually(async () => (await alive(`sleep 4[012]${n}`)).length === 0)).toBe(true);
+    const gone = await eventually(async () => (await alive(`sleep 4[012]${n}`)).length === 0);
+    expect({ gone, left: await alive(`sleep 4[012]${n}`) }).toEqual({ gone: true, left: [] });
   });
 
   it('runtime helpers are not available as another user: each call says so (bash, python)', async () => {
@@ -176,6 +178,25 @@ describe('become: the script runs as another user (sudo, real sshd)', () => {
     expect(p.stderr).toContain(
       'RuntimeError: cronium.output: runtime helpers are not available to a script run as another user (become)',
     );
+  });
+
+  it('refuses a become.user that is not a user name (400 naming it, nothing runs); an unknown user is become_failed', async () => {
+    const marker = `/tmp/cronium-become-bad-${process.pid}`;
+    for (const user of [`root; touch ${marker}`, `$(touch ${marker})`, 'Root', '-s'] as const) {
+      const res = await t
+        .http()
+        .post('/v1/jobs')
+        .set(t.auth)
+        .send({ targets: { serverIds: [plain] }, ...bash('true', user) });
+      expect([res.status, res.body.message]).toEqual([
+        400,
+        expect.stringMatching(/^become\.user /),
+      ]);
+    }
+    const r = await run(plain, bash(`touch ${marker}`, 'no-such-user'));
+    expect(r.target.error.code).toBe('become_failed');
+    expect(r.stderr).toMatch(/unknown user/);
+    expect(fs.existsSync(marker)).toBe(false);
   });
 
   it('becomePassword is write-only and can be removed', async () => {

@@ -95,9 +95,9 @@ export class BecomeDto {
     description: 'the user the script runs as (a POSIX user name)',
   })
   @IsOptional()
-  @IsString({ message: 'become.user must be a string' })
+  @IsString({ message: 'user must be a string' })
   @Matches(BECOME_USER_RE, {
-    message: `become.user must be a POSIX user name matching ${BECOME_USER_RE.source}`,
+    message: `user must be a POSIX user name matching ${BECOME_USER_RE.source}`,
   })
   user?: string;
 
@@ -106,7 +106,7 @@ export class BecomeDto {
     description:
       "sudo -u <user>: passwordless, or with the server's write-only becomePassword fed on stdin (sudo -S)",
   })
-  @IsIn(['sudo'], { message: 'become.method must be "sudo"' })
+  @IsIn(['sudo'], { message: 'method must be "sudo"' })
   method!: 'sudo';
 }
 
