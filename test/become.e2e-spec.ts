@@ -199,6 +199,17 @@ describe('become: the script runs as another user (sudo, real sshd)', () => {
     expect(fs.existsSync(marker)).toBe(false);
   });
 
+  it('is in the OpenAPI document: become on jobs, write-only becomePassword, hasBecomePassword', async () => {
+    const { schemas } = (await t.http().get('/docs/json')).body.components;
+    expect(schemas.CreateJobDto.properties.become).toBeDefined();
+    expect(schemas.BecomeDto.properties.method.enum).toEqual(['sudo']);
+    expect(schemas.BecomeDto.properties.user).toMatchObject({ default: 'root' });
+    expect(schemas.CreateServerDto.properties.becomePassword.writeOnly).toBe(true);
+    expect(schemas.UpdateServerDto.properties.becomePassword.writeOnly).toBe(true);
+    expect(schemas.ServerView.properties.hasBecomePassword.type).toBe('boolean');
+    expect(schemas.ServerView.properties.becomePassword).toBeUndefined();
+  });
+
   it('becomePassword is write-only and can be removed', async () => {
     const patched = await t
       .http()

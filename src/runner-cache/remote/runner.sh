@@ -14,7 +14,8 @@
 # the exec of the interpreter, the ticker's sleep (one a second) and its rm
 # per heartbeat seen, the grep of kill_marked, the cgroup's mkdir and rmdir
 # (where there is one), the collect answer of a kept run with out/ files,
-# and the rm of `ack`.
+# and the rm of `ack`.  A `become` run adds the sudo check, the sudo that
+# runs the script, `feed` and the become side's bootstrap (see become).
 
 # Processes of one run (v2: the script outlives the channel that started it):
 #   follower   the exec channel's process (verb run or attach): streams the
@@ -31,6 +32,9 @@
 #              deadline and lease, once a second;
 #              after .status it stays behind as the linger that removes a run
 #              dir nobody comes back for.
+#   inner      become only: the script's runner as the target user (a child
+#              of sudo, which replaced the script's process); kills the
+#              script's tree as that user when sudo passes it our TERM.
 #
 # All runner variables are prefixed cr_ so an exported variable of the login
 # environment with a common name (dir, pid, ...) can't be modified under the
