@@ -588,10 +588,14 @@ feed() {
 BECOME_SH='umask 077; set -f; h="CRONIUM2 become"; i=0
 while IFS= read -r l && [ "$l" != "$h" ]; do i=$((i + 1)); [ "$i" -lt 2 ] || exit 125; done
 [ "$l" = "$h" ] || exit 125
-t=$(mktemp -d "${TMPDIR:-/tmp}/cronium-become.XXXXXX") && mkdir -- "$t/$1" && cd -- "$t/$1" || exit 125
+t=$(mktemp -d "${TMPDIR:-/tmp}/cronium-become.XXXXXX") || exit 125
+c() { cd / && rm -rf -- "$t"; }
+trap c EXIT
+mkdir -- "$t/$1" && cd -- "$t/$1" || exit 125
 while IFS=" " read -r n c && [ "$n" != . ]; do
 	case $n in runner | env | script) head -c "$c" >"$n" || exit 125 ;; *) exit 125 ;; esac
 done
+trap - EXIT
 exec sh ./runner inner "$1" "$2" "$3" </dev/null'
 
 # inner <runId> <scriptType> <grace> (the become side, as the target user,
@@ -611,7 +615,13 @@ inner() {
 	esac
 	cr_dir=$PWD cr_grace=$3
 	case ${cr_dir%/*} in */cronium-become.*) ;; *) exit 125 ;; esac
-	stubs "$cr_dir/.helpers" || exit 125
+	# Stopped (or failed) before the script runs: nothing of ours stays in /tmp.
+	trap 'cd / && rm -rf -- "${cr_dir%/*}"; exit 143' TERM
+	if ! stubs "$cr_dir/.helpers"; then
+		printf 'cronium: become: cannot write to %s\n' "${cr_dir%/*}" >&2
+		cd / && rm -rf -- "${cr_dir%/*}"
+		exit 125
+	fi
 	find_setsid
 	(
 		trap - HUP TERM
