@@ -630,12 +630,24 @@ inner() {
 	) &
 	cr_pid=$!
 	trap 'trap "" TERM; kill_tree "$cr_pid" 1' TERM
+	# sudo does not always pass the TERM on before the runner's KILL after the
+	# grace takes it down: sudo gone (we are orphaned), the watcher TERMs us.
+	cr_w=
+	if [ -d "/proc/$PPID" ]; then
+		cr_sudo=$PPID
+		(
+			while [ -d "/proc/$cr_sudo" ]; do sleep 1; done
+			kill -TERM $$
+		) </dev/null >/dev/null 2>&1 &
+		cr_w=$!
+	fi
 	while :; do
 		wait "$cr_pid"
 		cr_rc=$?
 		kill -0 "$cr_pid" 2>/dev/null || break
 	done
 	trap '' TERM
+	[ -z "$cr_w" ] || kill -KILL "$cr_w" 2>/dev/null
 	kill_tree "$cr_pid" 0
 	kill_marked
 	cd / && rm -rf -- "${cr_dir%/*}"
