@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-deps.sh
-apt_install /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client python3:python3 pgrep:procps setsid:util-linux
+apt_install /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client python3:python3 pgrep:procps setsid:util-linux sudo:sudo
 node_deps
 # Lint and format first: seconds, and a failure here needs no sshd to explain it.
 npm run --silent lint

@@ -341,6 +341,7 @@ describe('bad input, table-driven: every route, every category', () => {
     ['tags', 'strArr', false],
     ['baseDir', 'nullableStr', false],
     ['jumpServerId', 'nullableStr', false],
+    ['becomePassword', 'nullableStr', false],
   ];
   // An optional job field given as null means absent (clients echo the nulls of an
   // execution view); only the target lists refuse it.
@@ -497,6 +498,12 @@ describe('bad input, table-driven: every route, every category', () => {
       for (const v of ['[]', '[{}]', '"x"', '1', 'null', 'true']) {
         cases.push(caseOf(r, 'wrong type', `body=${v}`, v));
       }
+    }
+    // become is not in the base job body (that would need sudo on this sshd)
+    const become = ['"x"', '1', '[]', 'true', '{}', '{"method":1}', '{"method":"su"}'];
+    for (const u of WRONG.nullableStr) become.push(`{"method":"sudo","user":${u}}`);
+    for (const v of become) {
+      cases.push(caseOf(routes()[2], 'wrong type', `become=${v}`, withRaw(jobBody(), 'become', v)));
     }
     // a text/plain condition that is not a boolean
     for (const v of ['yes', '1', 'TRUE', 'true false', '']) {
@@ -1135,6 +1142,9 @@ describe('bad input, table-driven: every route, every category', () => {
         ['timeoutSeconds', evil],
         ['concurrency', evil],
         ['failFast', evil],
+        ['become', { user: evil, method: 'sudo' }],
+        ['become', { user: `root${evil}`, method: 'sudo' }],
+        ['become', { method: `sudo${evil}` }],
       ] as [string, unknown][]) {
         cases.push(
           caseOf(
@@ -1192,6 +1202,15 @@ describe('bad input, table-driven: every route, every category', () => {
         cases.push(
           caseOf(patch, 'shell metacharacters / newlines', 'name with a newline', { name: evil }),
         );
+        // a sudo password may hold any text but a line break (it is one line on sudo's stdin)
+        const pw = { becomePassword: evil };
+        cases.push(
+          caseOf(srv, 'shell metacharacters / newlines', 'becomePassword', {
+            ...serverBody(),
+            ...pw,
+          }),
+        );
+        cases.push(caseOf(patch, 'shell metacharacters / newlines', 'becomePassword', pw));
         cases.push({
           category: 'shell metacharacters / newlines',
           name: 'key with a newline',

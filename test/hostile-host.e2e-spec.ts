@@ -1,35 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import {
-  logsOf,
-  registerServer,
-  runDirsIn,
-  startApp,
-  TestApp,
-  waitForExecution,
-} from './support/app';
+import { logsOf, registerServer, runDirsIn, runJob, startApp, TestApp } from './support/app';
 import { alive, eventually } from './support/processes';
 import { ensureTestUser, SshdInstance, startSshd } from './support/sshd';
-
-/** Posts a job on one server and waits for its end; the execution and its log. */
-async function runJob(t: TestApp, serverId: string, body: Record<string, unknown>) {
-  const res = await t
-    .http()
-    .post('/v1/jobs')
-    .set(t.auth)
-    .send({ targets: { serverIds: [serverId] }, timeoutSeconds: 30, ...body });
-  if (res.status !== 202)
-    throw new Error(`POST /v1/jobs: ${res.status} ${JSON.stringify(res.body)}`);
-  const ex = await waitForExecution(t, res.body.id);
-  const logs = await logsOf(t, ex.id);
-  const text = (stream: string) =>
-    logs
-      .filter((l) => l.stream === stream)
-      .map((l) => l.text)
-      .join('\n');
-  return { ex, target: ex.targets[0], stdout: text('stdout'), stderr: text('stderr') };
-}
 
 /**
  * A minimal server: its login PATH (sshd `SetEnv PATH=`) is a directory holding every

@@ -10,6 +10,8 @@ export type TargetErrorCode =
   /** The script's interpreter (bash, python3, node) is not on the server's PATH. */
   | 'interpreter_missing'
   | 'orchestrator_restarted'
+  /** sudo refused to run the script as the job's `become.user` (wrong password, no rule). */
+  | 'become_failed'
   /** The service's own bookkeeping failed (a bug, or a value it could not store). */
   | 'internal_error'
   | 'timed_out'

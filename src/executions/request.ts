@@ -17,6 +17,12 @@ export interface BatchRequest {
   pauseSeconds: number;
 }
 
+/** How a job's script is run as another user (`become`); `sudo` is the only method. */
+export interface Become {
+  user: string;
+  method: 'sudo';
+}
+
 /** What the execution was asked to do, minus secrets: env values, input and script stay in memory. */
 export interface ExecutionRequestSummary {
   scriptType: ScriptType;
@@ -24,6 +30,8 @@ export interface ExecutionRequestSummary {
   envNames: string[];
   timeoutSeconds: number;
   helperMode: HelperMode;
+  /** Absent on executions stored before `become` existed. */
+  become?: Become | null;
   concurrency: number;
   maxErrors: number | string | null;
   failFast: boolean;

@@ -1,4 +1,4 @@
-import type { BatchRequest, HelperMode, ScriptType } from '../executions/request';
+import type { BatchRequest, Become, HelperMode, ScriptType } from '../executions/request';
 import type { ExecutionRecord } from '../executions/records';
 import type { TargetStatus } from '../executions/statuses';
 import type { SshEndpoint } from '../ssh/ssh.types';
@@ -46,6 +46,8 @@ export interface ExecutionPlan {
   input: unknown;
   timeoutSeconds: number;
   helperMode: HelperMode;
+  /** Run the script as another user (sudo); null: as the SSH user. */
+  become?: Become | null;
   concurrency: number;
   /** Failures tolerated before not-yet-started targets are skipped; null = no budget. */
   maxErrors: number | null;

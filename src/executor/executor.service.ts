@@ -309,6 +309,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       input: job?.input ?? null,
       timeoutSeconds: r.timeoutSeconds,
       helperMode: r.helperMode,
+      become: r.become ?? null,
       concurrency: r.concurrency,
       maxErrors: resolveMaxErrors(r.maxErrors, targets.length),
       failFast: r.failFast,
@@ -363,6 +364,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       data: { ...record, serverId, serverName, ...inBatch },
     });
     this.metrics.targets.inc({ status: record.status });
+    if (record.errorCode === 'become_failed') this.metrics.becomeFailures.inc();
   }
 
   /** Runs `work` for an execution in the background, registered so cancel and drain see it. */

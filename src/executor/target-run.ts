@@ -639,8 +639,9 @@ export class TargetRun {
     });
     this.session = session;
     if (this.stopReason) session.signal(controlWordFor(this.stopReason));
-    const { execution } = this.plan;
+    const { execution, become } = this.plan;
     const hash = runnerCache.artifact.hash;
+    const becomePassword = become ? (await this.target.endpoint()).becomePassword : undefined;
     try {
       const exit =
         how === 'attach'
@@ -670,6 +671,7 @@ export class TargetRun {
               files: helpers.files,
               keep: helpers.keep,
               maxProcesses: limits.maxProcesses,
+              become: become ? { user: become.user, password: becomePassword } : undefined,
             });
       this.phases.runMs = (this.phases.runMs ?? 0) + exit.durationMs;
       return exit;
@@ -722,6 +724,10 @@ export class TargetRun {
     if (exit.ended) {
       if (exit.reason === 'cancel') return { ...base, status: 'cancelled', error: null };
       if (exit.reason === 'timeout') return { ...base, status: 'timed_out', error: null };
+      if (exit.reason === 'become') {
+        const message = `sudo refused to run the script as ${this.plan.become?.user ?? 'root'} on server ${this.target.serverName} (wrong or missing becomePassword, or no sudoers rule; sudo's words are in stderr); the script was not started`;
+        return { ...base, status: 'failed', error: { code: 'become_failed', message } };
+      }
       if (exit.reason === 'lease') {
         const message = 'nobody re-attached within the lease; the runner killed the script';
         return { ...base, status: 'failed', error: { code: this.lostCode(), message } };

@@ -20,6 +20,7 @@ import { batchPlan, type ExecutionPlan } from '../executor/execution-plan';
 import type { SealedJob } from '../executor/sealed-job';
 import { MetricsService } from '../metrics/metrics.service';
 import type { ServerEntity } from '../persistence/entities';
+import type { Become } from '../executions/request';
 import { ExecutorService } from '../executor/executor.service';
 import type { ExecutionEventRecord, ExecutionRecord } from '../executions/records';
 import { ExecutionEventsRepository } from '../persistence/execution-events.repository';
@@ -100,6 +101,9 @@ export class JobsService {
           pauseSeconds: dto.batch.pauseSeconds ?? 0,
         }
       : null;
+    const become: Become | null = dto.become
+      ? { user: dto.become.user ?? 'root', method: dto.become.method }
+      : null;
     return this.start({
       name: dto.name,
       jobId: dto.jobId,
@@ -114,6 +118,7 @@ export class JobsService {
         timeoutSeconds,
         helperMode: dto.helperMode ?? 'auto',
         concurrency: dto.concurrency ?? this.config.executor.defaultConcurrency,
+        become,
         maxErrors: dto.maxErrors ?? null,
         failFast: dto.failFast ?? false,
         ...(batch ? { batch } : {}),
@@ -245,6 +250,7 @@ export class JobsService {
       ...job,
       timeoutSeconds: r.timeoutSeconds,
       helperMode: r.helperMode,
+      become: r.become ?? null,
       concurrency: r.concurrency,
       maxErrors: resolveMaxErrors(r.maxErrors, servers.length),
       failFast: r.failFast,

@@ -91,6 +91,10 @@ export class MetricsService {
     'Rolling batches ended: passed, or halted (over maxFailPercentage: the rest skipped)',
     ['outcome'],
   );
+  readonly becomeFailures = this.counter(
+    'cronium_become_failures_total',
+    "Targets whose script sudo refused to run as the job's become.user (become_failed)",
+  );
   readonly breakerOpens = this.counter(
     'cronium_ssh_breaker_opens_total',
     'Circuit-breaker openings',

@@ -7,10 +7,11 @@ import { Reattach1764600000000 } from './migrations/1764600000000-reattach';
 import { DurableQueue1764700000000 } from './migrations/1764700000000-durable-queue';
 import { Hardening1764800000000 } from './migrations/1764800000000-hardening';
 import { TunnelSocket1764900000000 } from './migrations/1764900000000-tunnel-socket';
+import { JumpHosts1765000000000 } from './migrations/1765000000000-jump-hosts';
+import { Become1765100000000 } from './migrations/1765100000000-become';
 import { FindAndRerun1765200000000 } from './migrations/1765200000000-find-and-rerun';
 import { Batches1765300000000 } from './migrations/1765300000000-batches';
 import { Notifications1765400000000 } from './migrations/1765400000000-notifications';
-import { JumpHosts1765000000000 } from './migrations/1765000000000-jump-hosts';
 
 export const MIGRATIONS = [
   Initial1763800000000,
@@ -18,10 +19,11 @@ export const MIGRATIONS = [
   DurableQueue1764700000000,
   Hardening1764800000000,
   TunnelSocket1764900000000,
+  JumpHosts1765000000000,
+  Become1765100000000,
   FindAndRerun1765200000000,
   Batches1765300000000,
   Notifications1765400000000,
-  JumpHosts1765000000000,
 ];
 
 /** `sqlite:<path>` (better-sqlite3, WAL) or `postgres://…`; migrations run on start-up. */

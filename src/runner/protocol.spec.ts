@@ -18,6 +18,7 @@ describe('the trailer', () => {
       reason: 'timeout',
       collected: null,
     });
+    expect(parseTrailer(b('\nCRONIUM2 exit 1 become\n'))?.reason).toBe('become');
     const frame = Buffer.from('CRONIUM2 collect 1\nvar.1 2\n{}');
     const t = parseTrailer(b(`\nCRONIUM2 exit 0 exit ${frame.toString('base64')}\n`));
     expect(t?.collected).toEqual(frame);
@@ -72,6 +73,17 @@ describe('the run payload', () => {
     expect(p).toContain('keep 0\n');
     expect(p.endsWith('script 7 text\necho ok\n')).toBe(true); // the newline is not counted
     expect(p.startsWith('CRONIUM2 r1 bash 1 60 30 6\n')).toBe(true);
+  });
+
+  it('sends become as `<user>\\n[<password>\\n]`, refusing a user or password that could break out', () => {
+    const p = (become: { user: string; password?: string }) =>
+      buildRunPayload({ ...base, script: 'id', become }).toString('latin1');
+    expect(p({ user: 'deploy' })).toContain('become 7 text\ndeploy\n');
+    expect(p({ user: 'root', password: "p w'$(x)" })).toContain("become 14 text\nroot\np w'$(x)\n");
+    for (const user of ['', 'Root', 'a b', 'a;b', '-u', 'x'.repeat(33), 'root\n'])
+      expect(() => p({ user })).toThrow('bad become user');
+    for (const password of ['a\nb', 'a\rb', 'a\0b'])
+      expect(() => p({ user: 'root', password })).toThrow('bad become password');
   });
 
   it(`keeps sections of ${TEXT_SECTION_MAX} bytes text, and not one byte more`, () => {

@@ -31,7 +31,12 @@ export interface RunPayloadInput {
   keep?: boolean;
   /** `ulimit -u` for the script (0 or absent: none). */
   maxProcesses?: number;
+  /** Run the script as another user through sudo (the password, if any, fed on stdin). */
+  become?: { user: string; password?: string };
 }
+
+/** A POSIX user name, the only shape `become.user` may take (the runner checks it too). */
+export const BECOME_USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -74,6 +79,13 @@ export function buildRunPayload(p: RunPayloadInput): Buffer {
     sections.push([name, Buffer.isBuffer(data) ? data : Buffer.from(data, 'utf8')]);
   }
   if (p.keep) sections.push(['keep', Buffer.alloc(0)]);
+  if (p.become) {
+    const { user, password } = p.become;
+    if (!BECOME_USER_RE.test(user)) throw new Error('bad become user');
+    if (password !== undefined && /[\0\r\n]/.test(password)) throw new Error('bad become password');
+    // `<user>\n[<password>\n]`: read by the runner's builtins, emptied before sudo runs.
+    sections.push(['become', Buffer.from(`${user}\n${password ? `${password}\n` : ''}`, 'utf8')]);
+  }
   if (p.maxProcesses && Number.isSafeInteger(p.maxProcesses) && p.maxProcesses > 0) {
     sections.push(['nproc', Buffer.from(`${p.maxProcesses}\n`)]);
   }
@@ -159,8 +171,11 @@ export function isUnsafePath(error: string | null): boolean {
   return !!error && error.startsWith('unsafe path');
 }
 
-/** Why the script ended, as the runner's trailer says. */
-export type EndReason = 'exit' | 'cancel' | 'timeout' | 'lease';
+/**
+ * Why the script ended, as the runner's trailer says; `become`: sudo refused to run it as
+ * the job's `become.user` (it never started).
+ */
+export type EndReason = 'exit' | 'cancel' | 'timeout' | 'lease' | 'become';
 
 export interface ExitTrailer {
   exitCode: number;
@@ -177,7 +192,7 @@ export interface ExitTrailer {
  */
 const TRAILER_HEAD = 'CRONIUM2 exit ';
 const TRAILER =
-  /^\n?CRONIUM2 exit (\d{1,3}) (exit|cancel|timeout|lease)(?: ([A-Za-z0-9+/]*=*))?\n$/;
+  /^\n?CRONIUM2 exit (\d{1,3}) (exit|cancel|timeout|lease|become)(?: ([A-Za-z0-9+/]*=*))?\n$/;
 /**
  * The largest `collect` answer the runner puts in its trailer (its INLINE_MAX): a bigger
  * one is read with a `collect` command instead.

@@ -71,6 +71,18 @@ export function checkTag(v: unknown, field = 'tags'): string | null {
   return null;
 }
 
+/**
+ * The sudo password for `become`: it travels as one line to `sudo -S`, so no line break
+ * or NUL byte; never echoed.
+ */
+export function checkBecomePassword(v: unknown, field = 'becomePassword'): string | null {
+  if (typeof v !== 'string' || v.length < 1 || v.length > SECRET_MAX) {
+    return `${field} must be a string of 1 to ${SECRET_MAX} characters`;
+  }
+  if (/[\0\r\n]/.test(v)) return `${field} must not contain line breaks or NUL bytes`;
+  return null;
+}
+
 /** De-duplicates tags, keeping the first occurrence's position. */
 export function normalizeTags(tags: readonly string[] | undefined | null): string[] {
   return [...new Set(tags ?? [])];

@@ -13,7 +13,7 @@ import { ServersRepository } from '../persistence/servers.repository';
 import { CreateServerDto } from './dto/create-server.dto';
 import { ServersService } from './servers.service';
 
-const SECRET_FIELDS = ['privateKey', 'password', 'passphrase', 'credentials'];
+const SECRET_FIELDS = ['privateKey', 'password', 'passphrase', 'credentials', 'becomePassword'];
 
 describe('ServersService (SQLite)', () => {
   let dir: string;
@@ -94,6 +94,7 @@ describe('ServersService (SQLite)', () => {
         port: 2222,
         username: 'deploy',
         authType: 'key',
+        hasBecomePassword: false,
         hostKeyFingerprint: null,
         hostKeyType: null,
         hostKeyPinnedAt: null,
@@ -152,6 +153,22 @@ describe('ServersService (SQLite)', () => {
       const ep = await svc.getEndpoint(p.id);
       expect(ep.password).toBe('hunter2-very-secret');
       expect(ep.privateKey).toBeUndefined();
+    });
+
+    it('seals becomePassword on its own: write-only, kept across new SSH credentials, removable', async () => {
+      const s = await svc.create(base({ name: 'sudo', becomePassword: 'sudo-pw $(x)' }));
+      expect(s.hasBecomePassword).toBe(true);
+      for (const f of SECRET_FIELDS) expect(s).not.toHaveProperty(f);
+      expect(JSON.stringify(await ds.query('SELECT * FROM servers'))).not.toContain('sudo-pw');
+      expect((await svc.getEndpoint(s.id)).becomePassword).toBe('sudo-pw $(x)');
+      await svc.update(s.id, { password: 'new-ssh-pw' });
+      expect((await svc.getEndpoint(s.id)).becomePassword).toBe('sudo-pw $(x)');
+      await expect(svc.update(s.id, { becomePassword: 'a\nb' })).rejects.toThrow(
+        /becomePassword must not contain line breaks/,
+      );
+      const cleared = await svc.update(s.id, { becomePassword: null });
+      expect(cleared.hasBecomePassword).toBe(false);
+      expect((await svc.getEndpoint(s.id)).becomePassword).toBeUndefined();
     });
 
     it('binds sealed credentials to their server id', async () => {

@@ -24,6 +24,7 @@ import { UpdateServerDto } from './dto/update-server.dto';
 import { HostKeyFormatError, parseHostKeyInput, ParsedHostKey } from './host-key';
 import {
   checkBaseDir,
+  checkBecomePassword,
   checkHost,
   checkName,
   checkPrivateKey,
@@ -136,6 +137,7 @@ export class ServersService implements OnModuleDestroy {
       username: dto.username,
       authType: hasKey ? 'key' : 'password',
       credentials: this.seal(id, credentials),
+      becomePassword: dto.becomePassword != null ? this.sealBecome(id, dto.becomePassword) : null,
       hostKeyFingerprint: pin?.fingerprint ?? null,
       hostKeyType: pin?.type ?? null,
       hostKeyPinnedAt: pin ? now : null,
@@ -267,6 +269,10 @@ export class ServersService implements OnModuleDestroy {
         patch.jumpServerId = jump;
       }
     }
+    if (dto.becomePassword !== undefined) {
+      patch.becomePassword =
+        dto.becomePassword === null ? null : this.sealBecome(current.id, dto.becomePassword);
+    }
 
     if (Object.keys(patch).length === 0) return this.toView(current);
     patch.updatedAt = Math.max(Date.now(), current.updatedAt + 1);
@@ -381,6 +387,8 @@ export class ServersService implements OnModuleDestroy {
     } else {
       endpoint.password = creds.password;
     }
+    const becomePassword = this.openBecome(server);
+    if (becomePassword !== undefined) endpoint.becomePassword = becomePassword;
     return endpoint;
   }
 
@@ -472,6 +480,7 @@ export class ServersService implements OnModuleDestroy {
       port: s.port,
       username: s.username,
       authType: s.authType,
+      hasBecomePassword: s.becomePassword != null,
       hostKeyFingerprint: s.hostKeyFingerprint ?? null,
       hostKeyType: s.hostKeyType ?? null,
       hostKeyPinnedAt: s.hostKeyPinnedAt ? new Date(Number(s.hostKeyPinnedAt)).toISOString() : null,
@@ -557,6 +566,7 @@ export class ServersService implements OnModuleDestroy {
       }
     }
     if (dto.password === '') add('password must not be empty');
+    if (dto.becomePassword != null) add(checkBecomePassword(dto.becomePassword));
     if (errors.length) throw new BadRequestException(errors.join('; '));
   }
 
@@ -585,6 +595,26 @@ export class ServersService implements OnModuleDestroy {
 
   private seal(id: string, creds: StoredCredentials): string {
     return this.box.seal(JSON.stringify(creds), id);
+  }
+
+  /** The sudo password is sealed on its own (AAD `become:<id>`): it outlives new SSH credentials. */
+  private sealBecome(id: string, password: string): string {
+    return this.box.seal(password, `become:${id}`);
+  }
+
+  /**
+   * Undefined when there is none, or when it cannot be opened (logged): only a job with
+   * `become` needs it, and sudo then refuses it (`become_failed`), not every job.
+   */
+  private openBecome(server: ServerEntity): string | undefined {
+    if (!server.becomePassword) return undefined;
+    try {
+      return this.box.open(server.becomePassword, `become:${server.id}`);
+    } catch (e) {
+      if (!(e instanceof SecretBoxError)) throw e;
+      this.logger.error(`server ${server.id}: stored becomePassword cannot be decrypted`);
+      return undefined;
+    }
   }
 
   private openCredentials(server: ServerEntity): StoredCredentials {

@@ -11,6 +11,8 @@ export interface SshEndpoint {
   privateKey?: string;
   passphrase?: string;
   password?: string;
+  /** The server's sudo password for a job's `become` (never used to log in). */
+  becomePassword?: string;
   /** Pinned `SHA256:…` fingerprint, or null under trust-on-first-use before first contact. */
   hostKeyFingerprint: string | null;
   /** Pinned key type (`ssh-ed25519`, …) when known. */

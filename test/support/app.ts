@@ -111,6 +111,34 @@ export async function waitForTargetStatus(
   }
 }
 
+/** Posts a job (202) on one server; its execution id. */
+export async function submitJob(
+  t: TestApp,
+  serverId: string,
+  body: Record<string, unknown>,
+): Promise<string> {
+  const res = await t
+    .http()
+    .post('/v1/jobs')
+    .set(t.auth)
+    .send({ targets: { serverIds: [serverId] }, timeoutSeconds: 30, ...body });
+  if (res.status !== 202)
+    throw new Error(`POST /v1/jobs: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.id;
+}
+
+/** Posts a job on one server and waits for its end; the execution and its log. */
+export async function runJob(t: TestApp, serverId: string, body: Record<string, unknown>) {
+  const ex = await waitForExecution(t, await submitJob(t, serverId, body));
+  const logs = await logsOf(t, ex.id);
+  const text = (stream: string) =>
+    logs
+      .filter((l) => l.stream === stream)
+      .map((l) => l.text)
+      .join('\n');
+  return { ex, target: ex.targets[0], stdout: text('stdout'), stderr: text('stderr'), logs };
+}
+
 export async function logsOf(t: TestApp, id: string, query = ''): Promise<any[]> {
   const res = await t.http().get(`/v1/executions/${id}/logs?limit=10000${query}`).set(t.auth);
   if (res.status !== 200) throw new Error(`logs: ${res.status}`);

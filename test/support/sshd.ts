@@ -16,6 +16,7 @@ import {
   mkdtemp,
   readdir,
   readFile,
+  rename,
   rm,
   writeFile,
   chmod,
@@ -775,6 +776,44 @@ export async function ensureTestUser(): Promise<{ username: string; password: st
   await retry('/usr/sbin/usermod', ['--unlock', TEST_USER]);
   await retry('/usr/bin/chage', ['-I', '-1', '-M', '-1', '-E', '-1', TEST_USER]);
   return { username: TEST_USER, password: TEST_USER_PASSWORD };
+}
+
+/** The user jobs with `become` run as without a password (ensureBecomeUsers). */
+export const BECOME_USER = 'cronium-become';
+const SUDOERS_FILE = '/etc/sudoers.d/cronium-test';
+
+/**
+ * For `become`: the test user (ensureTestUser), a second local user BECOME_USER, and a
+ * sudoers entry letting the test user run anything as BECOME_USER without a password and
+ * as root with its own password (TEST_USER_PASSWORD). Idempotent: the entry is checked
+ * with `visudo -cf` and renamed into /etc/sudoers.d (mode 0440) in one step.
+ */
+export async function ensureBecomeUsers(): Promise<{ username: string; password: string }> {
+  const user = await ensureTestUser();
+  if ((await run('/usr/bin/id', ['-u', BECOME_USER])).code !== 0) {
+    const r = await run('/usr/sbin/useradd', ['-m', '-s', '/bin/bash', BECOME_USER]);
+    if (r.code !== 0 && (await run('/usr/bin/id', ['-u', BECOME_USER])).code !== 0) {
+      throw new Error(`useradd ${BECOME_USER} failed (${r.code}): ${r.stderr.trim()}`);
+    }
+  }
+  const rules =
+    '# cronium tests (test/support/sshd.ts, ensureBecomeUsers)\n' +
+    `${TEST_USER} ALL=(${BECOME_USER}) NOPASSWD: ALL\n` +
+    `${TEST_USER} ALL=(root) ALL\n`;
+  const current = await readFile(SUDOERS_FILE, 'utf8').catch(() => null);
+  if (current !== rules) {
+    // a name with a dot is ignored by sudo's @includedir until the rename
+    const tmp = `${SUDOERS_FILE}.${process.pid}.tmp`;
+    await writeFile(tmp, rules, { mode: 0o440 });
+    await chmod(tmp, 0o440);
+    const check = await run('/usr/sbin/visudo', ['-cf', tmp]);
+    if (check.code !== 0) {
+      await rm(tmp, { force: true });
+      throw new Error(`visudo -cf refused the test sudoers entry: ${check.stderr.trim()}`);
+    }
+    await rename(tmp, SUDOERS_FILE);
+  }
+  return user;
 }
 
 /** The pool's endpoint for a harness sshd: its user, client key and pinned host key. */

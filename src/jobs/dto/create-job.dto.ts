@@ -23,6 +23,7 @@ import {
 import { IsOptionalNotNull, RawJson } from '../../common/validation';
 import { NotifyDto } from '../../notifications/notify.dto';
 import { HELPER_MODES, HelperMode, SCRIPT_TYPES, ScriptType } from '../../executions/request';
+import { BECOME_USER_RE } from '../../runner/protocol';
 
 export const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -139,6 +140,29 @@ export class TargetsDto {
   tags?: string[];
 }
 
+/** `become`: run the script as another user on each server, through sudo. */
+export class BecomeDto {
+  @ApiPropertyOptional({
+    default: 'root',
+    pattern: BECOME_USER_RE.source,
+    description: 'the user the script runs as (a POSIX user name)',
+  })
+  @IsOptional()
+  @IsString({ message: 'user must be a string' })
+  @Matches(BECOME_USER_RE, {
+    message: `user must be a POSIX user name matching ${BECOME_USER_RE.source}`,
+  })
+  user?: string;
+
+  @ApiProperty({
+    enum: ['sudo'],
+    description:
+      "sudo -u <user>: passwordless, or with the server's write-only becomePassword fed on stdin (sudo -S)",
+  })
+  @IsIn(['sudo'], { message: 'method must be "sudo"' })
+  method!: 'sudo';
+}
+
 export class CreateJobDto {
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(200) name?: string;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(200) jobId?: string;
@@ -177,6 +201,17 @@ export class CreateJobDto {
   @Min(1)
   @Max(7 * 24 * 3600)
   timeoutSeconds?: number;
+
+  @ApiPropertyOptional({
+    type: BecomeDto,
+    description:
+      "run the script as another user (its HOME, USER and sudo's PATH); runtime helpers are not available then",
+  })
+  @IsOptional()
+  @IsObject({ message: 'become must be an object like {"user": "root", "method": "sudo"}' })
+  @ValidateNested()
+  @Type(() => BecomeDto)
+  become?: BecomeDto;
 
   @ApiPropertyOptional({ enum: [...HELPER_MODES], default: 'auto' })
   @IsOptional()

@@ -11,6 +11,8 @@ export class ServerEntity {
   @Column({ type: 'varchar', length: 16 }) authType!: 'key' | 'password';
   /** AES-256-GCM sealed JSON of {privateKey?, passphrase?, password?}. */
   @Column({ type: 'text' }) credentials!: string;
+  /** AES-256-GCM sealed sudo password for `become` (AAD `become:<id>`); null: none. */
+  @Column({ type: 'text', nullable: true }) becomePassword?: string | null;
   /** Pinned host key as `SHA256:…`; null until first contact under trust-on-first-use. */
   @Column({ type: 'varchar', length: 100, nullable: true }) hostKeyFingerprint!: string | null;
   /** Key type when known (`ssh-ed25519`, …), so the handshake asks for that type. */

@@ -14,7 +14,8 @@
 # the exec of the interpreter, the ticker's sleep (one a second) and its rm
 # per heartbeat seen, the grep of kill_marked, the cgroup's mkdir and rmdir
 # (where there is one), the collect answer of a kept run with out/ files,
-# and the rm of `ack`.
+# and the rm of `ack`.  A `become` run adds the sudo check, the sudo that
+# runs the script, `feed` and the become side's bootstrap (see become).
 
 # Processes of one run (v2: the script outlives the channel that started it):
 #   follower   the exec channel's process (verb run or attach): streams the
@@ -31,6 +32,9 @@
 #              deadline and lease, once a second;
 #              after .status it stays behind as the linger that removes a run
 #              dir nobody comes back for.
+#   inner      become only: the script's runner as the target user (a child
+#              of sudo, which replaced the script's process); kills the
+#              script's tree as that user when sudo passes it our TERM.
 #
 # All runner variables are prefixed cr_ so an exported variable of the login
 # environment with a common name (dir, pid, ...) can't be modified under the
@@ -306,7 +310,7 @@ case $cr_rd in
 esac
 case $cr_rd in
 */runners/*) cr_base=${cr_rd%/runners/*} ;;
-*) die "runner is not under <base>/runners/" ;;
+*) case ${1-} in inner | launch) ;; *) die "runner is not under <base>/runners/" ;; esac ;;
 esac
 cr_runs=$cr_base/runs
 
@@ -378,6 +382,8 @@ supervise() {
 	cr_why=exit
 	if { read -r cr_w <"$cr_dir/.control"; } 2>/dev/null; then
 		case $cr_w in cancel | timeout | lease) cr_why=$cr_w ;; esac
+	elif [ -e "$cr_dir/.become" ]; then
+		cr_why=become # sudo refused: the script never started
 	fi
 	# Background children of the script (sleep 300 &) still in its group: they
 	# would outlive the job and keep writing to the spools.  Group only: the
@@ -440,7 +446,9 @@ park() {
 # prestart (verb `script`): the script's process, started in standby by
 # park, reads `<runId> <scriptType> [<cgroup>]` on stdin (the .run fifo;
 # EOF: the run never came) and becomes the script: into the run's cgroup,
-# the process limit, cd, the env section, the runtime variables, exec.
+# the process limit, cd, then (launch) the env section, the runtime
+# variables, exec; or, with a `become` section, sudo (become) as another
+# user, whose own runner (inner) launches it.
 # Everything it needs is in positional parameters, because the sourced env
 # file may set any variable; runtime variables are set after sourcing so the
 # helpers are always reachable.
@@ -461,6 +469,13 @@ prestart() {
 		ulimit -u "$cr_np" 2>/dev/null || ulimit -p "$cr_np" 2>/dev/null
 	fi
 	cd "$1" || exit
+	[ ! -f "$1/become" ] || become "$1" "$3"
+	launch "$1" "$2/helpers" "$3"
+}
+
+# launch <dir> <helpers dir> <scriptType>: the env section, the runtime
+# variables, the exec of the interpreter (cwd: <dir>).
+launch() {
 	unset CRONIUM_WORK_DIR
 	if [ -f "$1/env" ]; then . "$1/env"; fi
 	[ -n "${CRONIUM_WORK_DIR+x}" ] || CRONIUM_WORK_DIR=$1
@@ -471,23 +486,191 @@ prestart() {
 	bash)
 		# quoted whole: checkbashisms flags a bare BASH_ENV= assignment;
 		# bash-env.sh is a stub that loads the helpers on first use
-		export "BASH_ENV=$2/helpers/bash-env.sh"
+		export "BASH_ENV=$2/bash-env.sh"
 		exec bash "$1/script"
 		;;
 	python)
 		# helpers/sitecustomize.py is imported at startup from here and puts
 		# `cronium` into builtins (it chains to any sitecustomize it shadows).
-		export PYTHONPATH="$2/helpers${PYTHONPATH:+:$PYTHONPATH}"
+		export PYTHONPATH="$2${PYTHONPATH:+:$PYTHONPATH}"
 		exec python3 "$1/script"
 		;;
 	node)
 		# -r preloads the helpers (sets globalThis.cronium); NODE_PATH keeps
 		# require('cronium') resolving to the same module instance.
-		export NODE_PATH="$2/helpers${NODE_PATH:+:$NODE_PATH}"
-		exec node -r "$2/helpers/cronium.js" "$1/script"
+		export NODE_PATH="$2${NODE_PATH:+:$NODE_PATH}"
+		exec node -r "$2/cronium.js" "$1/script"
 		;;
 	esac
 	exit 70
+}
+
+# ---------------------------------------------------------------- become
+
+# A POSIX user name as the service validates it: [a-z_][a-z0-9_-]{0,31}.
+valid_user() {
+	case $1 in
+	[abcdefghijklmnopqrstuvwxyz_]*) ;;
+	*) return 1 ;;
+	esac
+	case $1 in
+	*[!abcdefghijklmnopqrstuvwxyz0123456789_-]*) return 1 ;;
+	esac
+	[ ${#1} -le 32 ]
+}
+
+# become <run dir> <scriptType> (the script's process, cwd the run dir): the
+# `become` section is `<user>\n[<sudo password>\n]`, read by builtins and
+# emptied at once (the password is then only in this shell's memory).  One
+# `sudo -u <user> -- sh -c :` checks that sudo lets us (the password fed
+# on stdin with -S, through a pipe from the printf builtin; -n without one):
+# refused, its words go to the script's stderr, .become tells the
+# supervisor (reason `become`), and nothing runs.  Then the real sudo
+# replaces this process (its pid is the script's process group), with -k so
+# that it asks for the password whenever its rule wants one, and reads, on
+# stdin (the .bin fifo, fed by `feed`): the password line, then the runner,
+# the env and the script as sections, which BECOME_SH, as <user>, writes to
+# a private dir of its own (mktemp -d) before it runs `runner inner` there.
+become() {
+	unset cr_bu cr_bp # never exported, even if the login environment had them
+	{
+		IFS= read -r cr_bu
+		IFS= read -r cr_bp
+	} <"$1/become" 2>/dev/null
+	true 2>/dev/null >"$1/become"
+	cr_g=5
+	{ read -r cr_g <"$1/.grace"; } 2>/dev/null
+	valid_num "$cr_g" || cr_g=5
+	if ! valid_user "$cr_bu"; then
+		cr_m="bad user name"
+	elif ! command -v sudo >/dev/null 2>&1; then
+		cr_m="sudo is not installed"
+	elif [ -n "$cr_bp" ]; then
+		cr_m=$(printf '%s\n' "$cr_bp" | sudo -S -k -p '' -u "$cr_bu" -- sh -c : 2>&1 >/dev/null) &&
+			cr_m= || cr_m=${cr_m:-refused}
+	else
+		cr_m=$(sudo -n -u "$cr_bu" -- sh -c : 2>&1 </dev/null >/dev/null) && cr_m= || cr_m=${cr_m:-refused}
+	fi
+	if [ -n "$cr_m" ] || ! mkfifo -- "$1/.bin" 2>/dev/null; then
+		true 2>/dev/null >"$1/.become"
+		printf 'cronium: become %s: sudo refused: %s\n' "$cr_bu" "${cr_m:-cannot write run files}" >&2
+		exit 1
+	fi
+	(feed "$1" "$cr_bp") >"$1/.bin" 2>/dev/null &
+	if [ -n "$cr_bp" ]; then
+		cr_bp=
+		set -- "$1" "$2" -S -k -p ''
+	else
+		set -- "$1" "$2" -n
+	fi
+	cr_d=$1 cr_t=$2
+	shift 2
+	exec sudo "$@" -H -u "$cr_bu" -- sh -c "$BECOME_SH" cronium-become "${cr_d##*/}" "$cr_t" "$cr_g" <"$cr_d/.bin"
+}
+
+# feed <run dir> <password>: what the become side reads on stdin (see become).
+feed() {
+	[ -z "$2" ] || printf '%s\n' "$2"
+	printf 'CRONIUM2 become\n'
+	for cr_f in runner:"$cr_rd/runner.sh" env:"$1/env" script:"$1/script"; do
+		[ -f "${cr_f#*:}" ] || continue
+		cr_s=$(wc -c <"${cr_f#*:}")
+		printf '%s %s\n' "${cr_f%%:*}" "${cr_s##*[!0123456789]}"
+		cat -- "${cr_f#*:}"
+	done
+	printf '. 0\n'
+}
+
+# The become side's bootstrap, `sh -c` as the target user (a fixed text: the
+# only arguments are the runId, the script type and the grace): skips the
+# password line if sudo did not read it (a NOPASSWD rule), writes the
+# sections to a private dir, then the runner found there does the rest.
+BECOME_SH='umask 077; set -f; h="CRONIUM2 become"; i=0
+while IFS= read -r l && [ "$l" != "$h" ]; do i=$((i + 1)); [ "$i" -lt 2 ] || exit 125; done
+[ "$l" = "$h" ] || exit 125
+t=$(mktemp -d "${TMPDIR:-/tmp}/cronium-become.XXXXXX") || exit 125
+c() { cd / && rm -rf -- "$t"; }
+trap c EXIT
+mkdir -- "$t/$1" && cd -- "$t/$1" || exit 125
+while IFS=" " read -r n c && [ "$n" != . ]; do
+	case $n in runner | env | script) head -c "$c" >"$n" || exit 125 ;; *) exit 125 ;; esac
+done
+trap - EXIT
+exec sh ./runner inner "$1" "$2" "$3" </dev/null'
+
+# inner <runId> <scriptType> <grace> (the become side, as the target user,
+# cwd its private dir <tmp>/<runId>, a child of sudo): starts the script in
+# its own session and process group (launch) and waits.  A TERM (sudo
+# relays the one the runner sends to its process group: cancel, timeout,
+# lease) kills the script's tree from here, as its own user: the group,
+# TERM then KILL after the grace, then what carries the run's mark.  The
+# runtime helpers are stubs that say they are not available (the run dir
+# and the helper socket belong to the SSH user).
+inner() {
+	trap '' HUP
+	valid_id "$1" && valid_num "$3" || exit 125
+	case $2 in
+	bash | python | node) ;;
+	*) exit 125 ;;
+	esac
+	cr_dir=$PWD cr_grace=$3
+	case ${cr_dir%/*} in */cronium-become.*) ;; *) exit 125 ;; esac
+	# Stopped (or failed) before the script runs: nothing of ours stays in /tmp.
+	trap 'cd / && rm -rf -- "${cr_dir%/*}"; exit 143' TERM
+	if ! stubs "$cr_dir/.helpers"; then
+		printf 'cronium: become: cannot write to %s\n' "${cr_dir%/*}" >&2
+		cd / && rm -rf -- "${cr_dir%/*}"
+		exit 125
+	fi
+	find_setsid
+	(
+		trap - HUP TERM
+		if [ -n "$cr_setsid" ]; then exec "$cr_setsid" sh "$cr_dir/runner" launch "$cr_dir" "$2"; fi
+		exec sh "$cr_dir/runner" launch "$cr_dir" "$2"
+	) &
+	cr_pid=$!
+	trap 'trap "" TERM; kill_tree "$cr_pid" 1' TERM
+	# sudo does not always pass the TERM on before the runner's KILL after the
+	# grace takes it down: sudo gone (we are orphaned), the watcher TERMs us.
+	cr_w=
+	if [ -d "/proc/$PPID" ]; then
+		cr_sudo=$PPID
+		(
+			while [ -d "/proc/$cr_sudo" ]; do sleep 1; done
+			kill -TERM $$
+		) </dev/null >/dev/null 2>&1 &
+		cr_w=$!
+	fi
+	while :; do
+		wait "$cr_pid"
+		cr_rc=$?
+		kill -0 "$cr_pid" 2>/dev/null || break
+	done
+	trap '' TERM
+	[ -z "$cr_w" ] || kill -KILL "$cr_w" 2>/dev/null
+	kill_tree "$cr_pid" 0
+	kill_marked
+	cd / && rm -rf -- "${cr_dir%/*}"
+	exit "$cr_rc"
+}
+
+# stubs <dir>: the runtime helpers of a script run as another user: each call
+# fails, saying why (docs/runtime-helpers.md).
+stubs() {
+	mkdir -- "$1" || return 1
+	cr_m='runtime helpers are not available to a script run as another user (become)'
+	printf '%s\n' 'command_not_found_handle() {' \
+		"case \$1 in cronium.*) printf 'cronium: %s: $cr_m\\n' \"\$1\" >&2 ;;" \
+		"*) printf 'bash: %s: command not found\\n' \"\$1\" >&2 ;; esac" \
+		'return 127; }' >"$1/bash-env.sh" &&
+		printf '%s\n' 'import builtins' 'class _Unavailable:' \
+			'    def __getattr__(self, name):' \
+			"        raise RuntimeError('cronium.' + name + ': $cr_m')" \
+			'builtins.cronium = _Unavailable()' >"$1/sitecustomize.py" &&
+		printf '%s\n' 'const c = new Proxy({}, { get(_, n) {' \
+			"  if (typeof n !== 'string' || n === 'then') return undefined;" \
+			"  return () => { throw new Error('cronium.' + n + ': $cr_m'); }; } });" \
+			'globalThis.cronium = c; module.exports = c;' >"$1/cronium.js"
 }
 
 # The reaper: detached like the supervisor (stdio /dev/null, HUP and TERM
@@ -1093,6 +1276,9 @@ frame() {
 
 # The script's own process (park): no traps of ours, it becomes the script.
 if [ "${1-}" = script ] && [ $# -eq 1 ]; then prestart; fi
+# The become side (a copy of this file in the target user's private dir).
+if [ "${1-}" = inner ] && [ $# -eq 4 ]; then inner "$2" "$3" "$4"; fi
+if [ "${1-}" = launch ] && [ $# -eq 3 ]; then launch "$2" "$2/.helpers" "$3"; fi
 
 trap 'on_signal 129' HUP
 trap 'on_signal 130' INT

@@ -13,6 +13,7 @@ import {
 import { BASE_DIR_MAX, NAME_MAX, SECRET_MAX, TAGS_MAX } from '../server-rules';
 import {
   IsBaseDir,
+  IsBecomePassword,
   IsHostKeyInput,
   IsOptionalNotNull,
   IsParsablePrivateKey,
@@ -68,6 +69,16 @@ export class CreateServerDto {
   @IsString()
   @MaxLength(SECRET_MAX)
   passphrase?: string;
+
+  @ApiPropertyOptional({
+    description:
+      "the SSH user's sudo password, for jobs with become (fed to sudo -S on stdin); stored encrypted, never returned",
+    writeOnly: true,
+    nullable: true,
+  })
+  @IsOptional()
+  @IsBecomePassword()
+  becomePassword?: string | null;
 
   @ApiPropertyOptional({
     description:

@@ -2,6 +2,7 @@ import { registerDecorator, ValidationArguments, ValidationOptions } from 'class
 import { HostKeyFormatError, parseHostKeyInput } from '../host-key';
 import {
   checkBaseDir,
+  checkBecomePassword,
   checkHost,
   checkName,
   checkPrivateKey,
@@ -50,6 +51,10 @@ export const IsBaseDir = () =>
 /** Another server's id (UUID); non-strings are left to `@IsString()`. */
 export const IsServerId = () =>
   rule('isServerId', (v, a) => (typeof v === 'string' ? checkServerId(v, a.property) : null));
+
+/** null is left to the caller (no password on create; remove it on update). */
+export const IsBecomePassword = () =>
+  rule('isBecomePassword', (v, a) => (v === null ? null : checkBecomePassword(v, a.property)));
 
 /** Every tag matches the tag pattern (array shape and size are checked separately). */
 export const IsTagList = () =>

@@ -8,6 +8,8 @@ export class ServerView {
   @ApiProperty() port!: number;
   @ApiProperty() username!: string;
   @ApiProperty({ enum: ['key', 'password'] }) authType!: 'key' | 'password';
+  @ApiProperty({ description: 'whether a becomePassword (sudo) is stored; it is never returned' })
+  hasBecomePassword!: boolean;
   @ApiProperty({ type: String, nullable: true, example: 'SHA256:…' })
   hostKeyFingerprint!: string | null;
   @ApiProperty({ type: String, nullable: true, example: 'ssh-ed25519' })

@@ -13,6 +13,7 @@ import {
 import { BASE_DIR_MAX, NAME_MAX, SECRET_MAX, TAGS_MAX } from '../server-rules';
 import {
   IsBaseDir,
+  IsBecomePassword,
   IsHostKeyInput,
   IsOptionalNotNull,
   IsParsablePrivateKey,
@@ -73,6 +74,16 @@ export class UpdateServerDto {
   @IsString()
   @MaxLength(SECRET_MAX)
   passphrase?: string;
+
+  @ApiPropertyOptional({
+    description:
+      'a new sudo password for become; null removes it (passwordless sudo); never returned',
+    writeOnly: true,
+    nullable: true,
+  })
+  @IsOptional()
+  @IsBecomePassword()
+  becomePassword?: string | null;
 
   @ApiPropertyOptional({ nullable: true, description: 'new key to pin; null unpins' })
   @IsOptional()
