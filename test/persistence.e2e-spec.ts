@@ -190,6 +190,7 @@ function repositoryContract(name: string, url: () => Promise<string>) {
         tags: ['web', 'eu'],
         baseDir: null,
         jumpServerId: uuid(61),
+        becomePassword: 'v1.sealed-become',
         createdAt: 1_763_800_000_601,
         updatedAt: 1_763_800_000_602,
       };
@@ -314,6 +315,7 @@ function repositoryContract(name: string, url: () => Promise<string>) {
           tags: [],
           baseDir: null,
           jumpServerId: null,
+          becomePassword: null,
           createdAt: 1,
           updatedAt: 1,
         });

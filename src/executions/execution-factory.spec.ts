@@ -35,6 +35,7 @@ describe('execution factory', () => {
       heartbeatAt: null,
       cancelRequestedAt: null,
       requestHash: null,
+      rerunOf: null,
       reason: null,
     });
     expect(e.createdAt).toBeGreaterThanOrEqual(before);
