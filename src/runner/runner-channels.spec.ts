@@ -113,6 +113,41 @@ describe('RunnerChannels standbys', () => {
     expect(opened.slice(3, 5).filter((c) => c.closed)).toHaveLength(1);
   });
 
+  it("a second base dir gets its place even while the first one's second standby is still opening", async () => {
+    // exec answers only when told to: the sessions of a slow login
+    const opened: { command: string; ch: FakeChannel; land: () => void }[] = [];
+    const conn = {
+      closed: false,
+      exec: (command: string) =>
+        new Promise<ClientChannel>((resolve) => {
+          const ch = new FakeChannel();
+          opened.push({ command, ch, land: () => resolve(ch as unknown as ClientChannel) });
+        }),
+      onClose: () => () => undefined,
+      destroy: () => undefined,
+    } as unknown as PooledConnection;
+    const rc = new RunnerChannels(true, noRetry);
+    const job = async (command: string) => {
+      const p = rc.open(conn, command);
+      await tick();
+      opened[opened.length - 1].land();
+      ((await p) as unknown as FakeChannel).close();
+      await tick();
+      await tick();
+    };
+    await job('run'); // two standbys for run are asked for; neither has landed
+    expect(opened.map((o) => o.command)).toEqual(['run', 'run', 'run']);
+    await job('run-other'); // the connection is full of run's, both still opening
+    expect(opened.map((o) => o.command)).toEqual(['run', 'run', 'run', 'run-other', 'run-other']);
+    for (const o of opened.slice(1)) o.land();
+    await tick();
+    await tick();
+    const open = (command: string) =>
+      opened.slice(1).filter((o) => o.command === command && !o.ch.closed && o !== opened[3]);
+    expect(open('run')).toHaveLength(1); // its second made room when it landed
+    expect(open('run-other')).toHaveLength(1);
+  });
+
   it('a standby that said its word (after login noise on stderr) is taken, the word consumed', async () => {
     const { conn, rc, standby, opened } = await withStandby();
     standby.stderr.emit('data', b('Could not chdir to home directory /nonexistent\n'));

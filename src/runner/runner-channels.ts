@@ -173,11 +173,15 @@ export class RunnerChannels {
     while (!conn.closed && count(command) < STANDBYS_PER_COMMAND) {
       if (total() >= STANDBYS_PER_CONNECTION) {
         if (count(command) > 0) return; // one is enough while others share the connection
-        const other = [...table.entries()].find(([c, l]) => c !== command && l.length > 1);
+        const others = [...new Set([...table.keys(), ...inFlight.keys()])];
+        const other = others.find((c) => c !== command && count(c) > 1);
         if (!other) return;
-        const extra = other[1].pop()!;
-        extra.detach();
-        extra.channel.close();
+        const ready = table.get(other) ?? [];
+        if (ready.length > 1) {
+          const extra = ready.pop()!;
+          extra.detach();
+          extra.channel.close();
+        } // else its second is still opening: it closes itself when it lands (openStandby)
       }
       this.openStandby(conn, command, table, inFlight);
     }
@@ -246,7 +250,17 @@ export class RunnerChannels {
         channel.removeListener('error', onEnd);
       };
       const list = table.get(command) ?? [];
-      if (conn.closed || list.length >= STANDBYS_PER_COMMAND || this.standby.get(conn) !== table) {
+      // a second one for this command only while the connection has room (another
+      // command may have taken it since this one was asked for)
+      const held =
+        [...table.values()].reduce((n, l) => n + l.length, 0) +
+        [...inFlight.values()].reduce((n, k) => n + k, 0);
+      if (
+        conn.closed ||
+        list.length >= STANDBYS_PER_COMMAND ||
+        (list.length > 0 && held >= STANDBYS_PER_CONNECTION) ||
+        this.standby.get(conn) !== table
+      ) {
         entry.detach();
         channel.close();
         return;
