@@ -54,6 +54,11 @@ export interface ExecutionPlan {
   failFast: boolean;
   /** Rolling batches; null or absent: every target in one go. */
   batch?: BatchPlan | null;
+  /**
+   * Whether the job has a completion notification (`notify`): false spares its end a
+   * wake-up of the notifier; absent (a plan read back after a take-over): unknown.
+   */
+  hasNotify?: boolean;
   /** Targets that had already failed before a take-over (they count against maxErrors). */
   priorFailures: number;
   /**

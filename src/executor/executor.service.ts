@@ -523,7 +523,10 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     }
     await stored;
     if (entry.detached) return this.letGo(id);
-    await this.finalize(id, entry.cancelled, Date.now(), endedStatuses(entry), entry.halted);
+    await this.finalize(id, entry.cancelled, Date.now(), endedStatuses(entry), {
+      reason: entry.halted,
+      notify: plan.hasNotify,
+    });
   }
 
   /**
@@ -776,7 +779,8 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     cancelledByCaller: boolean,
     now: number,
     known?: { statuses: TargetStatus[]; createdAt: number },
-    reason?: string | null,
+    /** Why the rest were skipped (a batch halt); whether it has a notification (unknown: absent). */
+    end: { reason?: string | null; notify?: boolean } = {},
   ): Promise<void> {
     let ended = known;
     if (!ended) {
@@ -789,14 +793,15 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     }
     const summary = summarize(ended.statuses);
     const status = executionStatus(summary, cancelledByCaller);
-    const why = reason ? { reason } : {};
+    const why = end.reason ? { reason: end.reason } : {};
     this.events.emit(id, { type: 'summary', status, data: { ...summary, ...why } });
     this.events.emit(id, { type: 'end' });
     await this.writer.flush();
     // The sealed job stays for a rerun (POST /v1/executions/:id/rerun) unless told not to.
     const clear = this.config.executor.keepJobForRerun ? {} : { payload: null };
     await this.store(() => this.repo.updateExecution(id, { status, finishedAt: now, ...clear }));
-    this.notifications?.executionEnded(); // sent beside, never awaited here
+    // sent beside, never awaited here; the notifier's poll finds it too, this is sooner
+    if (end.notify !== false) this.notifications?.executionEnded();
     this.metrics.executions.inc({ status });
     this.logger.log({ msg: 'execution finished', executionId: id, status, ...summary });
     this.metrics.executionDuration.observe((now - ended.createdAt) / 1000);

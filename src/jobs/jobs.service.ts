@@ -255,6 +255,7 @@ export class JobsService {
       maxErrors: resolveMaxErrors(r.maxErrors, servers.length),
       failFast: r.failFast,
       batch: batchPlan(batch, batches),
+      hasNotify: !!e.notify,
       priorFailures: 0,
       ended: [],
     };

@@ -32,24 +32,17 @@ export class RetentionService implements OnModuleInit, OnModuleDestroy {
   onModuleInit(): void {
     const every = this.config.retention.intervalSeconds * 1000;
     if (!every) return;
-    const tick = () => {
+    // The first sweep at a random point of the first interval (at most a minute in), then
+    // one an interval after each sweep has ended.
+    const schedule = (delay: number) => {
       this.timer = setTimeout(() => {
         void this.sweep()
           .catch((e) => this.logger.warn(`retention sweep failed: ${(e as Error).message}`))
-          .finally(() => !this.stopped && tick());
-      }, every);
+          .finally(() => !this.stopped && schedule(every));
+      }, delay);
       this.timer.unref();
     };
-    // The first sweep at a random point of the first interval, so replicas spread out.
-    this.timer = setTimeout(
-      () => {
-        void this.sweep()
-          .catch((e) => this.logger.warn(`retention sweep failed: ${(e as Error).message}`))
-          .finally(() => !this.stopped && tick());
-      },
-      Math.random() * Math.min(every, 60_000),
-    );
-    this.timer.unref();
+    schedule(Math.random() * Math.min(every, 60_000));
   }
 
   async onModuleDestroy(): Promise<void> {
