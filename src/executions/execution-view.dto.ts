@@ -1,19 +1,11 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { EXECUTION_STATUSES, TERMINAL_TARGET_STATUSES } from './statuses';
+import { EXECUTION_STATUSES, TARGET_STATUSES } from './statuses';
 
 /*
  * The response schemas of the execution routes, for the OpenAPI document only: the
  * routes answer with executionView()/targetView() (execution-view.ts), whose fields these
  * classes describe one for one.
  */
-
-const TARGET_STATUSES = [
-  'queued',
-  'connecting',
-  'deploying',
-  'running',
-  ...TERMINAL_TARGET_STATUSES,
-];
 
 export class TargetErrorView {
   @ApiProperty({
@@ -37,7 +29,7 @@ export class TargetPhasesView {
 export class TargetView {
   @ApiProperty({ format: 'uuid' }) serverId!: string;
   @ApiProperty() serverName!: string;
-  @ApiProperty({ enum: TARGET_STATUSES }) status!: string;
+  @ApiProperty({ enum: [...TARGET_STATUSES] }) status!: string;
   @ApiProperty({ type: Number, nullable: true }) exitCode!: number | null;
   @ApiProperty({ type: String, nullable: true, example: 'SIGKILL' }) signal!: string | null;
   @ApiPropertyOptional({ type: TargetErrorView }) error?: TargetErrorView;

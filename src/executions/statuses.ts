@@ -1,14 +1,17 @@
 /** Where one target of an execution is; the last five are final. */
-export type TargetStatus =
-  | 'queued'
-  | 'connecting'
-  | 'deploying'
-  | 'running'
-  | 'succeeded'
-  | 'failed'
-  | 'timed_out'
-  | 'cancelled'
-  | 'skipped';
+export const TARGET_STATUSES = [
+  'queued',
+  'connecting',
+  'deploying',
+  'running',
+  'succeeded',
+  'failed',
+  'timed_out',
+  'cancelled',
+  'skipped',
+] as const;
+
+export type TargetStatus = (typeof TARGET_STATUSES)[number];
 
 export const TERMINAL_TARGET_STATUSES: readonly TargetStatus[] = [
   'succeeded',
