@@ -8,7 +8,7 @@ import { RunnerCacheRepository } from '../persistence/runner-cache.repository';
 import { execCommand } from '../ssh/run-command';
 import { PooledConnection } from '../ssh/ssh.types';
 import { deployCommand, verifyCommand } from '../runner/commands';
-import { isUnsafePath, parseErrorLine } from '../runner/protocol';
+import { isToolMissing, isUnsafePath, parseErrorLine } from '../runner/protocol';
 import { buildRunnerArtifact, RunnerArtifact } from './runner-artifact';
 
 export interface EnsureResult {
@@ -107,6 +107,8 @@ export class RunnerCacheService implements OnModuleInit {
           if (r.code !== 0) {
             const error = parseErrorLine(r.stdout);
             if (isUnsafePath(error)) throw unsafeBaseDir(error!);
+            if (isToolMissing(error))
+              throw new TargetError('deploy_failed', `runner deployment refused: ${error}`);
             const why = (error ?? r.stderr.trim()) || `exit ${r.code}`;
             throw new TargetError('deploy_failed', `runner deployment failed: ${why}`, true);
           }

@@ -43,7 +43,8 @@ export function runnerScriptPath(baseDir: string, hash: string): string {
  * whoever can write there can swap the runner and read the next job's stdin (env values,
  * the helper token). Paths that do not exist yet are fine (deploy creates them 0700).
  * Ownership is the `-O` builtin; the mode bits cost one `find` (`-H`: a symlinked base
- * dir is judged by its target). Runs before anything is written or executed there.
+ * dir is judged by its target), and a server without `find` is refused (`tool missing:
+ * find`). Runs before anything is written or executed there.
  */
 function guard(base: string, hash: string | null): string {
   const ours = hash
@@ -54,6 +55,9 @@ function guard(base: string, hash: string | null): string {
     ...(hash ? [`R="$B/runners/${hash}"`] : []),
     `set -- ${ours}`,
     `for p; do [ ! -e "$p" ] || [ -O "$p" ] || { echo "CRONIUM2 error unsafe path (owned by another user): $p"; exit 78; }; done`,
+    // No find, no mode check: refuse rather than take an empty answer for a safe one. (No
+    // apostrophe: this line shows in `ps` inside the login shell's single-quoted command.)
+    'command -v find >/dev/null 2>&1 || { echo "CRONIUM2 error tool missing: find (checks the modes of the base directory)"; exit 78; }',
     'p=$(find -H "$@" -maxdepth 0 \\( -perm -020 -o -perm -002 \\) -print 2>/dev/null)',
     `[ -z "$p" ] || { echo "CRONIUM2 error unsafe path (writable by group or others): $p"; exit 78; }`,
   ].join('; ');

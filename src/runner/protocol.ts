@@ -166,6 +166,15 @@ export function missingInterpreter(error: string | null): string | null {
   return /^interpreter missing: (\S+)$/.exec(error ?? '')?.[1] ?? null;
 }
 
+/**
+ * `tool missing: <name> (…)`: a tool the safety checks or the kill of the whole tree rely
+ * on (`find`, `grep`) is not on the server's PATH; nothing was started, and retrying won't
+ * help until it is installed.
+ */
+export function isToolMissing(error: string | null): boolean {
+  return /^tool missing: /.test(error ?? '');
+}
+
 /** The base dir, or a path of ours under it, is owned or writable by someone else. */
 export function isUnsafePath(error: string | null): boolean {
   return !!error && error.startsWith('unsafe path');

@@ -40,7 +40,7 @@
 # environment with a common name (dir, pid, ...) can't be modified under the
 # script's feet: assigning to an inherited exported variable keeps it exported.
 
-cr_version=2.1.0 # keep equal to ./VERSION
+cr_version=2.1.1 # keep equal to ./VERSION
 umask 077        # run dirs 0700, section and spool files 0600
 set -f           # header lines are split unquoted; never glob them
 
@@ -1131,6 +1131,8 @@ safe_paths() {
 		[ -e "$cr_p" ] || die "runner missing: $cr_p"
 		[ -O "$cr_p" ] || die "unsafe path (owned by another user): $cr_p"
 	done
+	# Every path exists (above): a find that fails (or is gone) checked nothing.
+	command -v find >/dev/null 2>&1 || die "tool missing: find (checks the run's paths' modes)"
 	cr_p=$(find -H "$@" -maxdepth 0 "(" -perm -020 -o -perm -002 ")" -print </dev/null 2>/dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-)
 	[ -z "$cr_p" ] || die "unsafe path (writable by group or others): $cr_p"
 }
@@ -1179,6 +1181,9 @@ run() {
 	done
 	[ -f "$cr_dir/script" ] || die "missing script section"
 	interpreter
+	# kill_marked finds the processes that left the script's group and session
+	# with one grep over /proc: without grep they would outlive the run.
+	command -v grep >/dev/null 2>&1 || die "tool missing: grep (ends the script's whole process tree)"
 	# .grace is for attach.
 	printf '%s\n' "$cr_grace" 2>/dev/null >"$cr_dir/.grace" || die "cannot write run files"
 
@@ -1283,6 +1288,10 @@ if [ "${1-}" = launch ] && [ $# -eq 3 ]; then launch "$2" "$2/.helpers" "$3"; fi
 trap 'on_signal 129' HUP
 trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
+# A closed channel (the service dropped a standby before its word, or the
+# connection went): cleaned up like a signal, not a death that leaves the
+# standby dir behind.  A handler, not an ignore: the script gets the default.
+trap 'on_signal 141' PIPE
 
 case ${1-} in
 run)
