@@ -118,7 +118,9 @@ export class RuntimeApiServer implements OnModuleInit, OnModuleDestroy {
       }
     }
     this.metrics.helperCalls.inc({ helper, status: String(reply.status) });
-    const payload = reply.raw ? String(reply.body) : JSON.stringify(reply.body);
+    // `?format=raw` is bash's: bash cannot hold NUL, and its `read -N` does not count the
+    // NULs it drops, so a body holding one would never reach its Content-Length
+    const payload = reply.raw ? String(reply.body).replace(/\0/g, '') : JSON.stringify(reply.body);
     res.writeHead(reply.status, {
       'Content-Type': reply.raw ? 'text/plain; charset=utf-8' : 'application/json',
       'Content-Length': Buffer.byteLength(payload),
