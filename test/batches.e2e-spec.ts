@@ -286,19 +286,20 @@ describe('rolling batches across a restart (real process, real sshd)', () => {
   /**
    * Starts the service as a process, registers `n` servers on the sshd and runs `script`
    * (which may use $MARKER, a file each target appends its server id to) in `batch`; once
-   * `killWhen` holds of the execution's view the process is SIGKILLed and the service
-   * started again in-process on the same data dir. Returns the final view, the server ids
-   * and the marker's lines.
+   * `killWhen` holds of the execution's view and the marker's lines so far, the process is
+   * SIGKILLed and the service started again in-process on the same data dir. Returns the
+   * final view, the server ids and the marker's lines.
    */
   async function killAndRestart(
     n: number,
     script: string,
     batch: Record<string, unknown>,
-    killWhen: (view: any) => boolean,
+    killWhen: (view: any, ranLines: string[]) => boolean,
   ) {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cronium-batches-restart-'));
     const marker = path.join(sshd.dir, `batches-ran-${Date.now()}`);
-    const ran = () => fs.readFileSync(marker, 'utf8').trim().split('\n');
+    const ran = () =>
+      fs.existsSync(marker) ? fs.readFileSync(marker, 'utf8').trim().split('\n') : [];
     const svc = await startServiceProcess({
       dataDir,
       token: TEST_TOKEN,
@@ -321,7 +322,7 @@ describe('rolling batches across a restart (real process, real sshd)', () => {
       });
       expect(job.status).toBe(202);
       await until(
-        async () => killWhen((await svc.api('GET', `/v1/executions/${job.body.id}`)).body),
+        async () => killWhen((await svc.api('GET', `/v1/executions/${job.body.id}`)).body, ran()),
         'the moment to kill',
       );
       await svc.stop('SIGKILL');
@@ -363,7 +364,9 @@ describe('rolling batches across a restart (real process, real sshd)', () => {
       'echo "$CRONIUM_SERVER_ID" >> "$MARKER"; ' +
         'if [ "$(wc -l < "$MARKER")" -eq 2 ]; then sleep 4; exit 7; fi',
       { size: 1 },
-      (view) => view.targets[1].status === 'running',
+      // 'running' is stored when the runner starts, a moment before the script's first line
+      // writes the marker: wait for both
+      (view, lines) => view.targets[1].status === 'running' && lines.length === 2,
     );
     expect(before).toEqual(servers.slice(0, 2));
     expect(ex.targets.map((x: any) => [x.batch, x.status, x.exitCode])).toEqual([
