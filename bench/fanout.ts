@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ServiceProcess } from '../test/support/service-process';
-import { ensureTestUser, SshdInstance, startSshd } from '../test/support/sshd';
+import { ensureTestUser, SshdInstance } from '../test/support/sshd';
 import {
   cpuMsOf,
   ensureTools,
@@ -40,6 +40,7 @@ import {
   runBench,
   runCmd,
   sleep,
+  startFleetSshds,
   startService,
   writeResults,
 } from './support';
@@ -127,17 +128,7 @@ async function main(): Promise<void> {
   // --- sshd processes and the user -------------------------------------------------------
   const user = USER === 'root' ? 'root' : (await ensureTestUser()).username;
   const { uid, gid } = idsOf(user);
-  const extraListen = Array.from({ length: addrs - 1 }, (_, a) => `ListenAddress 127.0.0.${a + 2}`);
-  const sshds: SshdInstance[] = [];
-  for (let k = 0; k < K; k++) {
-    const s = await startSshd({
-      maxStartups: '200:30:400',
-      maxSessions: 100,
-      extraConfig: extraListen.join('\n'),
-    });
-    onCleanup(`sshd ${s.port}`, () => s.stop());
-    sshds.push(s);
-  }
+  const sshds = await startFleetSshds(K, addrs);
   // Every sshd has its own client key; put the first one into all authorized_keys so that
   // one key file serves every tool and endpoint (the files are shared by all users).
   const keyFile = path.join(benchDir, 'client_key');

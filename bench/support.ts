@@ -12,6 +12,7 @@ import {
   ServiceProcessOptions,
   startServiceProcess,
 } from '../test/support/service-process';
+import { SshdInstance, startSshd } from '../test/support/sshd';
 
 /** A positive integer from the environment, or `dflt` when unset or empty. */
 export function envCount(name: string, dflt: number): number {
@@ -139,6 +140,26 @@ export function runBench(main: () => Promise<void>): void {
 }
 
 // --- processes ----------------------------------------------------------------------------
+
+/**
+ * K sshd processes for a fleet of endpoints, each listening on 127.0.0.1 … 127.0.0.<addrs>
+ * (sshd takes at most 16 listen sockets), with room for many connections and sessions;
+ * stopped on teardown.
+ */
+export async function startFleetSshds(k: number, addrs: number): Promise<SshdInstance[]> {
+  const extraListen = Array.from({ length: addrs - 1 }, (_, a) => `ListenAddress 127.0.0.${a + 2}`);
+  const sshds: SshdInstance[] = [];
+  for (let i = 0; i < k; i++) {
+    const s = await startSshd({
+      maxStartups: '200:30:400',
+      maxSessions: 100,
+      extraConfig: extraListen.join('\n'),
+    });
+    onCleanup(`sshd ${s.port}`, () => s.stop());
+    sshds.push(s);
+  }
+  return sshds;
+}
 
 /** Starts the service (fresh data dir unless given), stopped on teardown, and waits until ready. */
 export async function startService(opts: ServiceProcessOptions = {}): Promise<ServiceProcess> {

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-deps.sh
-apt_install /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client
+apt_install /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client /usr/bin/chromium:chromium
 node_deps
 
 name=${1:-warm-latency}

@@ -1,7 +1,7 @@
 import { INestApplication, RequestMethod } from '@nestjs/common';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { WsAdapter } from '@nestjs/platform-ws';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
 import { HttpExceptionFilter } from './common/http-exception.filter';
 import { isUtf8 } from 'node:buffer';
@@ -16,12 +16,21 @@ import {
 } from './common/json-depth';
 import { StrictQueryInterceptor } from './common/strict-query.interceptor';
 import { makeValidationPipe } from './common/validation';
+import { AsyncApiDocument, asyncApiDocument } from './openapi/asyncapi';
+import { buildOpenApiDocument } from './openapi/document';
 import { AppConfig } from './config/app-config';
+import { HTTP_LOGGER, type HttpLogger } from './logging/logging.module';
+import { serveUi } from './ui/ui-static';
 
 /** Everything main.ts applies to the app, shared with the e2e tests. */
-export function configureApp(app: INestApplication): void {
+export function configureApp(app: INestApplication): {
+  openapi: OpenAPIObject;
+  asyncapi: AsyncApiDocument;
+} {
   const config = app.get(AppConfig);
   const express = app as NestExpressApplication;
+  // First: every request, even one refused below, gets its request id and its log line.
+  express.use(app.get<HttpLogger>(HTTP_LOGGER));
   // Scripts and input can be large; the DTO layer enforces the precise limits.
   const bodyLimit = config.limits.maxScriptBytes + config.limits.maxInputBytes + 256 * 1024;
   express.useBodyParser('json', {
@@ -53,6 +62,8 @@ export function configureApp(app: INestApplication): void {
     refuseUnparsable(err, socket),
   );
   express.disable('x-powered-by');
+  // The live view's static page (public; its data comes from the authenticated API).
+  serveUi(express.getHttpAdapter().getInstance());
   app.setGlobalPrefix('v1', {
     exclude: [
       { path: 'health/live', method: RequestMethod.GET },
@@ -65,18 +76,13 @@ export function configureApp(app: INestApplication): void {
   app.useGlobalPipes(makeValidationPipe());
   app.useGlobalInterceptors(new StrictQueryInterceptor());
   app.useGlobalFilters(new HttpExceptionFilter());
-  const doc = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('cronium-orchestrator')
-      .setDescription(
-        'Runs scripts on remote servers over SSH. Authenticate with a service bearer token.',
-      )
-      .setVersion('1')
-      .addBearerAuth()
-      .build(),
-  );
-  SwaggerModule.setup('docs', app, doc, { jsonDocumentUrl: 'docs/json' });
+  const docs = { openapi: buildOpenApiDocument(app), asyncapi: asyncApiDocument(config.port) };
+  SwaggerModule.setup('docs', app, docs.openapi, { jsonDocumentUrl: 'docs/json' });
+  // Public like the OpenAPI document (outside the guarded controllers).
+  app.getHttpAdapter().get('/docs/asyncapi.json', (_req: Request, res: Response) => {
+    res.json(docs.asyncapi);
+  });
+  return docs;
 }
 
 function refuseUnparsable(err: NodeJS.ErrnoException, socket: Duplex): void {

@@ -23,16 +23,38 @@ async function bootstrap(): Promise<void> {
   const config = app.get(AppConfig);
   const logger = new Logger('Main');
 
-  await app.listen(config.port, config.host);
+  try {
+    await app.listen(config.port, config.host);
+  } catch (e) {
+    throw listenError(e, config.host, config.port);
+  }
   const queueKind = config.queue.redisUrl ? 'BullMQ on Redis' : 'in-process';
   logger.log(
     `listening on ${config.host}:${config.port} (database ${config.database.url.split(':')[0]}, queue ${queueKind}, replica ${config.replicaId})`,
   );
 }
 
+/** The address cannot be listened on: a configuration problem (HOST, PORT), not a crash. */
+class ListenError extends Error {}
+
+const LISTEN_CODES: Record<string, string> = {
+  EADDRNOTAVAIL: 'the address is not one of this machine (HOST)',
+  EADDRINUSE: 'the port is in use (PORT)',
+  EACCES: 'not allowed to listen on this port (PORT)',
+  ENOTFOUND: 'the host name does not resolve (HOST)',
+  EAI_AGAIN: 'the host name does not resolve (HOST)',
+};
+
+function listenError(e: unknown, host: string, port: number): unknown {
+  const code = (e as NodeJS.ErrnoException)?.code ?? '';
+  const why = LISTEN_CODES[code];
+  return why ? new ListenError(`cannot listen on ${host}:${port}: ${why} (${code})`) : e;
+}
+
 bootstrap().catch((e) => {
   if (
     e instanceof ConfigError ||
+    e instanceof ListenError ||
     e instanceof DatabaseInUseError ||
     e instanceof RedisUnavailableError
   ) {

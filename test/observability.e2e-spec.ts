@@ -42,7 +42,7 @@ describe('metrics, health and API docs', () => {
     expect(delta('cronium_runner_cache_total', 'result="hit"')).toBe(2);
     expect(delta('cronium_execution_duration_seconds_count')).toBe(3);
     expect(delta('cronium_target_phase_duration_seconds_count', 'phase="run"')).toBe(3);
-    expect(delta('cronium_tunnels_total', 'result="api",reason=""')).toBe(3);
+    expect(delta('cronium_tunnels_total', 'result="api",reason="none"')).toBe(3);
     expect(sample(after, 'cronium_ssh_connections')).toBeGreaterThanOrEqual(1);
     // every series says which replica it comes from
     const series = after.split('\n').filter((l) => l.startsWith('cronium_'));

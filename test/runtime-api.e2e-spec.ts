@@ -446,6 +446,33 @@ put("var.2.key", "seed"); put("var.2.val", "{\\"s\\": 2}"); put("var.2.type", "j
     expect((await t.http().delete('/v1/variables/carol/k').set(t.auth)).status).toBe(404);
     expect((await t.http().get('/v1/variables/carol/k')).status).toBe(401);
   });
+
+  it('bash reads a string input and a variable that hold U+0000: the NULs dropped, nothing else changed', async () => {
+    // bash cannot hold NUL and its `read -N` does not count the NULs it drops: a raw body
+    // holding one failed with "bad HTTP response" (found by the property suite in CI)
+    const put = await t
+      .http()
+      .put('/v1/variables/nul-user/k')
+      .set(t.auth)
+      .send({ value: 'v\u0000w✓' });
+    expect(put.status).toBe(200);
+    const ex = await run({
+      helperMode: 'api',
+      userId: 'nul-user',
+      input: '\u0000a\u0000b ✓\u0000',
+      script: {
+        type: 'bash',
+        content:
+          'printf "in=%s\\n" "$(cronium.input)"; printf "var=%s\\n" "$(cronium.getVariable k)"',
+      },
+    });
+    const logs = await logsOf(t, ex.id);
+    expect({
+      status: ex.status,
+      stdout: logs.filter((l) => l.stream === 'stdout').map((l) => l.text),
+      stderr: logs.filter((l) => l.stream === 'stderr').map((l) => l.text),
+    }).toEqual({ status: 'succeeded', stdout: ['in=ab ✓', 'var=vw✓'], stderr: [] });
+  });
 });
 
 describe('helper mode against a server that forbids TCP forwarding (real sshd)', () => {

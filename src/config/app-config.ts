@@ -12,9 +12,32 @@ import {
   Max,
   Min,
   MinLength,
+  ValidateBy,
   ValidateNested,
 } from 'class-validator';
+import { isIP } from 'node:net';
 import { ALLOW_ENTRY_RE } from '../notifications/allow-list';
+
+const HOST_NAME_RE =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** An IP address, or a host name that is not a malformed dotted quad (`999.1.1.1`). */
+export function isListenHost(v: unknown): boolean {
+  if (typeof v !== 'string') return false;
+  if (isIP(v) !== 0) return true;
+  return HOST_NAME_RE.test(v) && !/^[\d.]+$/.test(v);
+}
+
+function IsListenHost() {
+  return ValidateBy({
+    name: 'isListenHost',
+    validator: {
+      validate: isListenHost,
+      defaultMessage: () =>
+        'host must be an IP address or a host name, e.g. 0.0.0.0, :: or 127.0.0.1 (HOST)',
+    },
+  });
+}
 
 /** Typed, validated configuration. Every timeout, limit and retry count lives here. */
 /** Exponential backoff with jitter between tries. */
@@ -225,10 +248,13 @@ export class RetentionConfig {
 
 export class AppConfig {
   @IsInt() @Min(0) @Max(65535) port!: number;
-  /** Address the HTTP server listens on. */
-  @IsString() @MinLength(1) host!: string;
+  /** Address the HTTP server listens on: an IP address (`0.0.0.0`, `::`, `127.0.0.1`) or a host name. */
+  @IsListenHost() host!: string;
   /** Log level; empty: `warn` under NODE_ENV=test, else `info`. */
   @IsIn(['', 'fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) logLevel!: string;
+  /** `json` (one object a line) or `pretty`; empty: pretty on a terminal outside tests, else json. */
+  @IsIn(['', 'json', 'pretty'], { message: 'logFormat must be json or pretty (LOG_FORMAT)' })
+  logFormat!: '' | 'json' | 'pretty';
   @IsString() dataDir!: string;
   /** Who runs a target: recorded on it, in logs and in metrics. */
   @IsString() @Matches(/^[A-Za-z0-9._:-]{1,128}$/) replicaId!: string;

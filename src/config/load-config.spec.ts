@@ -95,6 +95,26 @@ describe('loadConfig', () => {
     expect(() => load({ LOG_LEVEL: 'loud' })).toThrow(/logLevel/);
   });
 
+  it('takes LOG_FORMAT json or pretty (any case) and refuses anything else, naming LOG_FORMAT', () => {
+    expect(load({}).logFormat).toBe('');
+    expect(load({ LOG_FORMAT: 'JSON' }).logFormat).toBe('json');
+    expect(load({ LOG_FORMAT: 'pretty' }).logFormat).toBe('pretty');
+    expect(() => load({ LOG_FORMAT: 'xml' })).toThrow(
+      /logFormat: must be json or pretty \(LOG_FORMAT\)/,
+    );
+  });
+
+  it('takes an IP address or a host name as HOST and refuses anything else, naming HOST', () => {
+    for (const host of ['0.0.0.0', '::', '::1', '127.0.0.1', 'localhost', 'api.internal']) {
+      expect(load({ HOST: host }).host).toBe(host);
+    }
+    for (const host of ['999.1.1.1', 'a host', 'http://x', '[::1]', '-x', 'x'.repeat(64)]) {
+      expect(() => load({ HOST: host })).toThrow(
+        /host: must be an IP address or a host name.*\(HOST\)/,
+      );
+    }
+  });
+
   it('applies CRONIUM__SECTION__KEY overrides with number coercion and JSON values', () => {
     const c = load({
       CRONIUM__SSH__MAX_CHANNELS_PER_CONNECTION: '3',

@@ -18,6 +18,7 @@ const NAMED_ENV: Record<string, { key: string; parse?: (v: string) => unknown }>
   PORT: { key: 'port' },
   HOST: { key: 'host' },
   LOG_LEVEL: { key: 'logLevel', parse: (v) => v.toLowerCase() },
+  LOG_FORMAT: { key: 'logFormat', parse: (v) => v.toLowerCase() },
   DATABASE_URL: { key: 'database.url' },
   CRONIUM_DATA_DIR: { key: 'dataDir' },
   CRONIUM_SERVICE_TOKENS: {

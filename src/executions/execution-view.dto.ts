@@ -1,4 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ANY_JSON } from '../openapi/schemas';
+import { TARGET_ERROR_CODES } from './error-codes';
+import { LOG_STREAMS } from './records';
 import { EXECUTION_STATUSES, TARGET_STATUSES } from './statuses';
 
 /*
@@ -8,55 +11,54 @@ import { EXECUTION_STATUSES, TARGET_STATUSES } from './statuses';
  */
 
 export class TargetErrorView {
-  @ApiProperty({
-    description:
-      'host_key_mismatch, auth_failed, connect_failed, deploy_failed, tunnel_failed, ' +
-      'connection_lost, runner_error, interpreter_missing, orchestrator_restarted, ' +
-      'internal_error, timed_out, cancelled, batch_failed, become_failed',
-  })
+  @ApiProperty({ enum: [...TARGET_ERROR_CODES] })
   code!: string;
 
   @ApiProperty() message!: string;
 }
 
 export class TargetPhasesView {
-  @ApiProperty({ type: Number, nullable: true }) connectMs!: number | null;
-  @ApiProperty({ type: Number, nullable: true }) deployMs!: number | null;
-  @ApiProperty({ type: Number, nullable: true }) tunnelMs!: number | null;
-  @ApiProperty({ type: Number, nullable: true }) runMs!: number | null;
+  @ApiProperty({ type: 'integer', nullable: true }) connectMs!: number | null;
+  @ApiProperty({ type: 'integer', nullable: true }) deployMs!: number | null;
+  @ApiProperty({ type: 'integer', nullable: true }) tunnelMs!: number | null;
+  @ApiProperty({ type: 'integer', nullable: true }) runMs!: number | null;
 }
 
 export class TargetView {
   @ApiProperty({ format: 'uuid' }) serverId!: string;
   @ApiProperty() serverName!: string;
   @ApiProperty({ enum: [...TARGET_STATUSES] }) status!: string;
-  @ApiProperty({ type: Number, nullable: true }) exitCode!: number | null;
+  @ApiProperty({ type: 'integer', nullable: true }) exitCode!: number | null;
   @ApiProperty({ type: String, nullable: true, example: 'SIGKILL' }) signal!: string | null;
   @ApiPropertyOptional({ type: TargetErrorView }) error?: TargetErrorView;
-  @ApiProperty({ type: String, nullable: true, enum: ['api', 'bundled'] })
+  @ApiProperty({ type: String, nullable: true, enum: ['api', 'bundled', null] })
   helperMode!: string | null;
   @ApiPropertyOptional({ description: 'why auto mode fell back to bundled' })
   fallbackReason?: string;
-  @ApiProperty({ nullable: true, description: 'what the script set with setOutput (any JSON)' })
+  @ApiProperty({ ...ANY_JSON, description: 'what the script set with setOutput (any JSON)' })
   output!: unknown;
   @ApiProperty({ type: Boolean, nullable: true }) condition!: boolean | null;
   @ApiProperty({ description: 'output was cut at limits.maxOutputBytes' }) truncated!: boolean;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) startedAt!: string | null;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) finishedAt!: string | null;
-  @ApiProperty({ type: Number, nullable: true }) durationMs!: number | null;
+  @ApiProperty({ type: 'integer', nullable: true }) durationMs!: number | null;
   @ApiProperty({ type: TargetPhasesView }) phases!: TargetPhasesView;
   @ApiProperty({ type: String, nullable: true }) replicaId!: string | null;
-  @ApiPropertyOptional({ minimum: 1, description: 'its rolling batch, when the job has one' })
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    description: 'its rolling batch, when the job has one',
+  })
   batch?: number;
 }
 
 export class ExecutionSummaryView {
-  @ApiProperty() total!: number;
-  @ApiProperty() succeeded!: number;
-  @ApiProperty() failed!: number;
-  @ApiProperty() timedOut!: number;
-  @ApiProperty() cancelled!: number;
-  @ApiProperty() skipped!: number;
+  @ApiProperty({ type: 'integer', minimum: 0 }) total!: number;
+  @ApiProperty({ type: 'integer', minimum: 0 }) succeeded!: number;
+  @ApiProperty({ type: 'integer', minimum: 0 }) failed!: number;
+  @ApiProperty({ type: 'integer', minimum: 0 }) timedOut!: number;
+  @ApiProperty({ type: 'integer', minimum: 0 }) cancelled!: number;
+  @ApiProperty({ type: 'integer', minimum: 0 }) skipped!: number;
 }
 
 export class ExecutionView {
@@ -84,14 +86,15 @@ export class ExecutionPage {
 }
 
 export class LogEntryView {
-  @ApiProperty() seq!: number;
+  @ApiProperty({ type: 'integer', minimum: 1 }) seq!: number;
   @ApiProperty({ type: String, format: 'uuid', nullable: true }) serverId!: string | null;
-  @ApiProperty({ enum: ['stdout', 'stderr', 'system'] }) stream!: string;
+  @ApiProperty({ enum: [...LOG_STREAMS] }) stream!: string;
   @ApiProperty({ format: 'date-time' }) ts!: string;
   @ApiProperty({ type: String, nullable: true }) text!: string | null;
 }
 
 export class LogPage {
   @ApiProperty({ type: [LogEntryView] }) entries!: LogEntryView[];
-  @ApiProperty({ description: 'pass as ?afterSeq= for what follows' }) nextSeq!: number;
+  @ApiProperty({ type: 'integer', minimum: 0, description: 'pass as ?afterSeq= for what follows' })
+  nextSeq!: number;
 }

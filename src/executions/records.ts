@@ -66,7 +66,8 @@ export interface TargetRecord {
 }
 
 export type ExecutionEventType = 'status' | 'log' | 'result' | 'summary' | 'end';
-export type LogStream = 'stdout' | 'stderr' | 'system';
+export const LOG_STREAMS = ['stdout', 'stderr', 'system'] as const;
+export type LogStream = (typeof LOG_STREAMS)[number];
 
 /**
  * One stored event of an execution. `seq` numbers all events (websocket replay);

@@ -183,7 +183,10 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       const entry = this.running.get(id);
       if (!entry || entry.detached) continue;
       if (!owned.has(id)) {
-        this.logger.warn(`execution ${id} was taken over by another replica; letting go of it`);
+        this.logger.warn({
+          msg: 'execution taken over by another replica; letting go of it',
+          executionId: id,
+        });
         this.detach(entry);
       } else if (cancelRequested.has(id) && !entry.cancelled) {
         this.cancel(id);
@@ -293,13 +296,17 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     }
     if (!left.length) {
       await this.finalize(id, execution.cancelRequestedAt !== null, now);
-      this.logger.warn(`execution ${id} closed: nothing left to re-attach or start`);
+      this.logger.warn({
+        msg: 'execution closed: nothing left to re-attach or start',
+        executionId: id,
+      });
       return null;
     }
     const resumed = left.filter((t) => t.resume).length;
-    this.logger.warn(
-      `execution ${id}: taking over ${resumed} started and ${left.length - resumed} queued target(s)`,
-    );
+    this.logger.warn({
+      msg: `taking over ${resumed} started and ${left.length - resumed} queued target(s)`,
+      executionId: id,
+    });
     const r = execution.request;
     return {
       execution,
@@ -333,7 +340,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     try {
       return openJob(this.box, id, sealed);
     } catch (e: any) {
-      this.logger.error(`execution ${id}: its stored job does not open (${e?.message})`);
+      this.logger.error({ msg: `its stored job does not open (${e?.message})`, executionId: id });
       return null;
     }
   }
@@ -676,10 +683,13 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     await this.store(() => this.repo.updateTarget(target.targetId, record));
     entry.ended.set(target.targetId, outcome.status);
     this.announce(id, target, { ...record, status: outcome.status });
-    this.logger.log({
+    // A target that did not succeed is worth a look; cancelled and skipped ones were asked for.
+    const failed = outcome.status === 'failed' || outcome.status === 'timed_out';
+    this.logger[failed ? 'warn' : 'log']({
       msg: 'target finished',
       executionId: id,
       serverId: target.serverId,
+      targetId: target.targetId,
       status: outcome.status,
       exitCode: outcome.exitCode,
       errorCode: outcome.error?.code,
@@ -706,7 +716,12 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     entry.runs.delete(target.targetId);
     const id = entry.plan.execution.id;
     const message = `internal error: ${(e as Error)?.message ?? e}`.slice(0, 500);
-    this.logger.error(`execution ${id}, target ${target.targetId}: ${(e as Error)?.stack ?? e}`);
+    this.logger.error({
+      msg: `target failed internally: ${(e as Error)?.stack ?? e}`,
+      executionId: id,
+      serverId: target.serverId,
+      targetId: target.targetId,
+    });
     const record: Partial<TargetRecord> & { status: TargetStatus } = {
       status: 'failed',
       errorCode: 'internal_error',
@@ -718,7 +733,12 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
     try {
       await this.store(() => this.repo.updateTarget(target.targetId, record));
     } catch (again: any) {
-      this.logger.error(`execution ${id}: even the failure could not be stored: ${again?.message}`);
+      this.logger.error({
+        msg: `even the failure could not be stored: ${again?.message}`,
+        executionId: id,
+        serverId: target.serverId,
+        targetId: target.targetId,
+      });
     }
     entry.ended.set(target.targetId, 'failed');
     this.events.emit(id, {
@@ -737,7 +757,7 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
    */
   private async closeCrashed(entry: Running, e: unknown): Promise<void> {
     const id = entry.plan.execution.id;
-    this.logger.error(`execution ${id} crashed: ${(e as Error)?.stack ?? e}`);
+    this.logger.error({ msg: `execution crashed: ${(e as Error)?.stack ?? e}`, executionId: id });
     if (entry.detached) return;
     try {
       for (const t of await this.repo.unfinishedTargets(id)) {
@@ -751,7 +771,10 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
       }
       await this.finalize(id, entry.cancelled, Date.now());
     } catch (again: any) {
-      this.logger.error(`execution ${id} could not be closed after a crash: ${again?.message}`);
+      this.logger.error({
+        msg: `execution could not be closed after a crash: ${again?.message}`,
+        executionId: id,
+      });
     }
   }
 

@@ -1,5 +1,10 @@
 import { Module, RequestMethod } from '@nestjs/common';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
 import { LoggerModule } from 'nestjs-pino';
+import pino from 'pino';
+import { pinoHttp, type HttpLogger } from 'pino-http';
+import { storage } from 'nestjs-pino/storage';
 import { AppConfig } from '../config/app-config';
 
 /** Paths never written to logs, whatever a caller or script sends. */
@@ -30,31 +35,91 @@ export function redactTokenParams<T extends { url?: string; query?: Record<strin
   return req;
 }
 
-/** Structured logs: pino JSON in production, pretty in development, quiet in tests. */
+/** A caller's X-Request-Id is kept when it is this: bounded, and safe in a header and a log. */
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The caller's X-Request-Id when it is sane, else a new UUID. */
+export function requestIdFor(given: unknown): string {
+  return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID();
+}
+
+/** pino-http's genReqId: the request's id, also sent back as X-Request-Id on the response. */
+export function assignRequestId(req: IncomingMessage, res: ServerResponse): string {
+  const id = requestIdFor(req.headers['x-request-id']);
+  res.setHeader('X-Request-Id', id);
+  return id;
+}
+
+/** A caller's mistake (4xx) is info; only a fault of the service (5xx) is an error. */
+export function responseLevel(res: ServerResponse, err?: Error): 'info' | 'error' {
+  return err || res.statusCode >= 500 ? 'error' : 'info';
+}
+
+/**
+ * Runs `fn` outside the logging context of the HTTP request it was called from: work a
+ * request starts but does not wait for (an execution) must not log as that request.
+ */
+export function detachedFromRequest<T>(fn: () => T): T {
+  return storage.exit(fn);
+}
+
+/** JSON unless LOG_FORMAT says otherwise; unset, pretty on a terminal (never under jest). */
+export function logFormat(config: Pick<AppConfig, 'logFormat' | 'nodeEnv'>, tty: boolean) {
+  if (config.logFormat) return config.logFormat;
+  return tty && config.nodeEnv !== 'test' ? 'pretty' : 'json';
+}
+
+/** The pino-http middleware of the app, mounted first by configureApp (see httpLogger). */
+export const HTTP_LOGGER = Symbol('HTTP_LOGGER');
+export type { HttpLogger };
+
+/**
+ * One pino logger for everything the process writes, and the pino-http middleware on it.
+ * The middleware goes in front of body parsing (configureApp), so a body refused there
+ * still gets its X-Request-Id and its log line; nestjs-pino (useExisting) then only binds
+ * the request's logger for the lines written while Nest handles it.
+ */
+export function httpLogger(config: AppConfig): HttpLogger {
+  const pretty = logFormat(config, process.stdout.isTTY === true) === 'pretty';
+  const root = pino({
+    level: config.logLevel || (config.nodeEnv === 'test' ? 'warn' : 'info'),
+    // Every line says which replica wrote it.
+    base: { pid: process.pid, replicaId: config.replicaId },
+    redact: { paths: REDACT, censor: '[redacted]' },
+    transport: pretty
+      ? {
+          target: 'pino-pretty',
+          options: { singleLine: true, translateTime: 'SYS:HH:MM:ss.l' },
+        }
+      : undefined,
+  });
+  return pinoHttp({
+    logger: root,
+    // A token may also come as ?token= (websocket clients): never in the clear.
+    serializers: { req: redactTokenParams },
+    genReqId: assignRequestId,
+    // Lines logged while a request is handled carry its requestId; only the line for the
+    // response carries the whole req and res.
+    quietReqLogger: true,
+    customAttributeKeys: { reqId: 'requestId' },
+    customLogLevel: (_req, res, err) => responseLevel(res, err),
+    // Probes and scrapes every few seconds are noise.
+    autoLogging: { ignore: (req) => /^\/(health|metrics)/.test(req.url ?? '') },
+  });
+}
+
+/** Structured logs: pino JSON (or pretty, LOG_FORMAT), one request id per request. */
 @Module({
   imports: [
     LoggerModule.forRootAsync({
-      inject: [AppConfig],
-      useFactory: (config: AppConfig) => ({
+      providers: [{ provide: HTTP_LOGGER, inject: [AppConfig], useFactory: httpLogger }],
+      inject: [HTTP_LOGGER],
+      useFactory: (http: HttpLogger) => ({
         // Named wildcard: the path-to-regexp of Nest 11 no longer takes a bare '*'.
         forRoutes: [{ path: '{*path}', method: RequestMethod.ALL }],
-        pinoHttp: {
-          level: config.logLevel || (config.nodeEnv === 'test' ? 'warn' : 'info'),
-          // Every line says which replica wrote it.
-          base: { pid: process.pid, replicaId: config.replicaId },
-          redact: { paths: REDACT, censor: '[redacted]' },
-          // A token may also come as ?token= (websocket clients): never in the clear.
-          serializers: { req: redactTokenParams },
-          // Probes and scrapes every few seconds are noise.
-          autoLogging: { ignore: (req) => /^\/(health|metrics)/.test(req.url ?? '') },
-          transport:
-            config.nodeEnv === 'development'
-              ? {
-                  target: 'pino-pretty',
-                  options: { singleLine: true, translateTime: 'SYS:HH:MM:ss.l' },
-                }
-              : undefined,
-        },
+        // Lines outside any request go to the same logger.
+        pinoHttp: { logger: http.logger },
+        useExisting: true,
       }),
     }),
   ],

@@ -1,152 +1,95 @@
 import { Injectable, Optional } from '@nestjs/common';
+import { InjectMetric } from '@willsoto/nestjs-prometheus';
+import { Counter, Gauge, Histogram, register, Registry } from 'prom-client';
 import { AppConfig } from '../config/app-config';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, register } from 'prom-client';
+import { METRICS as M, standaloneMetric } from './metric-definitions';
 
-const DURATION_BUCKETS = [
-  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800,
+/**
+ * prom-client's default process metrics that promtool rejects: gauges with a counter's
+ * `_total` suffix. Each is the sum of the by-type gauge without the suffix
+ * (`nodejs_active_handles{type}` and so on), which stays.
+ */
+const MISNAMED_DEFAULT_METRICS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
 ];
 
 /**
- * All `cronium_` metrics in one place. Labels are low-cardinality (status, phase, code):
- * never a server id on a high-volume series. Every series carries `replica_id`, so the
- * replicas of a cluster can be told apart (and summed).
+ * The `cronium_` metrics the rest of the code counts with, one property per metric of
+ * METRICS. Each is the @willsoto/nestjs-prometheus provider of that name, injected; built
+ * with `new MetricsService()` (unit specs, no Nest) each comes from the same provider
+ * factory, so the same metric. Every series carries `replica_id`, so the replicas of a
+ * cluster can be told apart (and summed).
  */
 @Injectable()
 export class MetricsService {
+  /** prom-client's default registry, the one the package's providers and /metrics use. */
   readonly registry: Registry = register;
 
-  readonly executions = this.counter('cronium_executions_total', 'Executions by final status', [
-    'status',
-  ]);
-  readonly targets = this.counter('cronium_targets_total', 'Execution targets by final status', [
-    'status',
-  ]);
-  readonly executionDuration = this.histogram(
-    'cronium_execution_duration_seconds',
-    'Execution wall time, submit to final status',
-    [],
-  );
-  readonly phaseDuration = this.histogram(
-    'cronium_target_phase_duration_seconds',
-    'Per-target phase durations (connect, deploy, tunnel, run)',
-    ['phase'],
-  );
-  readonly activeExecutions = this.gauge(
-    'cronium_active_executions',
-    'Executions not yet finished',
-  );
-  readonly runnerDeployments = this.counter(
-    'cronium_runner_deployments_total',
-    'Runner deployments by result',
-    ['result'],
-  );
-  readonly runnerCache = this.counter(
-    'cronium_runner_cache_total',
-    'Runner cache lookups: hit, miss, stale (re-verified) or vanished',
-    ['result'],
-  );
-  readonly sshConnections = this.gauge('cronium_ssh_connections', 'Pooled SSH connections');
-  readonly sshChannels = this.gauge(
-    'cronium_ssh_channels',
-    'Channel slots in use on pooled connections',
-  );
-  readonly sshJumpConnections = this.counter(
-    'cronium_ssh_jump_connections_total',
-    'Connections opened to jump hosts, to tunnel to the servers behind them',
-  );
-  readonly sshJumpConnectionsActive = this.gauge(
-    'cronium_ssh_jump_connections',
-    'Pooled connections carrying at least one tunnel (jump hosts in use)',
-  );
-  readonly sshTunnelsOpen = this.gauge(
-    'cronium_ssh_jump_tunnels',
-    'Open tunnels through jump hosts (one per connection to a server behind one)',
-  );
-  readonly sshJumpTunnels = this.counter(
-    'cronium_ssh_jump_tunnels_total',
-    'Tunnels through jump hosts by result (opened, failed)',
-    ['result'],
-  );
-  readonly sshConnectFailures = this.counter(
-    'cronium_ssh_connect_failures_total',
-    'Failed SSH connects by error code',
-    ['code'],
-  );
-  readonly helperCalls = this.counter(
-    'cronium_helper_calls_total',
-    'Runtime-helper API calls by helper and HTTP status',
-    ['helper', 'status'],
-  );
-  readonly tunnels = this.counter(
-    'cronium_tunnels_total',
-    'Helper set-ups: api (tunnel opened), fallback (bundled instead, by reason), failed',
-    ['result', 'reason'],
-  );
-  readonly websocketSubscribers = this.gauge(
-    'cronium_websocket_subscribers',
-    'Active websocket subscriptions to execution status streams',
-  );
-  readonly batches = this.counter(
-    'cronium_batches_total',
-    'Rolling batches ended: passed, or halted (over maxFailPercentage: the rest skipped)',
-    ['outcome'],
-  );
-  readonly becomeFailures = this.counter(
-    'cronium_become_failures_total',
-    "Targets whose script sudo refused to run as the job's become.user (become_failed)",
-  );
-  readonly breakerOpens = this.counter(
-    'cronium_ssh_breaker_opens_total',
-    'Circuit-breaker openings',
-  );
-  readonly reruns = this.counter(
-    'cronium_execution_reruns_total',
-    'Executions started by POST /v1/executions/:id/rerun, by scope (failed or all)',
-    ['only'],
-  );
-
-  readonly notificationDeliveries = this.counter(
-    'cronium_notification_deliveries_total',
-    'Completion notification attempts: delivered, retrying (will try again) or failed (gave up)',
-    ['result'],
-  );
-  readonly retentionDeleted = this.counter(
-    'cronium_retention_deleted_total',
-    'Rows the retention sweep deleted, by kind (executions, targets, events, notifications, notification_attempts)',
-    ['kind'],
-  );
-
-  constructor(@Optional() config?: AppConfig) {
+  constructor(
+    @Optional() config?: AppConfig,
+    @InjectMetric(M.executions.name)
+    readonly executions: Counter<'status'> = standaloneMetric(M.executions.name),
+    @InjectMetric(M.targets.name)
+    readonly targets: Counter<'status'> = standaloneMetric(M.targets.name),
+    @InjectMetric(M.executionDuration.name)
+    readonly executionDuration: Histogram = standaloneMetric(M.executionDuration.name),
+    @InjectMetric(M.phaseDuration.name)
+    readonly phaseDuration: Histogram<'phase'> = standaloneMetric(M.phaseDuration.name),
+    @InjectMetric(M.activeExecutions.name)
+    readonly activeExecutions: Gauge = standaloneMetric(M.activeExecutions.name),
+    @InjectMetric(M.runnerDeployments.name)
+    readonly runnerDeployments: Counter<'result'> = standaloneMetric(M.runnerDeployments.name),
+    @InjectMetric(M.runnerCache.name)
+    readonly runnerCache: Counter<'result'> = standaloneMetric(M.runnerCache.name),
+    @InjectMetric(M.sshConnections.name)
+    readonly sshConnections: Gauge = standaloneMetric(M.sshConnections.name),
+    @InjectMetric(M.sshChannels.name)
+    readonly sshChannels: Gauge = standaloneMetric(M.sshChannels.name),
+    @InjectMetric(M.sshJumpConnections.name)
+    readonly sshJumpConnections: Counter = standaloneMetric(M.sshJumpConnections.name),
+    @InjectMetric(M.sshJumpConnectionsActive.name)
+    readonly sshJumpConnectionsActive: Gauge = standaloneMetric(M.sshJumpConnectionsActive.name),
+    @InjectMetric(M.sshTunnelsOpen.name)
+    readonly sshTunnelsOpen: Gauge = standaloneMetric(M.sshTunnelsOpen.name),
+    @InjectMetric(M.sshJumpTunnels.name)
+    readonly sshJumpTunnels: Counter<'result'> = standaloneMetric(M.sshJumpTunnels.name),
+    @InjectMetric(M.sshConnectFailures.name)
+    readonly sshConnectFailures: Counter<'code'> = standaloneMetric(M.sshConnectFailures.name),
+    @InjectMetric(M.helperCalls.name)
+    readonly helperCalls: Counter<'helper' | 'status'> = standaloneMetric(M.helperCalls.name),
+    @InjectMetric(M.tunnels.name)
+    readonly tunnels: Counter<'result' | 'reason'> = standaloneMetric(M.tunnels.name),
+    @InjectMetric(M.websocketSubscribers.name)
+    readonly websocketSubscribers: Gauge = standaloneMetric(M.websocketSubscribers.name),
+    @InjectMetric(M.batches.name)
+    readonly batches: Counter<'outcome'> = standaloneMetric(M.batches.name),
+    @InjectMetric(M.becomeFailures.name)
+    readonly becomeFailures: Counter = standaloneMetric(M.becomeFailures.name),
+    @InjectMetric(M.breakerOpens.name)
+    readonly breakerOpens: Counter = standaloneMetric(M.breakerOpens.name),
+    @InjectMetric(M.reruns.name) readonly reruns: Counter<'only'> = standaloneMetric(M.reruns.name),
+    @InjectMetric(M.notificationDeliveries.name)
+    readonly notificationDeliveries: Counter<'result'> = standaloneMetric(
+      M.notificationDeliveries.name,
+    ),
+    @InjectMetric(M.retentionDeleted.name)
+    readonly retentionDeleted: Counter<'kind'> = standaloneMetric(M.retentionDeleted.name),
+  ) {
     if (config) this.registry.setDefaultLabels({ replica_id: config.replicaId });
-    // Process metrics (CPU, memory, event loop) once per registry.
-    if (!this.registry.getSingleMetric('process_cpu_seconds_total'))
-      collectDefaultMetrics({ register: this.registry });
+    for (const name of MISNAMED_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
+    this.zeroKnownLabels();
   }
 
-  private counter<L extends string>(name: string, help: string, labelNames: L[] = []) {
-    return (
-      (this.registry.getSingleMetric(name) as Counter<L>) ??
-      new Counter<L>({ name, help, labelNames, registers: [this.registry] })
-    );
-  }
-
-  private gauge<L extends string>(name: string, help: string, labelNames: L[] = []) {
-    return (
-      (this.registry.getSingleMetric(name) as Gauge<L>) ??
-      new Gauge<L>({ name, help, labelNames, registers: [this.registry] })
-    );
-  }
-
-  private histogram<L extends string>(name: string, help: string, labelNames: L[]) {
-    return (
-      (this.registry.getSingleMetric(name) as Histogram<L>) ??
-      new Histogram<L>({
-        name,
-        help,
-        labelNames,
-        buckets: DURATION_BUCKETS,
-        registers: [this.registry],
-      })
-    );
+  /** Every known label set of a labelled metric shows from the first scrape, at 0. */
+  private zeroKnownLabels(): void {
+    for (const [key, def] of Object.entries(M)) {
+      const metric = this[key as keyof typeof M];
+      for (const labels of 'known' in def ? def.known : []) {
+        if (metric instanceof Histogram) metric.zero(labels);
+        else if (metric instanceof Counter) metric.inc(labels, 0);
+      }
+    }
   }
 }

@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsString, MaxLength, MinLength } from 'class-validator';
 import { IsOptionalNotNull } from '../common/validation';
+import { NOTIFICATION_STATUSES } from '../persistence/entities/notification.entity';
 
 export const MAX_NOTIFY_URL = 2048;
 export const MAX_NOTIFY_SECRET = 256;
@@ -32,13 +33,14 @@ export class NotifyDto {
 }
 
 export class NotificationAttemptView {
-  @ApiProperty({ description: '1 for the first attempt' }) attempt!: number;
+  @ApiProperty({ type: 'integer', minimum: 1, description: '1 for the first attempt' })
+  attempt!: number;
   @ApiProperty({ format: 'date-time' }) at!: string;
-  @ApiProperty({ type: Number, nullable: true, description: 'null when no response came' })
+  @ApiProperty({ type: 'integer', nullable: true, description: 'null when no response came' })
   httpStatus!: number | null;
   @ApiProperty({ type: String, nullable: true, description: 'why it failed; null on success' })
   error!: string | null;
-  @ApiProperty() durationMs!: number;
+  @ApiProperty({ type: 'integer', minimum: 0 }) durationMs!: number;
 }
 
 export class NotificationView {
@@ -46,7 +48,7 @@ export class NotificationView {
   deliveryId!: string;
   @ApiProperty({ description: 'The URL without credentials, query or fragment' }) url!: string;
   @ApiProperty({ description: 'Whether attempts carry X-Cronium-Signature' }) signed!: boolean;
-  @ApiProperty({ enum: ['waiting', 'pending', 'sending', 'delivered', 'failed'] })
+  @ApiProperty({ enum: [...NOTIFICATION_STATUSES] })
   status!: string;
   @ApiProperty({ type: String, format: 'date-time', nullable: true })
   nextAttemptAt!: string | null;

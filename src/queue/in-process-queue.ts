@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { detachedFromRequest } from '../logging/logging.module';
 import { WorkHandler, WorkQueue } from './work-queue';
 
 /**
@@ -15,8 +16,9 @@ export class InProcessQueue extends WorkQueue {
   submit(executionId: string): Promise<void> {
     const handler = this.handler;
     if (handler && !this.stopped) {
-      handler(executionId).catch((e) =>
-        this.logger.error(`execution ${executionId}: ${e?.stack ?? e}`),
+      // Called from the POST that submitted it; the execution outlives that request.
+      detachedFromRequest(() => handler(executionId)).catch((e) =>
+        this.logger.error({ msg: `execution failed: ${e?.stack ?? e}`, executionId }),
       );
     }
     return Promise.resolve();

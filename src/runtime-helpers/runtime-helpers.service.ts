@@ -121,7 +121,7 @@ export class RuntimeHelpersService {
     resume: ApiResume,
   ): Promise<PreparedHelpers> {
     const prepared = await this.prepareApi(conn, req, this.contextOf(req, 'api'), resume);
-    this.metrics.tunnels.inc({ result: 'api', reason: '' });
+    this.metrics.tunnels.inc({ result: 'api', reason: 'none' });
     return prepared;
   }
 
@@ -155,7 +155,7 @@ export class RuntimeHelpersService {
         const prepared = await this.prepareApi(conn, req, context);
         this.refused.delete(conn);
         prepared.tunnelMs = Math.round(performance.now() - started);
-        this.metrics.tunnels.inc({ result: 'api', reason: '' });
+        this.metrics.tunnels.inc({ result: 'api', reason: 'none' });
         return prepared;
       } catch (e: any) {
         const reason =

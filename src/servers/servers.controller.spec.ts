@@ -1,3 +1,4 @@
+import { HTTP_LOGGER, httpLogger } from '../logging/logging.module';
 import { Global, INestApplication, Logger, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { EventEmitter } from 'node:events';
@@ -8,6 +9,7 @@ import * as path from 'node:path';
 import request from 'supertest';
 import { configureApp } from '../app-setup';
 import { TargetError } from '../executions/error-codes';
+import { metricProviders } from '../metrics/metric-definitions';
 import { MetricsService } from '../metrics/metrics.service';
 import { AppConfig } from '../config/app-config';
 import { loadConfig } from '../config/load-config';
@@ -96,8 +98,14 @@ describe('ServersController (HTTP)', () => {
 
     @Global()
     @Module({
-      providers: [{ provide: AppConfig, useValue: config }, MetricsService],
-      exports: [AppConfig, MetricsService],
+      providers: [
+        { provide: AppConfig, useValue: config },
+        ...metricProviders,
+        MetricsService,
+        // configureApp mounts the app's pino-http middleware first.
+        { provide: HTTP_LOGGER, inject: [AppConfig], useFactory: httpLogger },
+      ],
+      exports: [AppConfig, MetricsService, HTTP_LOGGER],
     })
     class TestInfraModule {}
 

@@ -11,17 +11,23 @@ import {
   Res,
 } from '@nestjs/common';
 import {
-  ApiBadRequestResponse,
   ApiBearerAuth,
-  ApiConflictResponse,
+  ApiBody,
   ApiCreatedResponse,
   ApiNoContentResponse,
-  ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
+  ApiParam,
   ApiTags,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
+import { ApiError } from '../openapi/errors';
+import {
+  createServerExample,
+  serverCheckExample,
+  serverExample,
+  updateServerExample,
+} from '../openapi/examples';
 import { CheckQuery } from './dto/check-query.dto';
 import { CreateServerDto } from './dto/create-server.dto';
 import { ListServersQuery } from './dto/list-servers-query.dto';
@@ -29,6 +35,12 @@ import { ServerCheckResult, ServerView } from './dto/server-view.dto';
 import { UpdateServerDto } from './dto/update-server.dto';
 import { ServerCheckService } from './server-check.service';
 import { ServersService } from './servers.service';
+
+const ServerNotFound = () =>
+  ApiError(404, 'no such server', 'server 4c1a9f0e-7b2d-4e8a-9c3f-1d2e3f4a5b6c not found');
+const NameTaken = () =>
+  ApiError(409, 'a server with this name exists', 'a server named "web-1" already exists');
+const ServerId = () => ApiParam({ name: 'id', format: 'uuid', description: "the server's id" });
 
 @ApiTags('servers')
 @ApiBearerAuth()
@@ -41,12 +53,20 @@ export class ServersController {
 
   @Post()
   @HttpCode(201)
-  @ApiOperation({ summary: 'Register a server (credentials are stored encrypted)' })
-  @ApiCreatedResponse({ type: ServerView })
-  @ApiBadRequestResponse({
-    description: 'a field is invalid (e.g. jumpServerId unknown, cyclic or too deep)',
+  @ApiOperation({
+    summary: 'Register a server (credentials are stored encrypted)',
+    description:
+      'Give exactly one of `privateKey` and `password`. Credentials are never returned. ' +
+      'Without `hostKey` the first key seen is pinned, unless the host-key policy is strict.',
   })
-  @ApiConflictResponse({ description: 'a server with this name exists' })
+  @ApiBody({ type: CreateServerDto, examples: { key: { value: createServerExample } } })
+  @ApiCreatedResponse({ type: ServerView, description: 'the new server', example: serverExample })
+  @ApiError(
+    400,
+    'a field is invalid (e.g. jumpServerId unknown, cyclic or too deep)',
+    'host must be a hostname (letters, digits, dots and hyphens) or an IPv4/IPv6 address',
+  )
+  @NameTaken()
   create(@Body() dto: CreateServerDto): Promise<ServerView> {
     return this.servers.create(dto);
   }
@@ -60,6 +80,8 @@ export class ServersController {
   })
   @ApiOkResponse({
     type: [ServerView],
+    description: 'the servers matching every filter given',
+    example: [serverExample],
     headers: {
       'X-Next-Cursor': {
         description: 'cursor of the next page; absent on the last one',
@@ -77,8 +99,10 @@ export class ServersController {
   }
 
   @Get(':id')
-  @ApiOkResponse({ type: ServerView })
-  @ApiNotFoundResponse()
+  @ApiOperation({ summary: 'One server', description: 'The server without its credentials.' })
+  @ServerId()
+  @ApiOkResponse({ type: ServerView, description: 'the server', example: serverExample })
+  @ServerNotFound()
   get(@Param('id') id: string): Promise<ServerView> {
     return this.servers.get(id);
   }
@@ -89,30 +113,53 @@ export class ServersController {
     description:
       'Only the given fields change. Changing host, port or username without hostKey clears the pinned host key.',
   })
-  @ApiOkResponse({ type: ServerView })
-  @ApiBadRequestResponse({
-    description: 'a field is invalid (e.g. jumpServerId unknown, itself, cyclic or too deep)',
-  })
-  @ApiNotFoundResponse()
-  @ApiConflictResponse({ description: 'a server with this name exists' })
+  @ServerId()
+  @ApiBody({ type: UpdateServerDto, examples: { retag: { value: updateServerExample } } })
+  @ApiOkResponse({ type: ServerView, description: 'the server as changed', example: serverExample })
+  @ApiError(
+    400,
+    'a field is invalid (e.g. jumpServerId unknown, itself, cyclic or too deep)',
+    'jumpServerId: a server cannot be its own jump host',
+  )
+  @ServerNotFound()
+  @NameTaken()
   update(@Param('id') id: string, @Body() dto: UpdateServerDto): Promise<ServerView> {
     return this.servers.update(id, dto);
   }
 
   @Delete(':id')
   @HttpCode(204)
-  @ApiNoContentResponse()
-  @ApiNotFoundResponse()
-  @ApiConflictResponse({ description: 'other servers use this one as their jump host' })
+  @ApiOperation({
+    summary: 'Delete a server',
+    description: 'Refused while other servers use it as their jump host.',
+  })
+  @ServerId()
+  @ApiNoContentResponse({ description: 'deleted' })
+  @ServerNotFound()
+  @ApiError(
+    409,
+    'other servers use this one as their jump host',
+    'server 4c1a9f0e-7b2d-4e8a-9c3f-1d2e3f4a5b6c is the jump host of "db-1"; ' +
+      'change or clear their jumpServerId first',
+  )
   async remove(@Param('id') id: string): Promise<void> {
     await this.servers.remove(id);
   }
 
   @Post(':id/check')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Connect, run `true`, report the host key and latency' })
-  @ApiOkResponse({ type: ServerCheckResult })
-  @ApiNotFoundResponse()
+  @ApiOperation({
+    summary: 'Connect, run `true`, report the host key and latency',
+    description:
+      'A failed connection is still a 200, with `ok: false` and the `error` that stopped it.',
+  })
+  @ServerId()
+  @ApiOkResponse({
+    type: ServerCheckResult,
+    description: 'what the check saw',
+    example: serverCheckExample,
+  })
+  @ServerNotFound()
   check(@Param('id') id: string, @Query() q: CheckQuery): Promise<ServerCheckResult> {
     return this.checker.check(id, q.timeoutSeconds ?? 10);
   }

@@ -26,6 +26,18 @@ const MESSAGES = new Set(['subscribe', 'unsubscribe']);
 const MAX_CLIENT_MESSAGE_BYTES = 64 * 1024;
 /** RFC 6455 "policy violation": a missing or invalid token. */
 const CLOSE_UNAUTHORIZED = 1008;
+/**
+ * Browsers cannot set headers on a websocket, and a `?token=` query is a URL: they offer
+ * `cronium.v1` plus `cronium.token.<token>` as Sec-WebSocket-Protocol values instead. The
+ * server answers with `cronium.v1` only, so the token is never echoed back.
+ */
+export const WS_PROTOCOL = 'cronium.v1';
+export const WS_TOKEN_PROTOCOL_PREFIX = 'cronium.token.';
+
+/** The subprotocol the server selects: `cronium.v1` when offered, else none. */
+function selectProtocol(protocols: Set<string>): string | false {
+  return protocols.has(WS_PROTOCOL) ? WS_PROTOCOL : false;
+}
 
 interface SubscribeRequest {
   executionId: string;
@@ -38,7 +50,11 @@ interface SubscribeRequest {
  * replayed from the database after `afterSeq`, then live, with no gap and no duplicate.
  * Plain RFC 6455 (WsAdapter); messages are `{"event": ..., "data": ...}` JSON text frames.
  */
-@WebSocketGateway({ path: '/v1/status', maxPayload: MAX_CLIENT_MESSAGE_BYTES })
+@WebSocketGateway({
+  path: '/v1/status',
+  maxPayload: MAX_CLIENT_MESSAGE_BYTES,
+  handleProtocols: selectProtocol,
+})
 export class StatusGateway
   implements OnGatewayConnection, OnGatewayDisconnect, OnModuleInit, OnModuleDestroy
 {
@@ -64,7 +80,9 @@ export class StatusGateway
   /** Authenticates at the handshake: a bad or missing token closes 1008 before any data. */
   handleConnection(client: WebSocket, req?: IncomingMessage): void {
     const token =
-      ServiceTokensService.fromHeader(req?.headers?.authorization) ?? queryToken(req?.url);
+      ServiceTokensService.fromHeader(req?.headers?.authorization) ??
+      protocolToken(req?.headers?.['sec-websocket-protocol']) ??
+      queryToken(req?.url);
     if (!this.tokens.isValid(token)) {
       client.close(CLOSE_UNAUTHORIZED, 'unauthorized');
       return;
@@ -222,6 +240,20 @@ export class StatusGateway
       );
     }
   }
+}
+
+/** `Sec-WebSocket-Protocol: cronium.v1, cronium.token.<token>` → token, or undefined. */
+function protocolToken(header: string | string[] | undefined): string | undefined {
+  const values = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',');
+  for (const v of values) {
+    const value = v.trim();
+    if (
+      value.startsWith(WS_TOKEN_PROTOCOL_PREFIX) &&
+      value.length > WS_TOKEN_PROTOCOL_PREFIX.length
+    )
+      return value.slice(WS_TOKEN_PROTOCOL_PREFIX.length);
+  }
+  return undefined;
 }
 
 function queryToken(url: string | undefined): string | undefined {

@@ -21,6 +21,7 @@ import {
   Validate,
 } from 'class-validator';
 import { IsOptionalNotNull, RawJson } from '../../common/validation';
+import { ANY_JSON } from '../../openapi/schemas';
 import { NotifyDto } from '../../notifications/notify.dto';
 import { HELPER_MODES, HelperMode, SCRIPT_TYPES, ScriptType } from '../../executions/request';
 import { BECOME_USER_RE } from '../../runner/protocol';
@@ -106,7 +107,12 @@ export class BatchDto {
   @Max(100)
   maxFailPercentage?: number;
 
-  @ApiPropertyOptional({ minimum: 0, maximum: MAX_BATCH_PAUSE_SECONDS, default: 0 })
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 0,
+    maximum: MAX_BATCH_PAUSE_SECONDS,
+    default: 0,
+  })
   @IsOptional()
   @IsInt()
   @Min(0)
@@ -191,11 +197,14 @@ export class CreateJobDto {
   @RawJson(envProblem)
   env?: Record<string, string>;
 
-  @ApiPropertyOptional({ description: 'Any JSON; available to the script via cronium.input()' })
+  @ApiPropertyOptional({
+    ...ANY_JSON,
+    description: 'Any JSON; available to the script via cronium.input()',
+  })
   @RawJson()
   input?: unknown;
 
-  @ApiPropertyOptional({ minimum: 1 })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 7 * 24 * 3600 })
   @IsOptional()
   @IsInt()
   @Min(1)
@@ -218,14 +227,19 @@ export class CreateJobDto {
   @IsIn(HELPER_MODES)
   helperMode?: HelperMode;
 
-  @ApiPropertyOptional({ minimum: 1, default: 50 })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 10000, default: 50 })
   @IsOptional()
   @IsInt()
   @Min(1)
   @Max(10000)
   concurrency?: number;
 
-  @ApiPropertyOptional({ oneOf: [{ type: 'integer' }, { type: 'string', example: '10%' }] })
+  @ApiPropertyOptional({
+    oneOf: [
+      { type: 'integer', minimum: 0, maximum: 1_000_000 },
+      { type: 'string', pattern: '^\\d{1,3}%$', example: '10%' },
+    ],
+  })
   @IsOptional()
   @Validate(MaxErrorsRule)
   maxErrors?: number | string;

@@ -35,7 +35,7 @@ const Label = (property: string) =>
 /** `GET /v1/executions`: every filter given must hold (AND); newest first. */
 export class ListExecutionsQuery {
   @ApiPropertyOptional({
-    type: [String],
+    isArray: true,
     enum: [...EXECUTION_STATUSES],
     description: 'Any of these statuses: repeat it (status=a&status=b) or list it (status=a,b)',
   })
@@ -79,7 +79,7 @@ export class ListExecutionsQuery {
   @QueryTimestamp('createdBefore')
   createdBefore?: string;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: 200, default: DEFAULT_LIST_LIMIT })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 200, default: DEFAULT_LIST_LIMIT })
   @IsOptional()
   @QueryInt()
   @IsInt()
@@ -99,6 +99,7 @@ export const MAX_WAIT_SECONDS = 60;
 
 export class GetExecutionQuery {
   @ApiPropertyOptional({
+    type: 'integer',
     minimum: 0,
     maximum: MAX_WAIT_SECONDS,
     description:
@@ -119,14 +120,14 @@ export class LogsQuery {
   @IsUUID('all', { message: 'serverId must be a server id (UUID)' })
   serverId?: string;
 
-  @ApiPropertyOptional({ minimum: 0, default: 0 })
+  @ApiPropertyOptional({ type: 'integer', minimum: 0, default: 0 })
   @IsOptional()
   @QueryInt()
   @IsInt()
   @Min(0)
   afterSeq?: number;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: 10000, default: 1000 })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 10000, default: 1000 })
   @IsOptional()
   @QueryInt()
   @IsInt()

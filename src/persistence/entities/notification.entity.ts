@@ -6,7 +6,14 @@ import { epochMs } from '../columns';
  * nextAttemptAt), `sending` (claimed by one replica for one attempt), then `delivered`
  * or `failed` (every attempt spent).
  */
-export type NotificationStatus = 'waiting' | 'pending' | 'sending' | 'delivered' | 'failed';
+export const NOTIFICATION_STATUSES = [
+  'waiting',
+  'pending',
+  'sending',
+  'delivered',
+  'failed',
+] as const;
+export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
 
 /** The completion notification of one execution (`notify` on its job); id = delivery id. */
 @Entity('notifications')

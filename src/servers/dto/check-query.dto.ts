@@ -4,7 +4,7 @@ import { QueryInt } from '../../common/validation';
 
 /** `POST /v1/servers/:id/check?timeoutSeconds=`: the whole check answers within it. */
 export class CheckQuery {
-  @ApiPropertyOptional({ minimum: 1, maximum: 120, default: 10 })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 120, default: 10 })
   @IsOptional()
   @QueryInt()
   @IsInt()

@@ -34,7 +34,7 @@ export class CreateServerDto {
   @IsServerHost()
   host!: string;
 
-  @ApiPropertyOptional({ default: 22, minimum: 1, maximum: 65535 })
+  @ApiPropertyOptional({ type: 'integer', default: 22, minimum: 1, maximum: 65535 })
   @IsOptionalNotNull()
   @IsInt()
   @Min(1)
@@ -73,6 +73,7 @@ export class CreateServerDto {
   @ApiPropertyOptional({
     description:
       "the SSH user's sudo password, for jobs with become (fed to sudo -S on stdin); stored encrypted, never returned",
+    type: String,
     writeOnly: true,
     nullable: true,
   })
@@ -81,6 +82,8 @@ export class CreateServerDto {
   becomePassword?: string | null;
 
   @ApiPropertyOptional({
+    type: String,
+    nullable: true,
     description:
       'the host key to pin: an OpenSSH public key line or a SHA256:… fingerprint. Without it the first key seen is pinned (unless the host-key policy is strict).',
     example: 'SHA256:0uI4Uv6strT1qUsl1DywImZFjFaGpRa8fAtRVebs2IU',
@@ -98,6 +101,8 @@ export class CreateServerDto {
   tags?: string[];
 
   @ApiPropertyOptional({
+    type: String,
+    nullable: true,
     description: 'remote base directory; defaults to the configured runner.baseDir',
     example: '~/.cache/cronium',
     maxLength: BASE_DIR_MAX,

@@ -24,6 +24,7 @@ export class ListServersQuery {
   name?: string;
 
   @ApiPropertyOptional({
+    type: 'integer',
     minimum: 1,
     maximum: MAX_SERVER_PAGE,
     description: 'Page size; without it every matching server comes back in one page',

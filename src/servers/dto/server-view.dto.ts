@@ -5,12 +5,16 @@ export class ServerView {
   @ApiProperty({ format: 'uuid' }) id!: string;
   @ApiProperty() name!: string;
   @ApiProperty() host!: string;
-  @ApiProperty() port!: number;
+  @ApiProperty({ type: 'integer', minimum: 1, maximum: 65535 }) port!: number;
   @ApiProperty() username!: string;
   @ApiProperty({ enum: ['key', 'password'] }) authType!: 'key' | 'password';
   @ApiProperty({ description: 'whether a becomePassword (sudo) is stored; it is never returned' })
   hasBecomePassword!: boolean;
-  @ApiProperty({ type: String, nullable: true, example: 'SHA256:…' })
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: 'SHA256:0uI4Uv6strT1qUsl1DywImZFjFaGpRa8fAtRVebs2IU',
+  })
   hostKeyFingerprint!: string | null;
   @ApiProperty({ type: String, nullable: true, example: 'ssh-ed25519' })
   hostKeyType!: string | null;
@@ -18,7 +22,7 @@ export class ServerView {
   hostKeyPinnedAt!: string | null;
   @ApiProperty({
     type: String,
-    enum: ['given', 'tofu'],
+    enum: ['given', 'tofu', null],
     nullable: true,
     description: 'given by a caller (hostKey), or trusted on first use',
   })
@@ -49,8 +53,13 @@ export class ServerCheckResult {
   @ApiProperty({ required: false }) hostKeyType?: string;
   @ApiProperty({ required: false, description: 'whether the seen key is now the pinned key' })
   pinned?: boolean;
-  @ApiProperty({ required: false }) connectMs?: number;
-  @ApiProperty({ required: false, description: "round trip of exec('true')" })
+  @ApiProperty({ required: false, type: 'integer', minimum: 0 }) connectMs?: number;
+  @ApiProperty({
+    required: false,
+    type: 'integer',
+    minimum: 0,
+    description: "round trip of exec('true')",
+  })
   latencyMs?: number;
   @ApiProperty({ required: false, type: ServerCheckError }) error?: ServerCheckError;
 }

@@ -41,7 +41,7 @@ export class UpdateServerDto {
   @IsServerHost()
   host?: string;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: 65535 })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 65535 })
   @IsOptionalNotNull()
   @IsInt()
   @Min(1)
@@ -78,6 +78,7 @@ export class UpdateServerDto {
   @ApiPropertyOptional({
     description:
       'a new sudo password for become; null removes it (passwordless sudo); never returned',
+    type: String,
     writeOnly: true,
     nullable: true,
   })
@@ -85,7 +86,7 @@ export class UpdateServerDto {
   @IsBecomePassword()
   becomePassword?: string | null;
 
-  @ApiPropertyOptional({ nullable: true, description: 'new key to pin; null unpins' })
+  @ApiPropertyOptional({ type: String, nullable: true, description: 'new key to pin; null unpins' })
   @IsOptional()
   @IsString()
   @IsHostKeyInput()
@@ -98,7 +99,12 @@ export class UpdateServerDto {
   @IsTagList()
   tags?: string[];
 
-  @ApiPropertyOptional({ nullable: true, maxLength: BASE_DIR_MAX, description: 'null: default' })
+  @ApiPropertyOptional({
+    type: String,
+    nullable: true,
+    maxLength: BASE_DIR_MAX,
+    description: 'null: default',
+  })
   @IsOptional()
   @IsString()
   @IsBaseDir()
