@@ -572,16 +572,22 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
    * take-over); a cancel or hand-over ends the wait at once.
    */
   private async pause(entry: Running, ended: number): Promise<void> {
-    const ms = ended + (entry.plan.batch?.pauseSeconds ?? 0) * 1000 - Date.now();
-    if (ms <= 0 || entry.cancelled || entry.detached || entry.halted || entry.budgetSpent) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      entry.wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-    entry.wake = () => undefined;
+    const until = ended + (entry.plan.batch?.pauseSeconds ?? 0) * 1000;
+    // A timer may fire a millisecond before Date.now() reaches its end (seen in CI): the
+    // next batch never starts before `until`, so a short wake-up waits the rest.
+    for (;;) {
+      const ms = until - Date.now();
+      if (ms <= 0 || entry.cancelled || entry.detached || entry.halted || entry.budgetSpent) return;
+      const woken = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), ms);
+        entry.wake = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      });
+      entry.wake = () => undefined;
+      if (woken) return;
+    }
   }
 
   /** After a hand-over: everything emitted is stored, and any replica may claim it at once. */
