@@ -8,8 +8,9 @@
 # by builtins, and whatever does not need the payload is started while the
 # standby waits, parked on a fifo: the supervisor, the script's own process
 # (setsid and a second sh), the ticker, the two tails, the control reader
-# and the claim's mv (a subshell that execs mv once it has the runId).
-# After the payload: the find of safe_paths, the exec of mv, one head per
+# the claim's mv (a subshell that execs mv once it has the runId) and the
+# mode check (a subshell that execs find once the payload is here).
+# After the payload: the exec of find (beside the claim's), the exec of mv, one head per
 # section not sent as text,
 # the exec of the interpreter, the ticker's sleep (one a second) and its rm
 # per heartbeat seen, the grep of kill_marked, the cgroup's mkdir and rmdir
@@ -40,7 +41,7 @@
 # environment with a common name (dir, pid, ...) can't be modified under the
 # script's feet: assigning to an inherited exported variable keeps it exported.
 
-cr_version=2.1.1 # keep equal to ./VERSION
+cr_version=2.1.2 # keep equal to ./VERSION
 umask 077        # run dirs 0700, section and spool files 0600
 set -f           # header lines are split unquoted; never glob them
 
@@ -55,6 +56,7 @@ cr_t1=     # the follower's tails and control reader
 cr_t2=
 cr_cpid=
 cr_mv=     # the claim's mv, parked in standby
+cr_ck=     # the mode check's find, parked in standby
 cr_cg=     # the run's own cgroup (make_cgroup), where it has one
 cr_envpath= # set when the job's env section may set PATH
 
@@ -70,7 +72,7 @@ die() {
 }
 
 unsetup() {
-	for cr_p in $cr_t1 $cr_t2 $cr_cpid $cr_mv; do kill -KILL "$cr_p" 2>/dev/null; done
+	for cr_p in $cr_t1 $cr_t2 $cr_cpid $cr_mv $cr_ck; do kill -KILL "$cr_p" 2>/dev/null; done
 	[ -z "$cr_mine" ] || rm -rf -- "$cr_dir" "$cr_dir.sock"
 	[ -z "$cr_sb" ] || rm -rf -- "$cr_sb"
 }
@@ -1019,7 +1021,7 @@ standby() {
 		die "cannot create runs directory"
 	}
 	{ true >"$cr_sb/.stdout" && true >"$cr_sb/.stderr" && true >"$cr_sb/.wake" &&
-		mkfifo -- "$cr_sb/.go" "$cr_sb/.done" "$cr_sb/.ctl" "$cr_sb/.run" "$cr_sb/.claim" "$cr_sb/.tick"; } 2>/dev/null && exec 7<>"$cr_sb/.go" ||
+		mkfifo -- "$cr_sb/.go" "$cr_sb/.done" "$cr_sb/.ctl" "$cr_sb/.run" "$cr_sb/.claim" "$cr_sb/.tick" "$cr_sb/.chk"; } 2>/dev/null && exec 7<>"$cr_sb/.go" ||
 		die "cannot write run files"
 	# ( ) and not a bare `reap &`: dash runs a function's redirections by
 	# saving the old fds (the channel's) on fds >= 10, and a backgrounded
@@ -1061,6 +1063,19 @@ standby() {
 		exec mv -n -T -- "$cr_sb" "$cr_runs/$cr_l" 3<&-
 	) 3<.claim </dev/null >/dev/null 2>&1 4>&- 6>&- 7>&- 8>&- &
 	cr_mv=$!
+	# The mode check of safe_paths, prepared: it waits on .chk for the payload
+	# (our fd 5 is its only writer: our EOF is its EOF), then execs find, which
+	# writes the paths writable by group or others to .chkout.  Started last,
+	# so no other process of ours holds fd 5.
+	exec 5<>.chk
+	(
+		IFS= read -r cr_l <&5 || exit 1
+		exec 5<&-
+		# the paths of safe_paths
+		set -- "$cr_base" "$cr_base/runners" "$cr_rd" "$cr_rd/runner.sh" "$cr_rd/helpers" "$cr_runs"
+		exec find -H "$@" -maxdepth 0 "(" -perm -020 -o -perm -002 ")" -print
+	) 5<.chk </dev/null >.chkout 2>/dev/null 3>&- 4>&- 6>&- 7>&- 8>&- &
+	cr_ck=$!
 	say "standby $cr_version"
 }
 
@@ -1120,9 +1135,11 @@ interpreter() {
 # may write there (rename our standby dir away, put theirs in its place) could
 # read the job's env, so both are checked again before anything of the job
 # lands: owners by the -O builtin, modes by one find.  That find is the one
-# fork and exec of the job's path spent on safety: a mode changed since the
-# guard (by us or root, say a chmod 777 of runs/) must stop this job, not the
-# one after every standby opened before it.
+# exec of the job's path spent on safety (forked in standby, it runs beside
+# the claim's mv): a mode changed since the guard (by us or root, say a chmod
+# 777 of runs/) must stop this job, not the one after every standby opened
+# before it.  safe_paths checks the owners and lets the find go; safe_modes
+# waits for its answer, before any section is read.
 safe_paths() {
 	set -- "$cr_base" "$cr_base/runners" "$cr_rd" "$cr_rd/runner.sh" "$cr_rd/helpers" "$cr_runs"
 	for cr_p; do
@@ -1133,7 +1150,15 @@ safe_paths() {
 	done
 	# Every path exists (above): a find that fails (or is gone) checked nothing.
 	command -v find >/dev/null 2>&1 || die "tool missing: find (checks the run's paths' modes)"
-	cr_p=$(find -H "$@" -maxdepth 0 "(" -perm -020 -o -perm -002 ")" -print </dev/null 2>/dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-)
+	printf 'go\n' >&5 && exec 5>&- ||
+		die "cannot check the modes of the run's paths (find failed)"
+}
+
+# safe_modes: the find's answer (its output in the run dir, one path a line).
+safe_modes() {
+	wait "$cr_ck" || die "cannot check the modes of the run's paths (find failed)"
+	cr_ck= cr_p=
+	while IFS= read -r cr_l; do cr_p=${cr_p:+$cr_p }$cr_l; done 2>/dev/null <"$cr_dir/.chkout"
 	[ -z "$cr_p" ] || die "unsafe path (writable by group or others): $cr_p"
 }
 
@@ -1167,6 +1192,7 @@ run() {
 		die "run directory already exists or cannot be created"
 	cr_mv=
 	cr_sb= cr_mine=1
+	safe_modes
 
 	cr_i=0
 	while [ "$cr_i" -lt "$cr_n" ]; do
