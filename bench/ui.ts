@@ -84,6 +84,8 @@ async function main(): Promise<void> {
     script: { type: 'bash', content: 'true' },
     targets: { tags: [TAG] },
   });
+  if (warm.status !== 202)
+    throw new Error(`warm-up POST /v1/jobs: ${warm.status} ${JSON.stringify(warm.body)}`);
   const warmed = await svc.waitForExecution(warm.body.id, { pollMs: 1000 });
   console.log(`  warm-up ${warmed.status}: ${JSON.stringify(warmed.summary)}`);
 

@@ -4,6 +4,7 @@ import WebSocket from 'ws';
 import { createCroniumClient, CroniumClient, ExecutionView, LogPage } from '../src/client';
 import { CLIENT_SCHEMA_FILE, clientSource } from '../src/openapi/client-source';
 import { startApp, TEST_TOKEN, TestApp } from './support/app';
+import { isFinal } from './support/service-process';
 import { SshdInstance, startSshd } from './support/sshd';
 
 /*
@@ -58,7 +59,7 @@ describe('the generated typed client against the real service (real sshd)', () =
         params: { path: { id }, query: { wait: 10 } },
       });
       expect(response.status).toBe(200);
-      if (['succeeded', 'failed', 'partial', 'cancelled'].includes(data!.status)) return data!;
+      if (isFinal(data!.status)) return data!;
       if (Date.now() > deadline) throw new Error(`execution ${id} still ${data!.status}`);
     }
   }

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { logsOf, registerServer, startApp, TestApp, waitForExecution } from './support/app';
+import { registerServer, runJob, startApp, TestApp } from './support/app';
 import { ensureTestUser, SshdInstance, startSshd } from './support/sshd';
 
 /**
@@ -69,21 +69,11 @@ describe('remote tools: a server without find or grep is refused, and says which
     }
   };
 
-  async function job(serverId: string, marker: string) {
-    const res = await t
-      .http()
-      .post('/v1/jobs')
-      .set(t.auth)
-      .send({
-        // Leaves a child that escapes the group and session, as a daemon would.
-        script: { type: 'bash', content: `echo ran > ${marker}; setsid ${daemon} & echo ok` },
-        targets: { serverIds: [serverId] },
-        timeoutSeconds: 30,
-      });
-    expect(res.status).toBe(202);
-    const ex = await waitForExecution(t, res.body.id);
-    return { target: ex.targets[0], logs: await logsOf(t, ex.id) };
-  }
+  /** Leaves a child that escapes the group and session, as a daemon would. */
+  const job = (serverId: string, marker: string) =>
+    runJob(t, serverId, {
+      script: { type: 'bash', content: `echo ran > ${marker}; setsid ${daemon} & echo ok` },
+    });
 
   it('with every listed tool the job runs (the tool dir is enough)', async () => {
     const { serverId, marker } = await serverWithout(null);

@@ -6,12 +6,13 @@
  * bring (a dropped connection, the socket refused) is printed from there, and none twice.
  */
 import WebSocket from 'ws';
+import { FINAL_EXECUTION_STATUSES, TERMINAL_TARGET_STATUSES } from '../executions/statuses';
 import { Api, ExecutionView, LogEntry } from './api';
 import { colourOn, formatDuration, paint, serverColour } from './output';
 
-const FINAL = ['succeeded', 'failed', 'partial', 'cancelled'];
+const FINAL: readonly string[] = FINAL_EXECUTION_STATUSES;
 export const isFinal = (status: string) => FINAL.includes(status);
-const TARGET_DONE = ['succeeded', 'failed', 'timed_out', 'cancelled', 'skipped'];
+const TARGET_DONE: readonly string[] = TERMINAL_TARGET_STATUSES;
 const TARGET_FAILED = ['failed', 'timed_out'];
 
 /** One log line as the CLI prints it, and as `--json` lists it. */
@@ -104,10 +105,8 @@ export class Follower {
     }
   }
 
-  private async finalView(id: string): Promise<ExecutionView> {
-    let ex = await this.api.getExecution(id);
-    while (!isFinal(ex.status)) ex = await this.api.getExecution(id, 30);
-    return ex;
+  private finalView(id: string): Promise<ExecutionView> {
+    return waitForEnd(this.api, id);
   }
 
   /** Prints (or collects) the stored log as it is now, without following it. */
@@ -265,4 +264,11 @@ export class Follower {
     this.note = note;
     this.drawProgress();
   }
+}
+
+/** The execution once it has ended: long-polls (GET ?wait=30) until its status is final. */
+export async function waitForEnd(api: Api, id: string): Promise<ExecutionView> {
+  let ex = await api.getExecution(id);
+  while (!isFinal(ex.status)) ex = await api.getExecution(id, 30);
+  return ex;
 }

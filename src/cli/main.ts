@@ -9,12 +9,14 @@ import { Api, ApiError, ExecutionView, ScriptType, ServerView } from './api';
 import {
   CliConfig,
   configPath,
+  DEFAULT_URL,
   loadConfig,
   readConfigFile,
   setConfigValue,
   UsageError,
 } from './config';
-import { Follower, isFinal } from './follow';
+import { isUuid } from '../common/uuid';
+import { Follower, isFinal, waitForEnd } from './follow';
 import { colourOn, formatDuration, paint, STATUS_COLOUR, table } from './output';
 
 export const EXIT = {
@@ -30,8 +32,6 @@ export const EXIT = {
   /** Ctrl-C: the execution was cancelled, or the CLI detached from it. */
   interrupted: 130,
 } as const;
-
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function exitCodeOf(e: unknown): number {
   if (e instanceof UsageError) return EXIT.usage;
@@ -85,10 +85,10 @@ function readStdin(): string {
 
 /** Server ids for ids or names (names are looked up, exactly). */
 async function resolveServers(a: Api, refs: string[]): Promise<string[]> {
-  if (refs.every((r) => UUID_RE.test(r))) return refs;
+  if (refs.every((r) => isUuid(r))) return refs;
   const servers = await a.listServers();
   return refs.map((ref) => {
-    if (UUID_RE.test(ref)) return ref;
+    if (isUuid(ref)) return ref;
     const s = servers.find((x) => x.name === ref);
     if (!s) throw new ApiError(404, `no server named ${ref}`);
     return s.id;
@@ -383,8 +383,7 @@ export function buildProgram(): Command {
     .option('--no-color', 'no colours')
     .action(async (id: string, o) => {
       const a = api();
-      let ex = await a.getExecution(id);
-      while (o.wait && !isFinal(ex.status)) ex = await a.getExecution(id, 30);
+      const ex = o.wait ? await waitForEnd(a, id) : await a.getExecution(id);
       if (o.json) printJson(ex);
       else {
         const colour = colourOn(process.stdout, o.color === false);
@@ -462,7 +461,7 @@ export function buildProgram(): Command {
         : file.token
           ? configPath()
           : 'nowhere';
-      print(`url: ${url ?? '(default) http://127.0.0.1:8089'}\ntoken: from ${from}`);
+      print(`url: ${url ?? `(default) ${DEFAULT_URL}`}\ntoken: from ${from}`);
     });
 
   return program;

@@ -1148,8 +1148,8 @@ safe_paths() {
 		[ -e "$cr_p" ] || die "runner missing: $cr_p"
 		[ -O "$cr_p" ] || die "unsafe path (owned by another user): $cr_p"
 	done
-	# Every path exists (above): a find that fails (or is gone) checked nothing.
-	command -v find >/dev/null 2>&1 || die "tool missing: find (checks the run's paths' modes)"
+	# No `command -v find` here: the guard before this runner refused a login
+	# without find (tool missing); a find gone since fails, and safe_modes dies.
 	printf 'go\n' >&5 && exec 5>&- ||
 		die "cannot check the modes of the run's paths (find failed)"
 }

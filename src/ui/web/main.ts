@@ -4,7 +4,13 @@
  * websocket /v1/status with the token from sessionStorage.
  */
 import './app.css';
-import { EXECUTION_STATUSES } from '../../executions/statuses';
+import { summarize } from '../../executions/aggregate';
+import {
+  EXECUTION_STATUSES,
+  FINAL_EXECUTION_STATUSES,
+  TERMINAL_TARGET_STATUSES,
+  type TargetStatus,
+} from '../../executions/statuses';
 import { LiveFeed, Update } from './live';
 import { api, ApiError, clearToken, getToken, setToken, whenRefused } from './session';
 import { Windowed } from './windowed';
@@ -237,7 +243,9 @@ const RESULT_FIELDS = [
   'phases',
   'error',
 ];
-const FINAL = new Set(['succeeded', 'failed', 'timed_out', 'cancelled', 'skipped']);
+/** A target in one of these has ended: its cell no longer ticks. */
+const FINAL = new Set<string>(TERMINAL_TARGET_STATUSES);
+const ENDED = new Set<string>(FINAL_EXECUTION_STATUSES);
 
 function showExecution(id: string): void {
   const title = h('h2', { text: 'execution' });
@@ -350,23 +358,8 @@ function showExecution(id: string): void {
 
   /** The counts as the grid shows them, until the summary event gives the final ones. */
   const recount = () => {
-    if (!exec || FINAL.has(exec.status) || exec.status === 'partial') return;
-    const c = {
-      total: exec.targets.length,
-      succeeded: 0,
-      failed: 0,
-      timedOut: 0,
-      cancelled: 0,
-      skipped: 0,
-    };
-    for (const t of exec.targets) {
-      if (t.status === 'succeeded') c.succeeded++;
-      else if (t.status === 'failed') c.failed++;
-      else if (t.status === 'timed_out') c.timedOut++;
-      else if (t.status === 'cancelled') c.cancelled++;
-      else if (t.status === 'skipped') c.skipped++;
-    }
-    exec.summary = c;
+    if (!exec || ENDED.has(exec.status)) return;
+    exec.summary = { ...summarize(exec.targets.map((t) => t.status as TargetStatus)) };
   };
 
   let feed: LiveFeed | undefined;
@@ -493,7 +486,6 @@ class LogPanel {
     this.info.textContent =
       `${this.lines.length} lines` + (this.dropped ? ` (${this.dropped} older not shown)` : '');
     this.view.setItems(this.lines);
-    this.view.render();
     if (follow) this.view.scrollToBottom();
   }
 

@@ -51,8 +51,9 @@ export class Windowed<T> {
     if (!this.frame) this.frame = requestAnimationFrame(() => this.render());
   }
 
-  /** Paints the rows in view now. */
+  /** Paints the rows in view now (a repaint already asked for is then not needed). */
   render(): void {
+    if (this.frame) cancelAnimationFrame(this.frame);
     this.frame = 0;
     const { rowHeight, cellWidth, gap = 0 } = this.opts;
     const v = this.viewport;
