@@ -13,6 +13,8 @@ import { colourOn, formatDuration, paint, serverColour } from './output';
 const FINAL: readonly string[] = FINAL_EXECUTION_STATUSES;
 export const isFinal = (status: string) => FINAL.includes(status);
 const TARGET_DONE: readonly string[] = TERMINAL_TARGET_STATUSES;
+/** Log entries per GET of the reconcile (the service's default page). */
+const LOG_PAGE = 1000;
 const TARGET_FAILED = ['failed', 'timed_out'];
 
 /** One log line as the CLI prints it, and as `--json` lists it. */
@@ -91,10 +93,10 @@ export class Follower {
       this.drawProgress();
     }
     try {
-      const streamed = await this.stream(id);
-      if (!streamed) await this.poll(id);
+      // Without the socket, the long-poll ends holding the final view already.
+      const polled = (await this.stream(id)) ? undefined : await this.poll(id);
       // The log is complete once the execution has ended: both requests at once.
-      const [ex] = await Promise.all([this.finalView(id), this.reconcile(id)]);
+      const [ex] = await Promise.all([polled ?? this.finalView(id), this.reconcile(id)]);
       this.execution = ex;
       this.updateStatuses(ex);
       return ex;
@@ -176,11 +178,11 @@ export class Follower {
   }
 
   /** Without the socket: long-polls until the end (the log comes from reconcile). */
-  private async poll(id: string): Promise<void> {
+  private async poll(id: string): Promise<ExecutionView> {
     for (;;) {
       const ex = await this.api.getExecution(id, 10);
       this.updateStatuses(ex);
-      if (isFinal(ex.status)) return;
+      if (isFinal(ex.status)) return ex;
     }
   }
 
@@ -206,12 +208,17 @@ export class Follower {
     let skip = this.opts.serverId ? this.shownLogs : 0;
     let afterSeq = this.opts.serverId ? 0 : this.shownLogs;
     for (;;) {
-      const page = await this.api.logs(id, { afterSeq, serverId: this.opts.serverId, limit: 1000 });
+      const page = await this.api.logs(id, {
+        afterSeq,
+        serverId: this.opts.serverId,
+        limit: LOG_PAGE,
+      });
       for (const e of page.entries) {
         if (skip > 0) skip--;
         else this.emitEntry(e);
       }
-      if (!page.entries.length || page.nextSeq === afterSeq) return;
+      // A page short of the limit is the last one: no request for an empty page after it.
+      if (page.entries.length < LOG_PAGE || page.nextSeq === afterSeq) return;
       afterSeq = page.nextSeq;
     }
   }
