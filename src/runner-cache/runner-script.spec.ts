@@ -322,7 +322,7 @@ describe('runner.sh', () => {
     expect(spawnSync('sh', ['-n', file]).status).toBe(0);
     const src = fs.readFileSync(file, 'utf8');
     expect(src).toMatch(new RegExp(`^cr_version=${VERSION.replace(/\./g, '\\.')} `, 'm'));
-    expect(VERSION).toBe('2.1.2');
+    expect(VERSION).toBe('2.1.3');
     const cb = spawnSync('checkbashisms', [file]);
     // The one deliberate exception: RLIMIT_NPROC has no POSIX spelling, so prestart tries
     // bash/ash's `ulimit -u`, then dash's `-p`, both silenced (checkbashisms flags any ulimit).

@@ -13,7 +13,8 @@
 # After the payload: the exec of find (beside the claim's), the exec of mv, one head per
 # section not sent as text,
 # the exec of the interpreter, the ticker's sleep (one a second) and its rm
-# per heartbeat seen, the grep of kill_marked, the cgroup's mkdir and rmdir
+# per heartbeat seen, the grep of kill_marked (none when nothing but the
+# ticker's sleep was made since the go line), the cgroup's mkdir and rmdir
 # (where there is one), the collect answer of a kept run with out/ files,
 # and the rm of `ack`.  A `become` run adds the sudo check, the sudo that
 # runs the script, `feed` and the become side's bootstrap (see become).
@@ -41,7 +42,7 @@
 # environment with a common name (dir, pid, ...) can't be modified under the
 # script's feet: assigning to an inherited exported variable keeps it exported.
 
-cr_version=2.1.2 # keep equal to ./VERSION
+cr_version=2.1.3 # keep equal to ./VERSION
 umask 077        # run dirs 0700, section and spool files 0600
 set -f           # header lines are split unquoted; never glob them
 
@@ -58,6 +59,11 @@ cr_cpid=
 cr_mv=     # the claim's mv, parked in standby
 cr_ck=     # the mode check's find, parked in standby
 cr_cg=     # the run's own cgroup (make_cgroup), where it has one
+cr_cgb=    # where it may go (cgroup_base)
+cr_tk=     # the supervisor's ticker
+cr_f0=     # the sweep's bounds (candidates): forks and the last pid in standby,
+cr_p0=
+cr_pgo=    # and the last pid right before the go line
 cr_envpath= # set when the job's env section may set PATH
 
 say() { printf 'CRONIUM2 %s\n' "$*"; }
@@ -183,7 +189,8 @@ running() {
 # kill_marked: what left the script's process group and session (setsid,
 # double forks, daemons) still carries CRONIUM_RUN_ID=<runId> in its
 # environment.  One grep over /proc (only our own processes' environ is
-# readable; -z -x: the whole NUL-terminated entry, so run-1 is not run-11)
+# readable; -z -x: the whole NUL-terminated entry, so run-1 is not run-11;
+# only the processes made since the go line where that is sure: candidates)
 # finds it; it gets TERM, and KILL if still there after the grace.  A process
 # caught in the middle of an exec shows an empty environment, so after a
 # sweep that found something, sweep again (a few times at most).
@@ -195,14 +202,11 @@ kill_marked() {
 	kill_cgroup
 }
 
-# make_cgroup: cr_cg, a cgroup v2 of the run's own next to ours, where we may
-# make one (root, or a delegated subtree we own); empty otherwise.  Builtin
-# reads of /proc/self/cgroup and /proc/self/mountinfo, one mkdir.  The
-# script moves itself in before it execs (writing 0 to cgroup.procs), so
-# everything it starts is in it, whatever it does to its group, session or
-# environment, unless it may write to another cgroup's cgroup.procs.
-make_cgroup() {
-	cr_cg=
+# cgroup_base: cr_cgb, the cgroup v2 we are in, where we may make one of the
+# run's own (root, or a delegated subtree we own); empty otherwise.  Builtin
+# reads of /proc/self/cgroup and /proc/self/mountinfo, in standby (park).
+cgroup_base() {
+	cr_cgb=
 	[ -r /proc/self/cgroup ] && [ -r /proc/self/mountinfo ] || return 0
 	cr_cgp=
 	while IFS= read -r cr_l; do
@@ -218,8 +222,19 @@ make_cgroup() {
 	[ -n "$cr_mnt" ] || return 0
 	cr_p=${cr_mnt%/}${cr_cgp%/}
 	[ -w "$cr_p" ] && [ -w "$cr_p/cgroup.procs" ] || return 0
-	mkdir -- "$cr_p/cronium-${cr_dir##*/}" 2>/dev/null || return 0
-	cr_cg=$cr_p/cronium-${cr_dir##*/}
+	cr_cgb=$cr_p
+}
+
+# make_cgroup: cr_cg, the run's own cgroup v2 next to ours (one mkdir in
+# cr_cgb, at the go line); empty where there is none.  The script moves
+# itself in before it execs (writing 0 to cgroup.procs), so everything it
+# starts is in it, whatever it does to its group, session or environment,
+# unless it may write to another cgroup's cgroup.procs.
+make_cgroup() {
+	cr_cg=
+	[ -n "$cr_cgb" ] || return 0
+	mkdir -- "$cr_cgb/cronium-${cr_dir##*/}" 2>/dev/null || return 0
+	cr_cg=$cr_cgb/cronium-${cr_dir##*/}
 }
 
 # kill_cgroup: KILL whatever is still in the run's cgroup (cgroup.kill, or
@@ -249,12 +264,81 @@ kill_cgroup() {
 	rmdir -- "$cr_cg" 2>/dev/null
 }
 
+# last_pid: cr_lp, the last pid handed out in our pid namespace (the last
+# field of /proc/loadavg; ns_last_pid can't be read byte by byte).
+last_pid() {
+	cr_lp=
+	{ read -r cr_a cr_a cr_a cr_a cr_lp </proc/loadavg; } 2>/dev/null
+	valid_num "$cr_lp"
+}
+
+# bounds: cr_f, the kernel's count of forks since boot (the processes line of
+# /proc/stat: every task made, in every pid namespace), and cr_lp, the last
+# pid, at one moment: /proc/stat is made at its first read, between two reads
+# of the last pid that are the same (no pid handed out meanwhile; 3 tries).
+bounds() {
+	cr_bi=0
+	while [ "$cr_bi" -lt 3 ]; do
+		cr_bi=$((cr_bi + 1)) cr_f=
+		last_pid || return 1
+		cr_lp0=$cr_lp
+		{
+			IFS= read -r cr_a && last_pid &&
+				while read -r cr_a cr_b; do
+					[ "$cr_a" != processes ] || {
+						cr_f=$cr_b
+						break
+					}
+				done
+		} </proc/stat 2>/dev/null
+		valid_num "$cr_f" && valid_num "$cr_lp" || return 1
+		[ "$cr_lp" != "$cr_lp0" ] || return 0
+	done
+	return 1
+}
+
+# candidates (supervisor): cr_cands, the environ files the sweep reads.  Every
+# process of the run was made after the go line, so, while pids have not
+# wrapped round, it has a pid above cr_pgo (last_pid right before the go
+# line): the others, the standbys of other channels included, are not read.
+# No wrap since the standby (cr_f0 and cr_p0, read in park): no more forks
+# were counted since then than pids were handed out.  A lap needs about
+# pid_max forks, and each counted fork takes one pid, so only a host near
+# pid exhaustion, or forks failing after their pid was taken (a cgroup's
+# pids.max), could fake it (docs/runner-protocol.md).  False when that can't
+# be told (no bounds, wrapped, or forks in other pid namespaces, which are
+# counted too): then every environ is read.  Of ours, the ticker's sleep is
+# made after the go line; it is not read (its parent is the ticker, which
+# carries no mark), so a job that starts no process costs no grep at all.
+candidates() {
+	[ -n "$cr_pgo" ] && [ -n "$cr_p0" ] || return 1
+	bounds && [ "$cr_lp" -ge "$cr_pgo" ] &&
+		[ $((cr_f - cr_f0)) -le $((cr_lp - cr_p0)) ] || return 1
+	cr_cands=
+	set +f
+	for cr_e in /proc/[0123456789]*; do
+		cr_p=${cr_e#/proc/}
+		{ [ "$cr_p" -gt "$cr_pgo" ] && [ -r "$cr_e/environ" ]; } 2>/dev/null || continue
+		if { read -r cr_l <"$cr_e/stat"; } 2>/dev/null; then
+			set -- ${cr_l##*) }
+			[ "${2-}" != "$cr_tk" ] || continue
+		fi
+		cr_cands="$cr_cands $cr_e/environ"
+	done
+	set -f
+}
+
 # sweep_marked: one pass of kill_marked; false when it found nobody.
 sweep_marked() {
 	[ -r /proc/self/environ ] || return 1
-	set +f
-	cr_ms=$(grep -l -s -z -x -F "CRONIUM_RUN_ID=${cr_dir##*/}" /proc/[0123456789]*/environ 2>/dev/null)
-	set -f
+	if candidates; then
+		[ -n "$cr_cands" ] || return 1 # nothing made since the go line: no grep
+		cr_ms=$(grep -l -s -z -x -F "CRONIUM_RUN_ID=${cr_dir##*/}" $cr_cands 2>/dev/null)
+	else
+		set +f
+		cr_ms=$(grep -l -s -z -x -F "CRONIUM_RUN_ID=${cr_dir##*/}" /proc/[0123456789]*/environ 2>/dev/null)
+		set -f
+	fi
 	cr_ps=
 	for cr_f in $cr_ms; do
 		cr_p=${cr_f#/proc/}
@@ -367,6 +451,8 @@ find_setsid() {
 # (INT and QUIT are ignored anyway: background job of a non-interactive sh.)
 supervise() {
 	make_cgroup
+	# Every process of the run comes after this (candidates).
+	! last_pid || cr_pgo=$cr_lp
 	# .pid first, then the go line: a cancel that comes meanwhile kills the
 	# parked script's group, and the script never starts.
 	printf '%s\n' "$cr_pid" >"$cr_dir/.pid"
@@ -437,6 +523,11 @@ park() {
 		cr_dir=$cr_runs/$1 cr_grace=$2 cr_timeout=$3 cr_lease=$4
 		ticker
 	) 4<.tick </dev/null 5>&- &
+	cr_tk=$!
+	# Before the go line: the sweep's no-wrap bounds (candidates), and
+	# where the run's cgroup may go.
+	! bounds || cr_f0=$cr_f cr_p0=$cr_lp
+	cgroup_base
 	IFS= read -r cr_line || exit 0
 	exec </dev/null
 	set -- $cr_line
