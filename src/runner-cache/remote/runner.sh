@@ -297,6 +297,37 @@ bounds() {
 	return 1
 }
 
+# above <pid>: cr_gl, glob patterns of the /proc entries of the pids above
+# <pid>, digit by digit (24811: 2481[2-9], 248[2-9]?, 24[9]??, 2[5-9]???,
+# then [1-9]????? and longer), so the shell never loops over the others.
+above() {
+	cr_x=$1 cr_any=
+	while [ -n "$cr_x" ]; do
+		cr_any="$cr_any[0123456789]"
+		cr_x=${cr_x#?}
+	done
+	cr_gl="/proc/[123456789]$cr_any*" cr_x=$1 cr_pre=
+	while [ -n "$cr_x" ]; do
+		cr_d=${cr_x%"${cr_x#?}"}
+		cr_x=${cr_x#?}
+		cr_any=${cr_any#"[0123456789]"}
+		case $cr_d in
+		0) cr_set=123456789 ;;
+		1) cr_set=23456789 ;;
+		2) cr_set=3456789 ;;
+		3) cr_set=456789 ;;
+		4) cr_set=56789 ;;
+		5) cr_set=6789 ;;
+		6) cr_set=789 ;;
+		7) cr_set=89 ;;
+		8) cr_set=9 ;;
+		*) cr_set= ;;
+		esac
+		[ -z "$cr_set" ] || cr_gl="$cr_gl /proc/$cr_pre[$cr_set]$cr_any"
+		cr_pre=$cr_pre$cr_d
+	done
+}
+
 # candidates (supervisor): cr_cands, the environ files the sweep reads.  Every
 # process of the run was made after the go line, so, while pids have not
 # wrapped round, it has a pid above cr_pgo (last_pid right before the go
@@ -315,10 +346,10 @@ candidates() {
 	bounds && [ "$cr_lp" -ge "$cr_pgo" ] &&
 		[ $((cr_f - cr_f0)) -le $((cr_lp - cr_p0)) ] || return 1
 	cr_cands=
+	above "$cr_pgo"
 	set +f
-	for cr_e in /proc/[0123456789]*; do
-		cr_p=${cr_e#/proc/}
-		{ [ "$cr_p" -gt "$cr_pgo" ] && [ -r "$cr_e/environ" ]; } 2>/dev/null || continue
+	for cr_e in $cr_gl; do
+		[ -r "$cr_e/environ" ] || continue # no match: the pattern itself
 		if { read -r cr_l <"$cr_e/stat"; } 2>/dev/null; then
 			set -- ${cr_l##*) }
 			[ "${2-}" != "$cr_tk" ] || continue
