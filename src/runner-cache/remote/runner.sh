@@ -274,27 +274,19 @@ last_pid() {
 
 # bounds: cr_f, the kernel's count of forks since boot (the processes line of
 # /proc/stat: every task made, in every pid namespace), and cr_lp, the last
-# pid, at one moment: /proc/stat is made at its first read, between two reads
-# of the last pid that are the same (no pid handed out meanwhile; 3 tries).
+# pid, read right after /proc/stat was made (at its first read).
 bounds() {
-	cr_bi=0
-	while [ "$cr_bi" -lt 3 ]; do
-		cr_bi=$((cr_bi + 1)) cr_f=
-		last_pid || return 1
-		cr_lp0=$cr_lp
-		{
-			IFS= read -r cr_a && last_pid &&
-				while read -r cr_a cr_b; do
-					[ "$cr_a" != processes ] || {
-						cr_f=$cr_b
-						break
-					}
-				done
-		} </proc/stat 2>/dev/null
-		valid_num "$cr_f" && valid_num "$cr_lp" || return 1
-		[ "$cr_lp" != "$cr_lp0" ] || return 0
-	done
-	return 1
+	cr_f=
+	{
+		IFS= read -r cr_a && last_pid &&
+			while read -r cr_a cr_b; do
+				[ "$cr_a" != processes ] || {
+					cr_f=$cr_b
+					break
+				}
+			done
+	} </proc/stat 2>/dev/null
+	valid_num "$cr_f" && valid_num "$cr_lp"
 }
 
 # above <pid>: cr_gl, glob patterns of the /proc entries of the pids above
@@ -333,10 +325,11 @@ above() {
 # wrapped round, it has a pid above cr_pgo (last_pid right before the go
 # line): the others, the standbys of other channels included, are not read.
 # No wrap since the standby (cr_f0 and cr_p0, read in park): no more forks
-# were counted since then than pids were handed out.  A lap needs about
-# pid_max forks, and each counted fork takes one pid, so only a host near
-# pid exhaustion, or forks failing after their pid was taken (a cgroup's
-# pids.max), could fake it (docs/runner-protocol.md).  False when that can't
+# were counted since then than pids were handed out, give or take 256 (the
+# forks of others while the two files are read).  A lap needs about pid_max
+# forks (32768 at the least), and each counted fork takes one pid, so only
+# a host near pid exhaustion, or forks failing after their pid was taken (a
+# cgroup's pids.max), could fake it (docs/runner-protocol.md).  False when that can't
 # be told (no bounds, wrapped, or forks in other pid namespaces, which are
 # counted too): then every environ is read.  Of ours, the ticker's sleep is
 # made after the go line; it is not read (its parent is the ticker, which
@@ -344,7 +337,7 @@ above() {
 candidates() {
 	[ -n "$cr_pgo" ] && [ -n "$cr_p0" ] || return 1
 	bounds && [ "$cr_lp" -ge "$cr_pgo" ] &&
-		[ $((cr_f - cr_f0)) -le $((cr_lp - cr_p0)) ] || return 1
+		[ $((cr_f - cr_f0)) -le $((cr_lp - cr_p0 + 256)) ] || return 1
 	cr_cands=
 	above "$cr_pgo"
 	set +f
