@@ -626,6 +626,8 @@ export class ExecutorService implements OnModuleInit, OnModuleDestroy {
         pool: this.pool,
         runnerCache: this.runnerCache,
         runnerChannels: this.runnerChannels,
+        // A fan-out's next standbys once it has ended (not one by one while it runs).
+        refillAfter: entry.plan.targets.length > 1 ? entry.done : undefined,
         helpers: this.helpers,
         limits: {
           capBytes: exec.outputCapBytes,

@@ -23,6 +23,8 @@ export interface TargetRunDeps {
   pool: Pick<SshPool, 'acquire'>;
   runnerCache: Pick<RunnerCacheService, 'artifact' | 'ensure' | 'isTrusted' | 'invalidate'>;
   runnerChannels: RunnerChannels;
+  /** When the next standby of this target's connection may be opened (RunnerChannels). */
+  refillAfter?: Promise<unknown>;
   helpers: Pick<RuntimeHelpersService, 'prepare' | 'resumeApi' | 'applyBundled'>;
   limits: {
     capBytes: number;
@@ -619,6 +621,7 @@ export class TargetRun {
     const session = new RunnerSession(conn, this.deps.runnerChannels, {
       killGraceSeconds: limits.killGraceSeconds,
       heartbeatMs: limits.heartbeatMs,
+      refillAfter: this.deps.refillAfter,
       stdout: this.out,
       stderr: this.err,
       onReady: (ready) => {

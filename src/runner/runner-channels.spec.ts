@@ -113,6 +113,31 @@ describe('RunnerChannels standbys', () => {
     expect(opened.slice(3, 5).filter((c) => c.closed)).toHaveLength(1);
   });
 
+  it("a fan-out's job (refillAfter) opens no standby when its channel closes, only once the fan-out has ended", async () => {
+    const f = fakeConn();
+    const rc = new RunnerChannels(true, noRetry);
+    let end!: () => void;
+    const fanOut = new Promise<void>((r) => (end = r));
+    const job = (await rc.open(f.conn, 'run', true, fanOut)) as unknown as FakeChannel;
+    job.close();
+    for (let i = 0; i < 5; i++) await tick();
+    expect(f.opened).toHaveLength(1); // closed, but the fan-out still runs
+    end();
+    await tick();
+    await tick();
+    expect(f.opened).toHaveLength(3); // then its two standbys
+    // An execution that failed refills all the same.
+    const next = (await rc.open(
+      f.conn,
+      'run',
+      true,
+      Promise.reject(new Error('x')),
+    )) as unknown as FakeChannel;
+    next.close();
+    for (let i = 0; i < 5; i++) await tick();
+    expect(f.opened).toHaveLength(4);
+  });
+
   it("a second base dir gets its place even while the first one's second standby is still opening", async () => {
     // exec answers only when told to: the sessions of a slow login
     const opened: { command: string; ch: FakeChannel; land: () => void }[] = [];

@@ -78,7 +78,12 @@ export class RunnerChannels {
    * Only `run` channels are prepared ahead (an `attach` names one run and is never a
    * standby).
    */
-  async open(conn: PooledConnection, command: string, standby = true): Promise<ClientChannel> {
+  async open(
+    conn: PooledConnection,
+    command: string,
+    standby = true,
+    refillAfter?: Promise<unknown>,
+  ): Promise<ClientChannel> {
     if (!standby) return this.exec(conn, command);
     const list = this.standby.get(conn)?.get(command);
     // The one that said its word, else the oldest (the nearest to it).
@@ -100,7 +105,7 @@ export class RunnerChannels {
       } else s.channel.close();
     }
     channel ??= await this.exec(conn, command);
-    if (this.prewarm) this.prepareAfter(conn, command, channel);
+    if (this.prewarm) this.prepareAfter(conn, command, channel, refillAfter);
     return channel;
   }
 
@@ -134,9 +139,23 @@ export class RunnerChannels {
     return true;
   }
 
-  /** The next standby for `command` is opened once this channel has closed. */
-  private prepareAfter(conn: PooledConnection, command: string, channel: ClientChannel): void {
-    channel.once('close', () => this.prepare(conn, command));
+  /**
+   * The next standby for `command` is opened once this channel has closed, and not before
+   * `refillAfter` has settled: a fan-out's standbys wait for its last target, so their
+   * setup (a login and a runner start on the host, channel work here) never competes with
+   * the fan-out's own jobs.
+   */
+  private prepareAfter(
+    conn: PooledConnection,
+    command: string,
+    channel: ClientChannel,
+    refillAfter?: Promise<unknown>,
+  ): void {
+    channel.once('close', () => {
+      if (!refillAfter) return this.prepare(conn, command);
+      const refill = () => this.prepare(conn, command);
+      void refillAfter.then(refill, refill);
+    });
   }
 
   /** A channel refused during a MaxSessions burst is tried again (openChannel). */

@@ -62,6 +62,8 @@ export interface RunnerSessionOptions {
   onReady: (ready: ReadyLine) => void;
   /** What the login environment printed on stderr before the runner spoke. */
   onNoise: (text: string) => void;
+  /** The next standby waits for this as well as for the channel's close (RunnerChannels). */
+  refillAfter?: Promise<unknown>;
 }
 
 const IDLE_FLUSH_MS = 200;
@@ -162,7 +164,7 @@ export class RunnerSession {
     standby: boolean,
   ): Promise<RunnerExit> {
     const started = performance.now();
-    const channel = await this.channels.open(this.conn, command, standby);
+    const channel = await this.channels.open(this.conn, command, standby, this.opts.refillAfter);
     this.channel = channel;
     // a standby's login noise: as if it had just arrived (logged once, at the ready line);
     // the part of its standby word it had received, if the word was not complete yet
