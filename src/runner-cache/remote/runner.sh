@@ -272,21 +272,21 @@ last_pid() {
 	valid_num "$cr_lp"
 }
 
-# bounds: cr_f, the kernel's count of forks since boot (the processes line of
-# /proc/stat: every task made, in every pid namespace), and cr_lp, the last
-# pid, read right after /proc/stat was made (at its first read).
+# bounds: cr_fk, the kernel's count of forks since boot (the processes line
+# of /proc/stat: every task made, in every pid namespace), and cr_lp, the
+# last pid, read right after /proc/stat was made (at its first read).
 bounds() {
-	cr_f=
+	cr_fk=
 	{
 		IFS= read -r cr_a && last_pid &&
 			while read -r cr_a cr_b; do
 				[ "$cr_a" != processes ] || {
-					cr_f=$cr_b
+					cr_fk=$cr_b
 					break
 				}
 			done
 	} </proc/stat 2>/dev/null
-	valid_num "$cr_f" && valid_num "$cr_lp"
+	valid_num "$cr_fk" && valid_num "$cr_lp"
 }
 
 # above <pid>: cr_gl, glob patterns of the /proc entries of the pids above
@@ -329,15 +329,16 @@ above() {
 # forks of others while the two files are read).  A lap needs about pid_max
 # forks (32768 at the least), and each counted fork takes one pid, so only
 # a host near pid exhaustion, or forks failing after their pid was taken (a
-# cgroup's pids.max), could fake it (docs/runner-protocol.md).  False when that can't
-# be told (no bounds, wrapped, or forks in other pid namespaces, which are
-# counted too): then every environ is read.  Of ours, the ticker's sleep is
+# cgroup's pids.max), could fake it (docs/runner-protocol.md).  False when
+# that can't be told (no bounds, wrapped, or forks in other pid namespaces,
+# which are counted too): then every environ is read.  The ticker's own
+# sweep (forked before the bounds) and the become side's always read all.  Of ours, the ticker's sleep is
 # made after the go line; it is not read (its parent is the ticker, which
 # carries no mark), so a job that starts no process costs no grep at all.
 candidates() {
 	[ -n "$cr_pgo" ] && [ -n "$cr_p0" ] || return 1
 	bounds && [ "$cr_lp" -ge "$cr_pgo" ] &&
-		[ $((cr_f - cr_f0)) -le $((cr_lp - cr_p0 + 256)) ] || return 1
+		[ $((cr_fk - cr_f0)) -le $((cr_lp - cr_p0 + 256)) ] || return 1
 	cr_cands=
 	above "$cr_pgo"
 	set +f
@@ -550,7 +551,7 @@ park() {
 	cr_tk=$!
 	# Before the go line: the sweep's no-wrap bounds (candidates), and
 	# where the run's cgroup may go.
-	! bounds || cr_f0=$cr_f cr_p0=$cr_lp
+	! bounds || cr_f0=$cr_fk cr_p0=$cr_lp
 	cgroup_base
 	IFS= read -r cr_line || exit 0
 	exec </dev/null
