@@ -26,6 +26,7 @@ import {
   nowMs,
   onCleanup,
   printTable,
+  procStat,
   runBench,
   startService,
   writeResults,
@@ -39,16 +40,8 @@ const TICK_MS = 1000 / 100; // USER_HZ
 function processTimes(): Map<string, { comm: string; pid: number; ticks: number }> {
   const m = new Map<string, { comm: string; pid: number; ticks: number }>();
   for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
-      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      // fields after the comm: utime is the 12th, stime the 13th, starttime the 20th
-      m.set(`${d}:${f[19]}`, { comm, pid: Number(d), ticks: Number(f[11]) + Number(f[12]) });
-    } catch {
-      // gone meanwhile
-    }
+    const st = /^\d+$/.test(d) ? procStat(Number(d)) : null; // null: gone meanwhile
+    if (st) m.set(`${d}:${st.start}`, { comm: st.comm, pid: Number(d), ticks: st.cpuTicks });
   }
   return m;
 }

@@ -235,11 +235,23 @@ export function idsOf(user: string): { uid: number; gid: number } {
 
 /** utime + stime of a process in ms (clock ticks assumed 100/s, as on Linux x86/arm). */
 export function cpuMsOf(pid: number | undefined): number | null {
-  if (!pid) return null;
+  const st = pid ? procStat(pid) : null;
+  return st ? st.cpuTicks * 10 : null;
+}
+
+/**
+ * A process's name, utime+stime (ticks of 10 ms) and start time (ticks since boot) from
+ * /proc/<pid>/stat; null once it is gone.
+ */
+export function procStat(pid: number): { comm: string; cpuTicks: number; start: string } | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(rest[11]) + Number(rest[12])) * 10; // fields 14, 15
+    return {
+      comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
+      cpuTicks: Number(rest[11]) + Number(rest[12]), // fields 14, 15
+      start: rest[19], // field 22
+    };
   } catch {
     return null;
   }

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { registerServer, runJob, startApp, TestApp } from './support/app';
+import { alive } from './support/processes';
 import { ensureTestUser, SshdInstance, startSshd } from './support/sshd';
 
 /**
@@ -38,16 +39,8 @@ describe('the sweep of escaped processes, as a user without a cgroup of the run'
     if (root) fs.rmSync(root, { recursive: true, force: true });
   });
 
-  /** Pids of the sleeps this suite started with the given marks (`sleep 29N.<pid>`). */
-  const alive = (marks: number[]) =>
-    marks.filter((m) => {
-      try {
-        execFileSync('pgrep', ['-f', `^sleep ${m}\\.${tag}$`]);
-        return true;
-      } catch {
-        return false; // pgrep exits 1 when nothing matches
-      }
-    });
+  /** The sleeps of this suite with the given marks (`sleep 29N.<pid>`) still running. */
+  const survivors = (marks: number[]) => alive(`^sleep (${marks.join('|')})\\.${tag}$`);
 
   it('kills every kind of escapee when the script just ends', async () => {
     const { target, stdout } = await runJob(t, serverId, {
@@ -70,7 +63,7 @@ os.execvp("sleep", ["sleep", "294.${tag}"])'`,
     });
     expect(target.status).toBe('succeeded');
     expect(stdout).toBe('done');
-    expect(alive([291, 292, 293, 294])).toEqual([]);
+    expect(await survivors([291, 292, 293, 294])).toEqual([]);
   });
 
   // Forcing a wrap takes pid_max new tasks: ~3 s of threads at the kernel's default 32768
@@ -119,7 +112,7 @@ print(start, e.pid, last(), flush=True)
     async () => {
       const { start, end } = await stormJob(295, false);
       expect(end).toBeLessThan(start); // the last pid is below the go line's
-      expect(alive([295])).toEqual([]);
+      expect(await survivors([295])).toEqual([]);
     },
     60_000,
   );
@@ -129,7 +122,7 @@ print(start, e.pid, last(), flush=True)
     async () => {
       const { start, end } = await stormJob(296, true);
       expect(end).toBeGreaterThan(start); // pids alone look as if nothing wrapped
-      expect(alive([296])).toEqual([]);
+      expect(await survivors([296])).toEqual([]);
     },
     60_000,
   );

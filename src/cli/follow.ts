@@ -96,7 +96,7 @@ export class Follower {
       // Without the socket, the long-poll ends holding the final view already.
       const polled = (await this.stream(id)) ? undefined : await this.poll(id);
       // The log is complete once the execution has ended: both requests at once.
-      const [ex] = await Promise.all([polled ?? this.finalView(id), this.reconcile(id)]);
+      const [ex] = await Promise.all([polled ?? waitForEnd(this.api, id), this.reconcile(id)]);
       this.execution = ex;
       this.updateStatuses(ex);
       return ex;
@@ -105,10 +105,6 @@ export class Follower {
       this.socket?.terminate();
       this.clearProgress();
     }
-  }
-
-  private finalView(id: string): Promise<ExecutionView> {
-    return waitForEnd(this.api, id);
   }
 
   /** Prints (or collects) the stored log as it is now, without following it. */

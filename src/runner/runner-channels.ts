@@ -151,11 +151,8 @@ export class RunnerChannels {
     channel: ClientChannel,
     refillAfter?: Promise<unknown>,
   ): void {
-    channel.once('close', () => {
-      if (!refillAfter) return this.prepare(conn, command);
-      const refill = () => this.prepare(conn, command);
-      void refillAfter.then(refill, refill);
-    });
+    const refill = () => this.prepare(conn, command);
+    channel.once('close', () => (refillAfter ? void refillAfter.then(refill, refill) : refill()));
   }
 
   /** A channel refused during a MaxSessions burst is tried again (openChannel). */

@@ -358,12 +358,12 @@ sweep_marked() {
 	[ -r /proc/self/environ ] || return 1
 	if candidates; then
 		[ -n "$cr_cands" ] || return 1 # nothing made since the go line: no grep
-		cr_ms=$(grep -l -s -z -x -F "CRONIUM_RUN_ID=${cr_dir##*/}" $cr_cands 2>/dev/null)
 	else
-		set +f
-		cr_ms=$(grep -l -s -z -x -F "CRONIUM_RUN_ID=${cr_dir##*/}" /proc/[0123456789]*/environ 2>/dev/null)
-		set -f
+		cr_cands='/proc/[0123456789]*/environ'
 	fi
+	set +f
+	cr_ms=$(grep -l -s -z -x -F "CRONIUM_RUN_ID=${cr_dir##*/}" $cr_cands 2>/dev/null)
+	set -f
 	cr_ps=
 	for cr_f in $cr_ms; do
 		cr_p=${cr_f#/proc/}
