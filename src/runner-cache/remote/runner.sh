@@ -7,17 +7,17 @@
 # builtin, marker files are created with redirections, small sections are read
 # by builtins, and whatever does not need the payload is started while the
 # standby waits, parked on a fifo: the supervisor, the script's own process
-# (setsid and a second sh), the ticker, the two tails, the control reader
+# (setsid and a second sh), the ticker, the two tails, the control reader,
 # the claim's mv (a subshell that execs mv once it has the runId) and the
 # mode check (a subshell that execs find once the payload is here).
-# After the payload: the exec of find (beside the claim's), the exec of mv, one head per
-# section not sent as text,
-# the exec of the interpreter, the ticker's sleep (one a second) and its rm
-# per heartbeat seen, the grep of kill_marked (none when nothing but the
-# ticker's sleep was made since the go line), the cgroup's mkdir and rmdir
-# (where there is one), the collect answer of a kept run with out/ files,
-# and the rm of `ack`.  A `become` run adds the sudo check, the sudo that
-# runs the script, `feed` and the become side's bootstrap (see become).
+# After the payload: the exec of find and, beside it, the claim's mv, one
+# head per section not sent as text, the exec of the interpreter, the
+# ticker's sleep (one a second) and its rm per heartbeat seen, the grep of
+# kill_marked (none when nothing but the ticker's sleep was made since the
+# go line), the cgroup's mkdir and rmdir (where there is one), the collect
+# answer of a kept run with out/ files, and the rm of `ack`.  A `become` run
+# adds the sudo check, the sudo that runs the script, `feed` and the become
+# side's bootstrap (see become).
 
 # Processes of one run (v2: the script outlives the channel that started it):
 #   follower   the exec channel's process (verb run or attach): streams the
@@ -332,9 +332,10 @@ above() {
 # cgroup's pids.max), could fake it (docs/runner-protocol.md).  False when
 # that can't be told (no bounds, wrapped, or forks in other pid namespaces,
 # which are counted too): then every environ is read.  The ticker's own
-# sweep (forked before the bounds) and the become side's always read all.  Of ours, the ticker's sleep is
-# made after the go line; it is not read (its parent is the ticker, which
-# carries no mark), so a job that starts no process costs no grep at all.
+# sweep (forked before the bounds) and the become side's always read all.
+# Of ours, the ticker's sleep is made after the go line; it is not read (its
+# parent is the ticker, which carries no mark), so a job that starts no
+# process costs no grep at all.
 candidates() {
 	[ -n "$cr_pgo" ] && [ -n "$cr_p0" ] || return 1
 	bounds && [ "$cr_lp" -ge "$cr_pgo" ] &&
