@@ -322,7 +322,7 @@ describe('runner.sh', () => {
     expect(spawnSync('sh', ['-n', file]).status).toBe(0);
     const src = fs.readFileSync(file, 'utf8');
     expect(src).toMatch(new RegExp(`^cr_version=${VERSION.replace(/\./g, '\\.')} `, 'm'));
-    expect(VERSION).toBe('2.1.3');
+    expect(VERSION).toBe('2.1.4');
     const cb = spawnSync('checkbashisms', [file]);
     // The one deliberate exception: RLIMIT_NPROC has no POSIX spelling, so prestart tries
     // bash/ash's `ulimit -u`, then dash's `-p`, both silenced (checkbashisms flags any ulimit).
@@ -612,6 +612,29 @@ echo done
       expect([res.code, res.reason]).toEqual([0, 'exit']);
       expect(res.body.toString()).toBe('done\n');
       expect(survivors(m)).toEqual([]);
+    });
+
+    it('a run acked before its first tick: the ticker exits without a sweep of every process', async () => {
+      // Marked like the run but made before its go line, so not the run's (the sweep reads
+      // only what was made since). A ticker that took the acked run's missing dir for one
+      // removed under a running script swept every environ on the host and killed this.
+      const m = markers(1);
+      started.push(...m);
+      const runId = newRunId();
+      const decoy = spawn('sleep', [String(m[0])], {
+        env: { ...process.env, CRONIUM_RUN_ID: runId },
+        stdio: 'ignore',
+        detached: true,
+      });
+      decoy.unref();
+      await waitUntil(() => survivors(m).length === 1, 5000, 'the decoy to start');
+      const res = await start(runId, 'bash', [{ name: 'script', data: 'echo short' }]).complete(
+        READY,
+      );
+      expect([res.code, res.body.toString()]).toEqual([0, 'short\n']);
+      expect(fs.existsSync(runDir(runId))).toBe(false); // acked: gone before the first tick
+      await new Promise((r) => setTimeout(r, 2500)); // the ticker wakes once a second
+      expect(survivors(m)).toHaveLength(1);
     });
 
     it('leaves processes of other runs alone, even one whose id extends this one', async () => {

@@ -42,7 +42,7 @@
 # environment with a common name (dir, pid, ...) can't be modified under the
 # script's feet: assigning to an inherited exported variable keeps it exported.
 
-cr_version=2.1.3 # keep equal to ./VERSION
+cr_version=2.1.4 # keep equal to ./VERSION
 umask 077        # run dirs 0700, section and spool files 0600
 set -f           # header lines are split unquoted; never glob them
 
@@ -512,10 +512,17 @@ supervise() {
 	# A full disk (the script filled it) creates .status but cannot fill it:
 	# give back the pages of the files the run no longer needs (the script and
 	# its env, whose secrets are better gone anyway) and write it again.
-	{ printf '%s %s\n' "$cr_rc" "$cr_why" >"$cr_dir/.status"; } 2>/dev/null && return 0
+	# Then the ticker is told (lingered): a run shorter than its first tick
+	# is acked, and its dir gone, before the ticker has seen the .status,
+	# and a dir gone from under a running script means a sweep of every
+	# environ on the host.
+	{ printf '%s %s\n' "$cr_rc" "$cr_why" >"$cr_dir/.status"; } 2>/dev/null && lingered && return 0
 	true >"$cr_dir/script" >"$cr_dir/env"
-	printf '%s %s\n' "$cr_rc" "$cr_why" >"$cr_dir/.status"
+	printf '%s %s\n' "$cr_rc" "$cr_why" >"$cr_dir/.status" && lingered
 }
+
+# lingered: the ticker (USR1, trapped in park) knows the run has its .status.
+lingered() { kill -USR1 "$cr_tk" 2>/dev/null || true; }
 
 # The supervisor, parked (standby): a child of the reaper with stdin on the
 # run's .go fifo, it waits for the go line `<runId> <scriptType> <grace>
@@ -540,8 +547,14 @@ park() {
 	) <.run >>.stdout 2>>.stderr 3>&- 5>&- &
 	cr_pid=$!
 	# The ticker, prepared too: it waits on .tick (our fd 4) for its run.
+	# USR1 (supervise, once .status is written) makes it the linger at once.
+	# Ignored from the fork until its trap is set, so that an early one
+	# never kills it; not for the supervisor, which never gets one.
 	exec 4<>.tick
+	trap '' USR1
 	(
+		cr_ling=
+		trap 'cr_ling=1 cr_idle=0' USR1
 		IFS= read -r cr_l <&4 || exit 0
 		exec 4<&-
 		set -- $cr_l
@@ -550,6 +563,7 @@ park() {
 		ticker
 	) 4<.tick </dev/null 5>&- &
 	cr_tk=$!
+	trap - USR1
 	# Before the go line: the sweep's no-wrap bounds (candidates), and
 	# where the run's cgroup may go.
 	! bounds || cr_f0=$cr_fk cr_p0=$cr_lp
@@ -835,7 +849,7 @@ clock() {
 # for a whole lease (nobody came to collect), and exits when the run dir is
 # gone.
 ticker() {
-	cr_idle=0 cr_ling= cr_seen= cr_shot= cr_spid= cr_up=1
+	cr_idle=0 cr_seen= cr_shot= cr_spid= cr_up=1 # cr_ling: set by park, or USR1
 	clock
 	cr_end=$((cr_now + cr_timeout * 100))
 	while sleep 1; do
