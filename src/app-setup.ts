@@ -19,6 +19,9 @@ import { makeValidationPipe } from './common/validation';
 import { AsyncApiDocument, asyncApiDocument } from './openapi/asyncapi';
 import { buildOpenApiDocument } from './openapi/document';
 import { AppConfig } from './config/app-config';
+import { ServiceTokensService } from './auth/service-tokens.service';
+import { installExecutionFastPath } from './jobs/execution-fast-path';
+import { JobsService } from './jobs/jobs.service';
 import { HTTP_LOGGER, type HttpLogger } from './logging/logging.module';
 import { serveUi } from './ui/ui-static';
 
@@ -56,6 +59,16 @@ export function configureApp(app: INestApplication): {
     if (bad) return refuse(loneSurrogateMessage(bad));
     next();
   });
+  // GET /v1/executions/:id (and its long-poll) in its plain form: answered before express,
+  // the same way (jobs/execution-fast-path.ts). Only where the app serves executions.
+  const jobs = providerOf(app, JobsService);
+  if (jobs) {
+    installExecutionFastPath(app.getHttpServer() as Server, {
+      jobs,
+      tokens: app.get(ServiceTokensService),
+      httpLogger: app.get<HttpLogger>(HTTP_LOGGER),
+    });
+  }
   // Requests node's parser refuses (a URL or headers past its 16 KiB, malformed framing)
   // never reach express: answer them with the same JSON error body too.
   (app.getHttpServer() as Server).on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
@@ -83,6 +96,15 @@ export function configureApp(app: INestApplication): {
     res.json(docs.asyncapi);
   });
   return docs;
+}
+
+/** The app's instance of `type`, or undefined when no module of the app provides it. */
+function providerOf<T>(app: INestApplication, type: new (...args: never[]) => T): T | undefined {
+  try {
+    return app.get(type, { strict: false });
+  } catch {
+    return undefined;
+  }
 }
 
 function refuseUnparsable(err: NodeJS.ErrnoException, socket: Duplex): void {

@@ -330,6 +330,55 @@ describe('running a script on one server (real sshd)', () => {
     await waitForExecution(t, long.body.id);
   });
 
+  it('GET of an execution answers alike in its plain form (taken before express) and through the app', async () => {
+    const res = await submit({ script: { type: 'bash', content: 'echo same' } });
+    const id = res.body.id;
+    const plain = await t.http().get(`/v1/executions/${id}?wait=20`).set(t.auth);
+    expect(plain.body.status).toBe('succeeded');
+    // the same request with a conditional header goes through express and Nest
+    const viaApp = await t
+      .http()
+      .get(`/v1/executions/${id}`)
+      .set({ ...t.auth, 'If-None-Match': '"not-it"', 'X-Request-Id': 'req-via-app' });
+    const fast = await t
+      .http()
+      .get(`/v1/executions/${id}?wait=0`)
+      .set({ ...t.auth, 'X-Request-Id': 'req-plain' });
+    expect([viaApp.status, fast.status]).toEqual([200, 200]);
+    expect(fast.text).toBe(viaApp.text);
+    expect(fast.body).toEqual(plain.body);
+    for (const h of ['content-type', 'content-length', 'etag']) {
+      expect([h, fast.headers[h]]).toEqual([h, viaApp.headers[h]]);
+    }
+    expect([fast.headers['x-request-id'], viaApp.headers['x-request-id']]).toEqual([
+      'req-plain',
+      'req-via-app',
+    ]);
+    // the ETag is express's: a conditional GET with it is a 304
+    const cached = await t
+      .http()
+      .get(`/v1/executions/${id}`)
+      .set({ ...t.auth, 'If-None-Match': fast.headers.etag });
+    expect(cached.status).toBe(304);
+    // errors as the app renders them
+    const missing = `/v1/executions/00000000-0000-4000-8000-000000000000`;
+    const gone = await t.http().get(`${missing}?wait=1`).set(t.auth);
+    const goneViaApp = await t
+      .http()
+      .get(`${missing}?wait=1`)
+      .set({ ...t.auth, 'If-Modified-Since': new Date().toUTCString() });
+    expect([gone.status, gone.body]).toEqual([404, goneViaApp.body]);
+    expect(gone.body).toMatchObject({ statusCode: 404, error: 'Not Found' });
+    // the plain form without a valid token is the app's 401
+    const anon = await t.http().get(`/v1/executions/${id}`);
+    const wrong = await t.http().get(`/v1/executions/${id}`).set({ Authorization: 'Bearer nope' });
+    expect([anon.status, wrong.status]).toEqual([401, 401]);
+    expect(wrong.body).toMatchObject({
+      statusCode: 401,
+      message: 'missing or invalid bearer token',
+    });
+  });
+
   it('two servers sharing one connection with different base dirs each keep a standby runner, started once the job has ended', async () => {
     const dirB = `${sshd.dir}/base-b`;
     const idB = await registerServer(t, sshd, { baseDir: dirB, name: `same-creds-${uniq()}` });
