@@ -260,6 +260,10 @@ export class JobsService {
       ended: [],
     };
     await this.executor.submit(plan);
+    // Answered once the run's first steps have gone as far as they go without waiting (on
+    // the warm path: the payload is written): the answer's write wakes the caller, who would
+    // otherwise take the CPU the payload is waiting for.
+    await new Promise((resolve) => setImmediate(resolve));
     return executionView(execution, targets);
   }
 
