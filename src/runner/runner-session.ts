@@ -187,7 +187,9 @@ export class RunnerSession {
       // EOF: the follower has written everything it will write, the trailer last.
       channel.on('end', () => {
         if (this.takeTrailer()) {
-          this.send('ack');
+          // After what the end sets off here (the outcome, the long-poll's answer): the
+          // ack's write wakes sshd and the runner, which would take the CPU from them.
+          setImmediate(() => sendOn(channel, 'ack'));
           finish();
         }
       });
@@ -204,11 +206,7 @@ export class RunnerSession {
   }
 
   private send(word: ControlWord): void {
-    try {
-      this.channel?.write(controlLine(word));
-    } catch {
-      /* the channel is already going away */
-    }
+    if (this.channel) sendOn(this.channel, word);
   }
 
   private sendWord(): void {
@@ -375,5 +373,14 @@ export class RunnerSession {
     } else if (looksLikeMissingRunner(code, stderr)) this.exit.runnerMissing = true;
     else if (!this.gotExit && this.conn.closed) this.exit.lost = true;
     else this.exit.runnerError ??= stderr.slice(0, 500) || `exit ${code}`;
+  }
+}
+
+/** A control word on a channel that may be going away already. */
+function sendOn(channel: ClientChannel, word: ControlWord): void {
+  try {
+    channel.write(controlLine(word));
+  } catch {
+    /* the channel is already going away */
   }
 }
