@@ -15,6 +15,13 @@ export interface Tunnel {
 type Handler = (stream: Duplex) => void;
 
 /**
+ * Once what this turn of the event loop writes has gone out (a job's payload, the answer
+ * to the caller waiting for it): a forward request or its cancel is not urgent, and its
+ * write wakes sshd, which would take the CPU from those.
+ */
+const afterThisTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
  * Per-target reverse tunnels: `forwardIn('127.0.0.1', 0)` makes sshd pick a free port on
  * the remote loopback, so concurrent targets on one server never collide. Every
  * connection arriving on that port is handed to the given handler (the runtime-helper
@@ -51,12 +58,15 @@ export class TunnelService {
     const tunnel = this.routed(conn, `tcp:${bound}`, handler, bound, null, () =>
       conn.unforwardIn('127.0.0.1', bound),
     );
-    // This server forwards: have the next job's port ready too (off its critical path).
-    // One standby per connection, so concurrent jobs never leave stray forwards behind.
+    // This server forwards: have the next job's port ready too (off its critical path:
+    // asked for once this job's payload is written). One standby per connection, so
+    // concurrent jobs never leave stray forwards behind.
     if (!this.standby.has(conn) && !conn.closed) {
       this.standby.set(
         conn,
-        this.forward(conn, timeoutMs).catch(() => null),
+        afterThisTurn()
+          .then(() => (conn.closed ? null : this.forward(conn, timeoutMs)))
+          .catch(() => null),
       );
     }
     return tunnel;
@@ -91,7 +101,8 @@ export class TunnelService {
       port,
       socketPath,
       close: async () => {
-        routes.delete(key);
+        routes.delete(key); // from now on its connections are refused
+        await afterThisTurn();
         await unforward().catch((err) =>
           this.logger.debug(`unforward ${key}: ${err?.message ?? err}`),
         );
