@@ -74,6 +74,28 @@ export const nums = (values: (number | null | undefined)[]) =>
   values.filter((x): x is number => typeof x === 'number' && !Number.isNaN(x));
 
 /** Median of the numbers among `values`, null if there are none. */
+/** A reproducible sequence in [0, 1) from `seed` (mulberry32). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A copy of `items` in an order drawn from `rand` (Fisher-Yates). */
+export function shuffled<T>(items: T[], rand: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
 export const median = (values: (number | null | undefined)[]) => {
   const v = nums(values);
   return v.length ? percentile(v, 50) : null;

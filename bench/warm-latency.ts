@@ -36,6 +36,8 @@ import {
   printTable,
   runBench,
   runCmd,
+  seededRandom,
+  shuffled,
   sleep,
   startService,
   Stats,
@@ -46,6 +48,7 @@ import {
 const N = envCount('BENCH_N', 200);
 const FRESH_EVERY = 4; // ssh-fresh runs once every FRESH_EVERY rounds
 const POLL_MS = envCount('BENCH_POLL_MS', 1); // pause between GETs
+const SEED = envCount('BENCH_SEED', 1); // of the order of the tools in each round
 const SSH = '/usr/bin/ssh';
 const WITH_ROOT = process.env.BENCH_ROOT === '1';
 const CHANNEL_JOBS = envCount('BENCH_CHANNEL_JOBS', 20); // counted jobs per user and mode
@@ -300,6 +303,7 @@ async function main(): Promise<void> {
     `warm-latency: N=${N} rounds, users ${users.join(', ')}, sshd 127.0.0.1:${sshd.port}, service ${base}`,
   );
   const progressEvery = Math.max(1, Math.round(N / 10));
+  const rand = seededRandom(SEED);
   for (let i = 0; i < N; i++) {
     svc.assertRunning();
     const tasks: (() => Promise<void>)[] = [];
@@ -326,9 +330,11 @@ async function main(): Promise<void> {
         });
       }
     }
-    // Rotate the starting point each round so no series always runs first or last.
-    const k = i % tasks.length;
-    for (const t of [...tasks.slice(k), ...tasks.slice(0, k)]) await t();
+    // A new order each round, so no series always runs first, last, or right after another
+    // (a cronium job's channel closes as the next task starts, and its server's next
+    // standby starts up beside it: with a fixed rotation cronium-wait always came right
+    // after its own user's polled job and paid for that standby's startup every time).
+    for (const t of shuffled(tasks, rand)) await t();
     if ((i + 1) % progressEvery === 0) console.error(`  round ${i + 1}/${N}`);
   }
 
