@@ -354,6 +354,30 @@ async function isSameProcAlive(p: ProcInfo): Promise<boolean> {
   return now !== undefined && now.startTime === p.startTime;
 }
 
+/**
+ * TERM first, then (after `graceMs` at most) KILL what is left. A login shell killed
+ * outright in the middle of its dot files can leave their locks behind: root's `pyenv
+ * rehash` holds `~/.pyenv/shims/.pyenv-shim` for a moment at every login, and a stale one
+ * makes every later login wait 60 s for it (PYENV_REHASH_TIMEOUT). On TERM it removes it.
+ */
+async function termThenKill(procs: ProcInfo[], graceMs = 300): Promise<void> {
+  for (const p of procs) {
+    try {
+      process.kill(p.pid, 'SIGTERM');
+    } catch {
+      /* already gone */
+    }
+  }
+  const deadline = Date.now() + graceMs;
+  let left = procs;
+  while (left.length && Date.now() < deadline) {
+    await sleep(20);
+    const alive = await Promise.all(left.map(isSameProcAlive));
+    left = left.filter((_, i) => alive[i]);
+  }
+  await killAndWait(left);
+}
+
 async function killAndWait(procs: ProcInfo[], timeoutMs = 5_000): Promise<void> {
   for (const p of procs) {
     try {
@@ -637,7 +661,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdInstance> {
       // Per-connection sshd processes (and their commands) outlive a SIGTERMed listener.
       const stillAlive: ProcInfo[] = [];
       for (const p of [...tree, ...leftovers]) if (await isSameProcAlive(p)) stillAlive.push(p);
-      await killAndWait(stillAlive).catch(() => undefined);
+      await termThenKill(stillAlive).catch(() => undefined);
       // Detached runners (supervisor, ticker, linger) of this instance's base dirs.
       await killAndWait(await processesUnder(dir)).catch(() => undefined);
       killGroup(running.watchdog);
