@@ -24,10 +24,13 @@ const PLAIN_GET = /^\/v1\/executions\/([^/?#]+)(?:\?wait=(0|[1-9]|[1-5][0-9]|60)
  * `Content-Type` and weak `ETag` express sets, the request's X-Request-Id and log line (the
  * app's pino-http middleware), an error as the app's exception filter renders it.
  */
-export function installExecutionFastPath(
-  server: Server,
-  deps: { jobs: JobsService; tokens: ServiceTokensService; httpLogger: HttpLogger },
-): void {
+interface Deps {
+  jobs: JobsService;
+  tokens: ServiceTokensService;
+  httpLogger: HttpLogger;
+}
+
+export function installExecutionFastPath(server: Server, deps: Deps): void {
   const app = server.listeners('request') as ((
     req: IncomingMessage,
     res: ServerResponse,
@@ -40,11 +43,7 @@ export function installExecutionFastPath(
 }
 
 /** Whether the request is taken here (then it is answered, now or at the end of its wait). */
-function answer(
-  req: IncomingMessage,
-  res: ServerResponse,
-  deps: { jobs: JobsService; tokens: ServiceTokensService; httpLogger: HttpLogger },
-): boolean {
+function answer(req: IncomingMessage, res: ServerResponse, deps: Deps): boolean {
   if (req.method !== 'GET' || req.url === undefined) return false;
   const m = PLAIN_GET.exec(req.url);
   if (!m || !isUuid(m[1])) return false;
@@ -55,7 +54,7 @@ function answer(
   // for the log line, as the app's would have it
   (req as IncomingMessage & { query?: object }).query = wait === undefined ? {} : { wait };
   deps.httpLogger(req, res);
-  const seconds = wait === undefined ? 0 : Number(wait);
+  const seconds = Number(wait ?? 0);
   const work = seconds ? deps.jobs.waitForEnd(id, seconds) : deps.jobs.view(id);
   work.then(
     (view) => send(res, 200, JSON.stringify(view)),

@@ -9,6 +9,7 @@ import {
   UnprocessableEntityException,
 } from '@nestjs/common';
 import { createHash } from 'node:crypto';
+import { setImmediate as afterThisTurn } from 'node:timers/promises';
 import { prefixRange } from '../common/query-list';
 import { isUuid } from '../common/uuid';
 import { AppConfig } from '../config/app-config';
@@ -263,7 +264,7 @@ export class JobsService {
     // Answered once the run's first steps have gone as far as they go without waiting (on
     // the warm path: the payload is written): the answer's write wakes the caller, who would
     // otherwise take the CPU the payload is waiting for.
-    await new Promise((resolve) => setImmediate(resolve));
+    await afterThisTurn();
     return executionView(execution, targets);
   }
 

@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Duplex } from 'node:stream';
+import { setImmediate as afterThisTurn } from 'node:timers/promises';
 import { withTimeout } from '../common/with-timeout';
 import { TargetError } from '../executions/error-codes';
 import type { PooledConnection } from '../ssh/ssh.types';
@@ -13,13 +14,6 @@ export interface Tunnel {
 }
 
 type Handler = (stream: Duplex) => void;
-
-/**
- * Once what this turn of the event loop writes has gone out (a job's payload, the answer
- * to the caller waiting for it): a forward request or its cancel is not urgent, and its
- * write wakes sshd, which would take the CPU from those.
- */
-const afterThisTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * Per-target reverse tunnels: `forwardIn('127.0.0.1', 0)` makes sshd pick a free port on
@@ -59,8 +53,9 @@ export class TunnelService {
       conn.unforwardIn('127.0.0.1', bound),
     );
     // This server forwards: have the next job's port ready too (off its critical path:
-    // asked for once this job's payload is written). One standby per connection, so
-    // concurrent jobs never leave stray forwards behind.
+    // asked for after this turn of the event loop, once this job's payload is written;
+    // each request's write wakes sshd, which would take the CPU from it). One standby per
+    // connection, so concurrent jobs never leave stray forwards behind.
     if (!this.standby.has(conn) && !conn.closed) {
       this.standby.set(
         conn,
@@ -102,7 +97,7 @@ export class TunnelService {
       socketPath,
       close: async () => {
         routes.delete(key); // from now on its connections are refused
-        await afterThisTurn();
+        await afterThisTurn(); // behind the answer to whoever waits for this job
         await unforward().catch((err) =>
           this.logger.debug(`unforward ${key}: ${err?.message ?? err}`),
         );

@@ -361,38 +361,35 @@ async function isSameProcAlive(p: ProcInfo): Promise<boolean> {
  * makes every later login wait 60 s for it (PYENV_REHASH_TIMEOUT). On TERM it removes it.
  */
 async function termThenKill(procs: ProcInfo[], graceMs = 300): Promise<void> {
-  for (const p of procs) {
-    try {
-      process.kill(p.pid, 'SIGTERM');
-    } catch {
-      /* already gone */
-    }
-  }
-  const deadline = Date.now() + graceMs;
-  let left = procs;
-  while (left.length && Date.now() < deadline) {
-    await sleep(20);
-    const alive = await Promise.all(left.map(isSameProcAlive));
-    left = left.filter((_, i) => alive[i]);
-  }
-  await killAndWait(left);
+  signal(procs, 'SIGTERM');
+  await killAndWait(await aliveAfter(procs, graceMs));
 }
 
 async function killAndWait(procs: ProcInfo[], timeoutMs = 5_000): Promise<void> {
+  signal(procs, 'SIGKILL');
+  if ((await aliveAfter(procs, timeoutMs)).length) {
+    throw new Error(`processes still alive after SIGKILL: ${procs.map((p) => p.pid).join(', ')}`);
+  }
+}
+
+function signal(procs: ProcInfo[], sig: NodeJS.Signals): void {
   for (const p of procs) {
     try {
-      process.kill(p.pid, 'SIGKILL');
+      process.kill(p.pid, sig);
     } catch {
       /* already gone */
     }
   }
+}
+
+/** Those of `procs` still alive once they are all gone or `timeoutMs` has passed. */
+async function aliveAfter(procs: ProcInfo[], timeoutMs: number): Promise<ProcInfo[]> {
   const deadline = Date.now() + timeoutMs;
+  let left = procs;
   for (;;) {
-    const alive = (await Promise.all(procs.map(isSameProcAlive))).some(Boolean);
-    if (!alive) return;
-    if (Date.now() > deadline) {
-      throw new Error(`processes still alive after SIGKILL: ${procs.map((p) => p.pid).join(', ')}`);
-    }
+    const alive = await Promise.all(left.map(isSameProcAlive));
+    left = left.filter((_, i) => alive[i]);
+    if (!left.length || Date.now() > deadline) return left;
     await sleep(20);
   }
 }
